@@ -1,0 +1,185 @@
+package concurry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+
+	"github.com/concurry/concurry/backend"
+)
+
+// inlineSpecs is how many limits an Acquisition tracks without a second
+// allocation.
+const inlineSpecs = 4
+
+// Acquisition is what a granted request holds. Report the real usage of its
+// RateLimits with Update, then Release it (or let Do do both). Resources are
+// held until Release. An Acquisition is safe for concurrent use.
+//
+// The acquisitions of an empty LimitSet hold nothing: Update accepts any usage
+// and Release always returns nil.
+type Acquisition struct {
+	set   *LimitSet
+	lease backend.Lease
+
+	mu        sync.Mutex
+	released  bool    // guarded by mu
+	granted   []int64 // per spec; 0 where not taken
+	accounted []int64 // guarded by mu; rate usage charged so far
+	scratch   []int64 // guarded by mu; deltas for Settle
+	refunded  []int64 // guarded by mu; refunds Settle reports
+	reported  []bool  // guarded by mu
+	buf       [4 * inlineSpecs]int64
+	rbuf      [inlineSpecs]bool
+}
+
+func (a *Acquisition) init(n int) {
+	b, r := a.buf[:], a.rbuf[:]
+	if n > inlineSpecs {
+		b, r = make([]int64, 4*n), make([]bool, n)
+	}
+	a.granted, a.accounted = b[:n:n], b[n:2*n:2*n]
+	a.scratch, a.refunded = b[2*n:3*n:3*n], b[3*n:4*n:4*n]
+	a.reported = r[:n:n]
+}
+
+// Config returns a copy of the config of the set that granted the
+// acquisition (for a LimitPool, the set it chose), nil if that set has none.
+func (a *Acquisition) Config() map[string]any { return maps.Clone(a.set.config) }
+
+// Set returns the LimitSet that granted the acquisition.
+func (a *Acquisition) Set() *LimitSet { return a.set }
+
+// Granted returns the amount granted for key, 0 when the acquisition does not
+// hold it.
+func (a *Acquisition) Granted(key string) int64 {
+	if idx, ok := a.set.index[key]; ok && a.granted != nil {
+		return a.granted[idx[0]]
+	}
+	return 0
+}
+
+// Update reports the real usage of keys of the acquisition: each amount is
+// the total used so far and replaces any earlier report of that key. Less than
+// granted is refunded at once where the algorithm refunds (TokenBucket, GCRA);
+// more is charged too, putting the limit into debt, because the provider will
+// count it. A CallLimit or ResourceLimit key may be reported only with the
+// amount granted. Update fails, changing nothing, with ErrUnknownKey for a key
+// the acquisition does not hold, ErrInvalidRequest for negative usage, and
+// ErrReleased after Release.
+func (a *Acquisition) Update(usage Amounts) error {
+	ls := a.set
+	if ls.set == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.released {
+		return ErrReleased
+	}
+	if err := a.checkUsage(usage); err != nil {
+		return err
+	}
+	clear(a.scratch)
+	for key, n := range usage {
+		for _, i := range ls.index[key] {
+			a.scratch[i] = n - a.accounted[i]
+			a.accounted[i] = n
+			a.reported[i] = true
+		}
+	}
+	return a.settle(false)
+}
+
+func (a *Acquisition) checkUsage(usage Amounts) error {
+	ls := a.set
+	for key, n := range usage {
+		idx, ok := ls.index[key]
+		if !ok || a.granted[idx[0]] == 0 {
+			return fmt.Errorf("%w: %q is not held by this acquisition", ErrUnknownKey, key)
+		}
+		if n < 0 {
+			return fmt.Errorf("%w: usage %d of %q is negative", ErrInvalidRequest, n, key)
+		}
+		if ls.kinds[idx[0]] != KindRate && n != a.granted[idx[0]] {
+			return fmt.Errorf("%w: usage of %s key %q is fixed at %d", ErrInvalidRequest, ls.kinds[idx[0]], key, a.granted[idx[0]])
+		}
+	}
+	return nil
+}
+
+// settle sends the deltas in scratch to the backend. Requires mu held.
+func (a *Acquisition) settle(final bool) error {
+	ls := a.set
+	clear(a.refunded)
+	err := ls.set.Settle(context.Background(), a.lease, a.granted, a.scratch, final, a.refunded)
+	for i, n := range a.refunded {
+		if n > 0 {
+			ls.counters[i].refunded.Add(n)
+		}
+	}
+	return err
+}
+
+// Release returns the acquisition's resources and ends it. It always
+// releases everything, even when it reports an error: if a RateLimit of the
+// acquisition was never updated, its usage counts as the full request and
+// Release returns ErrUsageNotReported. Later calls return nil.
+func (a *Acquisition) Release() error {
+	ls := a.set
+	if ls.set == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.released {
+		return nil
+	}
+	a.released = true
+	var missing []string
+	for i, n := range a.granted {
+		if n > 0 && ls.kinds[i] == KindRate && !a.reported[i] && !containsStr(missing, ls.specs[i].Key) {
+			missing = append(missing, ls.specs[i].Key)
+		}
+		if over := a.accounted[i] - n; over > 0 {
+			ls.counters[i].overage.Add(over)
+		}
+	}
+	clear(a.scratch)
+	err := a.settle(true)
+	if missing != nil {
+		err = errors.Join(fmt.Errorf("%w: %v counted as requested", ErrUsageNotReported, missing), err)
+	}
+	return err
+}
+
+func containsStr(s []string, x string) bool {
+	for _, y := range s {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// do is Limiter.Do for any acquirer.
+func do(ctx context.Context, l interface {
+	Acquire(context.Context, Amounts) (*Acquisition, error)
+}, req Amounts, fn func(context.Context, *Acquisition) error) (err error) {
+	acq, err := l.Acquire(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		rerr := acq.Release()
+		switch {
+		case err == nil:
+			err = rerr
+		case rerr != nil && !errors.Is(rerr, ErrUsageNotReported):
+			err = errors.Join(err, rerr)
+		}
+	}()
+	return fn(ctx, acq)
+}

@@ -1,0 +1,11 @@
+// Package algorithms holds the five rate-limiting algorithms of concurry as pure
+// state and arithmetic: no locks, no goroutines and no clock reads. Every method
+// takes the current instant as a parameter, in nanoseconds since the Unix epoch,
+// so the math can be checked at exact instants and replayed from traces.
+//
+// Amounts are exact integers. Rates are the rational Capacity/Window; products
+// such as Capacity×Window (up to 2^50 × 366 days in nanoseconds) are computed in
+// 128 bits, so no state drifts or overflows over a long run.
+//
+// A [State] is not safe for concurrent use; callers (the backends) guard it.
+package algorithms

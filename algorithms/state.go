@@ -1,0 +1,97 @@
+package algorithms
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Kind names an algorithm. The zero value is TokenBucket. The numbering is part
+// of the wire format of the shared backends: never reorder it.
+type Kind uint8
+
+const (
+	// TokenBucket starts full, refills continuously at Capacity/Window and
+	// bursts up to Capacity. It refunds.
+	TokenBucket Kind = iota
+	// LeakyBucket paces departures at T = Window/Capacity per unit: a request
+	// of n units departs at max(now, next) and moves next to its departure
+	// plus n·T. It never bursts and does not refund.
+	LeakyBucket
+	// SlidingWindow admits while the sum of amounts admitted in
+	// (now−Window, now] stays within Capacity. It does not refund.
+	SlidingWindow
+	// FixedWindow counts per window aligned to multiples of Window since the
+	// Unix epoch; up to 2×Capacity may pass across a boundary. It does not refund.
+	FixedWindow
+	// GCRA tracks a theoretical arrival time TAT with emission interval
+	// T = Window/Capacity and tolerance Capacity·T. It admits exactly what
+	// TokenBucket admits and refunds by moving TAT back, never before now.
+	GCRA
+)
+
+// Never is the instant returned by [State.Ready] for a request that can never
+// be granted (more than the capacity) or whose instant does not fit an int64.
+const Never int64 = math.MaxInt64
+
+// State is the mutable state of one rate limit. The zero instant is the Unix
+// epoch; instants are nanoseconds. A State is not safe for concurrent use.
+type State interface {
+	// Ready returns the earliest instant t ≥ now at which n units could be
+	// taken if nothing else changed: now itself when they can be taken now,
+	// Never when n exceeds the capacity or the instant overflows.
+	Ready(now, n int64) int64
+	// Take records n units used at now, unconditionally. When Ready(now, n)
+	// is later than now this puts the limit into debt: that is how usage
+	// beyond a request (overage) is charged.
+	Take(now, n int64)
+	// Refund gives back up to n units taken earlier and returns how many it
+	// gave back: 0 for algorithms that do not refund; for TokenBucket and
+	// GCRA no more than keeps the limit at or below a full bucket.
+	Refund(now, n int64) int64
+	// Available returns how many units could be taken at now, between 0 and
+	// the capacity.
+	Available(now int64) int64
+}
+
+// New returns the initial state of a limit of the given kind, window and
+// capacity. It panics when window or capacity is not positive or the kind is
+// unknown: callers validate limits first.
+func New(kind Kind, window time.Duration, capacity int64) State {
+	if window <= 0 || capacity <= 0 {
+		panic(fmt.Sprintf("algorithms: invalid limit: window %v, capacity %d", window, capacity))
+	}
+	switch kind {
+	case TokenBucket:
+		return newTokenBucket(int64(window), capacity)
+	case LeakyBucket:
+		return newLeakyBucket(int64(window), capacity)
+	case SlidingWindow:
+		return newSlidingWindow(int64(window), capacity)
+	case FixedWindow:
+		return newFixedWindow(int64(window), capacity)
+	case GCRA:
+		return newGCRA(int64(window), capacity)
+	}
+	panic(fmt.Sprintf("algorithms: unknown kind %d", kind))
+}
+
+// Refunds reports whether the kind gives back unused units.
+func (k Kind) Refunds() bool { return k == TokenBucket || k == GCRA }
+
+// String returns the kind's name, such as "TokenBucket".
+func (k Kind) String() string {
+	switch k {
+	case TokenBucket:
+		return "TokenBucket"
+	case LeakyBucket:
+		return "LeakyBucket"
+	case SlidingWindow:
+		return "SlidingWindow"
+	case FixedWindow:
+		return "FixedWindow"
+	case GCRA:
+		return "GCRA"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}

@@ -1,0 +1,97 @@
+package backend
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/concurry/concurry/algorithms"
+)
+
+// Kind says how a limit is held.
+type Kind uint8
+
+const (
+	// Rate limits are consumed over time: CallLimit and RateLimit.
+	Rate Kind = iota
+	// Resource limits are counting semaphores held until release.
+	Resource
+)
+
+// Spec is one limit as a backend sees it. Window and Algorithm are ignored
+// for Resource limits.
+type Spec struct {
+	Key       string
+	Kind      Kind
+	Algorithm algorithms.Kind
+	Window    time.Duration
+	Capacity  int64
+}
+
+// Backend opens limit sets. Implementations must be safe for concurrent use.
+type Backend interface {
+	// Open returns the set of the given name and limits. An empty name asks
+	// for a private set (only the in-memory backend allows that). A shared
+	// backend that already holds the name with other specs returns an error
+	// matching ErrLimitMismatch.
+	Open(ctx context.Context, name string, specs []Spec) (Set, error)
+}
+
+// Lease identifies one granted acquisition within its set. Its meaning is
+// the backend's own; the zero Lease is valid.
+type Lease uint64
+
+// AcquireOptions tune one Set.Acquire call.
+type AcquireOptions struct {
+	// Wait makes Acquire block until the request can be granted or ctx
+	// ends. Without it Acquire fails with ErrWouldBlock unless it can grant
+	// at once and no earlier request is waiting.
+	Wait bool
+	// Claim, when not nil, is shared by several concurrent Acquire calls on
+	// different sets (a LimitPool waiting on all of them). A set grants only
+	// after it wins the claim, and abandons the wait with ErrClaimed when
+	// another set has won it.
+	Claim *Claim
+}
+
+// Set is one named set of limits inside a backend. Implementations must be
+// safe for concurrent use.
+type Set interface {
+	// Acquire takes amounts[i] units of spec i for every i where amounts[i]
+	// is positive, all of them or none. Blocked requests are served first
+	// come, first served. A ctx deadline that cannot be met fails at once
+	// with an error matching context.DeadlineExceeded; cancellation while
+	// waiting leaves the set as it was. Closing the set wakes waiters with
+	// ErrClosed.
+	Acquire(ctx context.Context, amounts []int64, opts AcquireOptions) (Lease, error)
+	// Settle applies reported usage to a granted lease. For each Rate spec
+	// i, delta[i] is the usage not yet accounted: positive charges overage
+	// (the limit may go into debt), negative refunds where the algorithm
+	// refunds. delta may be nil. When final is true the lease ends and the
+	// Resource units in held are returned; a backend may defer non-final
+	// deltas until the final call. Settle returns the units it refunded per
+	// spec in refunded when that is not nil.
+	Settle(ctx context.Context, lease Lease, held, delta []int64, final bool, refunded []int64) error
+	// Stats reports, per spec in definition order, the units available now
+	// and (for Resource specs) the units held.
+	Stats(ctx context.Context) ([]SpecStats, error)
+	// Close wakes every waiter with ErrClosed and fails later acquisitions;
+	// granted leases can still be settled. Close is idempotent.
+	Close() error
+}
+
+// SpecStats is one limit's state at an instant.
+type SpecStats struct {
+	Available int64 // units that could be taken now
+	InUse     int64 // Resource units held
+}
+
+// Claim is a one-shot token: the first TryClaim returns true, every later one
+// false. The zero value is ready to use and safe for concurrent use.
+type Claim struct{ taken atomic.Bool }
+
+// TryClaim takes the claim and reports whether this call took it.
+func (c *Claim) TryClaim() bool { return c.taken.CompareAndSwap(false, true) }
+
+// Taken reports whether the claim has been taken.
+func (c *Claim) Taken() bool { return c.taken.Load() }

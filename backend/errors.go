@@ -1,0 +1,23 @@
+package backend
+
+import "errors"
+
+// Errors a Backend returns. The root package re-exports them under the same
+// names (concurry.ErrWouldBlock is backend.ErrWouldBlock), so errors.Is
+// matches either.
+var (
+	// ErrWouldBlock reports that a non-waiting acquisition could not be
+	// granted at once.
+	ErrWouldBlock = errors.New("concurry: limits not available now")
+	// ErrClosed reports an acquisition attempted on, or woken by, a closed set.
+	ErrClosed = errors.New("concurry: limit set closed")
+	// ErrLimitMismatch reports that a shared set of this name already exists
+	// with different limits.
+	ErrLimitMismatch = errors.New("concurry: limit definitions differ from the shared set of the same name")
+	// ErrBackendUnavailable reports that a shared backend could not be
+	// reached; the error wraps the cause.
+	ErrBackendUnavailable = errors.New("concurry: backend unavailable")
+	// ErrClaimed reports that a waiting acquisition was abandoned because
+	// its [Claim] was taken by another set (a LimitPool granted elsewhere).
+	ErrClaimed = errors.New("concurry: claimed by another set")
+)

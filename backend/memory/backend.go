@@ -1,0 +1,55 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/concurry/concurry/backend"
+)
+
+// Backend keeps named sets in this process. Two LimitSets opened with the same
+// name share one Set; different limits under one name are refused with
+// backend.ErrLimitMismatch. An empty name gives a private set. The zero value
+// is not usable; call New. A Backend is safe for concurrent use.
+type Backend struct {
+	mu    sync.Mutex
+	named map[string]*namedSet // guarded by mu
+}
+
+type namedSet struct {
+	set  *Set
+	refs int
+}
+
+// New returns an empty Backend.
+func New() *Backend { return &Backend{named: make(map[string]*namedSet)} }
+
+// Open returns a handle on the set of the given name, creating it with specs
+// the first time. Closing a handle wakes only the waiters that came through
+// it; the set is forgotten when its last handle is closed.
+func (b *Backend) Open(_ context.Context, name string, specs []backend.Spec) (backend.Set, error) {
+	if name == "" {
+		return NewSet(specs).Handle(nil), nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ns, ok := b.named[name]
+	if !ok {
+		ns = &namedSet{set: NewSet(specs)}
+		b.named[name] = ns
+	} else if !slices.Equal(ns.set.specs, specs) {
+		return nil, fmt.Errorf("%w: %q is defined as %v, not %v", backend.ErrLimitMismatch, name, ns.set.specs, specs)
+	}
+	ns.refs++
+	return ns.set.Handle(func() { b.forget(name, ns) }), nil
+}
+
+func (b *Backend) forget(name string, ns *namedSet) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ns.refs--; ns.refs == 0 && b.named[name] == ns {
+		delete(b.named, name)
+	}
+}

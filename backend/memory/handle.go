@@ -1,0 +1,61 @@
+package memory
+
+import (
+	"context"
+
+	"github.com/concurry/concurry/backend"
+)
+
+// Handle is one user's view of a [Set]: it implements backend.Set, and
+// closing it wakes only the waiters that came through it. A Handle is safe for
+// concurrent use.
+type Handle struct {
+	s       *Set
+	onClose func()
+	closed  bool // guarded by s.mu
+}
+
+// Handle returns a new handle on s; onClose, when not nil, runs once when the
+// handle is closed.
+func (s *Set) Handle(onClose func()) *Handle { return &Handle{s: s, onClose: onClose} }
+
+// Acquire implements backend.Set.
+func (h *Handle) Acquire(ctx context.Context, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
+	return h.s.acquire(ctx, h, amounts, opts)
+}
+
+// Settle implements backend.Set. It never fails.
+func (h *Handle) Settle(_ context.Context, _ backend.Lease, held, delta []int64, final bool, refunded []int64) error {
+	h.s.settle(held, delta, final, refunded)
+	return nil
+}
+
+// Stats implements backend.Set. It never fails.
+func (h *Handle) Stats(context.Context) ([]backend.SpecStats, error) { return h.s.stats(), nil }
+
+// Close implements backend.Set: it fails the handle's waiters with
+// backend.ErrClosed and every later Acquire through it.
+func (h *Handle) Close() error {
+	s := h.s
+	s.mu.Lock()
+	if h.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	headGone := false
+	for _, w := range append([]*waiter(nil), s.waiters.q...) {
+		if w.owner == h {
+			headGone = s.waiters.remove(w) || headGone
+			w.finish(backend.ErrClosed)
+		}
+	}
+	if headGone {
+		s.serve(now())
+	}
+	s.mu.Unlock()
+	if h.onClose != nil {
+		h.onClose()
+	}
+	return nil
+}

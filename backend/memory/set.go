@@ -1,0 +1,184 @@
+package memory
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/concurry/concurry/algorithms"
+	"github.com/concurry/concurry/backend"
+)
+
+// Set is the state of one set of limits: an algorithm state per rate limit,
+// a held count per resource limit, and the FIFO queue of blocked requests. Use
+// it through a [Handle]. A Set is safe for concurrent use.
+type Set struct {
+	specs []backend.Spec
+
+	mu      sync.Mutex
+	rates   []algorithms.State // guarded by mu; nil for resource specs
+	held    []int64            // guarded by mu; units held per resource spec
+	waiters waitQueue          // guarded by mu
+	timer   *time.Timer        // guarded by mu; wakes the head waiter
+	timerAt int64              // guarded by mu; instant timer is set for, 0 when idle
+}
+
+// NewSet returns a set of the given, already validated, limits: every rate
+// bucket full, every resource free.
+func NewSet(specs []backend.Spec) *Set {
+	s := &Set{
+		specs: slices0(specs),
+		rates: make([]algorithms.State, len(specs)),
+		held:  make([]int64, len(specs)),
+	}
+	for i, sp := range specs {
+		if sp.Kind == backend.Rate {
+			s.rates[i] = algorithms.New(sp.Algorithm, sp.Window, sp.Capacity)
+		}
+	}
+	return s
+}
+
+func slices0(specs []backend.Spec) []backend.Spec { return append([]backend.Spec(nil), specs...) }
+
+// Specs returns the set's limits. The caller must not modify the slice.
+func (s *Set) Specs() []backend.Spec { return s.specs }
+
+func now() int64 { return time.Now().UnixNano() }
+
+// readyAt returns the earliest instant ≥ t at which amounts fits the rate
+// limits, and whether the resources it asks for are free now. Requires mu held.
+func (s *Set) readyAt(t int64, amounts []int64) (ready int64, resourcesFree bool) {
+	ready, resourcesFree = t, true
+	for i, n := range amounts {
+		if n <= 0 {
+			continue
+		}
+		if r := s.rates[i]; r != nil {
+			ready = max(ready, r.Ready(t, n))
+		} else if s.held[i]+n > s.specs[i].Capacity {
+			resourcesFree = false
+		}
+	}
+	return ready, resourcesFree
+}
+
+// take records amounts as granted at t. Requires mu held.
+func (s *Set) take(t int64, amounts []int64) {
+	for i, n := range amounts {
+		if n <= 0 {
+			continue
+		}
+		if r := s.rates[i]; r != nil {
+			r.Take(t, n)
+		} else {
+			s.held[i] += n
+		}
+	}
+}
+
+// acquire implements Handle.Acquire for waiters owned by h.
+func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
+	s.mu.Lock()
+	if h.closed {
+		s.mu.Unlock()
+		return 0, backend.ErrClosed
+	}
+	t := now()
+	ready, free := s.readyAt(t, amounts)
+	if s.waiters.empty() && ready == t && free && (opts.Claim == nil || opts.Claim.TryClaim()) {
+		s.take(t, amounts)
+		s.mu.Unlock()
+		return 0, nil
+	}
+	if opts.Claim != nil && opts.Claim.Taken() {
+		s.mu.Unlock()
+		return 0, backend.ErrClaimed
+	}
+	if !opts.Wait {
+		s.mu.Unlock()
+		return 0, backend.ErrWouldBlock
+	}
+	if err := checkDeadline(ctx, ready); err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	w := newWaiter(ctx, h, amounts, opts.Claim)
+	s.waiters.push(w)
+	if s.waiters.head() == w {
+		s.serve(t)
+	}
+	s.mu.Unlock()
+	return s.wait(ctx, w)
+}
+
+// wait blocks until w is granted or failed, or ctx ends.
+func (s *Set) wait(ctx context.Context, w *waiter) (backend.Lease, error) {
+	select {
+	case <-w.done:
+		return 0, w.err
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A grant due at this very instant wins over a deadline at the same instant.
+	s.serve(now())
+	select {
+	case <-w.done:
+		return 0, w.err
+	default:
+	}
+	if s.waiters.remove(w) {
+		s.serve(now())
+	}
+	return 0, context.Cause(ctx)
+}
+
+// settle implements Handle.Settle.
+func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := now()
+	freed := false
+	for i, d := range delta {
+		r := s.rates[i]
+		switch {
+		case r == nil || d == 0:
+		case d > 0:
+			r.Take(t, d)
+		default:
+			got := r.Refund(t, -d)
+			freed = freed || got > 0
+			if refunded != nil {
+				refunded[i] = got
+			}
+		}
+	}
+	if final {
+		for i, n := range held {
+			if s.rates[i] == nil && n > 0 {
+				s.held[i] -= n
+				freed = true
+			}
+		}
+	}
+	if freed {
+		s.serve(t)
+	}
+}
+
+// stats implements Handle.Stats.
+func (s *Set) stats() []backend.SpecStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := now()
+	out := make([]backend.SpecStats, len(s.specs))
+	for i, sp := range s.specs {
+		if r := s.rates[i]; r != nil {
+			out[i].Available = r.Available(t)
+		} else {
+			out[i] = backend.SpecStats{Available: max(0, sp.Capacity-s.held[i]), InUse: s.held[i]}
+		}
+	}
+	return out
+}

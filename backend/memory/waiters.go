@@ -1,0 +1,146 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/concurry/concurry/backend"
+)
+
+// waiter is one blocked request.
+type waiter struct {
+	amounts  []int64
+	owner    *Handle
+	claim    *backend.Claim
+	deadline int64 // Unix ns; 0 when the request has none
+	done     chan struct{}
+	err      error // set before done is closed
+}
+
+func newWaiter(ctx context.Context, owner *Handle, amounts []int64, claim *backend.Claim) *waiter {
+	w := &waiter{amounts: amounts, owner: owner, claim: claim, done: make(chan struct{})}
+	if d, ok := ctx.Deadline(); ok {
+		w.deadline = d.UnixNano()
+	}
+	return w
+}
+
+func (w *waiter) finish(err error) {
+	w.err = err
+	close(w.done)
+}
+
+// waitQueue is a FIFO of waiters.
+type waitQueue struct{ q []*waiter }
+
+func (wq *waitQueue) empty() bool { return len(wq.q) == 0 }
+func (wq *waitQueue) push(w *waiter) { wq.q = append(wq.q, w) }
+
+func (wq *waitQueue) head() *waiter {
+	if len(wq.q) == 0 {
+		return nil
+	}
+	return wq.q[0]
+}
+
+func (wq *waitQueue) pop() {
+	wq.q[0] = nil
+	wq.q = wq.q[1:]
+	if len(wq.q) == 0 {
+		wq.q = nil
+	}
+}
+
+// remove deletes w and reports whether it was the head.
+func (wq *waitQueue) remove(w *waiter) (wasHead bool) {
+	for i, x := range wq.q {
+		if x == w {
+			wq.q = append(wq.q[:i:i], wq.q[i+1:]...)
+			return i == 0
+		}
+	}
+	return false
+}
+
+// errDeadline is returned when a request cannot fit before its deadline.
+func errDeadline(ready int64) error {
+	return fmt.Errorf("concurry: limits available at %v, after the context deadline: %w",
+		time.Unix(0, ready).UTC().Format(time.RFC3339Nano), context.DeadlineExceeded)
+}
+
+// checkDeadline fails at once when ready is after ctx's deadline.
+func checkDeadline(ctx context.Context, ready int64) error {
+	if d, ok := ctx.Deadline(); ok && ready > d.UnixNano() {
+		return errDeadline(ready)
+	}
+	return nil
+}
+
+// serve grants waiters from the head of the queue while their requests fit at
+// t, fails those that can no longer meet their deadline or lost their claim,
+// and arms the timer for the instant the head will fit. Requires mu held.
+func (s *Set) serve(t int64) {
+	for {
+		w := s.waiters.head()
+		if w == nil {
+			s.stopTimer()
+			return
+		}
+		if w.claim != nil && w.claim.Taken() {
+			s.waiters.pop()
+			w.finish(backend.ErrClaimed)
+			continue
+		}
+		ready, free := s.readyAt(t, w.amounts)
+		switch {
+		case ready == t && free:
+			s.waiters.pop()
+			if w.claim != nil && !w.claim.TryClaim() {
+				w.finish(backend.ErrClaimed)
+				continue
+			}
+			s.take(t, w.amounts)
+			w.finish(nil)
+			continue
+		case w.deadline != 0 && ready > w.deadline:
+			s.waiters.pop()
+			w.finish(errDeadline(ready))
+			continue
+		case ready > t:
+			s.setTimer(t, ready)
+		default:
+			s.stopTimer() // only a release can help
+		}
+		return
+	}
+}
+
+// setTimer arms the set's timer to call serve at instant at. Requires mu held.
+func (s *Set) setTimer(t, at int64) {
+	if s.timerAt == at {
+		return
+	}
+	s.timerAt = at
+	d := time.Duration(at - t)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, s.onTimer)
+		return
+	}
+	s.timer.Reset(d)
+}
+
+// stopTimer disarms the timer. Requires mu held.
+func (s *Set) stopTimer() {
+	if s.timerAt != 0 {
+		s.timer.Stop()
+		s.timerAt = 0
+	}
+}
+
+func (s *Set) onTimer() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timerAt = 0
+	s.serve(now())
+}

@@ -1,0 +1,38 @@
+package concurry
+
+import (
+	"errors"
+
+	"github.com/concurry/concurry/backend"
+)
+
+// Sentinel errors. Every error a LimitSet, LimitPool or Acquisition returns
+// matches one of these (or a context error) with errors.Is.
+var (
+	// ErrInvalidLimit reports a limit definition that can never be right:
+	// a non-positive window or capacity, an empty key, or keys that clash.
+	ErrInvalidLimit = errors.New("concurry: invalid limit")
+	// ErrInvalidRequest reports an amount ≤ 0, negative usage, usage of a
+	// call or resource key that differs from what was acquired, or an empty
+	// request on a set that holds a RateLimit.
+	ErrInvalidRequest = errors.New("concurry: invalid request")
+	// ErrUnknownKey reports a key the set (or the acquisition) does not hold.
+	ErrUnknownKey = errors.New("concurry: unknown key")
+	// ErrExceedsCapacity reports a request larger than a limit's capacity: it
+	// could never be granted.
+	ErrExceedsCapacity = errors.New("concurry: request exceeds capacity")
+	// ErrWouldBlock reports that TryAcquire could not be granted at once.
+	ErrWouldBlock = backend.ErrWouldBlock
+	// ErrUsageNotReported is returned by Release when a RateLimit of the
+	// acquisition was never updated; its usage was counted as the full request.
+	ErrUsageNotReported = errors.New("concurry: usage not reported for a rate limit")
+	// ErrReleased reports an Update of an acquisition already released.
+	ErrReleased = errors.New("concurry: acquisition already released")
+	// ErrClosed reports an acquisition attempted on, or woken by, a closed set.
+	ErrClosed = backend.ErrClosed
+	// ErrLimitMismatch reports that a shared set of the same name exists with
+	// different limits.
+	ErrLimitMismatch = backend.ErrLimitMismatch
+	// ErrBackendUnavailable reports that a shared backend could not be reached.
+	ErrBackendUnavailable = backend.ErrBackendUnavailable
+)

@@ -1,0 +1,145 @@
+package concurry
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/concurry/concurry/algorithms"
+	"github.com/concurry/concurry/backend"
+)
+
+// Algorithm selects how a RateLimit or CallLimit spends its capacity over its
+// window. The zero value is TokenBucket.
+type Algorithm uint8
+
+// The five algorithms. Their exact semantics are documented on
+// [algorithms.Kind]; TokenBucket and GCRA refund unused units, the others do not.
+const (
+	TokenBucket   = Algorithm(algorithms.TokenBucket)   // bursts up to Capacity, refills continuously; refunds
+	LeakyBucket   = Algorithm(algorithms.LeakyBucket)   // paces each unit Window/Capacity apart; never bursts
+	SlidingWindow = Algorithm(algorithms.SlidingWindow) // exact rolling sum over (now−Window, now]
+	FixedWindow   = Algorithm(algorithms.FixedWindow)   // epoch-aligned counters; up to 2× Capacity across a boundary
+	GCRA          = Algorithm(algorithms.GCRA)          // theoretical arrival time; admits what TokenBucket admits; refunds
+)
+
+// String returns the algorithm's name, such as "TokenBucket".
+func (a Algorithm) String() string { return algorithms.Kind(a).String() }
+
+// Refunds reports whether the algorithm gives back units that were requested
+// but not used.
+func (a Algorithm) Refunds() bool { return algorithms.Kind(a).Refunds() }
+
+// ParseAlgorithm returns the algorithm named s. Names are matched without
+// regard to case, '-' or '_': "token_bucket", "TokenBucket" and "tokenbucket"
+// all name TokenBucket.
+func ParseAlgorithm(s string) (Algorithm, error) {
+	norm := strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "").Replace(s))
+	for a := TokenBucket; a <= GCRA; a++ {
+		if strings.ToLower(a.String()) == norm {
+			return a, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown algorithm %q", ErrInvalidLimit, s)
+}
+
+// CallKey is the key of every CallLimit.
+const CallKey = "call_count"
+
+// Limit is one constraint of a LimitSet: a [RateLimit], [CallLimit] or
+// [ResourceLimit]. Limits are plain values; the set built from them does the
+// accounting. The interface is sealed.
+type Limit interface {
+	spec() backend.Spec
+	String() string
+}
+
+// RateLimit caps how many units of Key may be used per Window, for example
+// tokens per minute. A request must name its key with the amount it expects to
+// use, and the acquisition must then report the real usage with Update.
+type RateLimit struct {
+	Key       string
+	Window    time.Duration
+	Capacity  int64
+	Algorithm Algorithm
+}
+
+// CallLimit caps calls per Window. Every acquisition from a set holding it
+// takes one call, named or not; its key is [CallKey].
+type CallLimit struct {
+	Window    time.Duration
+	Capacity  int64
+	Algorithm Algorithm
+}
+
+// ResourceLimit is a counting semaphore of Capacity units, such as
+// connections, held from Acquire until Release. A request that does not name
+// its key takes one unit.
+type ResourceLimit struct {
+	Key      string
+	Capacity int64
+}
+
+func (l RateLimit) spec() backend.Spec {
+	return backend.Spec{Key: l.Key, Kind: backend.Rate, Algorithm: algorithms.Kind(l.Algorithm), Window: l.Window, Capacity: l.Capacity}
+}
+
+func (l CallLimit) spec() backend.Spec {
+	return backend.Spec{Key: CallKey, Kind: backend.Rate, Algorithm: algorithms.Kind(l.Algorithm), Window: l.Window, Capacity: l.Capacity}
+}
+
+func (l ResourceLimit) spec() backend.Spec {
+	return backend.Spec{Key: l.Key, Kind: backend.Resource, Capacity: l.Capacity}
+}
+
+// String describes the limit, e.g. "RateLimit(tokens: 1000 per 1m0s, TokenBucket)".
+func (l RateLimit) String() string {
+	return fmt.Sprintf("RateLimit(%s: %d per %v, %v)", l.Key, l.Capacity, l.Window, l.Algorithm)
+}
+
+// String describes the limit, e.g. "CallLimit(100 per 1m0s, SlidingWindow)".
+func (l CallLimit) String() string {
+	return fmt.Sprintf("CallLimit(%d per %v, %v)", l.Capacity, l.Window, l.Algorithm)
+}
+
+// String describes the limit, e.g. "ResourceLimit(connections: 10)".
+func (l ResourceLimit) String() string {
+	return fmt.Sprintf("ResourceLimit(%s: %d)", l.Key, l.Capacity)
+}
+
+// validateLimits checks one set's definitions and returns their specs.
+func validateLimits(limits []Limit) ([]backend.Spec, error) {
+	specs := make([]backend.Spec, 0, len(limits))
+	for i, l := range limits {
+		if l == nil {
+			return nil, fmt.Errorf("%w: limit %d is nil", ErrInvalidLimit, i)
+		}
+		s := l.spec()
+		switch {
+		case s.Key == "":
+			return nil, fmt.Errorf("%w: %v: empty key", ErrInvalidLimit, l)
+		case s.Capacity <= 0:
+			return nil, fmt.Errorf("%w: %v: capacity must be positive", ErrInvalidLimit, l)
+		case s.Kind == backend.Rate && s.Window <= 0:
+			return nil, fmt.Errorf("%w: %v: window must be positive", ErrInvalidLimit, l)
+		case s.Kind == backend.Rate && s.Algorithm > algorithms.GCRA:
+			return nil, fmt.Errorf("%w: %v: unknown algorithm", ErrInvalidLimit, l)
+		}
+		if _, isCall := l.(CallLimit); !isCall && s.Key == CallKey {
+			return nil, fmt.Errorf("%w: %v: key %q is reserved for CallLimit", ErrInvalidLimit, l, CallKey)
+		}
+		for j, o := range specs {
+			if o.Key != s.Key {
+				continue
+			}
+			if o.Kind == backend.Resource || s.Kind == backend.Resource {
+				return nil, fmt.Errorf("%w: %v shares key %q with %v", ErrInvalidLimit, l, s.Key, limits[j])
+			}
+			if o.Window == s.Window {
+				return nil, fmt.Errorf("%w: %v has the same key and window as %v", ErrInvalidLimit, l, limits[j])
+			}
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
+}

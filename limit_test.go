@@ -1,0 +1,139 @@
+package concurry_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/concurry/concurry"
+)
+
+func TestNewLimitSetRejectsInvalidLimits(t *testing.T) {
+	cases := map[string][]concurry.Limit{
+		"zero window":          {concurry.RateLimit{Key: "t", Capacity: 1}},
+		"negative window":      {concurry.CallLimit{Window: -time.Second, Capacity: 1}},
+		"zero capacity":        {concurry.RateLimit{Key: "t", Window: time.Second}},
+		"negative capacity":    {concurry.ResourceLimit{Key: "c", Capacity: -1}},
+		"empty key":            {concurry.RateLimit{Window: time.Second, Capacity: 1}},
+		"empty resource key":   {concurry.ResourceLimit{Capacity: 1}},
+		"nil limit":            {nil},
+		"unknown algorithm":    {concurry.RateLimit{Key: "t", Window: time.Second, Capacity: 1, Algorithm: 9}},
+		"same key and window":  {concurry.RateLimit{Key: "t", Window: time.Second, Capacity: 1}, concurry.RateLimit{Key: "t", Window: time.Second, Capacity: 5}},
+		"two call limits same": {concurry.CallLimit{Window: time.Second, Capacity: 1}, concurry.CallLimit{Window: time.Second, Capacity: 2}},
+		"resource shares key":  {concurry.RateLimit{Key: "c", Window: time.Second, Capacity: 1}, concurry.ResourceLimit{Key: "c", Capacity: 1}},
+		"two resources":        {concurry.ResourceLimit{Key: "c", Capacity: 1}, concurry.ResourceLimit{Key: "c", Capacity: 2}},
+		"rate on call key":     {concurry.RateLimit{Key: concurry.CallKey, Window: time.Second, Capacity: 1}},
+	}
+	for name, limits := range cases {
+		t.Run(name, func(t *testing.T) {
+			ls, err := concurry.NewLimitSet(limits)
+			require.ErrorIs(t, err, concurry.ErrInvalidLimit)
+			assert.Nil(t, ls)
+		})
+	}
+}
+
+func TestInvalidLimitErrorNamesTheLimit(t *testing.T) {
+	_, err := concurry.NewLimitSet([]concurry.Limit{concurry.RateLimit{Key: "tokens", Window: time.Minute}})
+	require.ErrorIs(t, err, concurry.ErrInvalidLimit)
+	assert.Contains(t, err.Error(), "tokens")
+}
+
+func TestSeveralWindowsPerKey(t *testing.T) {
+	day := concurry.RateLimit{Key: "tokens", Window: 24 * time.Hour, Capacity: 10_000}
+	minute := concurry.RateLimit{Key: "tokens", Window: time.Minute, Capacity: 500}
+	callsDay := concurry.CallLimit{Window: 24 * time.Hour, Capacity: 100}
+	callsMin := concurry.CallLimit{Window: time.Minute, Capacity: 10}
+	conns := concurry.ResourceLimit{Key: "conns", Capacity: 2}
+	ls := newSet(t, day, callsDay, minute, conns, callsMin)
+
+	l, ok := ls.Limit("tokens")
+	require.True(t, ok)
+	assert.Equal(t, minute, l, "Limit returns the shortest window")
+	l, _ = ls.Limit(concurry.CallKey)
+	assert.Equal(t, callsMin, l)
+	_, ok = ls.Limit("nope")
+	assert.False(t, ok)
+	assert.Equal(t, []concurry.Limit{day, callsDay, minute, conns, callsMin}, ls.Limits())
+	assert.Equal(t, []string{"tokens", concurry.CallKey, "conns"}, ls.Keys())
+
+	// A request takes from every limit of its key.
+	a := mustTry(t, ls, concurry.Amounts{"tokens": 400})
+	st, err := ls.Stats(bg)
+	require.NoError(t, err)
+	assert.Equal(t, int64(9_600), st.Limits[0].Available)
+	assert.Equal(t, int64(99), st.Limits[1].Available)
+	assert.Equal(t, int64(100), st.Limits[2].Available)
+	assert.Equal(t, int64(1), st.Limits[3].Available)
+	assert.Equal(t, int64(9), st.Limits[4].Available)
+	// The minute window is the binding one.
+	_, err = ls.TryAcquire(bg, concurry.Amounts{"tokens": 101})
+	require.ErrorIs(t, err, concurry.ErrWouldBlock)
+	// More than the smallest capacity can never be granted.
+	_, err = ls.TryAcquire(bg, concurry.Amounts{"tokens": 501})
+	require.ErrorIs(t, err, concurry.ErrExceedsCapacity)
+	mustRelease(t, a, concurry.Amounts{"tokens": 400})
+}
+
+func TestAccessorsReturnCopies(t *testing.T) {
+	cfg := map[string]any{"region": "us-east-1"}
+	ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.CallLimit{Window: time.Second, Capacity: 1}},
+		concurry.WithConfig(cfg), concurry.WithName("n"))
+	require.NoError(t, err)
+	defer ls.Close()
+	cfg["region"] = "changed after NewLimitSet"
+	assert.Equal(t, "us-east-1", ls.Config()["region"])
+	ls.Config()["region"] = "changed through Config"
+	assert.Equal(t, "us-east-1", ls.Config()["region"])
+	ls.Limits()[0] = nil
+	ls.Keys()[0] = "x"
+	assert.NotNil(t, ls.Limits()[0])
+	assert.Equal(t, concurry.CallKey, ls.Keys()[0])
+	assert.Equal(t, "n", ls.Name())
+}
+
+func TestAlgorithmNames(t *testing.T) {
+	for a := concurry.TokenBucket; a <= concurry.GCRA; a++ {
+		got, err := concurry.ParseAlgorithm(a.String())
+		require.NoError(t, err)
+		assert.Equal(t, a, got)
+	}
+	for in, want := range map[string]concurry.Algorithm{
+		"token_bucket": concurry.TokenBucket, "leaky-bucket": concurry.LeakyBucket,
+		"slidingwindow": concurry.SlidingWindow, "FIXED_WINDOW": concurry.FixedWindow, "gcra": concurry.GCRA,
+	} {
+		got, err := concurry.ParseAlgorithm(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	_, err := concurry.ParseAlgorithm("bogus")
+	assert.ErrorIs(t, err, concurry.ErrInvalidLimit)
+	var zero concurry.Algorithm
+	assert.Equal(t, concurry.TokenBucket, zero)
+	assert.True(t, concurry.GCRA.Refunds())
+	assert.True(t, concurry.TokenBucket.Refunds())
+	assert.False(t, concurry.SlidingWindow.Refunds())
+	assert.Equal(t, "RateLimit(tokens: 5 per 1s, GCRA)", concurry.RateLimit{Key: "tokens", Window: time.Second, Capacity: 5, Algorithm: concurry.GCRA}.String())
+}
+
+func TestSentinelsMatchThroughWrapping(t *testing.T) {
+	for _, s := range []error{
+		concurry.ErrInvalidLimit, concurry.ErrInvalidRequest, concurry.ErrUnknownKey, concurry.ErrExceedsCapacity,
+		concurry.ErrWouldBlock, concurry.ErrUsageNotReported, concurry.ErrReleased, concurry.ErrClosed,
+		concurry.ErrLimitMismatch, concurry.ErrBackendUnavailable,
+	} {
+		wrapped := errors.Join(errors.New("context"), errorsWrap(s))
+		assert.ErrorIs(t, wrapped, s)
+		assert.Contains(t, s.Error(), "concurry: ")
+	}
+}
+
+func errorsWrap(err error) error { return &wrapErr{err} }
+
+type wrapErr struct{ err error }
+
+func (w *wrapErr) Error() string { return "wrapped: " + w.err.Error() }
+func (w *wrapErr) Unwrap() error { return w.err }

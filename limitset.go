@@ -1,0 +1,259 @@
+package concurry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/concurry/concurry/backend"
+	"github.com/concurry/concurry/backend/memory"
+)
+
+// Amounts maps limit keys to whole units: a request ("tokens": 500), or a
+// report of usage. Amounts are exact integers; express money in micro-units.
+type Amounts map[string]int64
+
+// Limiter is what a task acquires from: a *LimitSet or a *LimitPool.
+type Limiter interface {
+	// Acquire blocks until every limit of req is granted, all at once, or
+	// ctx ends.
+	Acquire(ctx context.Context, req Amounts) (*Acquisition, error)
+	// TryAcquire grants req at once or fails with ErrWouldBlock; it never
+	// waits and never jumps ahead of a blocked Acquire.
+	TryAcquire(ctx context.Context, req Amounts) (*Acquisition, error)
+	// Do acquires req, runs fn, and releases.
+	Do(ctx context.Context, req Amounts, fn func(context.Context, *Acquisition) error) error
+}
+
+// LimitSet grants several limits at once, all or nothing: a request for 500
+// tokens on a set holding a CallLimit, a RateLimit of tokens and a
+// ResourceLimit of connections takes one call, 500 tokens and one connection
+// together, or waits until it can.
+//
+// A request names RateLimit keys with the amount it expects to use; every
+// CallLimit and ResourceLimit it does not name is added with amount 1. Blocked
+// requests are served first come, first served, and are woken at the exact
+// instant their request fits or a release makes room: nothing polls.
+//
+// A LimitSet with no limits grants everything at once and at no cost.
+// The state lives in a backend: a private in-memory one by default, or a
+// shared one given with [WithBackend]. A LimitSet is safe for concurrent use.
+type LimitSet struct {
+	name     string
+	config   map[string]any
+	limits   []Limit
+	specs    []backend.Spec
+	kinds    []LimitKind
+	keys     []string
+	index    map[string][]int // key → indices of its specs, shortest window first
+	auto     []int            // specs a request takes 1 of when it does not name them
+	hasRate  bool
+	set      backend.Set // nil for an empty set
+	counters []limitCounters
+	closed   atomic.Bool
+	free     *Acquisition // the one acquisition of an empty set
+}
+
+type limitCounters struct {
+	granted, rejected, waited, refunded, overage atomic.Int64
+}
+
+// NewLimitSet returns a set of the given limits. It fails with
+// ErrInvalidLimit when a limit can never be right (see [RateLimit]), and with
+// the backend's error (such as ErrLimitMismatch) when a shared backend refuses
+// the definitions.
+func NewLimitSet(limits []Limit, opts ...Option) (*LimitSet, error) {
+	var o setOptions
+	for _, opt := range opts {
+		opt.applySet(&o)
+	}
+	specs, err := validateLimits(limits)
+	if err != nil {
+		return nil, err
+	}
+	ls := &LimitSet{
+		name:     o.name,
+		config:   o.config,
+		limits:   slices.Clone(limits),
+		specs:    specs,
+		kinds:    make([]LimitKind, len(specs)),
+		index:    make(map[string][]int),
+		counters: make([]limitCounters, len(specs)),
+	}
+	for i, l := range limits {
+		ls.kinds[i] = kindOf(l)
+		key := specs[i].Key
+		if _, seen := ls.index[key]; !seen {
+			ls.keys = append(ls.keys, key)
+		}
+		ls.index[key] = append(ls.index[key], i)
+		switch ls.kinds[i] {
+		case KindRate:
+			ls.hasRate = true
+		default:
+			ls.auto = append(ls.auto, i)
+		}
+	}
+	for _, idx := range ls.index {
+		slices.SortStableFunc(idx, func(a, b int) int { return int(specs[a].Window - specs[b].Window) })
+	}
+	if len(specs) == 0 {
+		ls.free = &Acquisition{set: ls}
+		return ls, nil
+	}
+	b := o.backend
+	if b == nil {
+		b = memory.New()
+	}
+	if ls.set, err = b.Open(context.Background(), o.name, specs); err != nil {
+		return nil, err
+	}
+	return ls, nil
+}
+
+// Name returns the name given with WithName, or "".
+func (ls *LimitSet) Name() string { return ls.name }
+
+// Limit returns the limit of key; where several limits share the key, the one
+// with the shortest window.
+func (ls *LimitSet) Limit(key string) (Limit, bool) {
+	idx, ok := ls.index[key]
+	if !ok {
+		return nil, false
+	}
+	return ls.limits[idx[0]], true
+}
+
+// Limits returns every limit of the set in definition order.
+func (ls *LimitSet) Limits() []Limit { return slices.Clone(ls.limits) }
+
+// Keys returns each key of the set once, in definition order.
+func (ls *LimitSet) Keys() []string { return slices.Clone(ls.keys) }
+
+// Config returns a copy of the metadata given with WithConfig, nil if none.
+func (ls *LimitSet) Config() map[string]any { return maps.Clone(ls.config) }
+
+// Acquire blocks until every limit of req is granted, all at once, or ctx
+// ends. It fails at once, taking nothing, when req names an unknown key
+// (ErrUnknownKey), an amount ≤ 0 (ErrInvalidRequest), more than a limit's
+// capacity (ErrExceedsCapacity), or when ctx has a deadline before the instant
+// the rate limits could grant req (an error matching context.DeadlineExceeded).
+// If ctx ends while waiting, Acquire returns ctx's error and the set is as it
+// was. The acquisition must be released.
+func (ls *LimitSet) Acquire(ctx context.Context, req Amounts) (*Acquisition, error) {
+	return ls.acquire(ctx, req, true, nil)
+}
+
+// TryAcquire grants req at once or fails with ErrWouldBlock, holding
+// nothing. It fails while an earlier Acquire is waiting in the set, so it never
+// jumps that queue. Invalid requests fail as for Acquire.
+func (ls *LimitSet) TryAcquire(ctx context.Context, req Amounts) (*Acquisition, error) {
+	return ls.acquire(ctx, req, false, nil)
+}
+
+// Do acquires req, runs fn with the acquisition and releases it, also when fn
+// panics. It returns fn's error, or else Release's: a RateLimit fn did not
+// update is reported (ErrUsageNotReported) only when fn succeeded.
+func (ls *LimitSet) Do(ctx context.Context, req Amounts, fn func(context.Context, *Acquisition) error) error {
+	return do(ctx, ls, req, fn)
+}
+
+// Close fails every Acquire waiting on the set, and every later Acquire and
+// TryAcquire, with ErrClosed. Granted acquisitions can still be updated and
+// released. Close is idempotent.
+func (ls *LimitSet) Close() error {
+	if ls.closed.Swap(true) || ls.set == nil {
+		return nil
+	}
+	return ls.set.Close()
+}
+
+func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *backend.Claim) (*Acquisition, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if ls.closed.Load() {
+		return nil, ErrClosed
+	}
+	if ls.set == nil {
+		return ls.free, nil
+	}
+	a := &Acquisition{set: ls}
+	a.init(len(ls.specs))
+	if err := ls.fill(req, a.granted); err != nil {
+		return nil, err
+	}
+	lease, err := ls.set.Acquire(ctx, a.granted, backend.AcquireOptions{Claim: claim})
+	var waited time.Duration
+	if wait && errors.Is(err, ErrWouldBlock) {
+		start := time.Now()
+		lease, err = ls.set.Acquire(ctx, a.granted, backend.AcquireOptions{Wait: true, Claim: claim})
+		waited = time.Since(start)
+	}
+	if err != nil {
+		if !wait && errors.Is(err, ErrWouldBlock) {
+			ls.count(a.granted, func(c *limitCounters, _ int64) { c.rejected.Add(1) })
+		}
+		return nil, err
+	}
+	a.lease = lease
+	copy(a.accounted, a.granted)
+	ls.count(a.granted, func(c *limitCounters, n int64) {
+		c.granted.Add(n)
+		if waited > 0 {
+			c.waited.Add(int64(waited))
+		}
+	})
+	return a, nil
+}
+
+// fill turns req into one amount per spec, validating it.
+func (ls *LimitSet) fill(req Amounts, amounts []int64) error {
+	if len(req) == 0 && ls.hasRate {
+		return fmt.Errorf("%w: the request names no keys, but the set has rate limits (%v)", ErrInvalidRequest, ls.rateKeys())
+	}
+	for key, n := range req {
+		idx, ok := ls.index[key]
+		if !ok {
+			return fmt.Errorf("%w: %q (the set has %v)", ErrUnknownKey, key, ls.keys)
+		}
+		if n <= 0 {
+			return fmt.Errorf("%w: amount %d of %q must be positive", ErrInvalidRequest, n, key)
+		}
+		for _, i := range idx {
+			if n > ls.specs[i].Capacity {
+				return fmt.Errorf("%w: %d of %q, more than %v allows", ErrExceedsCapacity, n, key, ls.limits[i])
+			}
+			amounts[i] = n
+		}
+	}
+	for _, i := range ls.auto {
+		if amounts[i] == 0 {
+			amounts[i] = 1
+		}
+	}
+	return nil
+}
+
+func (ls *LimitSet) rateKeys() []string {
+	var keys []string
+	for _, k := range ls.keys {
+		if ls.kinds[ls.index[k][0]] == KindRate {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// count calls f with the counters and amount of every spec amounts takes.
+func (ls *LimitSet) count(amounts []int64, f func(*limitCounters, int64)) {
+	for i, n := range amounts {
+		if n > 0 {
+			f(&ls.counters[i], n)
+		}
+	}
+}

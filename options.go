@@ -1,0 +1,81 @@
+package concurry
+
+import (
+	"maps"
+
+	"github.com/concurry/concurry/backend"
+)
+
+// Option configures NewLimitSet. The interface is sealed: use the With
+// functions of this package.
+type Option interface{ applySet(*setOptions) }
+
+type setOptions struct {
+	name    string
+	config  map[string]any
+	backend backend.Backend
+}
+
+type optionFunc func(*setOptions)
+
+func (f optionFunc) applySet(o *setOptions) { f(o) }
+
+// WithName names the set. Shared backends find a set by its name, so every
+// process that names the same set shares its limits; the in-memory backend
+// needs no name.
+func WithName(name string) Option { return optionFunc(func(o *setOptions) { o.name = name }) }
+
+// WithConfig attaches metadata, such as a region, account or endpoint, that
+// every acquisition from the set hands back through [Acquisition.Config]. The
+// map is copied (shallowly).
+func WithConfig(config map[string]any) Option {
+	c := maps.Clone(config)
+	return optionFunc(func(o *setOptions) { o.config = c })
+}
+
+// WithBackend keeps the set's state in b instead of in a private in-memory
+// backend: a Unix-socket server shared by the processes of one host, or Redis.
+func WithBackend(b backend.Backend) Option { return optionFunc(func(o *setOptions) { o.backend = b }) }
+
+// Balancing selects how a LimitPool picks a set for each acquisition. The zero
+// value is RoundRobin.
+type Balancing uint8
+
+const (
+	// RoundRobin cycles through the sets, starting at the pool's worker index.
+	RoundRobin Balancing = iota
+	// Random picks a set uniformly at random.
+	Random
+)
+
+// String returns "RoundRobin" or "Random".
+func (b Balancing) String() string {
+	if b == Random {
+		return "Random"
+	}
+	return "RoundRobin"
+}
+
+// PoolOption configures NewLimitPool. The interface is sealed.
+type PoolOption interface{ applyPool(*poolOptions) }
+
+type poolOptions struct {
+	balancing   Balancing
+	workerIndex int
+}
+
+type poolOptionFunc func(*poolOptions)
+
+func (f poolOptionFunc) applyPool(o *poolOptions) { f(o) }
+
+// WithBalancing sets the pool's balancing; the default is RoundRobin.
+func WithBalancing(b Balancing) PoolOption {
+	return poolOptionFunc(func(o *poolOptions) { o.balancing = b })
+}
+
+// WithWorkerIndex sets where RoundRobin starts: a pool with worker index i
+// over n sets grants its first acquisition from set i mod n. Give each worker
+// of a pool its own index so that they start on different sets.
+func WithWorkerIndex(i int) PoolOption {
+	return poolOptionFunc(func(o *poolOptions) { o.workerIndex = i })
+}

@@ -1,0 +1,103 @@
+package concurry
+
+import (
+	"context"
+	"time"
+
+	"github.com/concurry/concurry/backend"
+)
+
+// LimitKind says which of the three limit types a limit is.
+type LimitKind uint8
+
+const (
+	KindRate     LimitKind = iota // a RateLimit
+	KindCall                      // a CallLimit
+	KindResource                  // a ResourceLimit
+)
+
+// String returns "rate", "call" or "resource".
+func (k LimitKind) String() string {
+	switch k {
+	case KindCall:
+		return "call"
+	case KindResource:
+		return "resource"
+	}
+	return "rate"
+}
+
+func kindOf(l Limit) LimitKind {
+	switch l.(type) {
+	case CallLimit:
+		return KindCall
+	case ResourceLimit:
+		return KindResource
+	}
+	return KindRate
+}
+
+// LimitStats describes one limit of a set. Available, InUse and Utilization
+// are read from the backend, so for a shared set they cover every process; the
+// counters (Granted to Overage) count what this LimitSet value did.
+type LimitStats struct {
+	Key         string
+	Kind        LimitKind
+	Algorithm   Algorithm     // rate and call limits only
+	Capacity    int64         //
+	Window      time.Duration // rate and call limits only
+	Available   int64         // units that could be taken now
+	InUse       int64         // resource units held now
+	Utilization float64       // 0..1: the share of capacity not available now
+	Granted     int64         // units granted
+	Rejected    int64         // TryAcquire calls refused that asked for this limit
+	Waited      time.Duration // total time granted Acquire calls spent waiting
+	Refunded    int64         // units given back by Update
+	Overage     int64         // units used beyond what was granted
+}
+
+// Stats describes a LimitSet at an instant.
+type Stats struct {
+	Name   string
+	Limits []LimitStats // in definition order
+}
+
+// Limit returns the stats of key's limit; where several limits share the key,
+// the one with the shortest window.
+func (s Stats) Limit(key string) (LimitStats, bool) {
+	var best LimitStats
+	found := false
+	for _, l := range s.Limits {
+		if l.Key == key && (!found || l.Window < best.Window) {
+			best, found = l, true
+		}
+	}
+	return best, found
+}
+
+// Stats returns the state and counters of every limit of the set.
+func (ls *LimitSet) Stats(ctx context.Context) (Stats, error) {
+	st := Stats{Name: ls.name, Limits: make([]LimitStats, len(ls.specs))}
+	var now []backend.SpecStats
+	if ls.set != nil {
+		var err error
+		if now, err = ls.set.Stats(ctx); err != nil {
+			return Stats{}, err
+		}
+	}
+	for i, sp := range ls.specs {
+		c := &ls.counters[i]
+		l := LimitStats{
+			Key: sp.Key, Kind: ls.kinds[i], Capacity: sp.Capacity,
+			Available: now[i].Available, InUse: now[i].InUse,
+			Granted: c.granted.Load(), Rejected: c.rejected.Load(), Waited: time.Duration(c.waited.Load()),
+			Refunded: c.refunded.Load(), Overage: c.overage.Load(),
+		}
+		if sp.Kind == backend.Rate {
+			l.Algorithm, l.Window = Algorithm(sp.Algorithm), sp.Window
+		}
+		l.Utilization = min(1, max(0, float64(sp.Capacity-l.Available)/float64(sp.Capacity)))
+		st.Limits[i] = l
+	}
+	return st, nil
+}
