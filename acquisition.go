@@ -22,28 +22,41 @@ const inlineSpecs = 4
 // and Release always returns nil.
 type Acquisition struct {
 	set   *LimitSet
+	ext   []int64 // the vectors, when the set has more than inlineSpecs limits
 	lease backend.Lease
 
-	mu        sync.Mutex
-	released  bool    // guarded by mu
-	granted   []int64 // per spec; 0 where not taken
-	accounted []int64 // guarded by mu; rate usage charged so far
-	scratch   []int64 // guarded by mu; deltas for Settle
-	refunded  []int64 // guarded by mu; refunds Settle reports
-	reported  []bool  // guarded by mu
-	buf       [4 * inlineSpecs]int64
-	rbuf      [inlineSpecs]bool
+	mu       sync.Mutex
+	released bool   // guarded by mu
+	reported uint64 // guarded by mu; bit i: spec i's usage was reported
+
+	// buf holds four vectors of one amount per spec: granted (0 where not
+	// taken; fixed once granted), accounted (rate usage charged so far),
+	// scratch (deltas for Settle) and refunded (what Settle gave back). The
+	// last three are guarded by mu.
+	buf [4 * inlineSpecs]int64
 }
 
-func (a *Acquisition) init(n int) {
-	b, r := a.buf[:], a.rbuf[:]
-	if n > inlineSpecs {
-		b, r = make([]int64, 4*n), make([]bool, n)
+func newAcquisition(ls *LimitSet) *Acquisition {
+	a := &Acquisition{set: ls}
+	if n := len(ls.specs); n > inlineSpecs {
+		a.ext = make([]int64, 4*n)
 	}
-	a.granted, a.accounted = b[:n:n], b[n:2*n:2*n]
-	a.scratch, a.refunded = b[2*n:3*n:3*n], b[3*n:4*n:4*n]
-	a.reported = r[:n:n]
+	return a
 }
+
+func (a *Acquisition) vec(k int) []int64 {
+	n := len(a.set.specs)
+	b := a.buf[:]
+	if a.ext != nil {
+		b = a.ext
+	}
+	return b[k*n : (k+1)*n : (k+1)*n]
+}
+
+func (a *Acquisition) granted() []int64   { return a.vec(0) }
+func (a *Acquisition) accounted() []int64 { return a.vec(1) }
+func (a *Acquisition) scratch() []int64   { return a.vec(2) }
+func (a *Acquisition) refunded() []int64  { return a.vec(3) }
 
 // Config returns a copy of the config of the set that granted the
 // acquisition (for a LimitPool, the set it chose), nil if that set has none.
@@ -55,8 +68,8 @@ func (a *Acquisition) Set() *LimitSet { return a.set }
 // Granted returns the amount granted for key, 0 when the acquisition does not
 // hold it.
 func (a *Acquisition) Granted(key string) int64 {
-	if idx, ok := a.set.index[key]; ok && a.granted != nil {
-		return a.granted[idx[0]]
+	if idx, ok := a.set.index[key]; ok && a.set.set != nil {
+		return a.granted()[idx[0]]
 	}
 	return 0
 }
@@ -82,30 +95,46 @@ func (a *Acquisition) Update(usage Amounts) error {
 	if err := a.checkUsage(usage); err != nil {
 		return err
 	}
-	clear(a.scratch)
-	for key, n := range usage {
-		for _, i := range ls.index[key] {
-			a.scratch[i] = n - a.accounted[i]
-			a.accounted[i] = n
-			a.reported[i] = true
+	scratch, accounted := a.scratch(), a.accounted()
+	clear(scratch)
+	for k, key := range ls.keys {
+		n, ok := usage[key]
+		if !ok {
+			continue
+		}
+		for _, i := range ls.keySpecs[k] {
+			scratch[i] = n - accounted[i]
+			accounted[i] = n
+			a.reported |= 1 << i
 		}
 	}
 	return a.settle(false)
 }
 
+// checkUsage validates usage against what the acquisition holds.
 func (a *Acquisition) checkUsage(usage Amounts) error {
 	ls := a.set
-	for key, n := range usage {
-		idx, ok := ls.index[key]
-		if !ok || a.granted[idx[0]] == 0 {
+	granted := a.granted()
+	found := 0
+	for k, key := range ls.keys {
+		n, ok := usage[key]
+		if !ok {
+			continue
+		}
+		found++
+		i := ls.keySpecs[k][0]
+		if granted[i] == 0 {
 			return fmt.Errorf("%w: %q is not held by this acquisition", ErrUnknownKey, key)
 		}
 		if n < 0 {
 			return fmt.Errorf("%w: usage %d of %q is negative", ErrInvalidRequest, n, key)
 		}
-		if ls.kinds[idx[0]] != KindRate && n != a.granted[idx[0]] {
-			return fmt.Errorf("%w: usage of %s key %q is fixed at %d", ErrInvalidRequest, ls.kinds[idx[0]], key, a.granted[idx[0]])
+		if ls.kinds[i] != KindRate && n != granted[i] {
+			return fmt.Errorf("%w: usage of %s key %q is fixed at %d", ErrInvalidRequest, ls.kinds[i], key, granted[i])
 		}
+	}
+	if found != len(usage) {
+		return ls.unknownKey(usage)
 	}
 	return nil
 }
@@ -113,9 +142,10 @@ func (a *Acquisition) checkUsage(usage Amounts) error {
 // settle sends the deltas in scratch to the backend. Requires mu held.
 func (a *Acquisition) settle(final bool) error {
 	ls := a.set
-	clear(a.refunded)
-	err := ls.set.Settle(context.Background(), a.lease, a.granted, a.scratch, final, a.refunded)
-	for i, n := range a.refunded {
+	refunded := a.refunded()
+	clear(refunded)
+	err := ls.set.Settle(context.Background(), a.lease, a.granted(), a.scratch(), final, refunded)
+	for i, n := range refunded {
 		if n > 0 {
 			ls.counters[i].refunded.Add(n)
 		}
@@ -139,15 +169,16 @@ func (a *Acquisition) Release() error {
 	}
 	a.released = true
 	var missing []string
-	for i, n := range a.granted {
-		if n > 0 && ls.kinds[i] == KindRate && !a.reported[i] && !containsStr(missing, ls.specs[i].Key) {
+	accounted := a.accounted()
+	for i, n := range a.granted() {
+		if n > 0 && ls.kinds[i] == KindRate && a.reported&(1<<i) == 0 && !containsStr(missing, ls.specs[i].Key) {
 			missing = append(missing, ls.specs[i].Key)
 		}
-		if over := a.accounted[i] - n; over > 0 {
+		if over := accounted[i] - n; over > 0 {
 			ls.counters[i].overage.Add(over)
 		}
 	}
-	clear(a.scratch)
+	clear(a.scratch())
 	err := a.settle(true)
 	if missing != nil {
 		err = errors.Join(fmt.Errorf("%w: %v counted as requested", ErrUsageNotReported, missing), err)

@@ -127,7 +127,7 @@ func ExampleAcquisition_Update() {
 	ctx := context.Background()
 
 	acq, _ := ls.Acquire(ctx, concurry.Amounts{"tokens": 1000}) // worst case
-	_ = acq.Update(concurry.Amounts{"tokens": 250})              // what was really used
+	_ = acq.Update(concurry.Amounts{"tokens": 250})             // what was really used
 	_ = acq.Release()
 
 	st, _ := ls.Stats(ctx)

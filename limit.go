@@ -107,8 +107,14 @@ func (l ResourceLimit) String() string {
 	return fmt.Sprintf("ResourceLimit(%s: %d)", l.Key, l.Capacity)
 }
 
+// MaxLimits is the most limits one LimitSet may hold.
+const MaxLimits = 64
+
 // validateLimits checks one set's definitions and returns their specs.
 func validateLimits(limits []Limit) ([]backend.Spec, error) {
+	if len(limits) > MaxLimits {
+		return nil, fmt.Errorf("%w: %d limits, more than %d in one set", ErrInvalidLimit, len(limits), MaxLimits)
+	}
 	specs := make([]backend.Spec, 0, len(limits))
 	for i, l := range limits {
 		if l == nil {

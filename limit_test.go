@@ -2,6 +2,7 @@ package concurry_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ func TestNewLimitSetRejectsInvalidLimits(t *testing.T) {
 		"resource shares key":  {concurry.RateLimit{Key: "c", Window: time.Second, Capacity: 1}, concurry.ResourceLimit{Key: "c", Capacity: 1}},
 		"two resources":        {concurry.ResourceLimit{Key: "c", Capacity: 1}, concurry.ResourceLimit{Key: "c", Capacity: 2}},
 		"rate on call key":     {concurry.RateLimit{Key: concurry.CallKey, Window: time.Second, Capacity: 1}},
+		"too many limits":      tooMany(),
 	}
 	for name, limits := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -137,3 +139,22 @@ type wrapErr struct{ err error }
 
 func (w *wrapErr) Error() string { return "wrapped: " + w.err.Error() }
 func (w *wrapErr) Unwrap() error { return w.err }
+
+func tooMany() []concurry.Limit {
+	var ls []concurry.Limit
+	for i := range concurry.MaxLimits + 1 {
+		ls = append(ls, concurry.ResourceLimit{Key: fmt.Sprint("r", i), Capacity: 1})
+	}
+	return ls
+}
+
+func TestMaxLimitsFit(t *testing.T) {
+	limits := tooMany()[:concurry.MaxLimits]
+	ls := newSet(t, limits...)
+	a := mustTry(t, ls, nil)
+	for i := range limits {
+		assert.Equal(t, int64(1), a.Granted(fmt.Sprint("r", i)))
+	}
+	require.NoError(t, a.Release())
+	assert.Equal(t, int64(1), available(t, ls, "r63"))
+}

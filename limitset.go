@@ -49,7 +49,8 @@ type LimitSet struct {
 	specs    []backend.Spec
 	kinds    []LimitKind
 	keys     []string
-	index    map[string][]int // key → indices of its specs, shortest window first
+	keySpecs [][]int          // per key of keys: indices of its specs, shortest window first
+	index    map[string][]int // key → its entry of keySpecs
 	auto     []int            // specs a request takes 1 of when it does not name them
 	hasRate  bool
 	set      backend.Set // nil for an empty set
@@ -98,8 +99,10 @@ func NewLimitSet(limits []Limit, opts ...Option) (*LimitSet, error) {
 			ls.auto = append(ls.auto, i)
 		}
 	}
-	for _, idx := range ls.index {
+	for _, key := range ls.keys {
+		idx := ls.index[key]
 		slices.SortStableFunc(idx, func(a, b int) int { return int(specs[a].Window - specs[b].Window) })
+		ls.keySpecs = append(ls.keySpecs, idx)
 	}
 	if len(specs) == 0 {
 		ls.free = &Acquisition{set: ls}
@@ -182,27 +185,27 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 	if ls.set == nil {
 		return ls.free, nil
 	}
-	a := &Acquisition{set: ls}
-	a.init(len(ls.specs))
-	if err := ls.fill(req, a.granted); err != nil {
+	a := newAcquisition(ls)
+	granted := a.granted()
+	if err := ls.fill(req, granted); err != nil {
 		return nil, err
 	}
-	lease, err := ls.set.Acquire(ctx, a.granted, backend.AcquireOptions{Claim: claim})
+	lease, err := ls.set.Acquire(ctx, granted, backend.AcquireOptions{Claim: claim})
 	var waited time.Duration
 	if wait && errors.Is(err, ErrWouldBlock) {
 		start := time.Now()
-		lease, err = ls.set.Acquire(ctx, a.granted, backend.AcquireOptions{Wait: true, Claim: claim})
+		lease, err = ls.set.Acquire(ctx, granted, backend.AcquireOptions{Wait: true, Claim: claim})
 		waited = time.Since(start)
 	}
 	if err != nil {
 		if !wait && errors.Is(err, ErrWouldBlock) {
-			ls.count(a.granted, func(c *limitCounters, _ int64) { c.rejected.Add(1) })
+			ls.count(granted, func(c *limitCounters, _ int64) { c.rejected.Add(1) })
 		}
 		return nil, err
 	}
 	a.lease = lease
-	copy(a.accounted, a.granted)
-	ls.count(a.granted, func(c *limitCounters, n int64) {
+	copy(a.accounted(), granted)
+	ls.count(granted, func(c *limitCounters, n int64) {
 		c.granted.Add(n)
 		if waited > 0 {
 			c.waited.Add(int64(waited))
@@ -211,29 +214,46 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 	return a, nil
 }
 
-// fill turns req into one amount per spec, validating it.
+// fill turns req into one amount per spec, validating it. It looks the set's
+// keys up in req rather than ranging over req: lookups in a small map cost
+// less than an iteration.
 func (ls *LimitSet) fill(req Amounts, amounts []int64) error {
 	if len(req) == 0 && ls.hasRate {
 		return fmt.Errorf("%w: the request names no keys, but the set has rate limits (%v)", ErrInvalidRequest, ls.rateKeys())
 	}
-	for key, n := range req {
-		idx, ok := ls.index[key]
+	found := 0
+	for k, key := range ls.keys {
+		n, ok := req[key]
 		if !ok {
-			return fmt.Errorf("%w: %q (the set has %v)", ErrUnknownKey, key, ls.keys)
+			continue
 		}
+		found++
 		if n <= 0 {
 			return fmt.Errorf("%w: amount %d of %q must be positive", ErrInvalidRequest, n, key)
 		}
-		for _, i := range idx {
+		for _, i := range ls.keySpecs[k] {
 			if n > ls.specs[i].Capacity {
 				return fmt.Errorf("%w: %d of %q, more than %v allows", ErrExceedsCapacity, n, key, ls.limits[i])
 			}
 			amounts[i] = n
 		}
 	}
+	if found != len(req) {
+		return ls.unknownKey(req)
+	}
 	for _, i := range ls.auto {
 		if amounts[i] == 0 {
 			amounts[i] = 1
+		}
+	}
+	return nil
+}
+
+// unknownKey returns the ErrUnknownKey error for a key of m the set lacks.
+func (ls *LimitSet) unknownKey(m Amounts) error {
+	for key := range m {
+		if _, ok := ls.index[key]; !ok {
+			return fmt.Errorf("%w: %q (the set has %v)", ErrUnknownKey, key, ls.keys)
 		}
 	}
 	return nil

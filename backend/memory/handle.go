@@ -51,7 +51,7 @@ func (h *Handle) Close() error {
 		}
 	}
 	if headGone {
-		s.serve(now())
+		s.serve(s.now())
 	}
 	s.mu.Unlock()
 	if h.onClose != nil {

@@ -21,15 +21,24 @@ type Set struct {
 	waiters waitQueue          // guarded by mu
 	timer   *time.Timer        // guarded by mu; wakes the head waiter
 	timerAt int64              // guarded by mu; instant timer is set for, 0 when idle
+
+	// The clock: Unix nanoseconds read as base plus the monotonic time
+	// since base, which costs a fraction of a wall-clock read and never
+	// jumps when the wall clock is adjusted.
+	base     time.Time
+	baseUnix int64
 }
 
 // NewSet returns a set of the given, already validated, limits: every rate
 // bucket full, every resource free.
 func NewSet(specs []backend.Spec) *Set {
+	base := time.Now()
 	s := &Set{
-		specs: slices0(specs),
-		rates: make([]algorithms.State, len(specs)),
-		held:  make([]int64, len(specs)),
+		base:     base,
+		baseUnix: base.UnixNano(),
+		specs:    slices0(specs),
+		rates:    make([]algorithms.State, len(specs)),
+		held:     make([]int64, len(specs)),
 	}
 	for i, sp := range specs {
 		if sp.Kind == backend.Rate {
@@ -44,7 +53,8 @@ func slices0(specs []backend.Spec) []backend.Spec { return append([]backend.Spec
 // Specs returns the set's limits. The caller must not modify the slice.
 func (s *Set) Specs() []backend.Spec { return s.specs }
 
-func now() int64 { return time.Now().UnixNano() }
+// now returns the current instant in Unix nanoseconds.
+func (s *Set) now() int64 { return s.baseUnix + int64(time.Since(s.base)) }
 
 // readyAt returns the earliest instant ≥ t at which amounts fits the rate
 // limits, and whether the resources it asks for are free now. Requires mu held.
@@ -84,7 +94,7 @@ func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts back
 		s.mu.Unlock()
 		return 0, backend.ErrClosed
 	}
-	t := now()
+	t := s.now()
 	ready, free := s.readyAt(t, amounts)
 	if s.waiters.empty() && ready == t && free && (opts.Claim == nil || opts.Claim.TryClaim()) {
 		s.take(t, amounts)
@@ -122,36 +132,43 @@ func (s *Set) wait(ctx context.Context, w *waiter) (backend.Lease, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// A grant due at this very instant wins over a deadline at the same instant.
-	s.serve(now())
+	s.serve(s.now())
 	select {
 	case <-w.done:
 		return 0, w.err
 	default:
 	}
 	if s.waiters.remove(w) {
-		s.serve(now())
+		s.serve(s.now())
 	}
 	return 0, context.Cause(ctx)
 }
 
 // settle implements Handle.Settle.
 func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
+	if !s.settleHasWork(held, delta, final) {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := now()
+	t := int64(-1) // read the clock only when a rate limit changes
 	freed := false
 	for i, d := range delta {
 		r := s.rates[i]
-		switch {
-		case r == nil || d == 0:
-		case d > 0:
+		if r == nil || d == 0 {
+			continue
+		}
+		if t < 0 {
+			t = s.now()
+		}
+		if d > 0 {
 			r.Take(t, d)
-		default:
-			got := r.Refund(t, -d)
-			freed = freed || got > 0
-			if refunded != nil {
-				refunded[i] = got
-			}
+			continue
+		}
+		got := r.Refund(t, -d)
+		freed = freed || got > 0
+		if refunded != nil {
+			refunded[i] = got
 		}
 	}
 	if final {
@@ -162,16 +179,37 @@ func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
 			}
 		}
 	}
-	if freed {
+	if freed && !s.waiters.empty() {
+		if t < 0 {
+			t = s.now()
+		}
 		s.serve(t)
 	}
+}
+
+// settleHasWork reports whether settle would change anything, so that the
+// common release of a call-only acquisition takes no lock.
+func (s *Set) settleHasWork(held, delta []int64, final bool) bool {
+	for i, d := range delta {
+		if d != 0 && s.rates[i] != nil {
+			return true
+		}
+	}
+	if final {
+		for i, n := range held {
+			if n > 0 && s.rates[i] == nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // stats implements Handle.Stats.
 func (s *Set) stats() []backend.SpecStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := now()
+	t := s.now()
 	out := make([]backend.SpecStats, len(s.specs))
 	for i, sp := range s.specs {
 		if r := s.rates[i]; r != nil {

@@ -34,7 +34,7 @@ func (w *waiter) finish(err error) {
 // waitQueue is a FIFO of waiters.
 type waitQueue struct{ q []*waiter }
 
-func (wq *waitQueue) empty() bool { return len(wq.q) == 0 }
+func (wq *waitQueue) empty() bool    { return len(wq.q) == 0 }
 func (wq *waitQueue) push(w *waiter) { wq.q = append(wq.q, w) }
 
 func (wq *waitQueue) head() *waiter {
@@ -142,5 +142,5 @@ func (s *Set) onTimer() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.timerAt = 0
-	s.serve(now())
+	s.serve(s.now())
 }
