@@ -1,0 +1,118 @@
+package memory_test
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/concurry/concurry/algorithms"
+	"github.com/concurry/concurry/backend"
+	"github.com/concurry/concurry/backend/memory"
+)
+
+var bg = context.Background()
+
+func specs(capacity int64) []backend.Spec {
+	return []backend.Spec{
+		{Key: "tokens", Kind: backend.Rate, Algorithm: algorithms.TokenBucket, Window: time.Hour, Capacity: capacity},
+		{Key: "conns", Kind: backend.Resource, Capacity: 1},
+	}
+}
+
+func TestNamedSetsAreShared(t *testing.T) {
+	b := memory.New()
+	s1, err := b.Open(bg, "shared", specs(10))
+	require.NoError(t, err)
+	s2, err := b.Open(bg, "shared", specs(10))
+	require.NoError(t, err)
+	_, err = s1.Acquire(bg, []int64{4, 1}, backend.AcquireOptions{})
+	require.NoError(t, err)
+	st, err := s2.Stats(bg)
+	require.NoError(t, err)
+	assert.Equal(t, []backend.SpecStats{{Available: 6}, {Available: 0, InUse: 1}}, st)
+
+	_, err = b.Open(bg, "shared", specs(11))
+	require.ErrorIs(t, err, backend.ErrLimitMismatch)
+
+	priv, err := b.Open(bg, "", specs(10))
+	require.NoError(t, err)
+	st, _ = priv.Stats(bg)
+	assert.Equal(t, int64(10), st[0].Available, "an unnamed set is private")
+
+	require.NoError(t, s1.Close())
+	_, err = b.Open(bg, "shared", specs(11))
+	require.ErrorIs(t, err, backend.ErrLimitMismatch, "still held by s2")
+	require.NoError(t, s2.Close())
+	s3, err := b.Open(bg, "shared", specs(11))
+	require.NoError(t, err, "forgotten when its last handle closed")
+	require.NoError(t, s3.Close())
+}
+
+func TestClosingAHandleWakesOnlyItsWaiters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := memory.New()
+		h1, _ := b.Open(bg, "s", specs(10))
+		h2, _ := b.Open(bg, "s", specs(10))
+		defer h2.Close()
+		_, err := h1.Acquire(bg, []int64{0, 1}, backend.AcquireOptions{})
+		require.NoError(t, err)
+		errs := make(chan error, 2)
+		for _, h := range []backend.Set{h1, h2} {
+			go func() {
+				_, err := h.Acquire(bg, []int64{0, 1}, backend.AcquireOptions{Wait: true})
+				errs <- err
+			}()
+			synctest.Wait()
+		}
+		require.NoError(t, h1.Close())
+		require.ErrorIs(t, <-errs, backend.ErrClosed)
+		require.NoError(t, h1.Close(), "idempotent")
+		_, err = h1.Acquire(bg, []int64{1, 0}, backend.AcquireOptions{})
+		require.ErrorIs(t, err, backend.ErrClosed)
+		// h2's waiter is still queued, and is granted when the unit comes back.
+		require.NoError(t, h1.Settle(bg, 0, []int64{0, 1}, nil, true, nil), "a closed handle still settles")
+		require.NoError(t, <-errs)
+	})
+}
+
+func TestClaims(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := memory.New()
+		s1, _ := b.Open(bg, "", specs(10))
+		s2, _ := b.Open(bg, "", specs(10))
+		for _, s := range []backend.Set{s1, s2} {
+			_, err := s.Acquire(bg, []int64{10, 0}, backend.AcquireOptions{})
+			require.NoError(t, err)
+		}
+		claim := new(backend.Claim)
+		type res struct {
+			i   int
+			err error
+		}
+		out := make(chan res, 2)
+		for i, s := range []backend.Set{s1, s2} {
+			go func() {
+				_, err := s.Acquire(bg, []int64{1, 0}, backend.AcquireOptions{Wait: true, Claim: claim})
+				out <- res{i, err}
+			}()
+		}
+		synctest.Wait()
+		require.NoError(t, s2.Settle(bg, 0, nil, []int64{-5, 0}, false, nil)) // refund: s2 can grant now
+		r := <-out
+		assert.Equal(t, 1, r.i)
+		require.NoError(t, r.err)
+		assert.True(t, claim.Taken())
+		require.NoError(t, s1.Settle(bg, 0, nil, []int64{-5, 0}, false, nil))
+		r = <-out
+		require.ErrorIs(t, r.err, backend.ErrClaimed)
+		st, _ := s1.Stats(bg)
+		assert.Equal(t, int64(5), st[0].Available, "the loser took nothing")
+
+		_, err := s1.Acquire(bg, []int64{1, 0}, backend.AcquireOptions{Claim: claim})
+		require.ErrorIs(t, err, backend.ErrClaimed, "a taken claim fails at once")
+	})
+}
