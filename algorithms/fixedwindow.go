@@ -1,0 +1,78 @@
+package algorithms
+
+import "math"
+
+// fixedWindow is the [FixedWindow] state: a counter for the window
+// [index·W, (index+1)·W), aligned to the Unix epoch. A counter of an older
+// window counts as 0. Ready and Available never change the state.
+type fixedWindow struct {
+	window   int64 // W in nanoseconds, > 0
+	capacity int64 // C, > 0
+	index    int64 // the window count belongs to
+	count    int64 // units taken in window index; saturates at math.MaxInt64
+	last     int64 // the latest instant an update was made at
+}
+
+// newFixedWindow returns a state with nothing taken in any window.
+func newFixedWindow(window, capacity int64) State {
+	return &fixedWindow{window: window, capacity: capacity, index: math.MinInt64, last: math.MinInt64}
+}
+
+// floorDiv returns ⌊a/b⌋ for b > 0, rounding towards −∞ for negative a.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+// countAt returns the window index of instant t and the units taken in it.
+func (f *fixedWindow) countAt(t int64) (int64, int64) {
+	idx := floorDiv(t, f.window)
+	if idx != f.index {
+		return idx, 0
+	}
+	return idx, f.count
+}
+
+// Ready returns now when count + n ≤ C in now's window, otherwise the start
+// of the next window, (index+1)·W, or Never when that overflows or n exceeds
+// the capacity.
+func (f *fixedWindow) Ready(now, n int64) int64 {
+	if n > f.capacity {
+		return Never
+	}
+	if n <= 0 {
+		return now
+	}
+	idx, count := f.countAt(max(now, f.last))
+	if count <= f.capacity-n {
+		return now
+	}
+	if idx >= math.MaxInt64/f.window {
+		return Never
+	}
+	return (idx + 1) * f.window
+}
+
+// Take adds n to the counter of now's window, resetting it first when the
+// window changed.
+func (f *fixedWindow) Take(now, n int64) {
+	if n <= 0 {
+		return
+	}
+	t := max(now, f.last)
+	f.last = t
+	idx, count := f.countAt(t)
+	f.index, f.count = idx, addSat64(count, n)
+}
+
+// Refund does nothing: fixed windows do not refund. It returns 0.
+func (f *fixedWindow) Refund(int64, int64) int64 { return 0 }
+
+// Available returns C − count for now's window, at least 0.
+func (f *fixedWindow) Available(now int64) int64 {
+	_, count := f.countAt(max(now, f.last))
+	return max(f.capacity-count, 0)
+}

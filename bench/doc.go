@@ -1,0 +1,5 @@
+// Package bench holds side-by-side benchmarks of concurry and its peers
+// (golang.org/x/time/rate, golang.org/x/sync/semaphore, go-redis/redis_rate,
+// alitto/pond). It is a module of its own so that the library's go.mod carries
+// no benchmark-only dependencies. Run: make bench-peers.
+package bench
