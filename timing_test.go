@@ -232,3 +232,33 @@ func TestStatsCountWaitsAndRejections(t *testing.T) {
 		}, l)
 	})
 }
+
+func TestDeadlineBehindOtherWaitersFailsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// LeakyBucket 2/s: departures every 500ms.
+		ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 2, Algorithm: concurry.LeakyBucket})
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range 3 { // depart at +0, +500ms, +1s
+			wg.Go(func() {
+				a, err := ls.Acquire(bg, concurry.Amounts{"u": 1})
+				require.NoError(t, err)
+				mustRelease(t, a, concurry.Amounts{"u": 1})
+			})
+			synctest.Wait()
+		}
+		ctx, cancel := context.WithTimeout(bg, 1400*time.Millisecond)
+		defer cancel()
+		_, err := ls.Acquire(ctx, concurry.Amounts{"u": 1}) // would depart at +1.5s
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Zero(t, time.Since(start), "the queue ahead was projected: it failed at once")
+
+		ctx2, cancel2 := context.WithTimeout(bg, 1500*time.Millisecond)
+		defer cancel2()
+		a, err := ls.Acquire(ctx2, concurry.Amounts{"u": 1})
+		require.NoError(t, err)
+		assert.Equal(t, 1500*time.Millisecond, time.Since(start))
+		mustRelease(t, a, concurry.Amounts{"u": 1})
+		wg.Wait()
+	})
+}

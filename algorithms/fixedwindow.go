@@ -76,3 +76,9 @@ func (f *fixedWindow) Available(now int64) int64 {
 	_, count := f.countAt(max(now, f.last))
 	return max(f.capacity-count, 0)
 }
+
+// Clone returns a copy of the state.
+func (b *fixedWindow) Clone() State {
+	c := *b
+	return &c
+}

@@ -140,3 +140,9 @@ func (g *gcra) Available(now int64) int64 {
 	}
 	return g.capacity - int64(deficit.lo)
 }
+
+// Clone returns a copy of the state.
+func (b *gcra) Clone() State {
+	c := *b
+	return &c
+}

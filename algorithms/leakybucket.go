@@ -81,3 +81,9 @@ func (l *leakyBucket) Available(now int64) int64 {
 	}
 	return l.capacity - int64(queued.lo)
 }
+
+// Clone returns a copy of the state.
+func (b *leakyBucket) Clone() State {
+	c := *b
+	return &c
+}

@@ -124,3 +124,11 @@ func (s *slidingWindow) Available(now int64) int64 {
 	}
 	return s.capacity - int64(sum.lo)
 }
+
+// Clone returns a copy of the state with its own live entries.
+func (s *slidingWindow) Clone() State {
+	c := *s
+	c.entries = append([]entry(nil), s.entries[s.head:]...)
+	c.head = 0
+	return &c
+}

@@ -52,6 +52,9 @@ type State interface {
 	// Available returns how many units could be taken at now, between 0 and
 	// the capacity.
 	Available(now int64) int64
+	// Clone returns an independent copy of the state, for projecting what
+	// a queue of requests would do without changing the original.
+	Clone() State
 }
 
 // New returns the initial state of a limit of the given kind, window and

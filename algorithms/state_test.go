@@ -195,3 +195,26 @@ func TestBackInTime(t *testing.T) {
 		}
 	})
 }
+
+func TestCloneIsIndependent(t *testing.T) {
+	const w, c = int64(1e9), int64(10)
+	for _, k := range []algorithms.Kind{algorithms.TokenBucket, algorithms.LeakyBucket, algorithms.SlidingWindow, algorithms.FixedWindow, algorithms.GCRA} {
+		s := algorithms.New(k, time.Duration(w), c)
+		s.Take(0, 3)
+		s.Take(100, 2)
+		cl := s.Clone()
+		for _, now := range []int64{100, 5e8, 2e9} {
+			if a, b := s.Available(now), cl.Available(now); a != b {
+				t.Fatalf("%v: clone has %d available at %d, original %d", k, b, now, a)
+			}
+		}
+		before, readyBefore := s.Available(200), s.Ready(200, 1)
+		cl.Take(200, 5)
+		if s.Available(200) != before || s.Ready(200, 1) != readyBefore {
+			t.Fatalf("%v: taking from the clone changed the original", k)
+		}
+		if cl.Ready(200, 1) == readyBefore {
+			t.Fatalf("%v: the clone did not take", k)
+		}
+	}
+}

@@ -102,3 +102,9 @@ func (b *tokenBucket) Available(now int64) int64 {
 	tokens, _ := b.at(max(now, b.last))
 	return max(tokens, 0)
 }
+
+// Clone returns a copy of the state.
+func (b *tokenBucket) Clone() State {
+	c := *b
+	return &c
+}

@@ -73,6 +73,50 @@ func (s *Set) readyAt(t int64, amounts []int64) (ready int64, resourcesFree bool
 	return ready, resourcesFree
 }
 
+// projectedReady returns the earliest instant the rate limits could grant
+// amounts if it joined the queue now: every waiter ahead is granted first, in
+// order, each no earlier than the one before it. Releases and refunds may
+// still make it earlier; resources are not projected. ready is the answer
+// for an empty queue. Requires mu held.
+func (s *Set) projectedReady(t, ready int64, amounts []int64) int64 {
+	if s.waiters.empty() {
+		return ready
+	}
+	rates := make([]algorithms.State, len(s.rates))
+	for i, r := range s.rates {
+		if r != nil {
+			rates[i] = r.Clone()
+		}
+	}
+	at := t
+	for _, w := range s.waiters.q {
+		if w.claim != nil && w.claim.Taken() {
+			continue
+		}
+		at = max(at, rateReady(rates, at, w.amounts))
+		if at == algorithms.Never {
+			return at
+		}
+		for i, n := range w.amounts {
+			if rates[i] != nil && n > 0 {
+				rates[i].Take(at, n)
+			}
+		}
+	}
+	return max(at, rateReady(rates, at, amounts))
+}
+
+// rateReady is the rate part of readyAt, over the given states.
+func rateReady(rates []algorithms.State, t int64, amounts []int64) int64 {
+	ready := t
+	for i, n := range amounts {
+		if r := rates[i]; r != nil && n > 0 {
+			ready = max(ready, r.Ready(t, n))
+		}
+	}
+	return ready
+}
+
 // take records amounts as granted at t. Requires mu held.
 func (s *Set) take(t int64, amounts []int64) {
 	for i, n := range amounts {
@@ -109,9 +153,11 @@ func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts back
 		s.mu.Unlock()
 		return 0, backend.ErrWouldBlock
 	}
-	if err := checkDeadline(ctx, ready); err != nil {
-		s.mu.Unlock()
-		return 0, err
+	if d, ok := ctx.Deadline(); ok {
+		if ready = s.projectedReady(t, ready, amounts); ready > d.UnixNano() {
+			s.mu.Unlock()
+			return 0, errDeadline(ready)
+		}
 	}
 	w := newWaiter(ctx, h, amounts, opts.Claim)
 	s.waiters.push(w)

@@ -69,14 +69,6 @@ func errDeadline(ready int64) error {
 		time.Unix(0, ready).UTC().Format(time.RFC3339Nano), context.DeadlineExceeded)
 }
 
-// checkDeadline fails at once when ready is after ctx's deadline.
-func checkDeadline(ctx context.Context, ready int64) error {
-	if d, ok := ctx.Deadline(); ok && ready > d.UnixNano() {
-		return errDeadline(ready)
-	}
-	return nil
-}
-
 // serve grants waiters from the head of the queue while their requests fit at
 // t, fails those that can no longer meet their deadline or lost their claim,
 // and arms the timer for the instant the head will fit. Requires mu held.
