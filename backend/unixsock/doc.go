@@ -1,0 +1,71 @@
+// Package unixsock shares limit sets between the processes of one machine
+// through a server on a Unix socket: the Go counterpart of the guide's
+// mode="process". The server keeps every set in memory with package memory,
+// so every algorithm, refund and first-come-first-served rule is the same as
+// within one process. A program only names its set and passes a [Client]:
+//
+//	client, err := unixsock.Dial("/run/myapp/limits.sock", unixsock.Options{})
+//	if err != nil { ... }
+//	defer client.Close()
+//	set, err := concurry.NewLimitSet(limits,
+//		concurry.WithName("bedrock/us-east-1"), concurry.WithBackend(client))
+//
+// The first client to use a name defines the set; a later definition that
+// differs fails with concurry.ErrLimitMismatch.
+//
+// # Starting the server
+//
+// There are three ways; all of them take the lock file PATH.lock, so two
+// servers never serve one path.
+//
+//  1. A standalone daemon: concurryd -socket PATH. It shuts down gracefully on
+//     SIGTERM or SIGINT and logs with log/slog. The state lives as long as the
+//     daemon, whatever the workers do; give its clients
+//     Options.DisableAutoHost so that they wait for the daemon to come back
+//     rather than take over while it restarts.
+//  2. Embedded: [Serve](ctx, path, opts) (or [Listen]) in a parent process
+//     that then starts its workers.
+//  3. Auto-host, the default of [Dial]: when nothing listens at the path, the
+//     first process to take the flock on PATH.lock serves from inside itself
+//     and the others connect. When that process exits, the next client to
+//     reconnect takes over. The state restarts on takeover: the new server
+//     starts with full buckets and free resources. Use concurryd (or Serve in
+//     a long-lived parent) when that matters.
+//
+// # Failures
+//
+// Holdings belong to a connection: when a process dies or its connection
+// drops, the server releases at once everything it held (resource units and
+// unsettled acquisitions); rate usage already spent stays spent. A waiting
+// Acquire waits in the server, which is told when its context ends, so
+// nothing stays taken.
+//
+// When the server cannot be reached, calls fail fast with an error matching
+// concurry.ErrBackendUnavailable that wraps the cause: the client fails
+// closed, never granting without the server. The next call after a backoff
+// (Options.MinBackoff, doubling up to Options.MaxBackoff) reconnects. A
+// server that stops answering is detected after Options.Timeout. Releasing an
+// acquisition whose connection dropped returns nil: the server released it
+// already.
+//
+// # Security
+//
+// The socket is created with mode 0600, so only the server's user can
+// connect; ServerOptions.Mode 0660 with ServerOptions.Group admits a group.
+// The server also checks each peer's uid (SO_PEERCRED) and refuses users
+// other than its own unless ServerOptions.AllowUIDs or AllowGIDs admit them.
+// A malformed or oversized frame, an unknown op or an invalid field closes
+// only that connection, with the reason logged; a client that does not read
+// its replies is dropped after ServerOptions.WriteTimeout, and one that never
+// says hello after ServerOptions.HelloTimeout. No client can hold up another.
+//
+// # Protocol
+//
+// Compact length-prefixed binary frames, versioned by a hello (a client and a
+// server of different versions refuse each other with ErrVersionMismatch),
+// with request ids so that one connection carries the requests of many
+// goroutines at once. Every request on one set name travels on the same
+// connection, in order; the release of an acquisition is pipelined (it does
+// not wait for the server's answer), and this client's later requests on the
+// set are handled after it.
+package unixsock

@@ -1,0 +1,68 @@
+package unixsock
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChild())
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// testLogger discards the server's log unless CONCURRY_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("CONCURRY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// sockPath returns a socket path in a fresh short directory: t.TempDir can
+// exceed the 108 bytes a Unix socket address holds.
+func sockPath(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "s")
+}
+
+// startServer listens on a fresh path and stops the server when the test ends.
+func startServer(t testing.TB, opts ServerOptions) *Server {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = testLogger()
+	}
+	s, err := Listen(sockPath(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// dial returns a client of path, closed when the test ends.
+func dial(t testing.TB, path string, opts Options) *Client {
+	t.Helper()
+	if opts.Server.Logger == nil {
+		opts.Server.Logger = testLogger()
+	}
+	c, err := Dial(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func testingProcs() int { return runtime.GOMAXPROCS(0) }

@@ -1,0 +1,209 @@
+package unixsock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/concurry/concurry/backend"
+	"github.com/concurry/concurry/internal/wire"
+)
+
+// Per-connection bounds; a client past them is broken or hostile and is
+// disconnected.
+const (
+	maxSetsPerConn   = 4096
+	maxWaitsPerConn  = 1 << 16
+	maxLeasesPerConn = 1 << 20
+	maxServerLease   = 1<<leaseBits - 1
+	serverOutLimit   = 8 << 20
+)
+
+// sconn is the server side of one client connection: the sets it opened,
+// the leases it holds and its waiting acquisitions. One goroutine reads and
+// handles its frames; each waiting Acquire runs in a goroutine of its own.
+type sconn struct {
+	srv *Server
+	c   *net.UnixConn
+	log *slog.Logger
+	out outbuf
+
+	ctx    context.Context // ends when the connection does; parent of every wait
+	cancel context.CancelFunc
+
+	// Owned by the reading goroutine.
+	delta, refunded []int64
+
+	mu        sync.Mutex
+	dead      bool                          // guarded by mu
+	sets      map[uint64]*sset              // guarded by mu; open sets by id
+	nextSet   uint64                        // guarded by mu
+	leases    map[uint64]*lease             // guarded by mu
+	nextLease uint64                        // guarded by mu
+	waits     map[uint64]context.CancelFunc // guarded by mu; by request id
+	wg        sync.WaitGroup                // waiting acquisitions
+}
+
+// sset is a set as one connection opened it. Its leases keep it after the
+// connection closes it.
+type sset struct {
+	name  string
+	specs []backend.Spec
+	h     backend.Set
+	e     *entry
+}
+
+// lease is one granted acquisition: what it holds and the rate usage charged.
+type lease struct {
+	set       *sset
+	amounts   []int64
+	accounted []int64 // owned by the reading goroutine
+}
+
+var leasePool = sync.Pool{New: func() any { return new(lease) }}
+
+// newLease returns a lease of a copy of amounts on ss.
+func newLease(ss *sset, amounts []int64) *lease {
+	l := leasePool.Get().(*lease)
+	n := len(amounts)
+	if cap(l.amounts) < n {
+		vals := make([]int64, 2*n)
+		l.amounts, l.accounted = vals[:0:n], vals[n:n]
+	}
+	l.set = ss
+	l.amounts = append(l.amounts[:0], amounts...)
+	l.accounted = append(l.accounted[:0], amounts...)
+	return l
+}
+
+// free returns an ended lease to the pool.
+func (l *lease) free() {
+	l.set = nil
+	leasePool.Put(l)
+}
+
+// errProtocol wraps a reason a client is disconnected for.
+var errProtocol = errors.New("protocol violation")
+
+func violation(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errProtocol, fmt.Sprintf(format, args...))
+}
+
+func newSconn(s *Server, c *net.UnixConn) *sconn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &sconn{
+		srv: s, c: c, log: s.log, ctx: ctx, cancel: cancel,
+		out:    outbuf{c: c, timeout: s.opts.WriteTimeout, limit: serverOutLimit},
+		leases: make(map[uint64]*lease), waits: make(map[uint64]context.CancelFunc), sets: make(map[uint64]*sset),
+	}
+}
+
+// serve runs the connection until it ends, then releases its holdings.
+func (sc *sconn) serve() {
+	defer sc.cleanup()
+	cred, ok, err := sc.srv.auth.check(sc.c)
+	if err != nil {
+		sc.log.Warn("cannot read peer credentials; closing", "err", err)
+		return
+	}
+	sc.log = sc.log.With("peer_pid", cred.Pid, "peer_uid", cred.Uid)
+	r := wire.NewReader(sc.c, sc.srv.opts.MaxFrame)
+	var m wire.Msg
+	if err := sc.hello(r, &m, ok); err != nil {
+		sc.log.Warn("connection refused", "reason", err)
+		return
+	}
+	sc.log.Debug("client connected")
+	for {
+		body, err := r.Next()
+		if err == nil {
+			if err = m.Decode(body); err == nil {
+				err = sc.handle(&m)
+			}
+		}
+		if err != nil {
+			sc.closeWith(err)
+			return
+		}
+	}
+}
+
+// closeWith logs why the connection ends and, for a protocol error, tells
+// the client.
+func (sc *sconn) closeWith(err error) {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET):
+		sc.log.Debug("client disconnected")
+	case errors.Is(err, wire.ErrMalformed), errors.Is(err, errProtocol), errors.Is(err, io.ErrUnexpectedEOF):
+		sc.log.Warn("closing connection", "reason", err)
+		sc.send(&wire.Msg{Op: wire.OpError, Code: wire.CodeMalformed, Text: err.Error()})
+	default:
+		sc.log.Warn("connection failed", "err", err)
+	}
+}
+
+// hello reads the client's Hello and answers it.
+func (sc *sconn) hello(r *wire.Reader, m *wire.Msg, allowed bool) error {
+	if err := sc.c.SetReadDeadline(time.Now().Add(sc.srv.opts.HelloTimeout)); err != nil {
+		return err
+	}
+	body, err := r.Next()
+	if err == nil {
+		err = m.Decode(body)
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("no valid hello: %w", err)
+	case m.Op != wire.OpHello:
+		return fmt.Errorf("first frame is %v, not Hello", m.Op)
+	case m.Version != wire.Version:
+		err = fmt.Errorf("%w: the server speaks version %d, the client %d", ErrVersionMismatch, wire.Version, m.Version)
+		sc.send(&wire.Msg{Op: wire.OpError, ID: m.ID, Code: wire.CodeVersion, Text: err.Error()})
+		return err
+	case !allowed:
+		err = fmt.Errorf("%w: uid not allowed by the server at %s", ErrPermissionDenied, sc.srv.path)
+		sc.send(&wire.Msg{Op: wire.OpError, ID: m.ID, Code: wire.CodePermission, Text: err.Error()})
+		return err
+	}
+	sc.send(&wire.Msg{Op: wire.OpHelloOK, ID: m.ID, Version: wire.Version, PID: uint64(os.Getpid())})
+	return sc.c.SetReadDeadline(time.Time{})
+}
+
+func (sc *sconn) send(m *wire.Msg) { _ = sc.out.send(m) }
+
+func (sc *sconn) sendErr(id uint64, err error) {
+	sc.send(&wire.Msg{Op: wire.OpError, ID: id, Code: wire.CodeOf(err), Text: err.Error()})
+}
+
+// cleanup ends every wait and releases every lease and set of the
+// connection: a client that dies holds nothing.
+func (sc *sconn) cleanup() {
+	sc.mu.Lock()
+	sc.dead = true
+	sc.mu.Unlock()
+	sc.cancel()
+	sc.out.fail(net.ErrClosed)
+	sc.c.Close()
+	sc.wg.Wait()
+	sc.mu.Lock()
+	leases, sets := sc.leases, sc.sets
+	sc.leases, sc.sets = nil, nil
+	sc.mu.Unlock()
+	for _, l := range leases {
+		_ = l.set.h.Settle(context.Background(), 0, l.amounts, nil, true, nil)
+	}
+	for _, ss := range sets {
+		ss.h.Close()
+		sc.srv.reg.release(ss.name, ss.e)
+	}
+	if len(leases) > 0 {
+		sc.log.Debug("released the holdings of a closed connection", "leases", len(leases))
+	}
+}

@@ -1,0 +1,248 @@
+package unixsock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/concurry/concurry/backend"
+	"github.com/concurry/concurry/internal/wire"
+)
+
+// handle serves one request. An error closes the connection.
+func (sc *sconn) handle(m *wire.Msg) error {
+	switch m.Op {
+	case wire.OpOpen:
+		return sc.open(m)
+	case wire.OpAcquire:
+		return sc.acquire(m)
+	case wire.OpCancel:
+		sc.mu.Lock()
+		cancel := sc.waits[m.ID]
+		sc.mu.Unlock()
+		if cancel != nil {
+			cancel() // the wait replies; an unknown id has been answered already
+		}
+		return nil
+	case wire.OpSettle:
+		return sc.settle(m)
+	case wire.OpStats:
+		ss, err := sc.set(m.SetID)
+		if err != nil {
+			return sc.answer(m.ID, err)
+		}
+		st, _ := ss.h.Stats(context.Background())
+		sc.send(&wire.Msg{Op: wire.OpStatsOK, ID: m.ID, Stats: st})
+		return nil
+	case wire.OpCloseSet:
+		return sc.closeSet(m)
+	}
+	return violation("unexpected %v frame", m.Op)
+}
+
+// errSetClosed answers a request on a set this connection has closed.
+var errSetClosed = fmt.Errorf("%w (on this connection)", backend.ErrClosed)
+
+// set returns the connection's set of the given id; errSetClosed (answered,
+// not fatal) when it was closed, a violation when it was never opened.
+func (sc *sconn) set(id uint64) (*sset, error) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if ss := sc.sets[id]; ss != nil {
+		return ss, nil
+	}
+	if id != 0 && id <= sc.nextSet {
+		return nil, errSetClosed // a request that crossed the set's CloseSet
+	}
+	return nil, violation("unknown set id %d", id)
+}
+
+// answer replies err to request id when it is errSetClosed, and returns any
+// other error (a violation) to close the connection.
+func (sc *sconn) answer(id uint64, err error) error {
+	if err == errSetClosed {
+		sc.sendErr(id, err)
+		return nil
+	}
+	return err
+}
+
+func (sc *sconn) open(m *wire.Msg) error {
+	sc.mu.Lock()
+	n := len(sc.sets)
+	sc.mu.Unlock()
+	if n >= maxSetsPerConn {
+		return violation("more than %d sets open", maxSetsPerConn)
+	}
+	specs := slices.Clone(m.Specs)
+	h, e, err := sc.srv.reg.open(m.Name, specs)
+	if err != nil {
+		sc.sendErr(m.ID, err)
+		return nil
+	}
+	sc.mu.Lock()
+	sc.nextSet++
+	id := sc.nextSet
+	sc.sets[id] = &sset{name: m.Name, specs: specs, h: h, e: e}
+	sc.mu.Unlock()
+	sc.send(&wire.Msg{Op: wire.OpOpened, ID: m.ID, SetID: id})
+	return nil
+}
+
+func (sc *sconn) acquire(m *wire.Msg) error {
+	ss, err := sc.set(m.SetID)
+	if err != nil {
+		return sc.answer(m.ID, err)
+	}
+	if len(m.Values) != len(ss.specs) {
+		return violation("%d amounts for a set of %d limits", len(m.Values), len(ss.specs))
+	}
+	for i, n := range m.Values {
+		if n < 0 || n > ss.specs[i].Capacity {
+			return violation("amount %d of %q is outside [0, %d]", n, ss.specs[i].Key, ss.specs[i].Capacity)
+		}
+	}
+	_, err = ss.h.Acquire(context.Background(), m.Values, backend.AcquireOptions{})
+	switch {
+	case err == nil:
+		sc.grant(m.ID, ss, m.Values)
+	case errors.Is(err, backend.ErrWouldBlock) && m.Flags&wire.FlagWait != 0:
+		return sc.startWait(m.ID, ss, slices.Clone(m.Values), m.Deadline)
+	default:
+		sc.sendErr(m.ID, err)
+	}
+	return nil
+}
+
+// grant records a lease of amounts and tells the client; on a connection
+// already dead it gives the amounts straight back.
+func (sc *sconn) grant(id uint64, ss *sset, amounts []int64) {
+	l := newLease(ss, amounts)
+	sc.mu.Lock()
+	if sc.dead || len(sc.leases) >= maxLeasesPerConn || sc.nextLease >= maxServerLease {
+		dead := sc.dead
+		sc.mu.Unlock()
+		_ = ss.h.Settle(context.Background(), 0, l.amounts, nil, true, nil)
+		l.free()
+		if !dead {
+			sc.sendErr(id, fmt.Errorf("concurry: too many leases on one connection"))
+		}
+		return
+	}
+	sc.nextLease++
+	lid := sc.nextLease
+	sc.leases[lid] = l
+	sc.mu.Unlock()
+	sc.send(&wire.Msg{Op: wire.OpGranted, ID: id, Lease: lid})
+}
+
+// startWait runs a blocking acquisition in its own goroutine, so one
+// client's wait never holds up its other requests or other clients.
+func (sc *sconn) startWait(id uint64, ss *sset, amounts []int64, deadline int64) error {
+	ctx, cancel := context.WithCancel(sc.ctx)
+	if deadline != 0 {
+		var cancelDeadline context.CancelFunc
+		ctx, cancelDeadline = context.WithDeadline(ctx, time.Unix(0, deadline))
+		cancelParent := cancel
+		cancel = func() { cancelDeadline(); cancelParent() }
+	}
+	sc.mu.Lock()
+	_, dup := sc.waits[id]
+	full := len(sc.waits) >= maxWaitsPerConn
+	if dup || full || sc.dead {
+		sc.mu.Unlock()
+		cancel()
+		if dup {
+			return violation("request id %d is already waiting", id)
+		}
+		if full {
+			return violation("more than %d waiting acquisitions", maxWaitsPerConn)
+		}
+		return nil
+	}
+	sc.waits[id] = cancel
+	sc.wg.Add(1)
+	sc.mu.Unlock()
+	go func() {
+		defer sc.wg.Done()
+		defer cancel()
+		_, err := ss.h.Acquire(ctx, amounts, backend.AcquireOptions{Wait: true})
+		sc.mu.Lock()
+		delete(sc.waits, id)
+		sc.mu.Unlock()
+		if err != nil {
+			sc.sendErr(id, err)
+			return
+		}
+		sc.grant(id, ss, amounts)
+	}()
+	return nil
+}
+
+func (sc *sconn) settle(m *wire.Msg) error {
+	final := m.Flags&wire.FlagFinal != 0
+	sc.mu.Lock()
+	l := sc.leases[m.Lease]
+	if l != nil && final {
+		delete(sc.leases, m.Lease)
+	}
+	sc.mu.Unlock()
+	if l == nil {
+		sc.sendErr(m.ID, fmt.Errorf("concurry: lease %d is not held by this connection", m.Lease))
+		return nil
+	}
+	n := len(l.amounts)
+	if len(m.Values) != 0 && len(m.Values) != n {
+		return violation("%d deltas for a lease of %d limits", len(m.Values), n)
+	}
+	sc.delta, sc.refunded = resize(sc.delta, n), resize(sc.refunded, n)
+	for i, d := range m.Values {
+		if l.set.specs[i].Kind == backend.Resource {
+			continue
+		}
+		// Refund no more than was charged; charge no more than int64 holds.
+		d = max(d, -l.accounted[i])
+		if d > 0 && l.accounted[i] > math.MaxInt64-d {
+			d = math.MaxInt64 - l.accounted[i]
+		}
+		l.accounted[i] += d
+		sc.delta[i] = d
+	}
+	_ = l.set.h.Settle(context.Background(), 0, l.amounts, sc.delta, final, sc.refunded)
+	if final {
+		l.free()
+	}
+	if m.Flags&wire.FlagQuiet != 0 {
+		return nil
+	}
+	sc.send(&wire.Msg{Op: wire.OpSettled, ID: m.ID, Values: sc.refunded})
+	return nil
+}
+
+// resize returns s with length n, zeroed.
+func resize(s []int64, n int) []int64 {
+	if cap(s) < n {
+		return make([]int64, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+func (sc *sconn) closeSet(m *wire.Msg) error {
+	sc.mu.Lock()
+	ss := sc.sets[m.SetID]
+	delete(sc.sets, m.SetID)
+	sc.mu.Unlock()
+	if ss == nil {
+		_, err := sc.set(m.SetID)
+		return sc.answer(m.ID, err)
+	}
+	ss.h.Close()
+	sc.srv.reg.release(ss.name, ss.e)
+	sc.send(&wire.Msg{Op: wire.OpSetClosed, ID: m.ID})
+	return nil
+}

@@ -1,0 +1,161 @@
+package unixsock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// Server hosts named limit sets in memory (with package memory, so every
+// algorithm, refund and FIFO rule is the same as in one process) and serves
+// them to the clients of one Unix socket. Everything a connection holds is
+// released when it drops. Create one with Listen or Serve; a Server is safe
+// for concurrent use.
+type Server struct {
+	path string
+	opts ServerOptions
+	log  *slog.Logger
+	ln   *net.UnixListener
+	lock *os.File // holds the flock on path+".lock"
+	reg  *registry
+	auth authorizer
+
+	mu     sync.Mutex
+	conns  map[*sconn]struct{} // guarded by mu
+	closed bool                // guarded by mu
+
+	wg        sync.WaitGroup // the accept loop and every connection
+	done      chan struct{}  // closed when the accept loop ends
+	acceptErr error          // set before done is closed
+	served    atomic.Int64   // connections accepted, for stats
+}
+
+// Listen takes the lock file PATH.lock, creates the socket at path (removing
+// a stale socket left by a dead server) and starts serving in background
+// goroutines until Close. It fails with ErrServerRunning when another server
+// holds the lock.
+func Listen(path string, opts ServerOptions) (*Server, error) {
+	opts = opts.withDefaults()
+	auth, gid, err := newAuthorizer(opts)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := lockPath(path+".lock", opts.Mode, gid)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := listenSocket(path, opts.Mode, gid)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s := &Server{
+		path: path, opts: opts, log: opts.Logger.With("socket", path), ln: ln, lock: lock,
+		reg: newRegistry(opts.Retain), auth: auth,
+		conns: make(map[*sconn]struct{}), done: make(chan struct{}),
+	}
+	s.wg.Add(1)
+	go s.acceptLoop()
+	s.log.Info("concurry limit server listening", "pid", os.Getpid(), "mode", fmt.Sprintf("%#o", opts.Mode))
+	return s, nil
+}
+
+// Serve runs a server on path until ctx ends, then shuts it down gracefully:
+// it stops accepting, closes every connection (releasing their holdings) and
+// removes the socket. It returns nil after ctx ends, or the error that
+// stopped it. Use it to host the limits in a parent process that then starts
+// its workers.
+func Serve(ctx context.Context, path string, opts ServerOptions) error {
+	s, err := Listen(path, opts)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-s.done:
+	}
+	s.Close()
+	return s.acceptErr
+}
+
+// Path returns the socket's path.
+func (s *Server) Path() string { return s.path }
+
+// Done returns a channel closed when the server stops accepting connections.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Close stops the server: it stops accepting, drops every connection, waits
+// for their goroutines, removes the socket and releases the lock file. It is
+// idempotent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return nil
+	}
+	s.closed = true
+	conns := make([]*sconn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.ln.Close()
+	for _, c := range conns {
+		c.c.Close()
+	}
+	s.wg.Wait()
+	s.reg.close()
+	s.lock.Close()
+	s.log.Info("concurry limit server stopped", "connections_served", s.served.Load())
+	return nil
+}
+
+func (s *Server) acceptLoop() {
+	defer s.wg.Done()
+	defer close(s.done)
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if !closed && !errors.Is(err, net.ErrClosed) {
+				s.acceptErr = err
+				s.log.Error("accept failed; server stopping", "err", err)
+			}
+			return
+		}
+		s.served.Add(1)
+		s.start(c)
+	}
+}
+
+// start registers and serves one accepted connection.
+func (s *Server) start(c *net.UnixConn) {
+	sc := newSconn(s, c)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	s.conns[sc] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		sc.serve()
+		s.mu.Lock()
+		delete(s.conns, sc)
+		s.mu.Unlock()
+	}()
+}
+
+// Sets returns the number of named sets the server holds.
+func (s *Server) Sets() int { return s.reg.len() }

@@ -1,0 +1,24 @@
+// Package wire is the binary protocol between the clients and the server of
+// backend/unixsock.
+//
+// A connection carries frames in both directions. Every frame is
+//
+//	length  uint32, big-endian: the bytes that follow, at most the peer's limit
+//	op      uint8: the message type
+//	id      uint64, big-endian: the request id, echoed by the reply
+//	payload the message's fields: uvarints, zig-zag varints, strings as a
+//	        uvarint length and bytes, lists as a uvarint count and elements
+//
+// A client opens with a Hello carrying [Magic] and [Version]; the server
+// answers HelloOK or an Error with [CodeVersion] and closes. Requests carry
+// ids chosen by the client, so one connection carries many requests at once
+// and replies may come back in any order. A Cancel frame names, by its id, a
+// waiting Acquire to abandon; the Acquire still gets exactly one reply. A
+// Settle with FlagQuiet gets a reply only when it fails: frames of one
+// connection are handled in order, so a request sent after it on the same
+// connection sees its effect.
+//
+// Decoding never panics and never trusts a count: every field is checked
+// against the bytes left and the limits below, and trailing bytes are an
+// error.
+package wire
