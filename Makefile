@@ -1,18 +1,29 @@
-# make test is the one test command: vet, gofmt, and every test with the race detector.
+# make test is the one test command: vet, gofmt, every test with the race
+# detector, a short fuzz run of the wire decoder, and the runnable examples.
 GO ?= go
+FUZZTIME ?= 10s
 
-.PHONY: test vet fmt-check unit fuzz bench bench-peers
+.PHONY: test vet fmt-check unit fuzz examples bench bench-peers
 
-test: vet fmt-check unit
+test: vet fmt-check unit fuzz examples
 
 vet:
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 unit:
 	$(GO) test -race -count=1 ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME) ./internal/wire/
+
+# Programs under examples/ that need nothing external run here; the rest build in vet.
+examples:
+	$(GO) run ./examples/quickstart
+	$(GO) run ./examples/multiprocess
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
