@@ -75,12 +75,16 @@ func (a *Acquisition) Granted(key string) int64 {
 }
 
 // Update reports the real usage of keys of the acquisition: each amount is
-// the total used so far and replaces any earlier report of that key. Less than
-// granted is refunded at once where the algorithm refunds (TokenBucket, GCRA);
-// more is charged too, putting the limit into debt, because the provider will
-// count it. A CallLimit or ResourceLimit key may be reported only with the
-// amount granted. Update fails, changing nothing, with ErrUnknownKey for a key
-// the acquisition does not hold, ErrInvalidRequest for negative usage, and
+// the total used so far and replaces any earlier report of that key. The
+// acquisition settles when it is released: usage below the grant is then
+// refunded where the algorithm refunds (TokenBucket, GCRA), and usage above it
+// is charged too, putting the limit into debt, because the provider will count
+// it. Until then the granted units stay taken. Settling once, at release,
+// makes a whole cycle one backend call after the grant on every backend.
+//
+// A CallLimit or ResourceLimit key may be reported only with the amount
+// granted. Update fails, changing nothing, with ErrUnknownKey for a key the
+// acquisition does not hold, ErrInvalidRequest for negative usage, and
 // ErrReleased after Release.
 func (a *Acquisition) Update(usage Amounts) error {
 	ls := a.set
@@ -95,20 +99,18 @@ func (a *Acquisition) Update(usage Amounts) error {
 	if err := a.checkUsage(usage); err != nil {
 		return err
 	}
-	scratch, accounted := a.scratch(), a.accounted()
-	clear(scratch)
+	accounted := a.accounted()
 	for k, key := range ls.keys {
 		n, ok := usage[key]
 		if !ok {
 			continue
 		}
 		for _, i := range ls.keySpecs[k] {
-			scratch[i] = n - accounted[i]
 			accounted[i] = n
 			a.reported |= 1 << i
 		}
 	}
-	return a.settle(false)
+	return nil
 }
 
 // checkUsage validates usage against what the acquisition holds.
@@ -139,21 +141,8 @@ func (a *Acquisition) checkUsage(usage Amounts) error {
 	return nil
 }
 
-// settle sends the deltas in scratch to the backend. Requires mu held.
-func (a *Acquisition) settle(final bool) error {
-	ls := a.set
-	refunded := a.refunded()
-	clear(refunded)
-	err := ls.set.Settle(context.Background(), a.lease, a.granted(), a.scratch(), final, refunded)
-	for i, n := range refunded {
-		if n > 0 {
-			ls.counters[i].refunded.Add(n)
-		}
-	}
-	return err
-}
-
-// Release returns the acquisition's resources and ends it. It always
+// Release settles the acquisition and ends it: it applies the usage reported
+// with Update (refunds and overage) and returns the resources. It always
 // releases everything, even when it reports an error: if a RateLimit of the
 // acquisition was never updated, its usage counts as the full request and
 // Release returns ErrUsageNotReported. Later calls return nil.
@@ -169,17 +158,23 @@ func (a *Acquisition) Release() error {
 	}
 	a.released = true
 	var missing []string
-	accounted := a.accounted()
-	for i, n := range a.granted() {
+	granted, accounted, delta, refunded := a.granted(), a.accounted(), a.scratch(), a.refunded()
+	for i, n := range granted {
 		if n > 0 && ls.kinds[i] == KindRate && a.reported&(1<<i) == 0 && !containsStr(missing, ls.specs[i].Key) {
 			missing = append(missing, ls.specs[i].Key)
 		}
-		if over := accounted[i] - n; over > 0 {
-			ls.counters[i].overage.Add(over)
+		delta[i] = accounted[i] - n
+	}
+	clear(refunded)
+	err := ls.set.Settle(context.Background(), a.lease, granted, delta, true, refunded)
+	for i, d := range delta {
+		if d > 0 {
+			ls.counters[i].overage.Add(d)
+		}
+		if refunded[i] > 0 {
+			ls.counters[i].refunded.Add(refunded[i])
 		}
 	}
-	clear(a.scratch())
-	err := a.settle(true)
 	if missing != nil {
 		err = errors.Join(fmt.Errorf("%w: %v counted as requested", ErrUsageNotReported, missing), err)
 	}

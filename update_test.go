@@ -36,15 +36,23 @@ func TestUpdateRefundsWhereTheAlgorithmRefunds(t *testing.T) {
 	}
 }
 
-func TestRefundIsVisibleRightAfterUpdate(t *testing.T) {
+func TestUsageIsSettledAtRelease(t *testing.T) {
 	ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Hour, Capacity: 100})
-	a := mustTry(t, ls, concurry.Amounts{"u": 100})
-	require.NoError(t, a.Update(concurry.Amounts{"u": 30}))
-	assert.Equal(t, int64(70), available(t, ls, "u"))
+	a := mustTry(t, ls, concurry.Amounts{"u": 60})
+	require.NoError(t, a.Update(concurry.Amounts{"u": 20}))
+	assert.Equal(t, int64(40), available(t, ls, "u"), "the grant stays taken until release")
 	require.NoError(t, a.Update(concurry.Amounts{"u": 50}), "a later report replaces the earlier one")
-	assert.Equal(t, int64(50), available(t, ls, "u"))
 	require.NoError(t, a.Release())
-	assert.Equal(t, int64(50), available(t, ls, "u"))
+	assert.Equal(t, int64(50), available(t, ls, "u"), "the last report was settled")
+	st, err := ls.Stats(bg)
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), st.Limits[0].Refunded)
+
+	b := mustTry(t, ls, concurry.Amounts{"u": 10})
+	require.NoError(t, b.Update(concurry.Amounts{"u": 30}))
+	assert.Equal(t, int64(40), available(t, ls, "u"), "overage is charged at release too")
+	require.NoError(t, b.Release())
+	assert.Equal(t, int64(20), available(t, ls, "u"))
 }
 
 func TestOverageIsCharged(t *testing.T) {
