@@ -1,0 +1,129 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/concurry/concurry/backend"
+)
+
+// maxExact bounds every capacity and window (in µs) the scripts accept: 2^52.
+const maxExact = 1 << 52
+
+// resourceAlg is the algorithm code the scripts use for a Resource spec.
+const resourceAlg = 9
+
+// Backend keeps named limit sets in Redis, Valkey or a Redis Cluster, shared
+// by every process that opens the same name through the same key prefix. The
+// zero value is not usable; call New. A Backend is safe for concurrent use.
+type Backend struct {
+	client redis.UniversalClient
+	opts   Options
+	clock  func() int64 // tests only: the instant every script uses, in µs; nil for Redis TIME
+
+	mu       sync.Mutex
+	degraded map[string]*atomic.Int64 // guarded by mu; per set name
+}
+
+// New returns a Backend over client, which may be a single node, a Sentinel
+// failover client or a Cluster client. The Backend does not own the client:
+// closing the client is the caller's job, after every set is closed.
+func New(client redis.UniversalClient, opts Options) *Backend {
+	return &Backend{client: client, opts: opts.withDefaults(), degraded: make(map[string]*atomic.Int64)}
+}
+
+// Degraded returns how many decisions the sets of the given name made
+// through this Backend while Redis could not be reached: requests refused
+// under FailClosed, granted under FailOpen, and settles that could not be
+// sent.
+func (b *Backend) Degraded(name string) int64 { return b.counter(name).Load() }
+
+func (b *Backend) counter(name string) *atomic.Int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := b.degraded[name]
+	if !ok {
+		c = new(atomic.Int64)
+		b.degraded[name] = c
+	}
+	return c
+}
+
+// Open returns the set of the given name. The first process to use a name
+// stores its definitions in Redis; a later Open, or any call of a set, that
+// finds other definitions fails with an error matching
+// backend.ErrLimitMismatch. Open fails with ErrNameRequired for an empty
+// name, ErrOutOfRange for a limit the scripts cannot hold exactly, and, under
+// FailClosed, with backend.ErrBackendUnavailable when Redis cannot be
+// reached. Under FailOpen an unreachable Redis does not fail Open: the
+// definitions are checked on the first call that reaches Redis.
+func (b *Backend) Open(ctx context.Context, name string, specs []backend.Spec) (backend.Set, error) {
+	if name == "" {
+		return nil, ErrNameRequired
+	}
+	s, err := newSet(b, name, specs)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Stats(ctx); err != nil {
+		if !errors.Is(err, backend.ErrBackendUnavailable) || b.opts.Outage == FailClosed {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// now returns the clock argument of every script: "0" asks for Redis TIME.
+func (b *Backend) now() any {
+	if b.clock == nil {
+		return "0"
+	}
+	return b.clock()
+}
+
+// define returns the canonical definition of specs, compared byte for byte
+// with the one stored in Redis.
+func define(specs []backend.Spec) string {
+	var sb strings.Builder
+	sb.WriteString("concurry/1")
+	for _, sp := range specs {
+		if sp.Kind == backend.Resource {
+			fmt.Fprintf(&sb, "|resource:%d:%s", sp.Capacity, strconv.Quote(sp.Key))
+			continue
+		}
+		fmt.Fprintf(&sb, "|%v:%d:%d:%s", sp.Algorithm, int64(sp.Window), sp.Capacity, strconv.Quote(sp.Key))
+	}
+	return sb.String()
+}
+
+// params returns the five script numbers of sp: algorithm, capacity, window
+// in µs (rounded up), and capacity and window divided by their gcd.
+func params(sp backend.Spec) ([5]int64, error) {
+	if sp.Kind == backend.Resource {
+		if sp.Capacity >= maxExact {
+			return [5]int64{}, fmt.Errorf("%w: resource %q: capacity %d ≥ 2^52", ErrOutOfRange, sp.Key, sp.Capacity)
+		}
+		return [5]int64{resourceAlg, sp.Capacity, 0, 0, 0}, nil
+	}
+	w := max(1, int64((sp.Window+time.Microsecond-1)/time.Microsecond))
+	if sp.Capacity >= maxExact || w >= maxExact {
+		return [5]int64{}, fmt.Errorf("%w: %q: capacity %d, window %v", ErrOutOfRange, sp.Key, sp.Capacity, sp.Window)
+	}
+	g := gcd(sp.Capacity, w)
+	return [5]int64{int64(sp.Algorithm), sp.Capacity, w, sp.Capacity / g, w / g}, nil
+}
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}

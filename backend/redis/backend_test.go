@@ -1,0 +1,111 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/concurry/concurry/backend"
+	cr "github.com/concurry/concurry/backend/redis"
+	"github.com/concurry/concurry/internal/redistest"
+)
+
+func TestOpenErrors(t *testing.T) {
+	b := cr.New(redistest.Start(t).Client(), cr.Options{})
+	ctx := context.Background()
+	tokens := []backend.Spec{{Key: "tokens", Kind: backend.Rate, Window: time.Minute, Capacity: 100}}
+	if _, err := b.Open(ctx, "", tokens); !errors.Is(err, cr.ErrNameRequired) {
+		t.Fatalf("empty name: %v, want ErrNameRequired", err)
+	}
+	huge := []backend.Spec{{Key: "tokens", Kind: backend.Rate, Window: time.Minute, Capacity: 1 << 52}}
+	if _, err := b.Open(ctx, "huge", huge); !errors.Is(err, cr.ErrOutOfRange) {
+		t.Fatalf("capacity 2^52: %v, want ErrOutOfRange", err)
+	}
+	set, err := b.Open(ctx, "shared", tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	other := []backend.Spec{{Key: "tokens", Kind: backend.Rate, Window: time.Minute, Capacity: 101}}
+	_, err = cr.New(redistest.Start(t).Client(), cr.Options{}).Open(ctx, "shared", other)
+	if err != nil {
+		t.Fatalf("another server is another namespace: %v", err)
+	}
+	_, err = b.Open(ctx, "shared", other)
+	if !errors.Is(fmt.Errorf("wrapped: %w", err), backend.ErrLimitMismatch) {
+		t.Fatalf("other definitions: %v, want ErrLimitMismatch", err)
+	}
+}
+
+func TestUnavailableIsWrapped(t *testing.T) {
+	srv := redistest.Start(t)
+	b := cr.New(quickClient(t, srv.Addr), cr.Options{})
+	srv.Kill()
+	_, err := b.Open(context.Background(), "down", []backend.Spec{{Key: "conn", Kind: backend.Resource, Capacity: 1}})
+	if !errors.Is(fmt.Errorf("wrapped: %w", err), backend.ErrBackendUnavailable) {
+		t.Fatalf("Open with Redis down: %v, want ErrBackendUnavailable", err)
+	}
+}
+
+func TestOutagePolicyString(t *testing.T) {
+	if cr.FailClosed.String() != "FailClosed" || cr.FailOpen.String() != "FailOpen" {
+		t.Fatal(cr.FailClosed.String(), cr.FailOpen.String())
+	}
+}
+
+// TestRenewalNeverResurrects moves the scripts' clock by hand: a renewed
+// lease outlives its first expiry; an expired one is not renewed, its units
+// come back once, and its late settle changes nothing.
+func TestRenewalNeverResurrects(t *testing.T) {
+	const ttl = time.Second
+	client := redistest.Start(t).Client()
+	now := time.Now().UnixMicro()
+	b := cr.New(client, cr.Options{LeaseTTL: ttl})
+	cr.SetClock(b, func() int64 { return now })
+	ctx := context.Background()
+	set, err := b.Open(ctx, t.Name(), []backend.Spec{{Key: "conn", Kind: backend.Resource, Capacity: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	inUse := func() int64 {
+		st, err := set.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st[0].InUse
+	}
+	first, err := set.Acquire(ctx, []int64{1}, backend.AcquireOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now += ttl.Microseconds() / 2
+	cr.RenewNow(set) // expiry moves to now + ttl
+	now += ttl.Microseconds() * 3 / 4
+	if n := inUse(); n != 1 {
+		t.Fatalf("a renewed lease past its first expiry: %d in use, want 1", n)
+	}
+	now += ttl.Microseconds() // expired now
+	cr.RenewNow(set)
+	if n := inUse(); n != 0 {
+		t.Fatalf("an expired lease: %d in use, want 0", n)
+	}
+	second, err := set.Acquire(ctx, []int64{1}, backend.AcquireOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Settle(ctx, first, []int64{1}, nil, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := inUse(); n != 1 {
+		t.Fatalf("after the expired lease's late settle: %d in use, want 1 (the second lease)", n)
+	}
+	if err := set.Settle(ctx, second, []int64{1}, nil, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := inUse(); n != 0 {
+		t.Fatalf("%d in use at the end, want 0", n)
+	}
+}

@@ -1,0 +1,185 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/concurry/concurry/algorithms"
+	"github.com/concurry/concurry/backend"
+	"github.com/concurry/concurry/backend/memory"
+	cr "github.com/concurry/concurry/backend/redis"
+	"github.com/concurry/concurry/internal/redistest"
+)
+
+// The differential test replays one random trace through backend/memory and
+// backend/redis and requires identical decisions, refunds and availability.
+//
+// The clocks agree exactly: the memory side runs in a testing/synctest
+// bubble, whose fake clock advances only by the trace's sleeps, and the Redis
+// side takes every script's time from the trace through the test-only clock
+// hook (cr.SetClock) instead of Redis TIME. Steps are whole microseconds, the
+// Redis backend's granularity, so no tolerance is needed. Usage is reported
+// with the final settle only, because the Redis backend defers non-final
+// deltas to it.
+
+// event is one step of a trace.
+type event struct {
+	dt     time.Duration // sleep before the step
+	op     byte          // 'a' acquire, 's' settle, 'q' query stats
+	amount []int64       // acquire: per spec
+	lease  int           // settle: index into the held leases
+	usage  []int64       // settle: usage per spec
+}
+
+// outcome is what one step observed.
+type outcome struct {
+	Granted  bool
+	Refunded []int64
+	Avail    []int64
+}
+
+func diffSpecs(alg algorithms.Kind) [][]backend.Spec {
+	rate := func(w time.Duration, c int64) backend.Spec {
+		return backend.Spec{Key: "k" + fmt.Sprint(w), Kind: backend.Rate, Algorithm: alg, Window: w, Capacity: c}
+	}
+	res := backend.Spec{Key: "conn", Kind: backend.Resource, Capacity: 3}
+	sets := [][]backend.Spec{
+		{rate(time.Second, 10), rate(10*time.Second, 37), res},
+		{rate(24*time.Hour, 999_983)}, // C·W in µs ≈ 2^56: the exact slow path
+		{rate(7*time.Millisecond, 5), res},
+	}
+	if alg != algorithms.LeakyBucket { // LeakyBucket rounds departures to µs: see the package doc
+		sets = append(sets, []backend.Spec{rate(1001*time.Microsecond, 3), rate(time.Second, 7)})
+	}
+	return sets
+}
+
+func makeTrace(rng *rand.Rand, specs []backend.Spec, steps int) []event {
+	var tr []event
+	held := 0
+	for range steps {
+		ev := event{}
+		sp := specs[rng.IntN(len(specs))]
+		if sp.Kind == backend.Rate {
+			per := max(1, int64(sp.Window/time.Microsecond)/sp.Capacity)
+			ev.dt = time.Duration(rng.Int64N(3*per+1)) * time.Microsecond
+		}
+		switch r := rng.IntN(10); {
+		case r < 5 || held == 0:
+			ev.op, ev.amount = 'a', make([]int64, len(specs))
+			for i, s := range specs {
+				ev.amount[i] = 1 + rng.Int64N(max(1, s.Capacity/3))
+				if s.Kind == backend.Resource || rng.IntN(4) == 0 {
+					ev.amount[i] = 1
+				}
+			}
+			held++ // an upper bound; settles of refused grants are skipped
+		case r < 9:
+			ev.op, ev.lease, ev.usage = 's', rng.IntN(held), make([]int64, len(specs))
+			for i := range ev.usage {
+				ev.usage[i] = rng.Int64N(2)*rng.Int64N(3) - 1 // -1 means "as granted"
+			}
+		default:
+			ev.op = 'q'
+		}
+		tr = append(tr, ev)
+	}
+	return tr
+}
+
+// replay runs tr on set at the instants now() reports after each sleep.
+func replay(t *testing.T, set backend.Set, specs []backend.Spec, tr []event, sleep func(time.Duration)) []outcome {
+	ctx := context.Background()
+	type lease struct {
+		id      backend.Lease
+		granted []int64
+	}
+	var held []lease
+	var out []outcome
+	for _, ev := range tr {
+		sleep(ev.dt)
+		var o outcome
+		switch ev.op {
+		case 'a':
+			id, err := set.Acquire(ctx, ev.amount, backend.AcquireOptions{})
+			if err != nil && !errors.Is(err, backend.ErrWouldBlock) {
+				t.Fatal(err)
+			}
+			if o.Granted = err == nil; o.Granted {
+				held = append(held, lease{id, slices.Clone(ev.amount)})
+			}
+		case 's':
+			if len(held) == 0 {
+				break
+			}
+			i := ev.lease % len(held)
+			l := held[i]
+			held = slices.Delete(held, i, i+1)
+			delta := make([]int64, len(specs))
+			for k, u := range ev.usage {
+				if u >= 0 && specs[k].Kind == backend.Rate {
+					delta[k] = u*l.granted[k]/2 - l.granted[k] + u // 0, ~granted/2 or ~granted+2 used
+				}
+			}
+			o.Refunded = make([]int64, len(specs))
+			if err := set.Settle(ctx, l.id, l.granted, delta, true, o.Refunded); err != nil {
+				t.Fatal(err)
+			}
+		case 'q':
+			st, err := set.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range st {
+				o.Avail = append(o.Avail, s.Available, s.InUse)
+			}
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+func TestDifferential(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.Client()
+	for alg := algorithms.TokenBucket; alg <= algorithms.GCRA; alg++ {
+		for si, specs := range diffSpecs(alg) {
+			t.Run(fmt.Sprintf("%v/%d", alg, si), func(t *testing.T) {
+				tr := makeTrace(rand.New(rand.NewPCG(uint64(alg), uint64(si))), specs, 400)
+				var want []outcome
+				var start time.Time
+				synctest.Test(t, func(t *testing.T) {
+					start = time.Now()
+					want = replay(t, memory.NewSet(specs).Handle(nil), specs, tr, time.Sleep)
+				})
+				now := start.UnixMicro()
+				b := cr.New(client, cr.Options{Prefix: "diff"})
+				cr.SetClock(b, func() int64 { return now })
+				set, err := b.Open(context.Background(), t.Name(), specs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer set.Close()
+				got := replay(t, set, specs, tr, func(d time.Duration) { now += d.Microseconds() })
+				granted := 0
+				for i := range want {
+					if fmt.Sprint(want[i]) != fmt.Sprint(got[i]) {
+						t.Fatalf("step %d (%c): memory %+v, redis %+v", i, tr[i].op, want[i], got[i])
+					}
+					if got[i].Granted {
+						granted++
+					}
+				}
+				if granted == 0 || granted == len(tr) {
+					t.Fatalf("the trace granted %d of %d steps: it tells nothing", granted, len(tr))
+				}
+			})
+		}
+	}
+}

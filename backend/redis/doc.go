@@ -1,0 +1,94 @@
+// Package redis is the distributed backend of concurry: processes on many
+// hosts share one set of limits kept in Redis, Valkey or a Redis Cluster,
+// through github.com/redis/go-redis/v9 (any redis.UniversalClient: a single
+// node, Sentinel or Cluster).
+//
+//	client := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: []string{"10.0.0.5:6379"}})
+//	b := redis.New(client, redis.Options{})
+//	set, err := concurry.NewLimitSet(limits, concurry.WithName("openai"), concurry.WithBackend(b))
+//
+// # Model
+//
+// Every key of a set carries the hash tag {Prefix:name}, so a whole
+// multi-limit request is one Lua script call on one slot: atomic across all
+// its limits, one round trip, and Cluster-safe. Scripts run with EVALSHA and
+// fall back to EVAL on NOSCRIPT. Time is Redis TIME read inside the script,
+// so hosts with skewed clocks agree; a set's clock never goes backwards.
+//
+// The first process to use a name stores the limit definitions; a set that
+// finds other definitions fails with backend.ErrLimitMismatch. Every key
+// expires about a second after the set would be back at its initial state
+// (buckets full, windows empty) and its last lease expired, so idle sets do
+// not fill Redis; the definitions go with them.
+//
+// # Semantics and exactness
+//
+// All five algorithms and ResourceLimit behave as in package
+// [github.com/concurry/concurry/algorithms] and the in-memory backend,
+// refunds and overage included, with two differences of granularity:
+// instants are whole microseconds (not nanoseconds), and windows are rounded
+// up to a whole microsecond. So when Window/Capacity is not a whole number of
+// microseconds, back-to-back LeakyBucket departures round up to the next µs
+// (not ns), and the instants a blocked request is told to wait for round up
+// to the µs. Decisions at whole-µs instants are otherwise identical.
+//
+// Lua numbers are doubles, exact for integers below 2^53, and the scripts use
+// nothing else: every quantity they store or compare is an integer. Instants
+// are µs since the Unix epoch (below 2^52 until the year 2112); capacities,
+// amounts and windows in µs must be below 2^52 (Open fails with
+// ErrOutOfRange otherwise); debts, counters and instants saturate at 2^52.
+// Rates are the fraction C/W reduced by gcd(C, W), kept as whole units plus a
+// remainder. A product of two such numbers that reaches 2^52 is divided by an
+// exact double-and-add routine instead of the FPU, so the arithmetic is exact
+// on that whole range, not only for round limits; round limits (a capacity
+// and a window that share factors, as in 10,000 per minute or 2M per day)
+// never need that slower path.
+//
+// # Acquisitions and leases
+//
+// Each acquisition has an id chosen by the client at random (63 bits) and
+// recorded in Redis with the granted amounts. Acquire with an id that was
+// already granted returns that grant, so a retried call (go-redis retries on
+// timeouts) never charges twice. Settle sends non-final deltas with the
+// final call only, so a full cycle is two round trips (and the refund of an
+// Acquisition.Update reaches other processes at Release); the final settle
+// applies its deltas once, ends the lease and never refunds more than was
+// granted; a retried settle finds the lease gone and changes nothing.
+//
+// A lease lives Options.LeaseTTL (30 s by default) in Redis. The process
+// renews all the leases it holds in one call every LeaseTTL/3; a renewal
+// never revives a lease that has expired. If the holder dies, its resource
+// units come back when its leases expire.
+//
+// # Waiting
+//
+// A blocked Acquire never polls: the script returns the instant the request
+// could succeed, and the client sleeps until then plus a little jitter
+// (Options.Jitter). For resources, and for limits that refund, it also wakes
+// on a pub/sub notice that the scripts publish when units come back; until a
+// notice arrives it sleeps until the earliest lease expiry. A ctx deadline
+// before the instant the rate limits could grant fails at once with an error
+// matching context.DeadlineExceeded.
+//
+// Ordering is first come, first served within one process: its blocked
+// requests wait in a FIFO queue, only the head makes attempts, and TryAcquire
+// fails while the queue is not empty. Across processes ordering is
+// best-effort: each process's head attempts at its own wake-up instant and
+// whichever attempt reaches Redis first wins, so a large request of one
+// process can be overtaken by small requests of others.
+//
+// A LimitPool waits on several sets with a shared claim. While the claim is
+// untaken the script runs in check mode, which takes nothing; only when it
+// says the request fits now does the set take the claim and then run the
+// script for real. If another process takes the units in between, the set
+// that holds the claim keeps waiting for them: no other set of the pool
+// grants, and nothing is granted and given back.
+//
+// # Outages
+//
+// When Redis cannot be reached, a Backend with FailClosed (the default)
+// fails Acquire with an error matching backend.ErrBackendUnavailable, and one
+// with FailOpen grants at once without limits; either way the decision is
+// counted in [Backend.Degraded]. A call whose outcome is unknown is never
+// replayed with a new id: its lease, if it was granted, expires unrenewed.
+package redis

@@ -1,0 +1,70 @@
+package redis
+
+import "time"
+
+// OutagePolicy says what a set does when Redis cannot be reached.
+type OutagePolicy uint8
+
+const (
+	// FailClosed refuses: Acquire fails with an error matching
+	// backend.ErrBackendUnavailable. It is the default.
+	FailClosed OutagePolicy = iota
+	// FailOpen grants every request at once, without limits, while Redis
+	// cannot be reached; such grants are not charged and their Settle does
+	// nothing.
+	FailOpen
+)
+
+// String returns "FailClosed" or "FailOpen".
+func (p OutagePolicy) String() string {
+	if p == FailOpen {
+		return "FailOpen"
+	}
+	return "FailClosed"
+}
+
+// Options configure a Backend. The zero value is ready to use: every zero
+// field means its default.
+type Options struct {
+	// Prefix starts every key; a set named n keeps its state under the hash
+	// tag {Prefix:n}. Default "concurry".
+	Prefix string
+	// LeaseTTL is how long an acquisition's lease lives in Redis without
+	// renewal. The holding process renews its leases every LeaseTTL/3 while
+	// it holds them, so the units of a crashed holder come back at most
+	// LeaseTTL after its last renewal. Default 30 s.
+	LeaseTTL time.Duration
+	// Outage selects what the sets of this Backend do while Redis cannot be
+	// reached. Default FailClosed. To give sets different policies, create
+	// one Backend per policy over the same client: a Backend is cheap.
+	Outage OutagePolicy
+	// Jitter is the largest random delay added to every wake-up of a
+	// blocked Acquire, so that processes woken for the same instant do not
+	// reach Redis at once. Default 1 ms; negative means none.
+	Jitter time.Duration
+	// RenewTimeout bounds one lease renewal call. Default LeaseTTL/3.
+	RenewTimeout time.Duration
+}
+
+const (
+	defaultPrefix   = "concurry"
+	defaultLeaseTTL = 30 * time.Second
+	defaultJitter   = time.Millisecond
+)
+
+// withDefaults returns o with every zero field replaced by its default.
+func (o Options) withDefaults() Options {
+	if o.Prefix == "" {
+		o.Prefix = defaultPrefix
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = defaultLeaseTTL
+	}
+	if o.Jitter == 0 {
+		o.Jitter = defaultJitter
+	}
+	if o.RenewTimeout <= 0 {
+		o.RenewTimeout = o.LeaseTTL / 3
+	}
+	return o
+}

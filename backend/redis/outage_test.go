@@ -1,0 +1,162 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/backend"
+	cr "github.com/concurry/concurry/backend/redis"
+	"github.com/concurry/concurry/internal/redistest"
+)
+
+// quickClient gives up fast on a server that is away.
+func quickClient(t *testing.T, addr string) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 100 * time.Millisecond,
+		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: 1})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestRestartFailClosed(t *testing.T) {
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	b := cr.New(quickClient(t, srv.Addr), cr.Options{})
+	const capacity = 1_000_000
+	ls, err := concurry.NewLimitSet([]concurry.Limit{
+		concurry.CallLimit{Window: 1000 * time.Hour, Capacity: capacity, Algorithm: concurry.FixedWindow},
+	}, concurry.WithName(t.Name()), concurry.WithBackend(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+
+	var c outageCounts
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { c.hammer(t, ls, stop) })
+	}
+	time.Sleep(200 * time.Millisecond) // let the workers run before, during and after the outage
+	srv.Stop()
+	time.Sleep(300 * time.Millisecond)
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.sawRecovery.Load() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if !c.sawOutage.Load() || !c.sawRecovery.Load() {
+		t.Fatalf("outage seen %v, recovery seen %v", c.sawOutage.Load(), c.sawRecovery.Load())
+	}
+	st, err := ls.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := capacity - st.Limits[0].Available
+	// Every grant is charged once. A call that failed during the outage may
+	// have been charged when its reply was lost, but never twice.
+	if used < c.granted.Load() || used > c.granted.Load()+c.failed.Load() {
+		t.Fatalf("charged %d, granted %d, failed %d", used, c.granted.Load(), c.failed.Load())
+	}
+	if d := b.Degraded(t.Name()); d < c.failed.Load() {
+		t.Fatalf("Degraded = %d, want at least the %d refusals", d, c.failed.Load())
+	}
+	t.Logf("granted %d, refused during the outage %d, charged %d", c.granted.Load(), c.failed.Load(), used)
+}
+
+// outageCounts are what the workers of TestRestartFailClosed saw.
+type outageCounts struct {
+	granted, failed        atomic.Int64
+	sawOutage, sawRecovery atomic.Bool
+}
+
+// hammer acquires and releases until stop is closed, counting outcomes.
+func (c *outageCounts) hammer(t *testing.T, ls *concurry.LimitSet, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		a, err := ls.TryAcquire(context.Background(), nil)
+		switch {
+		case err == nil:
+			c.granted.Add(1)
+			if c.sawOutage.Load() {
+				c.sawRecovery.Store(true)
+			}
+			if err := a.Release(); err != nil && !errors.Is(err, concurry.ErrBackendUnavailable) {
+				t.Errorf("Release: %v", err)
+			}
+		case errors.Is(err, concurry.ErrBackendUnavailable):
+			c.failed.Add(1)
+			c.sawOutage.Store(true)
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+}
+
+func TestFailOpen(t *testing.T) {
+	srv := redistest.Start(t)
+	b := cr.New(quickClient(t, srv.Addr), cr.Options{Outage: cr.FailOpen})
+	ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conn", Capacity: 1}},
+		concurry.WithName(t.Name()), concurry.WithBackend(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	srv.Kill()
+	for range 3 { // beyond the capacity: nothing is enforced while Redis is away
+		a, err := ls.Acquire(context.Background(), nil)
+		if err != nil {
+			t.Fatalf("FailOpen Acquire during an outage: %v", err)
+		}
+		defer a.Release()
+	}
+	if d := b.Degraded(t.Name()); d != 3 {
+		t.Fatalf("Degraded = %d, want 3", d)
+	}
+}
+
+func TestReplayedAcquireChargesOnce(t *testing.T) {
+	b := cr.New(redistest.Start(t).Client(), cr.Options{})
+	frozen := time.Now().UnixMicro()
+	cr.SetClock(b, func() int64 { return frozen }) // no refill between the grant and the settle
+	specs := []backend.Spec{{Key: "tokens", Kind: backend.Rate, Window: time.Hour, Capacity: 100}}
+	ctx := context.Background()
+	set, err := b.Open(ctx, t.Name(), specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	for range 3 { // the same id again: a retry after a lost reply
+		if ok, err := cr.TakeWithID(ctx, set, 42, []int64{30}); !ok || err != nil {
+			t.Fatalf("TakeWithID: %v, %v", ok, err)
+		}
+	}
+	if st, _ := set.Stats(ctx); st[0].Available != 70 {
+		t.Fatalf("available %d after one grant of 30 replayed, want 70", st[0].Available)
+	}
+	refunded := make([]int64, 1)
+	for i := range 3 { // a settle retried: applied once, refund bounded by the grant
+		if err := set.Settle(ctx, 42, []int64{30}, []int64{-1000}, true, refunded); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && refunded[0] != 30 {
+			t.Fatalf("refunded %d, want the 30 granted", refunded[0])
+		}
+	}
+	if st, _ := set.Stats(ctx); st[0].Available != 100 {
+		t.Fatalf("available %d after the settle, want 100", st[0].Available)
+	}
+}

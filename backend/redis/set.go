@@ -1,0 +1,236 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/concurry/concurry/backend"
+)
+
+// degradedBit marks a lease granted without Redis under FailOpen.
+const degradedBit = backend.Lease(1) << 63
+
+// Set is one named set of limits kept in Redis; it implements backend.Set.
+// Get one from [Backend.Open]. A Set is safe for concurrent use.
+type Set struct {
+	b        *Backend
+	name     string
+	def      string
+	n        int
+	keys     []string
+	static   []any // every script's arguments after the clock
+	channel  string
+	notify   bool // waits listen for release notices: a resource or a refunding limit
+	degraded *atomic.Int64
+
+	closed    chan struct{}
+	closeOnce sync.Once
+	notifier  notifier
+
+	mu     sync.Mutex
+	queue  []*waiter                 // guarded by mu; this process's blocked Acquire calls, oldest first
+	leases map[backend.Lease][]int64 // guarded by mu; held leases → deferred deltas (nil while none)
+	renew  *time.Timer               // guarded by mu; renews leases while any are held
+}
+
+func newSet(b *Backend, name string, specs []backend.Spec) (*Set, error) {
+	tag := "{" + b.opts.Prefix + ":" + name + "}"
+	s := &Set{
+		b: b, name: name, def: define(specs), n: len(specs),
+		keys:     []string{tag, tag + ":l", tag + ":e"},
+		channel:  tag + ":free",
+		degraded: b.counter(name),
+		closed:   make(chan struct{}),
+		leases:   make(map[backend.Lease][]int64),
+	}
+	s.static = append(s.static, s.def, len(specs))
+	for i, sp := range specs {
+		p, err := params(sp)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range p {
+			s.static = append(s.static, v)
+		}
+		s.keys = append(s.keys, tag+":w"+strconv.Itoa(i+1))
+		s.notify = s.notify || sp.Kind == backend.Resource || sp.Algorithm.Refunds()
+	}
+	s.static = append(s.static, s.channel, b.opts.LeaseTTL.Microseconds())
+	return s, nil
+}
+
+// newLease returns a fresh acquisition id: 63 random bits, never 0.
+func newLease() backend.Lease { return backend.Lease(rand.Uint64()>>1 | 1) }
+
+// Acquire implements backend.Set. See the package documentation for how
+// waiters are ordered and how claims are honoured.
+func (s *Set) Acquire(ctx context.Context, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
+	if s.isClosed() {
+		return 0, backend.ErrClosed
+	}
+	if !opts.Wait && s.queued() {
+		if opts.Claim != nil && opts.Claim.Taken() {
+			return 0, backend.ErrClaimed
+		}
+		return 0, backend.ErrWouldBlock
+	}
+	if opts.Wait {
+		w, err := s.enqueue(ctx)
+		if err != nil {
+			return 0, err
+		}
+		defer s.dequeue(w)
+	}
+	return s.loop(ctx, amounts, opts)
+}
+
+// attempt runs the acquire script once. The call is not abandoned when ctx
+// ends, so its outcome is never ambiguous because of the caller; go-redis's
+// own timeouts bound it.
+func (s *Set) attempt(ctx context.Context, mode string, id backend.Lease, amounts []int64) (reply, error) {
+	extra := make([]any, 0, 2+len(amounts))
+	extra = append(extra, mode, strconv.FormatUint(uint64(id), 10))
+	for _, n := range amounts {
+		extra = append(extra, n)
+	}
+	res, err := s.run(context.WithoutCancel(ctx), acquireScript, extra...)
+	if err != nil {
+		return reply{}, err
+	}
+	v, err := integers(res, 0)
+	if err != nil {
+		return reply{}, err
+	}
+	r := reply{code: v[0], now: v[1]}
+	if r.code == codeRefused && len(v) >= 5 {
+		r.ready, r.blocked, r.wake = v[2], v[3] == 1, v[4]
+	}
+	return r, nil
+}
+
+// outage applies the outage policy to err from an acquisition attempt.
+func (s *Set) outage(err error) (backend.Lease, error) {
+	if !errors.Is(err, backend.ErrBackendUnavailable) {
+		return 0, err
+	}
+	s.degraded.Add(1)
+	if s.b.opts.Outage == FailOpen {
+		return newLease() | degradedBit, nil
+	}
+	return 0, err
+}
+
+// track records a granted lease for renewal and deferred settling.
+func (s *Set) track(id backend.Lease) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leases[id] = nil
+	if len(s.leases) == 1 {
+		s.armRenew()
+	}
+}
+
+// Settle implements backend.Set. Non-final deltas are added up in this
+// process and sent with the final call, which ends the lease in one script
+// call. The script applies a lease's settle at most once: a retried or
+// repeated Settle finds the lease gone and changes nothing, and a refund is
+// never more than was granted. When Redis cannot be reached the lease is
+// dropped here: its resources come back when it expires, and its deltas are
+// lost (reported as an error matching backend.ErrBackendUnavailable, or
+// counted in Degraded under FailOpen).
+func (s *Set) Settle(ctx context.Context, lease backend.Lease, _, delta []int64, final bool, refunded []int64) error {
+	if lease&degradedBit != 0 {
+		return nil
+	}
+	s.mu.Lock()
+	pending, ok := s.leases[lease]
+	if !ok || !final {
+		if ok && delta != nil {
+			s.leases[lease] = addDelta(pending, delta, s.n)
+		}
+		s.mu.Unlock()
+		return nil
+	}
+	delete(s.leases, lease)
+	if len(s.leases) == 0 && s.renew != nil {
+		s.renew.Stop()
+	}
+	s.mu.Unlock()
+	total := addDelta(pending, delta, s.n)
+	extra := make([]any, 0, 1+s.n)
+	extra = append(extra, strconv.FormatUint(uint64(lease), 10))
+	for _, d := range total {
+		extra = append(extra, d)
+	}
+	res, err := s.run(context.WithoutCancel(ctx), settleScript, extra...)
+	if err != nil {
+		if errors.Is(err, backend.ErrBackendUnavailable) {
+			s.degraded.Add(1)
+			if s.b.opts.Outage == FailOpen {
+				return nil
+			}
+		}
+		return err
+	}
+	got, err := integers(res, 1)
+	if err == nil && refunded != nil && len(got) == len(refunded) {
+		copy(refunded, got)
+	}
+	return err
+}
+
+// addDelta adds delta into acc, allocating acc (of length n) when needed.
+func addDelta(acc, delta []int64, n int) []int64 {
+	if acc == nil {
+		acc = make([]int64, n)
+	}
+	for i, d := range delta {
+		acc[i] += d
+	}
+	return acc
+}
+
+// Stats implements backend.Set: it reads the state every process shares.
+func (s *Set) Stats(ctx context.Context) ([]backend.SpecStats, error) {
+	res, err := s.run(ctx, statsScript)
+	if err != nil {
+		return nil, err
+	}
+	v, err := integers(res, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(v) != 2*s.n {
+		return nil, ErrScript
+	}
+	out := make([]backend.SpecStats, s.n)
+	for i := range out {
+		out[i] = backend.SpecStats{Available: v[2*i], InUse: v[2*i+1]}
+	}
+	return out, nil
+}
+
+// Close implements backend.Set: it wakes this process's waiters with
+// backend.ErrClosed, fails later acquisitions, and stops listening for
+// release notices. Leases already granted are still renewed until settled.
+func (s *Set) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.notifier.stop()
+	})
+	return nil
+}
+
+func (s *Set) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
