@@ -20,10 +20,12 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME) ./internal/wire/
 
-# Programs under examples/ that need nothing external run here; the rest build in vet.
+# Every program under examples/ runs here (distributed starts its own redis-server,
+# which .ci/run installs); vet builds them all.
 examples:
 	$(GO) run ./examples/quickstart
 	$(GO) run ./examples/multiprocess
+	$(GO) run ./examples/distributed
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...

@@ -6,7 +6,7 @@
 // budget.
 //
 //	go run ./examples/distributed                       # starts a redis-server of its own
-//	go run ./examples/distributed -addr 10.0.0.5:6379   # uses yours
+//	go run ./examples/distributed -addr redis.internal:6379   # uses yours
 //
 // Without -addr it needs the redis-server binary; when it is missing the
 // program says so and exits with status 2.
