@@ -1,0 +1,36 @@
+// Package worker runs tasks on pools of actors that share concurry's limits.
+//
+// A [Pool] holds workers, each owning one value of a type T built by a
+// factory: an HTTP client with its credentials, a model, a connection. A
+// worker runs the tasks submitted to it one at a time, in submission order,
+// so T needs no locks. A [Task] receives the worker's value and a
+// concurry.Limiter, never nil, from which it acquires the limits of each
+// call:
+//
+//	pool, err := worker.NewPool(ctx, newClient, worker.Options{
+//		MaxWorkers: 8,
+//		Limiter:    limits, // a *concurry.LimitSet shared by all eight
+//		NumRetries: 3,
+//	})
+//	f, err := worker.Submit(ctx, pool, func(ctx context.Context, c *Client, lim concurry.Limiter) (string, error) {
+//		return c.Complete(ctx, lim, prompt)
+//	})
+//	text, err := f.Result(ctx)
+//	err = pool.Stop(ctx)
+//
+// [Options] chooses the mode (Goroutine workers, Sync in the caller, or
+// OnDemand values built per task), the balancing between workers, each
+// worker's submission queue, the limits (one shared Limiter, private Limits
+// per worker, or a LimitPool per worker over LimitSets), and retries: how
+// many, on which errors ([RetryOnErrors], [RetryOnType]), with which waits,
+// and, per submission, on which results ([RetryUntil]). A task asks for a
+// longer wait by returning a [RetryAfterError]. Every attempt acquires its
+// limits anew; what an attempt leaves acquired is released when it ends.
+//
+// [Submit] returns a [Future]; [Run] waits for the result. [Gather] collects
+// the results of many futures in input order, and [Wait] returns when all,
+// the first, or the first failing of them complete. A panic in a task becomes
+// its error, a [PanicError] with the stack, and the worker goes on.
+// [Pool.Stop] cancels or drains what is queued and returns when every
+// goroutine of the pool has exited.
+package worker

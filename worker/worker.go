@@ -1,0 +1,175 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+)
+
+// worker is one actor of a Goroutine pool: a goroutine that owns its value
+// and runs the tasks of its queue one at a time, in order.
+type worker[T any] struct {
+	env[T]
+	gate *gate // bounds unfinished tasks; nil when the queue is unbounded
+
+	mu       sync.Mutex
+	queue    ring[job[T]] // guarded by mu; submitted, not started
+	idle     bool         // guarded by mu; the goroutine waits on wake
+	stopping bool         // guarded by mu; take no more tasks, exit when empty
+	wake     chan struct{}
+}
+
+// startWorkers starts every worker and waits until each has built its value.
+func (p *Pool[T]) startWorkers(ctx context.Context) error {
+	ready := make(chan error, p.opts.MaxWorkers)
+	p.workers = make([]*worker[T], p.opts.MaxWorkers)
+	for i := range p.workers {
+		w := &worker[T]{
+			env:  env[T]{c: &p.core, index: i, st: &p.counters[i], lim: p.lims[i]},
+			wake: make(chan struct{}, 1),
+		}
+		if n := p.opts.MaxQueuedTasks; n > 0 {
+			w.gate = newGate(n)
+		}
+		w.release = w.finished
+		p.workers[i] = w
+		p.enter()
+		go w.loop(ctx, p.factory, ready)
+	}
+	var errs []error
+	for range p.workers {
+		if err := <-ready; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// loop is the worker's goroutine.
+func (w *worker[T]) loop(ctx context.Context, factory func(context.Context, int) (T, error), ready chan<- error) {
+	defer w.c.exit()
+	t, err := build(ctx, factory, w.index)
+	ready <- err
+	if err != nil {
+		return
+	}
+	w.t = t
+	for {
+		j := w.next()
+		if j == nil {
+			break
+		}
+		j.run(&w.env)
+	}
+	w.c.addCloseErr(closeValue(t))
+}
+
+// finished frees the slot of a task that has ended.
+func (w *worker[T]) finished() {
+	w.st.unfinished.Add(-1)
+	if w.gate != nil {
+		w.gate.release()
+	}
+}
+
+// next returns the next task, waiting for one; nil when the worker must exit.
+func (w *worker[T]) next() job[T] {
+	w.mu.Lock()
+	for w.queue.len() == 0 {
+		if w.stopping {
+			w.mu.Unlock()
+			return nil
+		}
+		w.idle = true
+		w.mu.Unlock()
+		<-w.wake
+		w.mu.Lock()
+	}
+	j := w.queue.pop()
+	w.mu.Unlock()
+	return j
+}
+
+// push appends j to the queue; false once the worker is stopping.
+func (w *worker[T]) push(j job[T]) bool {
+	w.mu.Lock()
+	if w.stopping {
+		w.mu.Unlock()
+		return false
+	}
+	w.queue.push(j)
+	wake := w.idle
+	w.idle = false
+	w.mu.Unlock()
+	if wake {
+		w.wake <- struct{}{} // never blocks: one send per idle spell
+	}
+	return true
+}
+
+// stop makes the worker exit once its queue is empty.
+func (w *worker[T]) stop() {
+	w.mu.Lock()
+	w.stopping = true
+	wake := w.idle
+	w.idle = false
+	w.mu.Unlock()
+	if wake {
+		w.wake <- struct{}{}
+	}
+}
+
+func (w *worker[T]) queued() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.queue.len()
+}
+
+// enqueue gives j to the worker the balancing picks, waiting for room.
+func (p *Pool[T]) enqueue(ctx context.Context, j job[T]) error {
+	w := p.pick()
+	if w.gate != nil {
+		if err := w.gate.acquire(ctx, p.closing); err != nil {
+			return err
+		}
+	}
+	w.st.unfinished.Add(1)
+	if !w.push(j) {
+		w.st.unfinished.Add(-1)
+		if w.gate != nil {
+			w.gate.release()
+		}
+		return ErrStopped
+	}
+	w.st.dispatched.Add(1)
+	return nil
+}
+
+// pick returns the worker of the next task.
+func (p *Pool[T]) pick() *worker[T] {
+	n := len(p.workers)
+	if n == 1 {
+		return p.workers[0]
+	}
+	switch p.opts.Balancing {
+	case Random:
+		return p.workers[rand.IntN(n)]
+	case LeastActive:
+		return p.workers[p.least(func(c *counters) int64 { return c.unfinished.Load() })]
+	case LeastTotal:
+		return p.workers[p.least(func(c *counters) int64 { return c.dispatched.Load() })]
+	}
+	return p.workers[(p.rr.Add(1)-1)%uint64(n)]
+}
+
+// least returns the lowest worker index whose counter is smallest.
+func (c *core) least(value func(*counters) int64) int {
+	best, bestV := 0, value(&c.counters[0])
+	for i := 1; i < len(c.counters); i++ {
+		if v := value(&c.counters[i]); v < bestV {
+			best, bestV = i, v
+		}
+	}
+	return best
+}
