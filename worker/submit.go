@@ -115,7 +115,9 @@ func (c *call[T, R]) run(e *env[T]) {
 	if release != nil {
 		release()
 	}
-	c.ctx, c.sctx, c.task = nil, stopCtx{}, nil
+	// c.sctx stays: a context derived from the task's may outlive the task
+	// (net/http's transport does this) and still call its Done.
+	c.ctx, c.task = nil, nil
 	if err != nil {
 		e.st.failed.Add(1)
 	} else {
