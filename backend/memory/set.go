@@ -133,12 +133,12 @@ func (s *Set) take(t int64, amounts []int64) {
 
 // acquire implements Handle.Acquire for waiters owned by h.
 func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
+	t := s.now() // read before locking, to keep the critical section short
 	s.mu.Lock()
 	if h.closed {
 		s.mu.Unlock()
 		return 0, backend.ErrClosed
 	}
-	t := s.now()
 	ready, free := s.readyAt(t, amounts)
 	if s.waiters.empty() && ready == t && free && (opts.Claim == nil || opts.Claim.TryClaim()) {
 		s.take(t, amounts)
@@ -192,20 +192,21 @@ func (s *Set) wait(ctx context.Context, w *waiter) (backend.Lease, error) {
 
 // settle implements Handle.Settle.
 func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
-	if !s.settleHasWork(held, delta, final) {
+	rates, resources := s.settleHasWork(held, delta, final)
+	if !rates && !resources {
 		return
+	}
+	t := int64(-1)
+	if rates {
+		t = s.now() // read before locking, to keep the critical section short
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := int64(-1) // read the clock only when a rate limit changes
 	freed := false
 	for i, d := range delta {
 		r := s.rates[i]
 		if r == nil || d == 0 {
 			continue
-		}
-		if t < 0 {
-			t = s.now()
 		}
 		if d > 0 {
 			r.Take(t, d)
@@ -233,22 +234,25 @@ func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
 	}
 }
 
-// settleHasWork reports whether settle would change anything, so that the
-// common release of a call-only acquisition takes no lock.
-func (s *Set) settleHasWork(held, delta []int64, final bool) bool {
+// settleHasWork reports whether settle would change a rate limit or return
+// resources, so that the common release of a call-only acquisition takes no
+// lock and one that changes no rate limit reads no clock.
+func (s *Set) settleHasWork(held, delta []int64, final bool) (rates, resources bool) {
 	for i, d := range delta {
 		if d != 0 && s.rates[i] != nil {
-			return true
+			rates = true
+			break
 		}
 	}
 	if final {
 		for i, n := range held {
 			if n > 0 && s.rates[i] == nil {
-				return true
+				resources = true
+				break
 			}
 		}
 	}
-	return false
+	return rates, resources
 }
 
 // stats implements Handle.Stats.
