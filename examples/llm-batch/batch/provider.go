@@ -17,10 +17,10 @@ import (
 // Quota is what the simulated provider allows one (region, account) per
 // minute, and how many calls it serves at once.
 type Quota struct {
-	RequestsPerMinute     int64
-	InputTokensPerMinute  int64
-	OutputTokensPerMinute int64
-	Concurrency           int64
+	RequestsPerMinute     int64 `json:"requests_per_minute"`
+	InputTokensPerMinute  int64 `json:"input_tokens_per_minute"`
+	OutputTokensPerMinute int64 `json:"output_tokens_per_minute"`
+	Concurrency           int64 `json:"concurrency"`
 }
 
 // InvokeRequest is the body of a call to the provider.

@@ -1,0 +1,19 @@
+// Package batch is the core of the llm-batch example: a batch of prompts
+// sent to a simulated LLM provider with several regions and accounts, each
+// with Bedrock-style quotas — requests, input tokens and output tokens per
+// minute, and a cap on concurrent connections.
+//
+// The provider ([StartProvider]) is a real HTTP server on 127.0.0.1 that
+// enforces its quotas with its own accounting, independent of concurry, and
+// answers 429 with Retry-After when a call would exceed one. [Run] sends the
+// batch through a worker pool whose tasks acquire from a concurry.LimitPool
+// over one concurry.LimitSet per (region, account): each task asks for its
+// input tokens (counted exactly) and max_tokens of output, calls the endpoint
+// named in the acquisition's config, and reports the real usage with Update so
+// that the unused output is refunded. With [Config].Naive the same batch runs
+// with no limiter, and the provider's 429s show why one is needed.
+//
+// [Summary] holds what happened, per (region, account), with the provider's
+// own accounting beside the client's, and the run's throughput as a fraction
+// of the most the quotas allowed.
+package batch

@@ -1,0 +1,121 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/concurry/concurry"
+)
+
+// testConfig is a small batch with short latencies. Delay is generous, a
+// quarter of a minute: the tests share two cores with the race detector and
+// with other packages' tests, and a call may wait that long between its grant
+// and the provider's count of it.
+func testConfig(n int) Config {
+	return Config{
+		Prompts: n, MinLatency: 10 * time.Millisecond, MaxLatency: 40 * time.Millisecond,
+		Delay: 250 * time.Millisecond, ProgressInterval: 20 * time.Millisecond,
+	}
+}
+
+// checkEveryPromptOnce asserts that each prompt was answered once, and that
+// the provider served each once.
+func checkEveryPromptOnce(t *testing.T, s Summary, n int) {
+	t.Helper()
+	assert.Equal(t, n, s.Completed, "prompts answered")
+	assert.Zero(t, s.Failed, "prompts failed: %v", s.Errors)
+	require.Len(t, s.Results, n)
+	for i, r := range s.Results {
+		require.Equal(t, i, r.PromptID, "results are in prompt order, each once")
+		require.NotEmpty(t, r.Region)
+	}
+	assert.Equal(t, int64(n), s.Total.Requests, "the provider served each prompt once")
+	assert.Len(t, s.Admissions, n)
+}
+
+func TestRunNeverGetsA429(t *testing.T) {
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA, concurry.SlidingWindow, concurry.LeakyBucket, concurry.FixedWindow} {
+		t.Run(alg.String(), func(t *testing.T) {
+			t.Parallel()
+			const n = 300
+			cfg := testConfig(n)
+			cfg.Algorithm = alg
+			var last Progress
+			cfg.Progress = func(p Progress) { last = p }
+			s, err := Run(context.Background(), cfg)
+			require.NoError(t, err)
+			assert.Zero(t, s.RateLimited, "429s received")
+			for _, e := range s.Endpoints {
+				assert.Zero(t, e.ProviderRejected, "%s/%s: the provider refused calls, by quota: %v", e.Region, e.Account, e.RejectedBy)
+				assert.LessOrEqual(t, e.MaxConnections, DefaultQuota.Concurrency)
+			}
+			checkEveryPromptOnce(t, s, n)
+			assert.Equal(t, Progress{Done: n, Total: n, Elapsed: s.Wall, Final: true}, last)
+			t.Logf("%v: %.1fs, throughput %.0f%% of the quota-bound maximum (%s binds)", alg, s.WallSeconds, 100*s.Throughput, s.Binding)
+			if alg.Refunds() {
+				assert.GreaterOrEqual(t, s.Throughput, 0.8, "throughput as a fraction of the quota-bound maximum")
+			}
+		})
+	}
+}
+
+func TestRunNaiveGets429sAndStillCompletes(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	cfg := testConfig(n)
+	cfg.Naive = true
+	s, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	assert.Equal(t, "naive", s.Mode)
+	assert.Positive(t, s.RateLimited, "a batch with no limiter runs into the quotas")
+	assert.Equal(t, s.RateLimited, s.Total.ProviderRejected, "every 429 the provider sent was received")
+	assert.Equal(t, int64(n)+s.RateLimited, s.Attempts)
+	checkEveryPromptOnce(t, s, n)
+
+	var text bytes.Buffer
+	require.NoError(t, s.WriteText(&text))
+	assert.Contains(t, text.String(), "300 prompts answered of 300")
+	var svg bytes.Buffer
+	require.NoError(t, s.WriteSVG(&svg))
+	assert.True(t, strings.HasPrefix(svg.String(), "<svg") && strings.HasSuffix(svg.String(), "</svg>\n"))
+	assert.Equal(t, 3, strings.Count(svg.String(), "<polyline"), "one line per region")
+}
+
+func TestRunStopsWhenCancelled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := testConfig(5000)
+	cfg.Progress = func(p Progress) {
+		if p.Done >= 20 {
+			cancel()
+		}
+	}
+	s, err := Run(ctx, cfg)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.GreaterOrEqual(t, s.Completed, 20)
+	assert.Less(t, s.Completed, 1000)
+	assert.Equal(t, 5000, s.Completed+s.Failed, "every prompt is answered or failed")
+}
+
+func TestRunRejectsBadConfigs(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"delay of a minute":                 {Delay: time.Second},
+		"negative prompts":                  {Prompts: -1},
+		"max_tokens over the output quota":  {MaxTokens: DefaultQuota.OutputTokensPerMinute + 1},
+		"no margin left":                    {Quota: Quota{RequestsPerMinute: 1, InputTokensPerMinute: 1000, OutputTokensPerMinute: 1000, Concurrency: 1}, MaxPromptTokens: 10, MaxTokens: 10},
+		"prompt over the client's capacity": {MaxPromptTokens: DefaultQuota.InputTokensPerMinute},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Run(context.Background(), cfg)
+			assert.True(t, errors.Is(err, ErrInvalidConfig), "%v", err)
+		})
+	}
+}
