@@ -26,6 +26,7 @@ examples:
 	$(GO) run ./examples/quickstart
 	$(GO) run ./examples/multiprocess
 	$(GO) run ./examples/distributed
+	$(GO) run ./examples/llm-batch   # the README's first command; exits 3 on any 429
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
