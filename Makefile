@@ -28,7 +28,9 @@ examples:
 	$(GO) run ./examples/distributed
 	$(GO) run ./examples/llm-batch   # the README's first command; exits 3 on any 429
 
-bench:
+# The core's benchmarks live in bench/, beside their peers, so that one run
+# measures both.
+bench: bench-peers
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 
 bench-peers:
