@@ -154,7 +154,7 @@ func (p *LimitPool) waitAny(ctx context.Context, req Amounts, sets []int) (*Acqu
 	if won != nil {
 		return won, nil
 	}
-	if err := context.Cause(ctx); err != nil && len(errs) == 0 {
+	if err := backend.ContextError(ctx); err != nil && len(errs) == 0 {
 		return nil, err
 	}
 	return nil, errors.Join(errs...)

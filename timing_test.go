@@ -2,6 +2,7 @@ package concurry_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -260,5 +261,25 @@ func TestDeadlineBehindOtherWaitersFailsAtOnce(t *testing.T) {
 		assert.Equal(t, 1500*time.Millisecond, time.Since(start))
 		mustRelease(t, a, concurry.Amounts{"u": 1})
 		wg.Wait()
+	})
+}
+
+func TestCancelCauseStillMatchesCanceled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := newSet(t, concurry.ResourceLimit{Key: "c", Capacity: 1})
+		held := mustTry(t, ls, nil)
+		why := errors.New("shutting down")
+		ctx, cancel := context.WithCancelCause(bg)
+		errc := make(chan error)
+		go func() {
+			_, err := ls.Acquire(ctx, nil)
+			errc <- err
+		}()
+		synctest.Wait()
+		cancel(why)
+		err := <-errc
+		require.ErrorIs(t, err, context.Canceled)
+		require.ErrorIs(t, err, why)
+		require.NoError(t, held.Release())
 	})
 }

@@ -1,6 +1,10 @@
 package backend
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"fmt"
+)
 
 // Errors a Backend returns. The root package re-exports them under the same
 // names (concurry.ErrWouldBlock is backend.ErrWouldBlock), so errors.Is
@@ -21,3 +25,18 @@ var (
 	// its [Claim] was taken by another set (a LimitPool granted elsewhere).
 	ErrClaimed = errors.New("concurry: claimed by another set")
 )
+
+// ContextError returns the error of a done ctx: ctx.Err(), so that it matches
+// context.Canceled or context.DeadlineExceeded, wrapping also the cause given
+// to context.WithCancelCause (or a deadline's cause) when there is one. It
+// returns nil while ctx is live.
+func ContextError(ctx context.Context) error {
+	err := ctx.Err()
+	if err == nil {
+		return nil
+	}
+	if cause := context.Cause(ctx); cause != nil && cause != err {
+		return fmt.Errorf("%w: %w", err, cause)
+	}
+	return err
+}

@@ -187,7 +187,7 @@ func (s *Set) wait(ctx context.Context, w *waiter) (backend.Lease, error) {
 	if s.waiters.remove(w) {
 		s.serve(s.now())
 	}
-	return 0, context.Cause(ctx)
+	return 0, backend.ContextError(ctx)
 }
 
 // settle implements Handle.Settle.

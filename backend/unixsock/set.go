@@ -122,7 +122,7 @@ func (s *Set) Acquire(ctx context.Context, amounts []int64, opts backend.Acquire
 		return 0, s.cl.unavailable(cl.err)
 	case cl.op == wire.OpError:
 		if (cl.code == wire.CodeCanceled || cl.code == wire.CodeDeadlineExceeded) && ctx.Err() != nil {
-			return 0, context.Cause(ctx)
+			return 0, backend.ContextError(ctx)
 		}
 		return 0, &wire.RemoteError{Code: cl.code, Text: cl.text}
 	}
@@ -208,7 +208,7 @@ func (s *Set) await(ctx context.Context, cl *call) error {
 	case <-cl.ch:
 		return nil
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		return backend.ContextError(ctx)
 	}
 }
 
