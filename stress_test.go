@@ -30,7 +30,7 @@ type charge struct {
 func TestStress(t *testing.T) {
 	const (
 		goroutines = 64
-		ops        = 1000
+		ops        = 2000
 		conns      = 8
 		aCap       = 200 // TokenBucket: 200 per 100ms
 		bCap       = 300 // SlidingWindow: 300 per 50ms
