@@ -179,3 +179,27 @@ func ExampleNewLimitSet_empty() {
 	// Output:
 	// <nil> <nil> <nil>
 }
+
+// Real quotas have several windows per dimension: a request takes from each,
+// and the tightest one decides.
+func ExampleRateLimit_severalWindows() {
+	ls, _ := concurry.NewLimitSet([]concurry.Limit{
+		concurry.RateLimit{Key: "tokens", Window: time.Hour, Capacity: 1_000},
+		concurry.RateLimit{Key: "tokens", Window: 24 * time.Hour, Capacity: 5_000},
+	})
+	defer ls.Close()
+	ctx := context.Background()
+	_ = ls.Do(ctx, concurry.Amounts{"tokens": 800}, func(_ context.Context, acq *concurry.Acquisition) error {
+		return acq.Update(concurry.Amounts{"tokens": 800})
+	})
+	_, err := ls.TryAcquire(ctx, concurry.Amounts{"tokens": 300})
+	fmt.Println("300 more now:", err)
+	st, _ := ls.Stats(ctx)
+	for _, l := range st.Limits {
+		fmt.Printf("per %v: %d of %d available\n", l.Window, l.Available, l.Capacity)
+	}
+	// Output:
+	// 300 more now: concurry: limits not available now
+	// per 1h0m0s: 200 of 1000 available
+	// per 24h0m0s: 4200 of 5000 available
+}
