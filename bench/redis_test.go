@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,18 +34,34 @@ func (c *callCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 
 // BenchmarkRedis compares, on one redis-server started for the run, a plain
 // PING, one redis_rate.Allow, a concurry acquisition of a 3-limit request
-// (a CallLimit, a RateLimit and a ResourceLimit), and a full concurry cycle
-// (acquire, update with less than requested, release), serially and from 16
-// goroutines. calls/op is the number of Redis round trips per operation.
+// (a CallLimit, a RateLimit and a ResourceLimit) and of a 1-limit request
+// (one GCRA RateLimit: the work of redis_rate.Allow), and a full concurry
+// cycle (acquire, update with less than requested, release), serially and
+// from 16 goroutines. calls/op is the number of Redis round trips per
+// operation, and srv-µs/op the Redis CPU time per operation (the usec INFO
+// commandstats reports for the commands the client sends).
 //
 //	cd bench && go test -run '^$' -bench Redis -count 5 -benchmem
+//
+// Serial times include the wake-ups of the client and the server, which are
+// slow and erratic on some virtual machines; pinning both to one CPU (the
+// benchmark starts the server, which inherits the affinity) measures their
+// work alone: go test -c && taskset -c 1 ./bench.test -test.run '^$'
+// -test.bench Redis -test.count 5 -test.benchmem
 func BenchmarkRedis(b *testing.B) {
 	srv := redistest.Start(b)
 	counter := &callCounter{}
 	client := srv.Client()
 	client.AddHook(counter)
 	peer := redis_rate.NewLimiter(client)
-	ls := redisSet(b, client)
+	ls := redisSet(b, client, b.Name(), []concurry.Limit{
+		concurry.CallLimit{Window: time.Hour, Capacity: 1_000_000_000},
+		concurry.RateLimit{Key: "tokens", Window: time.Minute, Capacity: 1_000_000_000_000},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1 << 40},
+	})
+	one := redisSet(b, client, b.Name()+"/1", []concurry.Limit{
+		concurry.RateLimit{Key: "tokens", Window: time.Second, Capacity: 1 << 30, Algorithm: concurry.GCRA},
+	})
 	req := concurry.Amounts{"tokens": 100}
 	usage := concurry.Amounts{"tokens": 60}
 	ops := map[string]func(b *testing.B){
@@ -72,21 +90,20 @@ func BenchmarkRedis(b *testing.B) {
 	}
 	for _, name := range []string{"Ping", "RedisRateAllow", "Cycle"} {
 		op := ops[name]
-		b.Run(name+"/serial", func(b *testing.B) { runSerial(b, counter, op) })
-		b.Run(name+"/16goroutines", func(b *testing.B) { runParallel(b, counter, op) })
+		b.Run(name+"/serial", func(b *testing.B) { runSerial(b, client, counter, op) })
+		b.Run(name+"/16goroutines", func(b *testing.B) { runParallel(b, client, counter, op) })
 	}
-	b.Run("Acquire3Limits/serial", func(b *testing.B) { benchAcquireOnly(b, counter, ls, req) })
+	b.Run("Acquire3Limits/serial", func(b *testing.B) { benchAcquireOnly(b, client, counter, ls, req) })
+	b.Run("Acquire1Limit/serial", func(b *testing.B) {
+		benchAcquireOnly(b, client, counter, one, concurry.Amounts{"tokens": 1})
+	})
 }
 
-func redisSet(b *testing.B, client *redis.Client) *concurry.LimitSet {
-	// Round capacities large enough never to run out, and a long lease TTL:
-	// no renewal runs during a benchmark.
+// redisSet opens a set of limits with round capacities large enough never
+// to run out, and a long lease TTL: no renewal runs during a benchmark.
+func redisSet(b *testing.B, client *redis.Client, name string, limits []concurry.Limit) *concurry.LimitSet {
 	be := cr.New(client, cr.Options{LeaseTTL: time.Hour})
-	ls, err := concurry.NewLimitSet([]concurry.Limit{
-		concurry.CallLimit{Window: time.Hour, Capacity: 1_000_000_000},
-		concurry.RateLimit{Key: "tokens", Window: time.Minute, Capacity: 1_000_000_000_000},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1 << 40},
-	}, concurry.WithName(b.Name()), concurry.WithBackend(be))
+	ls, err := concurry.NewLimitSet(limits, concurry.WithName(name), concurry.WithBackend(be))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,36 +111,81 @@ func redisSet(b *testing.B, client *redis.Client) *concurry.LimitSet {
 	return ls
 }
 
-func runSerial(b *testing.B, counter *callCounter, op func(*testing.B)) {
+func runSerial(b *testing.B, client *redis.Client, counter *callCounter, op func(*testing.B)) {
 	b.ReportAllocs()
 	op(b) // load the scripts outside the measurement
-	start := counter.n.Load()
+	report := measure(b, client, counter)
 	for b.Loop() {
 		op(b)
 	}
-	b.ReportMetric(float64(counter.n.Load()-start)/float64(b.N), "calls/op")
+	report()
 }
 
-func runParallel(b *testing.B, counter *callCounter, op func(*testing.B)) {
+func runParallel(b *testing.B, client *redis.Client, counter *callCounter, op func(*testing.B)) {
 	b.ReportAllocs()
 	op(b)
 	b.SetParallelism(max(1, 16/runtimeProcs()))
-	start := counter.n.Load()
+	report := measure(b, client, counter)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			op(b)
 		}
 	})
-	b.ReportMetric(float64(counter.n.Load()-start)/float64(b.N), "calls/op")
+	report()
+}
+
+// measure resets the server's command statistics and the call counter; the
+// function it returns reports calls/op and srv-µs/op. Call that before
+// stopping the timer: it sends commands of its own.
+func measure(b *testing.B, client *redis.Client, counter *callCounter) func() {
+	if err := client.ConfigResetStat(bg).Err(); err != nil {
+		b.Fatal(err)
+	}
+	start := counter.n.Load()
+	return func() {
+		calls := counter.n.Load() - start
+		info, err := client.Info(bg, "commandstats").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
+		b.ReportMetric(float64(commandUsec(info))/float64(b.N), "srv-µs/op")
+	}
+}
+
+// topLevel are the commands these benchmarks send. INFO commandstats also
+// counts the commands a script calls, whose time is already in the script's.
+var topLevel = map[string]bool{
+	"cmdstat_ping": true, "cmdstat_eval": true, "cmdstat_evalsha": true,
+	"cmdstat_fcall": true, "cmdstat_function|load": true,
+}
+
+// commandUsec adds up the usec of the commands of topLevel in an INFO
+// commandstats reply.
+func commandUsec(info string) int64 {
+	var total int64
+	for line := range strings.Lines(info) {
+		name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !topLevel[name] {
+			continue
+		}
+		for field := range strings.SplitSeq(stats, ",") {
+			if v, ok := strings.CutPrefix(field, "usec="); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				total += n
+			}
+		}
+	}
+	return total
 }
 
 // benchAcquireOnly measures the acquisition alone; the leases are released
 // after the timer stops.
-func benchAcquireOnly(b *testing.B, counter *callCounter, ls *concurry.LimitSet, req concurry.Amounts) {
+func benchAcquireOnly(b *testing.B, client *redis.Client, counter *callCounter, ls *concurry.LimitSet, req concurry.Amounts) {
 	b.ReportAllocs()
 	held := make([]*concurry.Acquisition, 0, 1024)
-	start := counter.n.Load()
+	report := measure(b, client, counter)
 	for b.Loop() {
 		a, err := ls.TryAcquire(bg, req)
 		if err != nil {
@@ -131,7 +193,7 @@ func benchAcquireOnly(b *testing.B, counter *callCounter, ls *concurry.LimitSet,
 		}
 		held = append(held, a)
 	}
-	b.ReportMetric(float64(counter.n.Load()-start)/float64(b.N), "calls/op")
+	report()
 	b.StopTimer()
 	for _, a := range held {
 		_ = a.Update(req)

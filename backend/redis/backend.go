@@ -29,6 +29,10 @@ type Backend struct {
 	opts   Options
 	clock  func() int64 // tests only: the instant every script uses, in µs; nil for Redis TIME
 
+	scripts atomic.Bool   // the server has no functions: run the entry points as scripts
+	loads   atomic.Uint64 // library loads so far
+	loadMu  sync.Mutex    // one library load at a time
+
 	mu       sync.Mutex
 	degraded map[string]*atomic.Int64 // guarded by mu; per set name
 }
@@ -81,19 +85,11 @@ func (b *Backend) Open(ctx context.Context, name string, specs []backend.Spec) (
 	return s, nil
 }
 
-// now returns the clock argument of every script: "0" asks for Redis TIME.
-func (b *Backend) now() any {
-	if b.clock == nil {
-		return "0"
-	}
-	return b.clock()
-}
-
 // define returns the canonical definition of specs, compared byte for byte
 // with the one stored in Redis.
 func define(specs []backend.Spec) string {
 	var sb strings.Builder
-	sb.WriteString("concurry/1")
+	sb.WriteString("concurry/2")
 	for _, sp := range specs {
 		if sp.Kind == backend.Resource {
 			fmt.Fprintf(&sb, "|resource:%d:%s", sp.Capacity, strconv.Quote(sp.Key))

@@ -13,18 +13,28 @@ import (
 )
 
 // runSuite runs the conformance suite, each case with a backend of its own
-// key prefix on client.
-func runSuite(t *testing.T, client redis.UniversalClient) {
+// key prefix on client, running its entry points as functions or, with
+// scripts, as scripts.
+func runSuite(t *testing.T, client redis.UniversalClient, scripts bool) {
 	run := fmt.Sprintf("conf/%d", time.Now().UnixNano())
 	for _, c := range backendtest.Cases() {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
 			b := cr.New(client, cr.Options{Prefix: run + "/" + c.Name})
+			if scripts {
+				cr.UseScripts(b)
+			}
 			c.Test(t, &backendtest.Env{T: t, Backend: b})
+			if cr.UsesScripts(b) != scripts {
+				t.Errorf("the backend runs scripts: %v, want %v", cr.UsesScripts(b), scripts)
+			}
 		})
 	}
 }
 
-func TestConformanceSingleNode(t *testing.T) { runSuite(t, redistest.Start(t).Client()) }
+func TestConformanceSingleNode(t *testing.T) { runSuite(t, redistest.Start(t).Client(), false) }
 
-func TestConformanceCluster(t *testing.T) { runSuite(t, redistest.StartCluster(t).Client()) }
+func TestConformanceCluster(t *testing.T) { runSuite(t, redistest.StartCluster(t).Client(), false) }
+
+// TestConformanceScripts runs the suite as on a server without functions.
+func TestConformanceScripts(t *testing.T) { runSuite(t, redistest.Start(t).Client(), true) }

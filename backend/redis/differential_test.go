@@ -10,6 +10,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/concurry/concurry/algorithms"
 	"github.com/concurry/concurry/backend"
 	"github.com/concurry/concurry/backend/memory"
@@ -148,38 +150,49 @@ func replay(t *testing.T, set backend.Set, specs []backend.Spec, tr []event, sle
 func TestDifferential(t *testing.T) {
 	srv := redistest.Start(t)
 	client := srv.Client()
-	for alg := algorithms.TokenBucket; alg <= algorithms.GCRA; alg++ {
-		for si, specs := range diffSpecs(alg) {
-			t.Run(fmt.Sprintf("%v/%d", alg, si), func(t *testing.T) {
-				tr := makeTrace(rand.New(rand.NewPCG(uint64(alg), uint64(si))), specs, 400)
-				var want []outcome
-				var start time.Time
-				synctest.Test(t, func(t *testing.T) {
-					start = time.Now()
-					want = replay(t, memory.NewSet(specs).Handle(nil), specs, tr, time.Sleep)
+	for _, scripts := range []bool{false, true} {
+		for alg := algorithms.TokenBucket; alg <= algorithms.GCRA; alg++ {
+			for si, specs := range diffSpecs(alg) {
+				t.Run(fmt.Sprintf("scripts=%v/%v/%d", scripts, alg, si), func(t *testing.T) {
+					differential(t, client, scripts, alg, si, specs)
 				})
-				now := start.UnixMicro()
-				b := cr.New(client, cr.Options{Prefix: "diff"})
-				cr.SetClock(b, func() int64 { return now })
-				set, err := b.Open(context.Background(), t.Name(), specs)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer set.Close()
-				got := replay(t, set, specs, tr, func(d time.Duration) { now += d.Microseconds() })
-				granted := 0
-				for i := range want {
-					if fmt.Sprint(want[i]) != fmt.Sprint(got[i]) {
-						t.Fatalf("step %d (%c): memory %+v, redis %+v", i, tr[i].op, want[i], got[i])
-					}
-					if got[i].Granted {
-						granted++
-					}
-				}
-				if granted == 0 || granted == len(tr) {
-					t.Fatalf("the trace granted %d of %d steps: it tells nothing", granted, len(tr))
-				}
-			})
+			}
 		}
+	}
+}
+
+// differential replays the trace of (alg, si) through both backends; the
+// Redis one runs its entry points as scripts when scripts is set.
+func differential(t *testing.T, client *redis.Client, scripts bool, alg algorithms.Kind, si int, specs []backend.Spec) {
+	tr := makeTrace(rand.New(rand.NewPCG(uint64(alg), uint64(si))), specs, 400)
+	var want []outcome
+	var start time.Time
+	synctest.Test(t, func(t *testing.T) {
+		start = time.Now()
+		want = replay(t, memory.NewSet(specs).Handle(nil), specs, tr, time.Sleep)
+	})
+	now := start.UnixMicro()
+	b := cr.New(client, cr.Options{Prefix: fmt.Sprintf("diff/%v", scripts)})
+	if scripts {
+		cr.UseScripts(b)
+	}
+	cr.SetClock(b, func() int64 { return now })
+	set, err := b.Open(context.Background(), t.Name(), specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	got := replay(t, set, specs, tr, func(d time.Duration) { now += d.Microseconds() })
+	granted := 0
+	for i := range want {
+		if fmt.Sprint(want[i]) != fmt.Sprint(got[i]) {
+			t.Fatalf("step %d (%c): memory %+v, redis %+v", i, tr[i].op, want[i], got[i])
+		}
+		if got[i].Granted {
+			granted++
+		}
+	}
+	if granted == 0 || granted == len(tr) {
+		t.Fatalf("the trace granted %d of %d steps: it tells nothing", granted, len(tr))
 	}
 }

@@ -10,16 +10,27 @@
 // # Model
 //
 // Every key of a set carries the hash tag {Prefix:name}, so a whole
-// multi-limit request is one Lua script call on one slot: atomic across all
-// its limits, one round trip, and Cluster-safe. Scripts run with EVALSHA and
-// fall back to EVAL on NOSCRIPT. Time is Redis TIME read inside the script,
-// so hosts with skewed clocks agree; a set's clock never goes backwards.
+// multi-limit request is one Lua call on one slot: atomic across all its
+// limits, one round trip, and Cluster-safe. On Redis 7 and later (and
+// Valkey) the Lua code is a function library, loaded with FUNCTION LOAD on
+// every master the first time a server lacks it, and each call is an FCALL:
+// the library is compiled and set up once, not on every call. Its name
+// carries a digest of the code, so processes running different versions of
+// this package share a server without replacing each other's functions.
+// Where functions are missing or forbidden (older servers, ACLs), the calls
+// run as scripts with EVALSHA, falling back to EVAL on NOSCRIPT. Time is
+// Redis TIME read inside the call, so hosts with skewed clocks agree; a
+// set's clock never goes backwards.
 //
-// The first process to use a name stores the limit definitions; a set that
-// finds other definitions fails with backend.ErrLimitMismatch. Every key
-// expires about a second after the set would be back at its initial state
-// (buckets full, windows empty) and its last lease expired, so idle sets do
-// not fill Redis; the definitions go with them.
+// A set keeps the state of all its limits in one string key, read with one
+// GET and written with one SET per call, and its leases in a sorted set;
+// SlidingWindow limits also keep a list of their entries. The first process
+// to use a name stores the limit definitions; a set that finds other
+// definitions fails with backend.ErrLimitMismatch. Every key expires one to
+// two seconds after the set would be back at its initial state (buckets
+// full, windows empty) and its last lease expired, so idle sets do not fill
+// Redis; the definitions go with them. A busy set moves those expiries about
+// once a second, not on every call.
 //
 // # Semantics and exactness
 //
@@ -47,13 +58,14 @@
 // # Acquisitions and leases
 //
 // Each acquisition has an id chosen by the client at random (63 bits) and
-// recorded in Redis with the granted amounts. Acquire with an id that was
-// already granted returns that grant, so a retried call (go-redis retries on
-// timeouts) never charges twice. Settle sends non-final deltas with the
-// final call only, so a full cycle is two round trips (and the refund of an
-// Acquisition.Update reaches other processes at Release); the final settle
-// applies its deltas once, ends the lease and never refunds more than was
-// granted; a retried settle finds the lease gone and changes nothing.
+// recorded in Redis with the granted amounts, as a lease. Acquire with an id
+// that was already granted returns that grant, so a retried call (go-redis
+// retries on timeouts) never charges twice. A full cycle is two round trips:
+// the acquisition, and the settle at Release, which applies the usage once,
+// ends the lease and never refunds more than was granted; a retried settle
+// finds the lease gone and changes nothing. (Deltas of non-final settles,
+// which the root package does not make, are added up in the process and
+// sent with the final one.)
 //
 // A lease lives Options.LeaseTTL (30 s by default) in Redis. The process
 // renews all the leases it holds in one call every LeaseTTL/3; a renewal

@@ -15,9 +15,10 @@ func SetClock(b *Backend, f func() int64) { b.clock = f }
 // and reports whether it was granted. Tests only: it replays an acquisition
 // whose reply was lost.
 func TakeWithID(ctx context.Context, s backend.Set, id backend.Lease, amounts []int64) (bool, error) {
-	r, err := s.(*Set).attempt(ctx, "t", id, amounts)
+	m := member(id, amounts)
+	r, err := s.(*Set).attempt(ctx, acquireEntry, m, amounts)
 	if r.code == codeGranted {
-		s.(*Set).track(id)
+		s.(*Set).track(id, m)
 	}
 	return r.code == codeGranted, err
 }
@@ -25,7 +26,7 @@ func TakeWithID(ctx context.Context, s backend.Set, id backend.Lease, amounts []
 // ReadyIn runs the acquire script in check mode, which takes nothing, and
 // returns how long until amounts could be taken (0: now). Tests only.
 func ReadyIn(ctx context.Context, s backend.Set, amounts []int64) (time.Duration, error) {
-	r, err := s.(*Set).attempt(ctx, "c", newLease(), amounts)
+	r, err := s.(*Set).attempt(ctx, checkEntry, member(newLease(), amounts), amounts)
 	if err != nil || r.code != codeRefused {
 		return 0, err
 	}
@@ -34,3 +35,10 @@ func ReadyIn(ctx context.Context, s backend.Set, amounts []int64) (time.Duration
 
 // RenewNow renews s's held leases at once. Tests only.
 func RenewNow(s backend.Set) { s.(*Set).renewLeases() }
+
+// UseScripts makes b run its entry points as scripts (EVALSHA), as on a
+// server without functions. Tests only.
+func UseScripts(b *Backend) { b.scripts.Store(true) }
+
+// UsesScripts reports whether b runs its entry points as scripts. Tests only.
+func UsesScripts(b *Backend) bool { return b.scripts.Load() }

@@ -52,7 +52,7 @@ func (n *notifier) start(ctx context.Context, s *Set) error {
 	case <-ready:
 		return nil
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		return backend.ContextError(ctx)
 	case <-s.closed:
 		return backend.ErrClosed
 	}

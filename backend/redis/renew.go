@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/concurry/concurry/backend"
@@ -23,17 +24,21 @@ func (s *Set) armRenew() {
 // settle would change nothing). It runs on the renewal timer's goroutine.
 func (s *Set) renewLeases() {
 	s.mu.Lock()
-	ids := make([]any, 0, len(s.leases))
-	for id := range s.leases {
-		ids = append(ids, strconv.FormatUint(uint64(id), 10))
+	var clock any = "" // Redis TIME
+	if s.b.clock != nil {
+		clock = s.b.clock()
+	}
+	args := append(s.newArgs(1+len(s.leases)), clock)
+	for _, h := range s.leases {
+		args = append(args, h.member)
 	}
 	s.mu.Unlock()
-	if len(ids) > 0 {
+	if len(args) > 2 {
 		ctx, cancel := context.WithTimeout(context.Background(), s.b.opts.RenewTimeout)
-		res, err := s.run(ctx, renewScript, ids...)
+		res, err := s.b.call(ctx, renewEntry, s.keys, args)
 		cancel()
-		if err == nil {
-			s.forget(res)
+		if lost, ok := res.([]any); err == nil && ok {
+			s.forget(lost)
 		}
 	}
 	s.mu.Lock()
@@ -43,12 +48,13 @@ func (s *Set) renewLeases() {
 	}
 }
 
-// forget drops the leases named in lost.
+// forget drops the leases whose members are in lost.
 func (s *Set) forget(lost []any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, v := range lost {
 		str, _ := v.(string)
+		str, _, _ = strings.Cut(str, " ")
 		if id, err := strconv.ParseUint(str, 10, 64); err == nil {
 			delete(s.leases, backend.Lease(id))
 		}

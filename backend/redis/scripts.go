@@ -2,7 +2,9 @@ package redis
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,19 +17,67 @@ import (
 //go:embed lua/*.lua
 var luaFiles embed.FS
 
-// The scripts. Each is the shared library, the algorithms and the state
-// helpers followed by one entry point; go-redis runs them with EVALSHA and
-// falls back to EVAL (which loads them) on NOSCRIPT.
-var (
-	acquireScript = newScript("acquire.lua")
-	settleScript  = newScript("settle.lua")
-	renewScript   = newScript("renew.lua")
-	statsScript   = newScript("stats.lua")
+// entry is one entry point of the Lua library.
+type entry int
+
+const (
+	acquireEntry entry = iota
+	checkEntry
+	settleEntry
+	renewEntry
+	statsEntry
+	numEntries
 )
 
-func newScript(entry string) *redis.Script {
+// entries are the entry points' Lua names and the files that define them.
+var entries = [numEntries]struct{ name, file string }{
+	{"acquire", "acquire.lua"}, {"check", "acquire.lua"}, {"settle", "settle.lua"},
+	{"renew", "renew.lua"}, {"stats", "stats.lua"},
+}
+
+// library is the Lua code: one function library with every entry point for
+// FUNCTION LOAD (Redis 7 and later), and one script per entry point for
+// servers without functions. Its name and function names carry a digest of
+// the code, so that processes running different versions share a server
+// without replacing each other's functions.
+type library struct {
+	source  string                    // the FUNCTION LOAD payload
+	funcs   [numEntries]string        // the registered function names
+	scripts [numEntries]*redis.Script // the same entry points as scripts
+}
+
+var lib = newLibrary()
+
+func newLibrary() *library {
+	common := readLua("lib.lua", "algorithms.lua", "state.lua")
+	var all strings.Builder
+	all.WriteString(common)
+	for i, e := range entries {
+		if i == 0 || e.file != entries[i-1].file {
+			all.WriteString(readLua(e.file))
+		}
+	}
+	sum := sha256.Sum256([]byte(all.String()))
+	version := hex.EncodeToString(sum[:6])
+	l := &library{}
+	var src strings.Builder
+	src.WriteString("#!lua name=concurry_" + version + "\n")
+	src.WriteString(all.String())
+	src.WriteString("FUNCTIONS = true\n")
+	for i, e := range entries {
+		l.funcs[i] = "concurry_" + e.name + "_" + version
+		fmt.Fprintf(&src, "redis.register_function('%s', %s)\n", l.funcs[i], e.name)
+		// Before Redis 5 a script must ask for effects replication to write after TIME.
+		l.scripts[i] = redis.NewScript("if redis.replicate_commands then pcall(redis.replicate_commands) end\n" +
+			common + readLua(e.file) + "return " + e.name + "(KEYS, ARGV)\n")
+	}
+	l.source = src.String()
+	return l
+}
+
+func readLua(names ...string) string {
 	var sb strings.Builder
-	for _, name := range []string{"lib.lua", "algorithms.lua", "state.lua", entry} {
+	for _, name := range names {
 		src, err := luaFiles.ReadFile("lua/" + name)
 		if err != nil {
 			panic("concurry/backend/redis: missing embedded script " + name)
@@ -35,29 +85,112 @@ func newScript(entry string) *redis.Script {
 		sb.Write(src)
 		sb.WriteByte('\n')
 	}
-	return redis.NewScript(sb.String())
+	return sb.String()
 }
 
-// run runs sc over the set's keys with the set's fixed arguments followed by
-// extra, and returns the reply as a slice. Errors are classified by
-// classify.
-func (s *Set) run(ctx context.Context, sc *redis.Script, extra ...any) ([]any, error) {
-	args := make([]any, 0, 1+len(s.static)+len(extra))
-	args = append(args, s.b.now())
-	args = append(args, s.static...)
-	args = append(args, extra...)
-	res, err := sc.Run(ctx, s.b.client, s.keys, args...).Slice()
+// call runs entry e over keys with args: as a function (FCALL), loading the
+// library first where the server lacks it, or as a script (EVALSHA, then
+// EVAL) once the server turns out to have no functions or forbids them.
+func (b *Backend) call(ctx context.Context, e entry, keys []string, args []any) (any, error) {
+	if !b.scripts.Load() {
+		gen := b.loads.Load()
+		res, err := b.client.FCall(ctx, lib.funcs[e], keys, args...).Result()
+		var rerr redis.Error
+		if err == nil || !errors.As(err, &rerr) {
+			return res, err
+		}
+		msg := rerr.Error()
+		switch {
+		case strings.Contains(msg, "Function not found"):
+			if err := b.loadLibrary(ctx, gen); err != nil {
+				return nil, err
+			}
+			res, err = b.client.FCall(ctx, lib.funcs[e], keys, args...).Result()
+			if err == nil || !strings.Contains(err.Error(), "Function not found") {
+				return res, err
+			}
+			// A node the client does not know yet: run this call as a script.
+		case strings.Contains(strings.ToLower(msg), "unknown command") || strings.HasPrefix(msg, "NOPERM"):
+			b.scripts.Store(true)
+		default:
+			return res, err
+		}
+	}
+	return lib.scripts[e].Run(ctx, b.client, keys, args...).Result()
+}
+
+// loadLibrary loads the library on every master, unless another call has
+// loaded it since the loads counter was gen. A server that refuses it (no
+// functions, or an ACL that forbids FUNCTION) makes b use scripts.
+func (b *Backend) loadLibrary(ctx context.Context, gen uint64) error {
+	b.loadMu.Lock()
+	defer b.loadMu.Unlock()
+	if b.loads.Load() != gen {
+		return nil
+	}
+	defer b.loads.Add(1)
+	load := func(ctx context.Context, c *redis.Client) error {
+		return c.FunctionLoadReplace(ctx, lib.source).Err()
+	}
+	var err error
+	switch c := b.client.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, load)
+	case *redis.Ring:
+		err = c.ForEachShard(ctx, load)
+	default:
+		err = b.client.FunctionLoadReplace(ctx, lib.source).Err()
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !unavailable(rerr) {
+		b.scripts.Store(true)
+		return nil
+	}
+	return err
+}
+
+// newArgs returns the arguments of a call of the set: its parameters, with
+// room for n more and the test clock.
+func (s *Set) newArgs(n int) []any {
+	args := make([]any, 1, 2+n)
+	args[0] = s.params
+	return args
+}
+
+// run runs entry e over the set's keys with args (from newArgs) and the test
+// clock if there is one, and returns the reply: an integer or a slice.
+// Errors are classified by classify.
+func (s *Set) run(ctx context.Context, e entry, args []any) (any, error) {
+	if s.b.clock != nil {
+		args = append(args, s.b.clock())
+	}
+	res, err := s.b.call(ctx, e, s.keys, args)
 	if err != nil {
 		return nil, classify(ctx, err)
 	}
-	if len(res) == 0 {
-		return nil, fmt.Errorf("%w: empty reply", ErrScript)
-	}
-	if code, _ := res[0].(int64); code == -1 && len(res) > 1 {
-		stored, _ := res[1].(string)
+	if v, ok := res.([]any); ok && len(v) > 1 && v[0] == int64(-1) {
+		stored, _ := v[1].(string)
 		return nil, fmt.Errorf("%w: %q is defined in redis as %s, not %s", backend.ErrLimitMismatch, s.name, stored, s.def)
 	}
 	return res, nil
+}
+
+// integers returns the reply res, which must be a non-empty slice of
+// integers, from index from on.
+func integers(res any, from int) ([]int64, error) {
+	v, ok := res.([]any)
+	if !ok || len(v) == 0 {
+		return nil, fmt.Errorf("%w: %v is not a list", ErrScript, res)
+	}
+	out := make([]int64, 0, max(0, len(v)-from))
+	for _, x := range v[from:] {
+		n, ok := x.(int64)
+		if !ok {
+			return nil, fmt.Errorf("%w: %v is not an integer", ErrScript, x)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // unavailablePrefixes are the error replies that mean the server cannot serve
@@ -69,29 +202,22 @@ var unavailablePrefixes = []string{"CLUSTERDOWN", "LOADING", "MASTERDOWN", "TRYA
 // cannot serve now), or ErrScript.
 func classify(ctx context.Context, err error) error {
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		return context.Cause(ctx)
+		return backend.ContextError(ctx)
 	}
 	var rerr redis.Error
-	if errors.As(err, &rerr) {
-		for _, p := range unavailablePrefixes {
-			if strings.HasPrefix(rerr.Error(), p) {
-				return fmt.Errorf("%w: %w", backend.ErrBackendUnavailable, err)
-			}
-		}
+	if errors.As(err, &rerr) && !unavailable(rerr) {
 		return fmt.Errorf("%w: %w", ErrScript, err)
 	}
 	return fmt.Errorf("%w: %w", backend.ErrBackendUnavailable, err)
 }
 
-// integers returns res[from:] as int64s.
-func integers(res []any, from int) ([]int64, error) {
-	out := make([]int64, 0, max(0, len(res)-from))
-	for _, v := range res[from:] {
-		n, ok := v.(int64)
-		if !ok {
-			return nil, fmt.Errorf("%w: %v is not an integer", ErrScript, v)
+// unavailable reports whether the error reply err means that the server
+// cannot serve now.
+func unavailable(err redis.Error) bool {
+	for _, p := range unavailablePrefixes {
+		if strings.HasPrefix(err.Error(), p) {
+			return true
 		}
-		out = append(out, n)
 	}
-	return out, nil
+	return false
 }

@@ -2,13 +2,17 @@ package redis
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/concurry/concurry/algorithms"
 	"github.com/concurry/concurry/backend"
 )
 
@@ -22,8 +26,8 @@ type Set struct {
 	name     string
 	def      string
 	n        int
-	keys     []string
-	static   []any // every script's arguments after the clock
+	keys     []string // the state, the leases, the SlidingWindow lists
+	params   string   // the definition's digest, the lease TTL and every spec's numbers
 	channel  string
 	notify   bool // waits listen for release notices: a resource or a refunding limit
 	degraded *atomic.Int64
@@ -33,34 +37,44 @@ type Set struct {
 	notifier  notifier
 
 	mu     sync.Mutex
-	queue  []*waiter                 // guarded by mu; this process's blocked Acquire calls, oldest first
-	leases map[backend.Lease][]int64 // guarded by mu; held leases → deferred deltas (nil while none)
-	renew  *time.Timer               // guarded by mu; renews leases while any are held
+	queue  []*waiter               // guarded by mu; this process's blocked Acquire calls, oldest first
+	leases map[backend.Lease]*held // guarded by mu; the leases this process holds
+	renew  *time.Timer             // guarded by mu; renews leases while any are held
+}
+
+// held is a lease this process holds.
+type held struct {
+	member  string  // its member in the lease zset: "id amount..."
+	pending []int64 // deltas of non-final settles, sent with the final one; nil while none
 }
 
 func newSet(b *Backend, name string, specs []backend.Spec) (*Set, error) {
 	tag := "{" + b.opts.Prefix + ":" + name + "}"
 	s := &Set{
 		b: b, name: name, def: define(specs), n: len(specs),
-		keys:     []string{tag, tag + ":l", tag + ":e"},
+		keys:     []string{tag, tag + ":e"},
 		channel:  tag + ":free",
 		degraded: b.counter(name),
 		closed:   make(chan struct{}),
-		leases:   make(map[backend.Lease][]int64),
+		leases:   make(map[backend.Lease]*held),
 	}
-	s.static = append(s.static, s.def, len(specs))
+	sum := sha256.Sum256([]byte(s.def))
+	ps := strconv.AppendUint(nil, binary.BigEndian.Uint64(sum[:])>>12, 10) // below 2^52: exact in Lua
+	ps = strconv.AppendInt(append(ps, ' '), b.opts.LeaseTTL.Microseconds(), 10)
 	for i, sp := range specs {
 		p, err := params(sp)
 		if err != nil {
 			return nil, err
 		}
 		for _, v := range p {
-			s.static = append(s.static, v)
+			ps = strconv.AppendInt(append(ps, ' '), v, 10)
 		}
-		s.keys = append(s.keys, tag+":w"+strconv.Itoa(i+1))
+		if sp.Kind == backend.Rate && sp.Algorithm == algorithms.SlidingWindow {
+			s.keys = append(s.keys, tag+":w"+strconv.Itoa(i+1))
+		}
 		s.notify = s.notify || sp.Kind == backend.Resource || sp.Algorithm.Refunds()
 	}
-	s.static = append(s.static, s.channel, b.opts.LeaseTTL.Microseconds())
+	s.params = string(append(append(ps, ';'), s.def...))
 	return s, nil
 }
 
@@ -89,22 +103,38 @@ func (s *Set) Acquire(ctx context.Context, amounts []int64, opts backend.Acquire
 	return s.loop(ctx, amounts, opts)
 }
 
-// attempt runs the acquire script once. The call is not abandoned when ctx
-// ends, so its outcome is never ambiguous because of the caller; go-redis's
-// own timeouts bound it.
-func (s *Set) attempt(ctx context.Context, mode string, id backend.Lease, amounts []int64) (reply, error) {
-	extra := make([]any, 0, 2+len(amounts))
-	extra = append(extra, mode, strconv.FormatUint(uint64(id), 10))
+// member returns the member of lease id in the lease zset: "id amount...".
+func member(id backend.Lease, amounts []int64) string {
+	b := make([]byte, 0, 20+8*len(amounts))
+	b = strconv.AppendUint(b, uint64(id), 10)
 	for _, n := range amounts {
-		extra = append(extra, n)
+		b = strconv.AppendInt(append(b, ' '), n, 10)
 	}
-	res, err := s.run(context.WithoutCancel(ctx), acquireScript, extra...)
+	return string(b)
+}
+
+// attempt runs entry e (acquire or check) once for the lease of the given
+// member.
+// The call is not abandoned when ctx ends, so its outcome is never ambiguous
+// because of the caller; go-redis's own timeouts bound it.
+func (s *Set) attempt(ctx context.Context, e entry, member string, amounts []int64) (reply, error) {
+	args := append(s.newArgs(1+len(amounts)), member)
+	for _, n := range amounts {
+		args = append(args, n)
+	}
+	res, err := s.run(context.WithoutCancel(ctx), e, args)
 	if err != nil {
 		return reply{}, err
+	}
+	if res == int64(codeGranted) {
+		return reply{code: codeGranted}, nil
 	}
 	v, err := integers(res, 0)
 	if err != nil {
 		return reply{}, err
+	}
+	if len(v) < 2 {
+		return reply{}, fmt.Errorf("%w: %v", ErrScript, v)
 	}
 	r := reply{code: v[0], now: v[1]}
 	if r.code == codeRefused && len(v) >= 5 {
@@ -125,21 +155,21 @@ func (s *Set) outage(err error) (backend.Lease, error) {
 	return 0, err
 }
 
-// track records a granted lease for renewal and deferred settling.
-func (s *Set) track(id backend.Lease) {
+// track records a granted lease for renewal and settling.
+func (s *Set) track(id backend.Lease, member string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.leases[id] = nil
+	s.leases[id] = &held{member: member}
 	if len(s.leases) == 1 {
 		s.armRenew()
 	}
 }
 
-// Settle implements backend.Set. Non-final deltas are added up in this
-// process and sent with the final call, which ends the lease in one script
-// call. The script applies a lease's settle at most once: a retried or
-// repeated Settle finds the lease gone and changes nothing, and a refund is
-// never more than was granted. When Redis cannot be reached the lease is
+// Settle implements backend.Set. The final call ends the lease in one
+// script call; the deltas of non-final calls (the root package makes none)
+// are added up in this process and sent with it. The script applies a
+// lease's settle at most once: a retried or repeated Settle finds the lease
+// gone and changes nothing, and a refund is never more than was granted. When Redis cannot be reached the lease is
 // dropped here: its resources come back when it expires, and its deltas are
 // lost (reported as an error matching backend.ErrBackendUnavailable, or
 // counted in Degraded under FailOpen).
@@ -148,10 +178,10 @@ func (s *Set) Settle(ctx context.Context, lease backend.Lease, _, delta []int64,
 		return nil
 	}
 	s.mu.Lock()
-	pending, ok := s.leases[lease]
+	h, ok := s.leases[lease]
 	if !ok || !final {
 		if ok && delta != nil {
-			s.leases[lease] = addDelta(pending, delta, s.n)
+			h.pending = addDelta(h.pending, delta, s.n)
 		}
 		s.mu.Unlock()
 		return nil
@@ -161,13 +191,18 @@ func (s *Set) Settle(ctx context.Context, lease backend.Lease, _, delta []int64,
 		s.renew.Stop()
 	}
 	s.mu.Unlock()
-	total := addDelta(pending, delta, s.n)
-	extra := make([]any, 0, 1+s.n)
-	extra = append(extra, strconv.FormatUint(uint64(lease), 10))
-	for _, d := range total {
-		extra = append(extra, d)
+	args := append(s.newArgs(1+s.n), h.member)
+	for i := range s.n {
+		var d int64
+		if i < len(delta) {
+			d = delta[i]
+		}
+		if h.pending != nil {
+			d += h.pending[i]
+		}
+		args = append(args, d)
 	}
-	res, err := s.run(context.WithoutCancel(ctx), settleScript, extra...)
+	res, err := s.run(context.WithoutCancel(ctx), settleEntry, args)
 	if err != nil {
 		if errors.Is(err, backend.ErrBackendUnavailable) {
 			s.degraded.Add(1)
@@ -197,7 +232,7 @@ func addDelta(acc, delta []int64, n int) []int64 {
 
 // Stats implements backend.Set: it reads the state every process shares.
 func (s *Set) Stats(ctx context.Context) ([]backend.SpecStats, error) {
-	res, err := s.run(ctx, statsScript)
+	res, err := s.run(ctx, statsEntry, s.newArgs(0))
 	if err != nil {
 		return nil, err
 	}

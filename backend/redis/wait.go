@@ -50,7 +50,7 @@ func (s *Set) enqueue(ctx context.Context) (*waiter, error) {
 		return w, nil
 	case <-ctx.Done():
 		s.dequeue(w)
-		return nil, context.Cause(ctx)
+		return nil, backend.ContextError(ctx)
 	case <-s.closed:
 		s.dequeue(w)
 		return nil, backend.ErrClosed
@@ -79,6 +79,7 @@ func (s *Set) dequeue(w *waiter) {
 // won the request is committed and waits even without opts.Wait.
 func (s *Set) loop(ctx context.Context, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
 	id, claim, committed, listening := newLease(), opts.Claim, false, false
+	m := member(id, amounts)
 	for {
 		if s.isClosed() {
 			return 0, backend.ErrClosed
@@ -86,17 +87,17 @@ func (s *Set) loop(ctx context.Context, amounts []int64, opts backend.AcquireOpt
 		if claim != nil && claim.Taken() {
 			return 0, backend.ErrClaimed
 		}
-		mode := "t"
+		e := acquireEntry
 		if claim != nil {
-			mode = "c"
+			e = checkEntry
 		}
 		notice := s.notifier.current()
-		r, err := s.attempt(ctx, mode, id, amounts)
+		r, err := s.attempt(ctx, e, m, amounts)
 		switch {
 		case err != nil:
 			return s.outage(err)
 		case r.code == codeGranted:
-			s.track(id)
+			s.track(id, m)
 			return id, nil
 		case r.code == codeCanGrant:
 			if !claim.TryClaim() {
@@ -162,7 +163,7 @@ func (s *Set) sleep(ctx context.Context, r reply, notice <-chan struct{}) error 
 	case <-notice:
 		return nil
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		return backend.ContextError(ctx)
 	case <-s.closed:
 		return backend.ErrClosed
 	}

@@ -1,47 +1,67 @@
--- acquire: ARG0 mode ("t" take, "c" check), ARG0+1 lease id, then n amounts.
--- Returns {1, t} granted (or granted before: a retry), {2, t} could grant
--- now (check mode, nothing taken), {0, t, ready, blocked, wake} refused:
+-- acquire and check: ARGV[2] the lease's member ("id amount..."), then n
+-- amounts, then the test clock if any. acquire returns 1 when granted (or
+-- granted before: a retry); check takes nothing and returns {2, t} when it
+-- could grant now. Both return {0, t, ready, blocked, wake} when refused:
 -- ready is when the rate limits could grant, blocked is 1 when resources are
--- short, wake is the earliest lease expiry then (0 if none); {-1, def}
+-- short, wake is the earliest lease expiry then (0 if none); and {-1, def}
 -- when the stored definition differs.
-local mode, id = ARGV[ARG0], ARGV[ARG0 + 1]
-local stored, t, raw = head()
-if stored then return {-1, stored} end
-if redis.call('HEXISTS', KL, id) == 1 then return {1, t} end
-local sp = specs()
-local st = load(sp, raw)
-local freed = reap(sp, st, t)
-local amounts, ready, blocked = {}, t, false
-for i = 1, N do
-  local n = tonumber(ARGV[ARG0 + 1 + i])
-  amounts[i] = n
-  if n > 0 then
-    if sp[i].alg == RESOURCE then
-      if st[i][1] + n > sp[i].C then blocked = true end
-    else
-      ready = math.max(ready, ALG[sp[i].alg].ready(sp[i], st[i], t, n))
-    end
-  end
-end
-if ready > t or blocked or mode == 'c' then
-  save(sp, st, t)
+
+-- refuse answers a request that takes nothing now, saving what reaping and
+-- pruning changed.
+local function refuse(sp, v, t, rt, take, m, freed, ready, blocked)
+  local before = take and redis.call('ZSCORE', KE, m)
+  if DIRTY then commit(sp, v, t, rt) end
   notify(freed)
+  if before then return 1 end
   if ready == t and not blocked then return {2, t} end
   local wake = 0
   if blocked then
     local first = redis.call('ZRANGE', KE, 0, 0, 'WITHSCORES')
-    if first[2] then wake = tonumber(first[2]) end
+    if first[2] and tonumber(first[2]) < NEVER then wake = tonumber(first[2]) end
   end
   return {0, t, ready, blocked and 1 or 0, wake}
 end
-for i = 1, N do
-  local n = amounts[i]
-  if n > 0 then
-    if sp[i].alg == RESOURCE then st[i][1] = st[i][1] + n else ALG[sp[i].alg].take(sp[i], st[i], t, n) end
+
+-- grant takes amounts and records a lease expiring at e.
+local function grant(sp, v, amounts, t, e)
+  for i = 1, sp.n do
+    local n, s = amounts[i], sp[i]
+    if n > 0 then
+      if s.alg == RESOURCE then v[s.o + 1] = v[s.o + 1] + n else s:take(v, t, n) end
+    end
   end
+  v[RH] = math.min(v[RH], e)
 end
-redis.call('HSET', KL, id, string.format(string.rep('%.0f ', N), unpack(amounts)))
-redis.call('ZADD', KE, fmt(t + LEASE_TTL), id)
-save(sp, st, t)
-notify(freed)
-return {1, t}
+
+local function attempt(keys, args, take)
+  local sp = begin(keys, args)
+  local v, stored = load(sp)
+  if not v then return {-1, stored} end
+  local rt, t = clock(args[3 + sp.n], v[CLOCK])
+  local freed, m = reap(sp, v, t), args[2]
+  local amounts, ready, blocked = {}, t, false
+  for i = 1, sp.n do
+    local n, s = tonumber(args[2 + i]), sp[i]
+    amounts[i] = n
+    if n > 0 then
+      if s.alg == RESOURCE then
+        if v[s.o + 1] + n > s.C then blocked = true end
+      else
+        ready = math.max(ready, s:ready(v, t, n))
+      end
+    end
+  end
+  if ready > t or blocked or not take then
+    return refuse(sp, v, t, rt, take, m, freed, ready, blocked)
+  end
+  local e = t + sp.ttl
+  local new = redis.call('ZADD', KE, 'NX', e, m) == 1 -- else granted before
+  if new then grant(sp, v, amounts, t, e) end
+  if new or DIRTY then commit(sp, v, t, rt) end
+  notify(freed)
+  return 1
+end
+
+local function acquire(keys, args) return attempt(keys, args, true) end
+
+local function check(keys, args) return attempt(keys, args, false) end

@@ -1,223 +1,257 @@
--- The five algorithms over a state {a, b, c} kept as "a b c" in field s<i>.
--- Each mirrors algorithms/*.go: instants are µs instead of ns, and the rate
--- C/W is reduced to cr/wr, so fractions of a token are in units of 1/wr and
--- fractions of a µs in units of 1/cr. t never decreases (see now).
--- Every algorithm has init, ready, take, refund, avail and idle (the instant
--- from which the state equals init again).
+-- The five algorithms. Each mirrors algorithms/*.go: instants are µs
+-- instead of ns, and the rate C/W is reduced to cr/wr, so fractions of a
+-- token are in units of 1/wr and fractions of a µs in units of 1/cr. t never
+-- decreases (see clock).
+--
+-- A spec s keeps its state in v[s.o + 1] to v[s.o + size] of the set's
+-- state v (see state.lua); the comment of each algorithm names the numbers.
+-- Every algorithm has size, init (the initial numbers), ready, take, refund,
+-- avail and idle (the instant from which the state equals init again).
 
 local ALG = {}
 
 -- the duration n·T = n·W/C as whole µs and a remainder in units of 1/cr µs.
-local function dur(sp, n) return scale(n, 0, sp.wr, sp.cr) end
+local function dur(s, n) return scale(n, 0, s.wr, s.cr) end
 
--- TokenBucket: {tokens, frac, last}; level = tokens + frac/wr at last.
-local function tb_at(sp, st, t)
-  local tokens, frac, last = st[1], st[2], st[3]
-  if tokens >= sp.C or t <= last then return tokens, frac end
-  local q, r = scale(t - last, frac, sp.cr, sp.wr)
-  if q >= sp.C - tokens then return sp.C, 0 end
-  return tokens + q, r
+-- TokenBucket: tokens, frac, last; level = tokens + frac/wr at last.
+-- tb_at brings the bucket to t, refilled (an equivalent state: refilling is
+-- exact, the remainder carries over), and returns its tokens and frac.
+local function tb_at(s, v, t)
+  local o = s.o
+  local tokens, frac, last = v[o + 1], v[o + 2], v[o + 3]
+  if t <= last then return tokens, frac end
+  if tokens < s.C then
+    local q, r = scale(t - last, frac, s.cr, s.wr)
+    if q >= s.C - tokens then tokens, frac = s.C, 0 else tokens, frac = tokens + q, r end
+  end
+  v[o + 1], v[o + 2], v[o + 3] = tokens, frac, t
+  return tokens, frac
 end
 
-local function tb_ready(sp, st, t, n)
-  local tokens, frac = tb_at(sp, st, t)
+local function tb_ready(s, v, t, n)
+  local tokens, frac = tb_at(s, v, t)
   if tokens >= n then return t end
-  local q, r = scale(n - tokens, 0, sp.wr, sp.cr)
+  local q, r = scale(n - tokens, 0, s.wr, s.cr)
   if q >= NEVER then return NEVER end
   local rr, adj = r - frac, 0
-  if rr > 0 then adj = 1 elseif rr < 0 then adj = -idiv(-rr, sp.cr) end
+  if rr > 0 then adj = 1 elseif rr < 0 then adj = -idiv(-rr, s.cr) end
   return math.min(t + q + adj, NEVER)
 end
 
 ALG[0] = {
-  init = function(sp) return {sp.C, 0, 0} end,
+  size = 3,
+  init = function(s) return s.C, 0, 0 end,
   ready = tb_ready,
-  take = function(sp, st, t, n)
-    st[1], st[2] = tb_at(sp, st, t)
-    st[3] = t
-    st[1] = math.max(st[1] - n, -LIM)
+  take = function(s, v, t, n)
+    local tokens = tb_at(s, v, t)
+    v[s.o + 1] = math.max(tokens - n, -LIM)
   end,
-  refund = function(sp, st, t, n)
-    st[1], st[2] = tb_at(sp, st, t)
-    st[3] = t
-    local room = sp.C - st[1]
-    if n < room or (n == room and st[2] == 0) then
-      st[1] = st[1] + n
+  refund = function(s, v, t, n)
+    local o, tokens, frac = s.o, tb_at(s, v, t)
+    local room = s.C - tokens
+    if n < room or (n == room and frac == 0) then
+      v[o + 1] = tokens + n
       return n
     end
-    if st[2] > 0 then room = room - 1 end
-    st[1], st[2] = sp.C, 0
+    if frac > 0 then room = room - 1 end
+    v[o + 1], v[o + 2] = s.C, 0
     return room
   end,
-  avail = function(sp, st, t) return math.max(tb_at(sp, st, t), 0) end,
-  idle = function(sp, st, t) return tb_ready(sp, st, t, sp.C) end,
+  avail = function(s, v, t) return math.max(tb_at(s, v, t), 0) end,
+  idle = function(s, v, t) return tb_ready(s, v, t, s.C) end,
 }
 
--- LeakyBucket: {next, rem, last}; the queue drains at next + rem/cr.
-local function lb_head(st)
-  if st[2] > 0 then return st[1] + 1 end
-  return st[1]
+-- LeakyBucket: next, rem, last; the queue drains at next + rem/cr.
+local function lb_head(s, v)
+  if v[s.o + 2] > 0 then return v[s.o + 1] + 1 end
+  return v[s.o + 1]
 end
 
 ALG[1] = {
-  init = function() return {0, 0, 0} end,
-  ready = function(sp, st, t, n)
-    local d = lb_head(st)
+  size = 3,
+  init = function() return 0, 0, 0 end,
+  ready = function(s, v, t)
+    local d = lb_head(s, v)
     if d <= t then return t end
     return d
   end,
-  take = function(sp, st, t, n)
-    st[3] = t
-    local d = math.max(t, lb_head(st))
-    local q, r = dur(sp, n)
-    if d + q >= NEVER then st[1], st[2] = NEVER, 0 else st[1], st[2] = d + q, r end
+  take = function(s, v, t, n)
+    local o = s.o
+    v[o + 3] = t
+    local d = math.max(t, lb_head(s, v))
+    local q, r = dur(s, n)
+    if d + q >= NEVER then v[o + 1], v[o + 2] = NEVER, 0 else v[o + 1], v[o + 2] = d + q, r end
   end,
   refund = function() return 0 end,
-  avail = function(sp, st, t)
-    if st[1] < t or (st[1] == t and st[2] == 0) then return sp.C end
-    local q, r = scale(st[1] - t, st[2], sp.cr, sp.wr)
+  avail = function(s, v, t)
+    local nx, rem = v[s.o + 1], v[s.o + 2]
+    if nx < t or (nx == t and rem == 0) then return s.C end
+    local q, r = scale(nx - t, rem, s.cr, s.wr)
     if r > 0 then q = q + 1 end
-    if q >= sp.C then return 0 end
-    return sp.C - q
+    if q >= s.C then return 0 end
+    return s.C - q
   end,
-  idle = function(sp, st, t) return lb_head(st) end,
+  idle = lb_head,
 }
 
--- SlidingWindow: {sum, 0, 0} and the list of "at amount" entries, oldest
--- first, one per distinct instant; an entry counts while t < at + W.
-local function sw_prune(sp, st, t)
-  while true do
-    local e = redis.call('LINDEX', sp.list, 0)
-    if not e then return end
-    local at, amt = string.match(e, '^(%S+) (%S+)$')
-    if t - tonumber(at) < sp.W then return end
-    redis.call('LPOP', sp.list)
-    st[1] = st[1] - tonumber(amt)
+-- SlidingWindow: sum, last amount, last at, first at; and the list
+-- KEYS_[s.li] of entries (at, amount) packed as ENTRY, oldest first, one per
+-- distinct instant. An entry counts while t < at + W. The list is empty
+-- when sum is 0: every entry is positive.
+local ENTRY = '<dd'
+
+local function sw_prune(s, v, t)
+  local o, list = s.o, KEYS_[s.li]
+  while v[o + 1] > 0 and t - v[o + 4] >= s.W do
+    DIRTY = true
+    local _, amt = struct.unpack(ENTRY, redis.call('LPOP', list))
+    v[o + 1] = v[o + 1] - amt
+    if v[o + 1] > 0 then v[o + 4] = struct.unpack(ENTRY, redis.call('LINDEX', list, 0)) end
   end
 end
 
+local function sw_take(s, v, t, n)
+  sw_prune(s, v, t)
+  local o, list = s.o, KEYS_[s.li]
+  local sum, last = v[o + 1], v[o + 2]
+  n = math.min(n, s.C)
+  if sum > 0 and v[o + 3] == t then
+    local add = math.min(n, s.C - last)
+    v[o + 1], v[o + 2] = sum + add, last + add
+    redis.call('LSET', list, -1, struct.pack(ENTRY, t, last + add))
+    return
+  end
+  if n <= 0 then return end
+  if sum == 0 then
+    v[o + 4] = t
+    fresh(list)
+  end
+  redis.call('RPUSH', list, struct.pack(ENTRY, t, n))
+  v[o + 1], v[o + 2], v[o + 3] = sum + n, n, t
+end
+
 ALG[2] = {
-  init = function() return {0, 0, 0} end,
-  ready = function(sp, st, t, n)
-    sw_prune(sp, st, t)
-    local limit, sum = sp.C - n, st[1]
+  size = 4,
+  init = function() return 0, 0, 0, 0 end,
+  ready = function(s, v, t, n)
+    sw_prune(s, v, t)
+    local limit, sum = s.C - n, v[s.o + 1]
     if sum <= limit then return t end
-    for _, e in ipairs(redis.call('LRANGE', sp.list, 0, -1)) do
-      local at, amt = string.match(e, '^(%S+) (%S+)$')
-      sum = sum - tonumber(amt)
-      if sum <= limit then return math.min(tonumber(at) + sp.W, NEVER) end
+    for _, e in ipairs(redis.call('LRANGE', KEYS_[s.li], 0, -1)) do
+      local at, amt = struct.unpack(ENTRY, e)
+      sum = sum - amt
+      if sum <= limit then return math.min(at + s.W, NEVER) end
     end
     return NEVER
   end,
-  take = function(sp, st, t, n)
-    sw_prune(sp, st, t)
-    n = math.min(n, sp.C)
-    local e = redis.call('LINDEX', sp.list, -1)
-    if e then
-      local at, amt = string.match(e, '^(%S+) (%S+)$')
-      if tonumber(at) == t then
-        local old = tonumber(amt)
-        local add = math.min(n, sp.C - old)
-        redis.call('LSET', sp.list, -1, fmt(t) .. ' ' .. fmt(old + add))
-        st[1] = st[1] + add
-        return
-      end
-    end
-    redis.call('RPUSH', sp.list, fmt(t) .. ' ' .. fmt(n))
-    st[1] = st[1] + n
-  end,
+  take = sw_take,
   refund = function() return 0 end,
-  avail = function(sp, st, t)
-    sw_prune(sp, st, t)
-    return math.max(sp.C - st[1], 0)
+  avail = function(s, v, t)
+    sw_prune(s, v, t)
+    return math.max(s.C - v[s.o + 1], 0)
   end,
-  idle = function(sp, st, t)
-    local e = redis.call('LINDEX', sp.list, -1)
-    if not e then return t end
-    return math.min(tonumber(string.match(e, '^(%S+)')) + sp.W, NEVER)
+  idle = function(s, v, t)
+    if v[s.o + 1] == 0 then return t end
+    return math.min(v[s.o + 3] + s.W, NEVER)
   end,
 }
 
--- FixedWindow: {index, count, 0}; windows are aligned to the Unix epoch.
-local function fw_count(sp, st, t)
-  local i = idiv(t, sp.W)
-  if i ~= st[1] then return i, 0 end
-  return i, st[2]
+-- FixedWindow: index, count; windows are aligned to the Unix epoch.
+local function fw_count(s, v, t)
+  local i = idiv(t, s.W)
+  if i ~= v[s.o + 1] then return i, 0 end
+  return i, v[s.o + 2]
 end
 
 ALG[3] = {
-  init = function() return {-1, 0, 0} end,
-  ready = function(sp, st, t, n)
-    local i, c = fw_count(sp, st, t)
-    if c <= sp.C - n then return t end
-    return math.min((i + 1) * sp.W, NEVER)
+  size = 2,
+  init = function() return -1, 0 end,
+  ready = function(s, v, t, n)
+    local i, c = fw_count(s, v, t)
+    if c <= s.C - n then return t end
+    return math.min((i + 1) * s.W, NEVER)
   end,
-  take = function(sp, st, t, n)
-    local i, c = fw_count(sp, st, t)
-    st[1], st[2] = i, math.min(c + n, LIM)
+  take = function(s, v, t, n)
+    local i, c = fw_count(s, v, t)
+    v[s.o + 1], v[s.o + 2] = i, math.min(c + n, LIM)
   end,
   refund = function() return 0 end,
-  avail = function(sp, st, t)
-    local _, c = fw_count(sp, st, t)
-    return math.max(sp.C - c, 0)
+  avail = function(s, v, t)
+    local _, c = fw_count(s, v, t)
+    return math.max(s.C - c, 0)
   end,
-  idle = function(sp, st, t)
-    local i, c = fw_count(sp, st, t)
+  idle = function(s, v, t)
+    local i, c = fw_count(s, v, t)
     if c == 0 then return t end
-    return math.min((i + 1) * sp.W, NEVER)
+    return math.min((i + 1) * s.W, NEVER)
   end,
 }
 
--- GCRA: {tat, rem, last}; TAT = tat + rem/cr, T = W/C, tolerance W.
-local function g_late(st, t) return st[1] > t or (st[1] == t and st[2] > 0) end
+-- GCRA: tat, rem, last; TAT = tat + rem/cr, T = W/C, tolerance W.
+local function g_late(s, v, t)
+  local tat = v[s.o + 1]
+  return tat > t or (tat == t and v[s.o + 2] > 0)
+end
+
+local function g_ready(s, v, t, n)
+  if not g_late(s, v, t) then return t end
+  local tat, rem = v[s.o + 1], v[s.o + 2]
+  if tat >= NEVER then return NEVER end
+  local sq, sr = dur(s, s.C - n)
+  local span = tat - t
+  if span < sq or (span == sq and rem <= sr) then return t end
+  if rem > sr then return tat - sq + 1 end
+  return tat - sq
+end
+
+local function g_take(s, v, t, n)
+  local o = s.o
+  v[o + 3] = t
+  if not g_late(s, v, t) then v[o + 1], v[o + 2] = t, 0 end
+  local tat = v[o + 1]
+  if tat >= NEVER then return end
+  local q, r = dur(s, n)
+  local rem, c = addmod(v[o + 2], r, s.cr)
+  if tat + q + c >= NEVER then v[o + 1], v[o + 2] = NEVER, 0 else v[o + 1], v[o + 2] = tat + q + c, rem end
+end
+
+local function g_refund(s, v, t, n)
+  local o = s.o
+  v[o + 3] = t
+  if not g_late(s, v, t) then return 0 end
+  local tat, rem = v[o + 1], v[o + 2]
+  if tat >= NEVER then return n end
+  local q, r = dur(s, n)
+  local span = tat - t
+  if q > span or (q == span and r >= rem) then
+    local given = scale(span, rem, s.cr, s.wr)
+    v[o + 1], v[o + 2] = t, 0
+    return given
+  end
+  if rem < r then
+    rem, q = rem + s.cr - r, q + 1
+  else
+    rem = rem - r
+  end
+  v[o + 1], v[o + 2] = tat - q, rem
+  return n
+end
 
 ALG[4] = {
-  init = function() return {0, 0, 0} end,
-  ready = function(sp, st, t, n)
-    if not g_late(st, t) then return t end
-    if st[1] >= NEVER then return NEVER end
-    local sq, sr = dur(sp, sp.C - n)
-    local span = st[1] - t
-    if span < sq or (span == sq and st[2] <= sr) then return t end
-    if st[2] > sr then return st[1] - sq + 1 end
-    return st[1] - sq
-  end,
-  take = function(sp, st, t, n)
-    st[3] = t
-    if not g_late(st, t) then st[1], st[2] = t, 0 end
-    if st[1] >= NEVER then return end
-    local q, r = dur(sp, n)
-    local rem, c = addmod(st[2], r, sp.cr)
-    if st[1] + q + c >= NEVER then st[1], st[2] = NEVER, 0 else st[1], st[2] = st[1] + q + c, rem end
-  end,
-  refund = function(sp, st, t, n)
-    st[3] = t
-    if not g_late(st, t) then return 0 end
-    if st[1] >= NEVER then return n end
-    local q, r = dur(sp, n)
-    local span = st[1] - t
-    if q > span or (q == span and r >= st[2]) then
-      local given = scale(span, st[2], sp.cr, sp.wr)
-      st[1], st[2] = t, 0
-      return given
-    end
-    if st[2] < r then
-      st[2], q = st[2] + sp.cr - r, q + 1
-    else
-      st[2] = st[2] - r
-    end
-    st[1] = st[1] - q
-    return n
-  end,
-  avail = function(sp, st, t)
-    if not g_late(st, t) then return sp.C end
-    local q, r = scale(st[1] - t, st[2], sp.cr, sp.wr)
+  size = 3,
+  init = function() return 0, 0, 0 end,
+  ready = g_ready,
+  take = g_take,
+  refund = g_refund,
+  avail = function(s, v, t)
+    if not g_late(s, v, t) then return s.C end
+    local q, r = scale(v[s.o + 1] - t, v[s.o + 2], s.cr, s.wr)
     if r > 0 then q = q + 1 end
-    if q >= sp.C then return 0 end
-    return sp.C - q
+    if q >= s.C then return 0 end
+    return s.C - q
   end,
-  idle = function(sp, st, t)
-    if st[2] > 0 then return math.min(st[1] + 1, NEVER) end
-    return st[1]
+  idle = function(s, v, t)
+    if v[s.o + 2] > 0 then return math.min(v[s.o + 1] + 1, NEVER) end
+    return v[s.o + 1]
   end,
 }

@@ -1,25 +1,45 @@
--- concurry redis backend: shared library, prepended to every entry script.
+-- concurry redis backend: the library every entry point is built on.
 --
--- KEYS: [1] the state hash, [2] the lease hash (id -> granted amounts),
--- [3] the lease expiry zset (id -> expiry, µs), [3+i] the entry list of spec i
--- (used by SlidingWindow specs only). All share one hash tag.
--- ARGV: [1] clock override in µs ("0": Redis TIME), [2] definition, [3] n,
--- then 5 numbers per spec (algorithm or 9 for a resource, capacity C,
--- window W in µs, C/g, W/g with g = gcd(C, W)), then the channel, the lease
--- TTL in µs, then what the entry script reads from ARG0 on.
+-- On Redis 7 and later it is loaded once with FUNCTION LOAD, which
+-- registers the entry points (acquire, check, settle, renew, stats) as
+-- functions: nothing here is rebuilt per call. Elsewhere each entry point
+-- runs as a script (EVALSHA) made of this library and that entry. Loading
+-- runs no library code but the definitions: the Lua globals (string, math,
+-- struct...) are only there during calls.
 --
--- Every number is an integer below 2^53, so Lua's doubles hold it exactly.
--- Products that may pass 2^52 go through muldiv, which is exact.
-
-if redis.replicate_commands then pcall(redis.replicate_commands) end
+-- KEYS: [1] the set's state (a string, see state.lua), [2] the leases: a
+-- zset of "id amount..." -> expiry (µs), then the entry list of every
+-- SlidingWindow spec, in spec order. All share one hash tag.
+-- ARGV: [1] the set's parameters: a digest of its definition (below 2^52),
+-- the lease TTL in µs, 5 numbers per spec (algorithm or 9 for a resource,
+-- capacity C, window W in µs, C/g, W/g with g = gcd(C, W)), then ";" and the
+-- definition; then what the entry reads from ARGV[2] on. Tests may add a
+-- clock (µs) to use instead of Redis TIME, where each entry says.
+--
+-- Every number is an integer below 2^53, so Lua's doubles hold it exactly;
+-- numbers go to redis.call as numbers, which Redis prints as integers below
+-- 2^53. Products that may pass 2^52 go through muldiv, which is exact.
 
 local LIM = 4503599627370496   -- 2^52: debts, counts and instants saturate here
 local NEVER = LIM              -- an instant that never comes
-local KM, KL, KE = KEYS[1], KEYS[2], KEYS[3]
-local DEF, N = ARGV[2], tonumber(ARGV[3])
-local CHANNEL = ARGV[4 + 5 * N]
-local LEASE_TTL = tonumber(ARGV[5 + 5 * N])
-local ARG0 = 6 + 5 * N
+local RESOURCE = 9             -- the algorithm code of a Resource spec
+local SLIDING = 2              -- the algorithm code of SlidingWindow
+
+-- FUNCTIONS is true in the function library (Redis 7 and later), whose
+-- loader sets it; scripts must also run on older servers.
+local FUNCTIONS = false
+
+-- The call being served. Redis runs one call at a time, so begin sets them
+-- for the call that is running until it returns.
+local KS, KE, KEYS_ = nil, nil, nil
+local DIRTY = false  -- the state changed though nothing was taken
+local TESTING = false -- the call runs on a test clock, not Redis TIME
+local FRESH = nil    -- keys this call created, which have no expiry yet
+
+-- fresh notes that this call created key k.
+local function fresh(k)
+  if FRESH then FRESH[#FRESH + 1] = k else FRESH = {k} end
+end
 
 -- idiv returns floor(a/b) for 0 <= a < 2^52 and 0 < b < 2^52. The double
 -- quotient is never below the true floor and at most one above it.
@@ -37,7 +57,8 @@ end
 
 -- muldiv returns floor(a*b/d) and a*b mod d for a, b, d < 2^52, d > 0. A
 -- product below 2^52 is divided directly; a larger one by double-and-add,
--- which keeps every intermediate below 2^53. The quotient saturates at NEVER.
+-- which keeps every intermediate below 2^53 (the exact slow path). The
+-- quotient saturates at NEVER.
 local function muldiv(a, b, d)
   local p = a * b
   if p < LIM then
@@ -66,8 +87,15 @@ local function muldiv(a, b, d)
 end
 
 -- scale returns floor((span*mul + rem)/div) and the remainder, saturating at
--- NEVER; span, rem >= 0.
+-- NEVER; span, rem >= 0. When span*mul + rem is below 2^52, as it is for
+-- round limits and short spans, it is one exact division.
 local function scale(span, rem, mul, div)
+  local p = span * mul + rem
+  if p < LIM then
+    local q = math.floor(p / div)
+    if q * div > p then q = q - 1 end
+    return q, p - q * div
+  end
   local a = idiv(span, div)
   local q, r = muldiv(span - a * div, mul, div)
   local q2 = idiv(rem, div)
@@ -80,55 +108,22 @@ local function scale(span, rem, mul, div)
   return q, r
 end
 
-local function fmt(x) return string.format('%.0f', x) end
-
-local function split(s)
-  local out = {}
-  for w in string.gmatch(s, '%S+') do out[#out + 1] = tonumber(w) end
-  return out
-end
-
--- head reads the definition, the clock and every spec's state in one call.
--- It stores the definition on first use and returns the stored one when it
--- differs; otherwise nil, then the clock (Redis TIME or the override, never
--- earlier than any instant the set has seen) and the raw states.
-local function head()
-  local f = {'def', 'clock'}
-  for i = 1, N do f[i + 2] = 's' .. i end
-  local raw = redis.call('HMGET', KM, unpack(f))
-  if not raw[1] then
-    redis.call('HSET', KM, 'def', DEF)
-  elseif raw[1] ~= DEF then
-    return raw[1]
-  end
-  local t = tonumber(ARGV[1])
-  if t == 0 then
+-- clock returns the server's time in µs (or the test clock over, when not
+-- nil) and the set's clock: the same, but never before last, the latest
+-- instant the set has used.
+local function clock(over, last)
+  local rt
+  TESTING = over ~= nil
+  if over then
+    rt = tonumber(over)
+  else
     local tm = redis.call('TIME')
-    t = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
+    rt = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
   end
-  local c = tonumber(raw[2] or '0')
-  if c > t then t = c end
-  return nil, t, raw
+  if last > rt then return rt, last end
+  return rt, rt
 end
 
--- now returns the set's clock without reading the states.
-local function now()
-  local t = tonumber(ARGV[1])
-  if t == 0 then
-    local tm = redis.call('TIME')
-    t = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
-  end
-  local c = tonumber(redis.call('HGET', KM, 'clock') or '0')
-  if c > t then t = c end
-  return t
-end
-
-local function specs()
-  local out = {}
-  for i = 1, N do
-    local b = 3 + 5 * (i - 1)
-    out[i] = {alg = tonumber(ARGV[b + 1]), C = tonumber(ARGV[b + 2]), W = tonumber(ARGV[b + 3]),
-      cr = tonumber(ARGV[b + 4]), wr = tonumber(ARGV[b + 5]), list = KEYS[3 + i]}
-  end
-  return out
+local function notify(freed)
+  if freed then redis.call('PUBLISH', KS .. ':free', 1) end
 end

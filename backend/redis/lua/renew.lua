@@ -1,21 +1,28 @@
--- renew: ARG0.. lease ids. Moves the expiry of every lease that has not
--- expired yet to now + the lease TTL; an expired lease is never renewed.
--- Returns the ids that could not be renewed.
-local t = now()
-local lost = {}
-for i = ARG0, #ARGV do
-  local id = ARGV[i]
-  local exp = redis.call('ZSCORE', KE, id)
-  if exp and tonumber(exp) > t then
-    redis.call('ZADD', KE, 'XX', fmt(t + LEASE_TTL), id)
-  else
-    lost[#lost + 1] = id
+-- renew: ARGV[2] the test clock ("" for Redis TIME), then lease members.
+-- Moves the expiry of every lease that has not expired yet to now + the
+-- lease TTL; an expired lease is never renewed. Returns the members that
+-- could not be renewed.
+local function renew(keys, args)
+  local sp = begin(keys, args)
+  local v = load(sp)
+  local lost = {}
+  if not v or v[XP] == 0 then -- another set's, or none: no lease lives
+    for i = 3, #args do lost[#lost + 1] = args[i] end
+    return lost
   end
-end
-local ms = math.ceil(LEASE_TTL / 1000) + 1000
-for i = 1, #KEYS do
-  if redis.call('PTTL', KEYS[i]) ~= -2 and redis.call('PTTL', KEYS[i]) < ms then
-    redis.call('PEXPIRE', KEYS[i], ms)
+  local over = args[2]
+  if over == '' then over = nil end
+  local rt, t = clock(over, v[CLOCK])
+  local e = t + sp.ttl
+  for i = 3, #args do
+    local m = args[i]
+    local exp = redis.call('ZSCORE', KE, m)
+    if exp and tonumber(exp) > t then
+      redis.call('ZADD', KE, 'XX', e, m)
+    else
+      lost[#lost + 1] = m
+    end
   end
+  if v[XP] - rt < lifetime(sp, v, t) * 1000 then commit(sp, v, t, rt) end
+  return lost
 end
-return lost

@@ -1,64 +1,167 @@
--- Loading, saving and expiring a set's state; reaping expired leases.
+-- A set's state: parameters, loading, saving, expiry, and reaping expired
+-- leases.
+--
+-- The state key holds the numbers v, struct-packed as doubles: the header
+-- below, then each spec's numbers from v[s.o + 1] (see algorithms.lua; a
+-- resource has one: the units held). It is read with one GET and written
+-- with one SET. The lease zset also holds the definition, as the member
+-- "=definition" with score +inf: it is never reaped, so the zset lives as
+-- long as the state.
 
-local RESOURCE = 9
+local DIGEST = 1 -- the definition's digest
+local CLOCK = 2  -- the set's clock: the latest instant it has used
+local RH = 3     -- the reap hint: no lease expires before it
+local XP = 4     -- when the keys expire, in server time (µs); 0 for a new set
+local HEAD = 4
 
--- load decodes the states head read (raw[2 + i] is spec i's).
-local function load(sp, raw)
-  local st = {}
-  for i = 1, N do
-    local r = raw[2 + i]
-    if r then
-      st[i] = split(r)
-    elseif sp[i].alg == RESOURCE then
-      st[i] = {0, 0, 0}
+-- The parsed parameters, by parameter string. A function library keeps
+-- them from call to call (a script parses them on every call); the cache is
+-- emptied when it reaches 256 entries.
+local SPECS, NSPECS = {}, 0
+
+local function parse(p)
+  local cut = string.find(p, ';', 1, true)
+  local w = {}
+  for x in string.gmatch(string.sub(p, 1, cut - 1), '%S+') do w[#w + 1] = tonumber(x) end
+  local n = (#w - 2) / 5
+  local sp = {ttl = w[2], n = n, res = false, def = string.sub(p, cut + 1), init = {w[1], 0, NEVER, 0}}
+  local o, li = HEAD, 2
+  for i = 1, n do
+    local b = 2 + 5 * (i - 1)
+    local s = {alg = w[b + 1], C = w[b + 2], W = w[b + 3], cr = w[b + 4], wr = w[b + 5], o = o}
+    local iv = {0}
+    if s.alg == RESOURCE then
+      sp.res = true
     else
-      st[i] = ALG[sp[i].alg].init(sp[i])
+      local a = ALG[s.alg]
+      iv = {a.init(s)}
+      s.ready, s.take, s.refund, s.avail, s.idle = a.ready, a.take, a.refund, a.avail, a.idle
+      if s.alg == SLIDING then li = li + 1; s.li = li end
     end
+    for k = 1, #iv do sp.init[o + k] = iv[k] end
+    o = o + #iv
+    sp[i] = s
   end
-  return st
+  sp.size, sp.bytes, sp.fmt = o, 8 * o, '<' .. string.rep('d', o)
+  if NSPECS >= 256 then SPECS, NSPECS = {}, 0 end
+  SPECS[p], NSPECS = sp, NSPECS + 1
+  return sp
+end
+
+-- begin starts a call: it sets the call's keys and returns its specs.
+local function begin(keys, args)
+  KS, KE, KEYS_ = keys[1], keys[2], keys
+  DIRTY, FRESH = false, nil
+  return SPECS[args[1]] or parse(args[1])
+end
+
+-- load reads the state: a new one when the set has none, or nil and the
+-- stored definition when the set has another definition.
+local function load(sp)
+  local raw = redis.call('GET', KS)
+  if not raw then
+    -- leases and lists that outlived their set would be stale
+    redis.call('DEL', KE)
+    for i = 1, sp.n do
+      if sp[i].li then redis.call('DEL', KEYS_[sp[i].li]) end
+    end
+    return {unpack(sp.init)}
+  end
+  if #raw == sp.bytes then
+    local v = {struct.unpack(sp.fmt, raw)}
+    if v[DIGEST] == sp.init[DIGEST] then return v end
+  end
+  local def = redis.call('ZRANGE', KE, -1, -1)[1] or '=?'
+  return nil, string.sub(def, 2)
+end
+
+-- member_amounts returns the amounts of lease member m, "id amount...".
+local function member_amounts(m)
+  local out, k = {}, 0
+  for x in string.gmatch(m, '%S+') do
+    if k > 0 then out[k] = tonumber(x) end
+    k = k + 1
+  end
+  return out
 end
 
 -- reap ends up to 64 leases whose expiry is at or before t, returning their
--- resource units. It reports whether it freed any.
-local function reap(sp, st, t)
+-- resource units. It runs only from the reap hint on, and moves the hint to
+-- the next expiry. It returns whether it freed units, and the members it
+-- ended.
+local function reap(sp, v, t)
+  if t < v[RH] then return false, nil end
+  DIRTY = true
+  local r = redis.call('ZRANGE', KE, 0, 64, 'WITHSCORES')
+  local gone = {}
+  v[RH] = NEVER
+  for j = 1, #r, 2 do
+    local e = tonumber(r[j + 1])
+    if e > t or j > 128 then v[RH] = math.min(e, NEVER); break end
+    gone[#gone + 1] = r[j]
+  end
+  if #gone == 0 then return false, nil end
   local freed = false
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KE, '-inf', fmt(t), 'LIMIT', 0, 64)) do
-    local rec = redis.call('HGET', KL, id)
-    if rec then
-      local held = split(rec)
-      for i = 1, N do
-        if sp[i].alg == RESOURCE and held[i] > 0 then
-          st[i][1] = st[i][1] - held[i]
-          freed = true
-        end
+  for _, m in ipairs(gone) do
+    local held = sp.res and member_amounts(m) or {}
+    for i = 1, sp.n do
+      local s = sp[i]
+      if s.alg == RESOURCE and (held[i] or 0) > 0 then
+        v[s.o + 1] = v[s.o + 1] - held[i]
+        freed = true
       end
-      redis.call('HDEL', KL, id)
     end
-    redis.call('ZREM', KE, id)
   end
-  return freed
+  redis.call('ZREM', KE, unpack(gone))
+  return freed, gone
 end
 
--- save writes the state and the clock, and expires the keys a second after
--- the set would be back at its initial state and every lease has expired
--- (leases live at most the lease TTL past now).
-local function save(sp, st, t)
-  local args, idle = {'clock', fmt(t)}, t + LEASE_TTL
-  for i = 1, N do
-    args[#args + 1] = 's' .. i
-    args[#args + 1] = string.format('%.0f %.0f %.0f', st[i][1], st[i][2], st[i][3])
-    if sp[i].alg ~= RESOURCE then idle = math.max(idle, ALG[sp[i].alg].idle(sp[i], st[i], t)) end
+-- lifetime returns how long, in ms, the keys must live from t: until a
+-- second after the set would be back at its initial state and every lease
+-- has expired (leases live at most the lease TTL past t).
+local function lifetime(sp, v, t)
+  local idle = t + sp.ttl
+  for i = 1, sp.n do
+    local s = sp[i]
+    if s.alg ~= RESOURCE then idle = math.max(idle, s:idle(v, t)) end
   end
-  redis.call('HSET', KM, unpack(args))
-  local ms = math.min(math.ceil((idle - t) / 1000), 400 * 86400000) + 1000
-  redis.call('PEXPIRE', KM, ms)
-  redis.call('PEXPIRE', KL, ms)
-  redis.call('PEXPIRE', KE, ms)
-  for i = 1, N do
-    if sp[i].alg == 2 then redis.call('PEXPIRE', sp[i].list, ms) end
-  end
+  return math.min(math.ceil((idle - t) / 1000), 400 * 86400000) + 1000
 end
 
-local function notify(freed)
-  if freed then redis.call('PUBLISH', CHANNEL, '1') end
+-- deadline returns the expiry of the keys, in ms from rt, and whether it
+-- moved. It only ever moves it later: when the keys would expire within the
+-- set's lifetime it moves it to a second past that and puts every other key
+-- in FRESH, so that a busy set extends its expiry about once a second, not
+-- on every call; otherwise FRESH holds the keys this call created.
+local function deadline(sp, v, t, rt)
+  local need = lifetime(sp, v, t)
+  if v[XP] - rt >= need * 1000 then return math.ceil((v[XP] - rt) / 1000), false end
+  local ms = need + 1000
+  v[XP] = rt + ms * 1000
+  FRESH = {KE}
+  for i = 1, sp.n do
+    if sp[i].li then FRESH[#FRESH + 1] = KEYS_[sp[i].li] end
+  end
+  return ms, true
+end
+
+-- commit writes the state at t (rt is the server's time) and gives the keys
+-- their expiry; the other keys expire a ms after the state, so that they
+-- never go first. The state key keeps its expiry when it does not move
+-- (KEEPTTL, Redis 6 and later: it costs half as much as PX), unless a test
+-- clock, which need not run with the server's, is in use.
+local function commit(sp, v, t, rt)
+  local new = v[XP] == 0
+  v[CLOCK] = t
+  local ms, moved = deadline(sp, v, t, rt)
+  local blob = struct.pack(sp.fmt, unpack(v, 1, sp.size))
+  if moved or TESTING or not FUNCTIONS then
+    redis.call('SET', KS, blob, 'PX', ms)
+  else
+    redis.call('SET', KS, blob, 'KEEPTTL')
+  end
+  if new then redis.call('ZADD', KE, '+inf', '=' .. sp.def) end
+  if FRESH then
+    for _, k in ipairs(FRESH) do redis.call('PEXPIRE', k, ms + 1) end
+  end
 end

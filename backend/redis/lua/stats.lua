@@ -1,20 +1,24 @@
--- stats: returns {1, available, in use, ...} per spec, or {-1, def} when the
--- stored definition differs. Stores the definition on first use.
-local stored, t, raw = head()
-if stored then return {-1, stored} end
-local sp = specs()
-local st = load(sp, raw)
-local freed = reap(sp, st, t)
-local out = {1}
-for i = 1, N do
-  if sp[i].alg == RESOURCE then
-    out[#out + 1] = math.max(sp[i].C - st[i][1], 0)
-    out[#out + 1] = st[i][1]
-  else
-    out[#out + 1] = ALG[sp[i].alg].avail(sp[i], st[i], t)
-    out[#out + 1] = 0
+-- stats: ARGV[2] the test clock if any. Returns {1, available, in use, ...}
+-- per spec, or {-1, def} when the stored definition differs. Stores the
+-- definition on first use.
+local function stats(keys, args)
+  local sp = begin(keys, args)
+  local v, stored = load(sp)
+  if not v then return {-1, stored} end
+  local rt, t = clock(args[2], v[CLOCK])
+  local freed = reap(sp, v, t)
+  local out = {1}
+  for i = 1, sp.n do
+    local s = sp[i]
+    if s.alg == RESOURCE then
+      out[#out + 1] = math.max(s.C - v[s.o + 1], 0)
+      out[#out + 1] = v[s.o + 1]
+    else
+      out[#out + 1] = s:avail(v, t)
+      out[#out + 1] = 0
+    end
   end
+  if DIRTY or v[XP] == 0 then commit(sp, v, t, rt) end
+  notify(freed)
+  return out
 end
-save(sp, st, t)
-notify(freed)
-return out
