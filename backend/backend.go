@@ -71,6 +71,9 @@ type Set interface {
 	// Resource units in held are returned; a backend may defer non-final
 	// deltas until the final call. Settle returns the units it refunded per
 	// spec in refunded when that is not nil.
+	//
+	// The root package settles each lease once, at Release, with final true
+	// and the whole usage; non-final calls are for other users of a Set.
 	Settle(ctx context.Context, lease Lease, held, delta []int64, final bool, refunded []int64) error
 	// Stats reports, per spec in definition order, the units available now
 	// and (for Resource specs) the units held.
