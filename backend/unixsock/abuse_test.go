@@ -1,7 +1,6 @@
 package unixsock
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,13 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/backend"
+	"github.com/concurry/concurry/internal/testutil"
 	"github.com/concurry/concurry/internal/wire"
 )
 
@@ -102,7 +101,7 @@ func goodSet(t *testing.T, path string) *concurry.LimitSet {
 // TestServerSurvivesAbuse sends broken input on one connection at a time:
 // that connection is closed, and a good client is served throughout.
 func TestServerSurvivesAbuse(t *testing.T) {
-	var log lockedBuffer
+	var log testutil.SyncBuffer
 	srv := startServer(t, ServerOptions{HelloTimeout: 200 * time.Millisecond, MaxFrame: 1 << 10,
 		Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	ls := goodSet(t, srv.Path())
@@ -157,24 +156,6 @@ func TestServerSurvivesAbuse(t *testing.T) {
 			t.Errorf("the server log gives no reason %q:\n%s", reason, log.String())
 		}
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // goodCycleOther runs a cycle from a fresh client on another set.

@@ -3,10 +3,10 @@ package unixsock
 import (
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 
+	"github.com/concurry/concurry/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -25,17 +25,8 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// sockPath returns a socket path in a fresh short directory: t.TempDir can
-// exceed the 108 bytes a Unix socket address holds.
-func sockPath(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "cq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "s")
-}
+// sockPath returns a socket path in a fresh short directory.
+func sockPath(t testing.TB) string { return testutil.SocketPath(t) }
 
 // startServer listens on a fresh path and stops the server when the test ends.
 func startServer(t testing.TB, opts ServerOptions) *Server {

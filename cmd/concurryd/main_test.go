@@ -7,15 +7,14 @@ import (
 	"flag"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/backend/unixsock"
+	"github.com/concurry/concurry/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -28,32 +27,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func sockPath(t *testing.T) string {
-	dir, err := os.MkdirTemp("", "cqd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "s")
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func sockPath(t *testing.T) string { return testutil.SocketPath(t) }
 
 // acquireOnce opens a set on path and takes and releases one unit.
 func acquireOnce(path string) error {
@@ -88,7 +62,7 @@ func eventually(t *testing.T, f func() error) {
 func TestRun(t *testing.T) {
 	path := sockPath(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"-socket", path, "-mode", "0660", "-log-format", "json"}, &logs) }()
 	eventually(t, func() error { return acquireOnce(path) })
@@ -141,7 +115,7 @@ func TestSignal(t *testing.T) {
 	defer c.Close()
 	var ls *concurry.LimitSet
 	for round := range 2 {
-		var logs syncBuffer
+		var logs testutil.SyncBuffer
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "CONCURRYD_TEST_ARGS=-socket "+path+" -allow-uid 1,2")
 		cmd.Stderr = &logs
