@@ -201,24 +201,8 @@ func TestVersionMismatch(t *testing.T) {
 	}
 	wantClosed(t, c)
 
-	path := sockPath(t)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		s, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer s.Close()
-		wire.NewReader(s, 0).Next()
-		s.Write((&wire.Msg{Op: wire.OpHelloOK, ID: 0, Version: 7}).Append(nil))
-		io.Copy(io.Discard, s)
-	}()
-	cl := dial(t, path, Options{DisableAutoHost: true})
-	_, err = cl.Open(context.Background(), "x", []backend.Spec{{Key: "k", Kind: backend.Resource, Capacity: 1}})
+	cl := dial(t, mute(t, 7), Options{DisableAutoHost: true})
+	_, err := cl.Open(context.Background(), "x", []backend.Spec{{Key: "k", Kind: backend.Resource, Capacity: 1}})
 	if !errors.Is(err, ErrVersionMismatch) || !errors.Is(err, backend.ErrBackendUnavailable) {
 		t.Fatalf("got %v, want ErrVersionMismatch and ErrBackendUnavailable", err)
 	}

@@ -1,12 +1,15 @@
 package unixsock
 
 import (
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"testing"
 
 	"github.com/concurry/concurry/internal/testutil"
+	"github.com/concurry/concurry/internal/wire"
 	"go.uber.org/goleak"
 )
 
@@ -57,3 +60,27 @@ func dial(t testing.TB, path string, opts Options) *Client {
 }
 
 func testingProcs() int { return runtime.GOMAXPROCS(0) }
+
+// mute listens on a fresh path as a fake server that answers the first
+// client's hello with the given protocol version, then reads and never
+// answers again. It returns the path; the listener closes when the test ends.
+func mute(t *testing.T, version uint64) string {
+	t.Helper()
+	path := sockPath(t)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		s, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		wire.NewReader(s, 0).Next()
+		s.Write((&wire.Msg{Op: wire.OpHelloOK, Version: version}).Append(nil))
+		io.Copy(io.Discard, s)
+	}()
+	return path
+}
