@@ -60,6 +60,10 @@ type LimitStats struct {
 type Stats struct {
 	Name   string
 	Limits []LimitStats // in definition order
+	// Degraded counts the decisions a shared backend made while its store
+	// was unreachable (refusals when failing closed, grants when failing
+	// open); 0 for backends without an outage policy.
+	Degraded int64
 }
 
 // Limit returns the stats of key's limit; where several limits share the key,
@@ -75,29 +79,35 @@ func (s Stats) Limit(key string) (LimitStats, bool) {
 	return best, found
 }
 
-// Stats returns the state and counters of every limit of the set.
+// Stats returns the state and counters of every limit of the set. When a
+// shared backend cannot report its state (its store is unreachable), Stats
+// returns the backend's error together with what this process knows: the
+// counters and Degraded, with Available, InUse and Utilization left zero.
 func (ls *LimitSet) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Name: ls.name, Limits: make([]LimitStats, len(ls.specs))}
+	if d, ok := ls.set.(backend.DegradedCounter); ok {
+		st.Degraded = d.Degraded()
+	}
 	var now []backend.SpecStats
+	var err error
 	if ls.set != nil {
-		var err error
-		if now, err = ls.set.Stats(ctx); err != nil {
-			return Stats{}, err
-		}
+		now, err = ls.set.Stats(ctx)
 	}
 	for i, sp := range ls.specs {
 		c := &ls.counters[i]
 		l := LimitStats{
 			Key: sp.Key, Kind: ls.kinds[i], Capacity: sp.Capacity,
-			Available: now[i].Available, InUse: now[i].InUse,
 			Granted: c.granted.Load(), Rejected: c.rejected.Load(), Waited: time.Duration(c.waited.Load()),
 			Refunded: c.refunded.Load(), Overage: c.overage.Load(),
 		}
 		if sp.Kind == backend.Rate {
 			l.Algorithm, l.Window = Algorithm(sp.Algorithm), sp.Window
 		}
-		l.Utilization = min(1, max(0, float64(sp.Capacity-l.Available)/float64(sp.Capacity)))
+		if err == nil {
+			l.Available, l.InUse = now[i].Available, now[i].InUse
+			l.Utilization = min(1, max(0, float64(sp.Capacity-l.Available)/float64(sp.Capacity)))
+		}
 		st.Limits[i] = l
 	}
-	return st, nil
+	return st, err
 }

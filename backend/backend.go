@@ -98,3 +98,10 @@ func (c *Claim) TryClaim() bool { return c.taken.CompareAndSwap(false, true) }
 
 // Taken reports whether the claim has been taken.
 func (c *Claim) Taken() bool { return c.taken.Load() }
+
+// DegradedCounter is implemented by a Set that can make decisions while its
+// store is unreachable (a fail-open or fail-closed outage policy). Degraded
+// returns how many it made; LimitSet.Stats reports it.
+type DegradedCounter interface {
+	Degraded() int64
+}

@@ -126,6 +126,13 @@ func TestFailOpen(t *testing.T) {
 	if d := b.Degraded(t.Name()); d != 3 {
 		t.Fatalf("Degraded = %d, want 3", d)
 	}
+	st, err := ls.Stats(context.Background())
+	if !errors.Is(err, concurry.ErrBackendUnavailable) {
+		t.Fatalf("Stats during the outage: %v, want ErrBackendUnavailable", err)
+	}
+	if st.Degraded != 3 || st.Limits[0].Granted != 3 {
+		t.Fatalf("Stats during the outage: Degraded %d, Granted %d; want 3 and 3", st.Degraded, st.Limits[0].Granted)
+	}
 }
 
 func TestReplayedAcquireChargesOnce(t *testing.T) {

@@ -269,3 +269,7 @@ func (s *Set) isClosed() bool {
 		return false
 	}
 }
+
+// Degraded implements backend.DegradedCounter: the decisions this set's name
+// made through its Backend while Redis could not be reached.
+func (s *Set) Degraded() int64 { return s.degraded.Load() }
