@@ -14,9 +14,9 @@
 // CallLimit and ResourceLimit it does not name is added with amount 1.
 // [LimitSet.Acquire] blocks until the whole request fits, first come first
 // served, without polling; [LimitSet.TryAcquire] never waits. The returned
-// [Acquisition] reports real usage with [Acquisition.Update] — less than
-// requested is refunded where the algorithm refunds, more is charged — and
-// gives resources back with [Acquisition.Release]; [LimitSet.Do] does both.
+// [Acquisition] reports real usage with [Acquisition.Update] and settles with
+// [Acquisition.Release]: less than requested is refunded where the algorithm
+// refunds, more is charged, and resources go back; [LimitSet.Do] does both.
 // A LimitSet with no limits grants everything at no cost, so code written
 // against limits runs unchanged where none are configured.
 //
