@@ -9,9 +9,11 @@ import (
 // Sentinel errors. Every error a LimitSet, LimitPool or Acquisition returns
 // matches one of these (or a context error) with errors.Is.
 var (
-	// ErrInvalidLimit reports a limit definition that can never be right:
-	// a non-positive window or capacity, an empty key, or keys that clash.
-	ErrInvalidLimit = errors.New("concurry: invalid limit")
+	// ErrInvalidLimit reports a limit definition that can never be right: a
+	// capacity outside [1, 2^50], a window outside (0, 366 days], an empty
+	// key or one over 256 bytes, keys that clash, or more than MaxLimits
+	// limits.
+	ErrInvalidLimit = backend.ErrInvalidLimit
 	// ErrInvalidRequest reports an amount ≤ 0, negative usage, usage of a
 	// call or resource key that differs from what was acquired, or an empty
 	// request on a set that holds a RateLimit.
@@ -33,6 +35,13 @@ var (
 	// ErrLimitMismatch reports that a shared set of the same name exists with
 	// different limits.
 	ErrLimitMismatch = backend.ErrLimitMismatch
+	// ErrLeaseLost is returned by Update and Release of an acquisition whose
+	// holding ended before its release (a Redis lease expired, a Unix-socket
+	// connection dropped): another holder may have had its resources. The
+	// error says whether the reported rate usage was still charged.
+	ErrLeaseLost = backend.ErrLeaseLost
+	// ErrNameRequired reports a shared backend given a set without WithName.
+	ErrNameRequired = backend.ErrNameRequired
 	// ErrBackendUnavailable reports that a shared backend could not be reached.
 	ErrBackendUnavailable = backend.ErrBackendUnavailable
 )

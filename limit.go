@@ -107,8 +107,15 @@ func (l ResourceLimit) String() string {
 	return fmt.Sprintf("ResourceLimit(%s: %d)", l.Key, l.Capacity)
 }
 
-// MaxLimits is the most limits one LimitSet may hold.
-const MaxLimits = 64
+// The range of a limit. NewLimitSet refuses anything outside it with
+// ErrInvalidLimit, on every backend.
+const (
+	MaxLimits   = backend.MaxSpecs    // the most limits one LimitSet may hold: 64
+	MaxCapacity = backend.MaxCapacity // the largest Capacity: 2^50
+	MaxWindow   = backend.MaxWindow   // the longest Window: 366 days
+	MaxKeyLen   = backend.MaxKeyLen   // the longest key: 256 bytes
+	MaxNameLen  = backend.MaxNameLen  // the longest set name (WithName): 1,024 bytes
+)
 
 // validateLimits checks one set's definitions and returns their specs.
 func validateLimits(limits []Limit) ([]backend.Spec, error) {
@@ -121,31 +128,13 @@ func validateLimits(limits []Limit) ([]backend.Spec, error) {
 			return nil, fmt.Errorf("%w: limit %d is nil", ErrInvalidLimit, i)
 		}
 		s := l.spec()
-		switch {
-		case s.Key == "":
-			return nil, fmt.Errorf("%w: %v: empty key", ErrInvalidLimit, l)
-		case s.Capacity <= 0:
-			return nil, fmt.Errorf("%w: %v: capacity must be positive", ErrInvalidLimit, l)
-		case s.Kind == backend.Rate && s.Window <= 0:
-			return nil, fmt.Errorf("%w: %v: window must be positive", ErrInvalidLimit, l)
-		case s.Kind == backend.Rate && s.Algorithm > algorithms.GCRA:
-			return nil, fmt.Errorf("%w: %v: unknown algorithm", ErrInvalidLimit, l)
-		}
 		if _, isCall := l.(CallLimit); !isCall && s.Key == CallKey {
 			return nil, fmt.Errorf("%w: %v: key %q is reserved for CallLimit", ErrInvalidLimit, l, CallKey)
 		}
-		for j, o := range specs {
-			if o.Key != s.Key {
-				continue
-			}
-			if o.Kind == backend.Resource || s.Kind == backend.Resource {
-				return nil, fmt.Errorf("%w: %v shares key %q with %v", ErrInvalidLimit, l, s.Key, limits[j])
-			}
-			if o.Window == s.Window {
-				return nil, fmt.Errorf("%w: %v has the same key and window as %v", ErrInvalidLimit, l, limits[j])
-			}
-		}
 		specs = append(specs, s)
+	}
+	if err := backend.CheckSpecs(specs); err != nil {
+		return nil, err
 	}
 	return specs, nil
 }

@@ -76,6 +76,9 @@ func NewLimitSet(limits []Limit, opts ...Option) (*LimitSet, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(o.name) > MaxNameLen {
+		return nil, fmt.Errorf("%w: set name of %d bytes, more than %d", ErrInvalidLimit, len(o.name), MaxNameLen)
+	}
 	ls := &LimitSet{
 		name:     o.name,
 		config:   o.config,

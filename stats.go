@@ -64,6 +64,12 @@ type Stats struct {
 	// was unreachable (refusals when failing closed, grants when failing
 	// open); 0 for backends without an outage policy.
 	Degraded int64
+	// RenewFailures counts lease renewals of this set's holdings that failed
+	// (Redis); LeasesLost counts holdings that ended before their release (a
+	// lease expired, a Unix-socket connection dropped while holding). Both
+	// are 0 for the in-memory backend.
+	RenewFailures int64
+	LeasesLost    int64
 }
 
 // Limit returns the stats of key's limit; where several limits share the key,
@@ -87,6 +93,10 @@ func (ls *LimitSet) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Name: ls.name, Limits: make([]LimitStats, len(ls.specs))}
 	if d, ok := ls.set.(backend.DegradedCounter); ok {
 		st.Degraded = d.Degraded()
+	}
+	if f, ok := ls.set.(backend.FaultCounter); ok {
+		faults := f.Faults()
+		st.RenewFailures, st.LeasesLost = faults.RenewFailures, faults.LeasesLost
 	}
 	var now []backend.SpecStats
 	var err error

@@ -105,3 +105,21 @@ func (c *Claim) Taken() bool { return c.taken.Load() }
 type DegradedCounter interface {
 	Degraded() int64
 }
+
+// FaultCounter is implemented by a Set whose holdings can end before their
+// release (leases that must be renewed, connections that can drop). Faults
+// returns what it counted so far; LimitSet.Stats reports it.
+type FaultCounter interface {
+	Faults() Faults
+}
+
+// Faults counts the ways holdings of a set ended early.
+type Faults struct {
+	// RenewFailures counts lease renewals that failed (the store was
+	// unreachable or answered an error). A holding survives failed renewals
+	// until its lease expires.
+	RenewFailures int64
+	// LeasesLost counts holdings that ended before their release: a lease
+	// that expired, or a connection that dropped while holding.
+	LeasesLost int64
+}

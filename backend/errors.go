@@ -21,6 +21,18 @@ var (
 	// ErrBackendUnavailable reports that a shared backend could not be
 	// reached; the error wraps the cause.
 	ErrBackendUnavailable = errors.New("concurry: backend unavailable")
+	// ErrInvalidLimit reports a limit definition or set name outside the
+	// contract (see [CheckSpecs] and [CheckName]).
+	ErrInvalidLimit = errors.New("concurry: invalid limit")
+	// ErrNameRequired reports a shared backend asked for a set without a
+	// name (concurry.WithName).
+	ErrNameRequired = errors.New("concurry: a shared backend needs a set name (WithName)")
+	// ErrLeaseLost reports that a holding ended before its holder released
+	// it: a Redis lease expired unrenewed, or the connection to the
+	// Unix-socket server that kept it dropped. Its resources may already be
+	// held by someone else. The error says whether the reported rate usage
+	// was still charged.
+	ErrLeaseLost = errors.New("concurry: holding lost before release")
 	// ErrClaimed reports that a waiting acquisition was abandoned because
 	// its [Claim] was taken by another set (a LimitPool granted elsewhere).
 	ErrClaimed = errors.New("concurry: claimed by another set")

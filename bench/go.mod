@@ -2,11 +2,15 @@ module github.com/concurry/concurry/bench
 
 go 1.26.0
 
-replace github.com/concurry/concurry => ../
+replace (
+	github.com/concurry/concurry => ../
+	github.com/concurry/concurry/backend/redis => ../backend/redis
+)
 
 require (
 	github.com/alitto/pond/v2 v2.7.1
 	github.com/concurry/concurry v0.0.0-00010101000000-000000000000
+	github.com/concurry/concurry/backend/redis v0.0.0-00010101000000-000000000000
 	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/redis/go-redis/v9 v9.23.0
 	golang.org/x/sync v0.25.0

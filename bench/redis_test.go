@@ -14,7 +14,7 @@ import (
 
 	"github.com/concurry/concurry"
 	cr "github.com/concurry/concurry/backend/redis"
-	"github.com/concurry/concurry/internal/redistest"
+	"github.com/concurry/concurry/backend/redis/redistest"
 )
 
 // callCounter counts the commands a client sends: one per round trip, since

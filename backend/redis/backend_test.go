@@ -9,7 +9,7 @@ import (
 
 	"github.com/concurry/concurry/backend"
 	cr "github.com/concurry/concurry/backend/redis"
-	"github.com/concurry/concurry/internal/redistest"
+	"github.com/concurry/concurry/backend/redis/redistest"
 )
 
 func TestOpenErrors(t *testing.T) {

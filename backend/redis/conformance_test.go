@@ -9,7 +9,7 @@ import (
 
 	cr "github.com/concurry/concurry/backend/redis"
 	"github.com/concurry/concurry/internal/backendtest"
-	"github.com/concurry/concurry/internal/redistest"
+	"github.com/concurry/concurry/backend/redis/redistest"
 )
 
 // runSuite runs the conformance suite, each case with a backend of its own

@@ -16,7 +16,7 @@ import (
 	"github.com/concurry/concurry/backend"
 	"github.com/concurry/concurry/backend/memory"
 	cr "github.com/concurry/concurry/backend/redis"
-	"github.com/concurry/concurry/internal/redistest"
+	"github.com/concurry/concurry/backend/redis/redistest"
 )
 
 // The differential test replays one random trace through backend/memory and

@@ -10,7 +10,7 @@ import (
 
 	"github.com/concurry/concurry/backend"
 	cr "github.com/concurry/concurry/backend/redis"
-	"github.com/concurry/concurry/internal/redistest"
+	"github.com/concurry/concurry/backend/redis/redistest"
 )
 
 // acquireAndSettle takes one unit of every spec of set and gives it back.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/concurry/concurry"
 	cr "github.com/concurry/concurry/backend/redis"
-	"github.com/concurry/concurry/internal/redistest"
+	"github.com/concurry/concurry/backend/redis/redistest"
 )
 
 // The multi-host simulation re-executes the test binary: a child runs

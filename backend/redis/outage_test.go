@@ -13,7 +13,7 @@ import (
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/backend"
 	cr "github.com/concurry/concurry/backend/redis"
-	"github.com/concurry/concurry/internal/redistest"
+	"github.com/concurry/concurry/backend/redis/redistest"
 )
 
 // quickClient gives up fast on a server that is away.

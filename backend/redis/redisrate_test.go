@@ -13,7 +13,7 @@ import (
 	"github.com/concurry/concurry/algorithms"
 	"github.com/concurry/concurry/backend"
 	cr "github.com/concurry/concurry/backend/redis"
-	"github.com/concurry/concurry/internal/redistest"
+	"github.com/concurry/concurry/backend/redis/redistest"
 )
 
 // TestGCRAMatchesRedisRate replays one trace, in real time, through this

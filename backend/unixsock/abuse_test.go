@@ -18,7 +18,7 @@ import (
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/backend"
 	"github.com/concurry/concurry/internal/testutil"
-	"github.com/concurry/concurry/internal/wire"
+	"github.com/concurry/concurry/backend/unixsock/internal/wire"
 )
 
 func rawConn(t *testing.T, path string) net.Conn {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/concurry/concurry/backend"
-	"github.com/concurry/concurry/internal/wire"
+	"github.com/concurry/concurry/backend/unixsock/internal/wire"
 )
 
 const (

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/concurry/concurry/backend"
-	"github.com/concurry/concurry/internal/wire"
+	"github.com/concurry/concurry/backend/unixsock/internal/wire"
 )
 
 // leaseBits is how many low bits of a client's lease are the server's lease

@@ -12,7 +12,7 @@ import (
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/algorithms"
 	"github.com/concurry/concurry/backend"
-	"github.com/concurry/concurry/internal/wire"
+	"github.com/concurry/concurry/backend/unixsock/internal/wire"
 )
 
 var connSpecs = []backend.Spec{{Key: "conn", Kind: backend.Resource, Capacity: 1}}

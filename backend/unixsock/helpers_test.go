@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/concurry/concurry/internal/testutil"
-	"github.com/concurry/concurry/internal/wire"
+	"github.com/concurry/concurry/backend/unixsock/internal/wire"
 	"go.uber.org/goleak"
 )
 

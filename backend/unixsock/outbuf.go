@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/concurry/concurry/internal/wire"
+	"github.com/concurry/concurry/backend/unixsock/internal/wire"
 )
 
 // errSlowPeer reports a peer that let more than an outbuf's limit of frames

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/concurry/concurry/backend"
-	"github.com/concurry/concurry/internal/wire"
+	"github.com/concurry/concurry/backend/unixsock/internal/wire"
 )
 
 // Per-connection bounds; a client past them is broken or hostile and is

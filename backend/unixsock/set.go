@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/concurry/concurry/backend"
-	"github.com/concurry/concurry/internal/wire"
+	"github.com/concurry/concurry/backend/unixsock/internal/wire"
 )
 
 // Set is a client's handle on one named set of the server; it implements
