@@ -46,6 +46,11 @@ func Cases() []Case {
 	cs = append(cs, acquireCases()...)
 	cs = append(cs, waitCases()...)
 	cs = append(cs, lifecycleCases()...)
+	cs = append(cs, rangeCases()...)
+	cs = append(cs, grantCases()...)
+	cs = append(cs, deadlineCases()...)
+	cs = append(cs, poolCases()...)
+	cs = append(cs, inputCases()...)
 	return cs
 }
 
