@@ -43,6 +43,36 @@ func ParseAlgorithm(s string) (Algorithm, error) {
 	return 0, fmt.Errorf("%w: unknown algorithm %q", ErrInvalidLimit, s)
 }
 
+// LimitKind says which of the three limit types a limit is.
+type LimitKind uint8
+
+const (
+	KindRate     LimitKind = iota // a RateLimit
+	KindCall                      // a CallLimit
+	KindResource                  // a ResourceLimit
+)
+
+// String returns "rate", "call" or "resource".
+func (k LimitKind) String() string {
+	switch k {
+	case KindCall:
+		return "call"
+	case KindResource:
+		return "resource"
+	}
+	return "rate"
+}
+
+func kindOf(l Limit) LimitKind {
+	switch l.(type) {
+	case CallLimit:
+		return KindCall
+	case ResourceLimit:
+		return KindResource
+	}
+	return KindRate
+}
+
 // CallKey is the key of every CallLimit.
 const CallKey = "call_count"
 

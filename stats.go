@@ -7,36 +7,6 @@ import (
 	"github.com/concurry/concurry/backend"
 )
 
-// LimitKind says which of the three limit types a limit is.
-type LimitKind uint8
-
-const (
-	KindRate     LimitKind = iota // a RateLimit
-	KindCall                      // a CallLimit
-	KindResource                  // a ResourceLimit
-)
-
-// String returns "rate", "call" or "resource".
-func (k LimitKind) String() string {
-	switch k {
-	case KindCall:
-		return "call"
-	case KindResource:
-		return "resource"
-	}
-	return "rate"
-}
-
-func kindOf(l Limit) LimitKind {
-	switch l.(type) {
-	case CallLimit:
-		return KindCall
-	case ResourceLimit:
-		return KindResource
-	}
-	return KindRate
-}
-
 // LimitStats describes one limit of a set. Available, InUse and Utilization
 // are read from the backend, so for a shared set they cover every process; the
 // counters (Granted to Overage) count what this LimitSet value did.

@@ -8,8 +8,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	cr "github.com/concurry/concurry/backend/redis"
-	"github.com/concurry/concurry/internal/backendtest"
 	"github.com/concurry/concurry/backend/redis/redistest"
+	"github.com/concurry/concurry/internal/backendtest"
 )
 
 // runSuite runs the conformance suite, each case with a backend of its own

@@ -17,8 +17,8 @@ import (
 
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/backend"
-	"github.com/concurry/concurry/internal/testutil"
 	"github.com/concurry/concurry/backend/unixsock/internal/wire"
+	"github.com/concurry/concurry/internal/testutil"
 )
 
 func rawConn(t *testing.T, path string) net.Conn {

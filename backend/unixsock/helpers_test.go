@@ -8,8 +8,8 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/concurry/concurry/internal/testutil"
 	"github.com/concurry/concurry/backend/unixsock/internal/wire"
+	"github.com/concurry/concurry/internal/testutil"
 	"go.uber.org/goleak"
 )
 

@@ -1,0 +1,172 @@
+package concurry_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/concurry/concurry"
+)
+
+func TestUpdateRefundsWhereTheAlgorithmRefunds(t *testing.T) {
+	for alg := concurry.TokenBucket; alg <= concurry.GCRA; alg++ {
+		t.Run(alg.String(), func(t *testing.T) {
+			ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Hour, Capacity: 100, Algorithm: alg})
+			a := mustTry(t, ls, concurry.Amounts{"u": 100})
+			require.NoError(t, a.Update(concurry.Amounts{"u": 40}))
+			require.NoError(t, a.Release())
+			st, err := ls.Stats(bg)
+			require.NoError(t, err)
+			if alg.Refunds() {
+				assert.Equal(t, int64(60), st.Limits[0].Refunded)
+				assert.Equal(t, int64(60), available(t, ls, "u"))
+				b := mustTry(t, ls, concurry.Amounts{"u": 60})
+				mustRelease(t, b, concurry.Amounts{"u": 60})
+			} else {
+				assert.Equal(t, int64(0), st.Limits[0].Refunded)
+				_, err := ls.TryAcquire(bg, concurry.Amounts{"u": 1})
+				require.ErrorIs(t, err, concurry.ErrWouldBlock, "%v does not refund", alg)
+			}
+		})
+	}
+}
+
+func TestUsageIsSettledAtRelease(t *testing.T) {
+	ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Hour, Capacity: 100})
+	a := mustTry(t, ls, concurry.Amounts{"u": 60})
+	require.NoError(t, a.Update(concurry.Amounts{"u": 20}))
+	assert.Equal(t, int64(40), available(t, ls, "u"), "the grant stays taken until release")
+	require.NoError(t, a.Update(concurry.Amounts{"u": 50}), "a later report replaces the earlier one")
+	require.NoError(t, a.Release())
+	assert.Equal(t, int64(50), available(t, ls, "u"), "the last report was settled")
+	st, err := ls.Stats(bg)
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), st.Limits[0].Refunded)
+
+	b := mustTry(t, ls, concurry.Amounts{"u": 10})
+	require.NoError(t, b.Update(concurry.Amounts{"u": 30}))
+	assert.Equal(t, int64(40), available(t, ls, "u"), "overage is charged at release too")
+	require.NoError(t, b.Release())
+	assert.Equal(t, int64(20), available(t, ls, "u"))
+}
+
+func TestOverageIsCharged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for alg := concurry.TokenBucket; alg <= concurry.GCRA; alg++ {
+			ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: alg})
+			a := mustTry(t, ls, concurry.Amounts{"u": 5})
+			require.NoError(t, a.Update(concurry.Amounts{"u": 15}), alg.String())
+			require.NoError(t, a.Release())
+			st, err := ls.Stats(bg)
+			require.NoError(t, err)
+			assert.Equal(t, int64(10), st.Limits[0].Overage, alg.String())
+			assert.Equal(t, int64(0), st.Limits[0].Available, alg.String())
+			_, err = ls.TryAcquire(bg, concurry.Amounts{"u": 1})
+			require.ErrorIs(t, err, concurry.ErrWouldBlock, "%v: the debt blocks", alg)
+			waited, b := acquireAt(t, ls, concurry.Amounts{"u": 1})
+			want := map[concurry.Algorithm]time.Duration{
+				concurry.TokenBucket:   600 * time.Millisecond, // −5 tokens: 6 to refill for 1
+				concurry.GCRA:          600 * time.Millisecond,
+				concurry.LeakyBucket:   1500 * time.Millisecond, // 15 units paced 100ms apart
+				concurry.SlidingWindow: time.Second,             // everything leaves the window at +1s
+				concurry.FixedWindow:   time.Second,             // the next window
+			}[alg]
+			assert.Equal(t, want, waited, alg.String())
+			mustRelease(t, b, concurry.Amounts{"u": 1})
+			time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+		}
+	})
+}
+
+func TestUpdateRejectsBadUsageAndChangesNothing(t *testing.T) {
+	ls := guideSet(t)
+	a := mustTry(t, ls, concurry.Amounts{"tokens": 100})
+	cases := map[string]struct {
+		usage concurry.Amounts
+		want  error
+	}{
+		"unknown key":           {concurry.Amounts{"tokens": 10, "bogus": 1}, concurry.ErrUnknownKey},
+		"negative":              {concurry.Amounts{"tokens": -1}, concurry.ErrInvalidRequest},
+		"call usage is fixed":   {concurry.Amounts{"tokens": 10, concurry.CallKey: 2}, concurry.ErrInvalidRequest},
+		"resource usage fixed":  {concurry.Amounts{"tokens": 10, "conns": 0}, concurry.ErrInvalidRequest},
+		"one bad among good":    {concurry.Amounts{"tokens": 10, "conns": 5}, concurry.ErrInvalidRequest},
+		"negative with unknown": {concurry.Amounts{"x": -1}, concurry.ErrUnknownKey},
+	}
+	for name, c := range cases {
+		require.ErrorIs(t, a.Update(c.usage), c.want, name)
+		assert.Equal(t, int64(900), available(t, ls, "tokens"), name)
+	}
+	require.NoError(t, a.Update(concurry.Amounts{"tokens": 100, concurry.CallKey: 1, "conns": 1}), "the granted amounts are accepted")
+	require.NoError(t, a.Release())
+	require.ErrorIs(t, a.Update(concurry.Amounts{"tokens": 1}), concurry.ErrReleased)
+	assert.Equal(t, int64(900), available(t, ls, "tokens"))
+}
+
+func TestReleaseWithoutUpdate(t *testing.T) {
+	ls := guideSet(t)
+	a := mustTry(t, ls, concurry.Amounts{"tokens": 100, "conns": 2})
+	err := a.Release()
+	require.ErrorIs(t, err, concurry.ErrUsageNotReported)
+	assert.Contains(t, err.Error(), "tokens")
+	assert.Equal(t, int64(3), available(t, ls, "conns"), "resources are returned even so")
+	assert.Equal(t, int64(900), available(t, ls, "tokens"), "the full request was counted")
+	require.NoError(t, a.Release(), "later calls return nil")
+}
+
+func TestDo(t *testing.T) {
+	ls := guideSet(t)
+	t.Run("updates and releases", func(t *testing.T) {
+		err := ls.Do(bg, concurry.Amounts{"tokens": 50}, func(ctx context.Context, a *concurry.Acquisition) error {
+			assert.Equal(t, int64(2), available(t, ls, "conns"))
+			return a.Update(concurry.Amounts{"tokens": 20})
+		})
+		require.NoError(t, err)
+		assert.Equal(t, int64(3), available(t, ls, "conns"))
+	})
+	t.Run("missing update is reported", func(t *testing.T) {
+		err := ls.Do(bg, concurry.Amounts{"tokens": 1}, func(context.Context, *concurry.Acquisition) error { return nil })
+		require.ErrorIs(t, err, concurry.ErrUsageNotReported)
+	})
+	t.Run("fn's error wins over the missing update", func(t *testing.T) {
+		boom := errors.New("boom")
+		err := ls.Do(bg, concurry.Amounts{"tokens": 1}, func(context.Context, *concurry.Acquisition) error { return boom })
+		require.ErrorIs(t, err, boom)
+		assert.NotErrorIs(t, err, concurry.ErrUsageNotReported)
+		assert.Equal(t, int64(3), available(t, ls, "conns"))
+	})
+	t.Run("panic releases and propagates", func(t *testing.T) {
+		assert.PanicsWithValue(t, "kaboom", func() {
+			_ = ls.Do(bg, concurry.Amounts{"tokens": 1, "conns": 3}, func(context.Context, *concurry.Acquisition) error { panic("kaboom") })
+		})
+		assert.Equal(t, int64(3), available(t, ls, "conns"))
+	})
+	t.Run("acquire error", func(t *testing.T) {
+		called := false
+		err := ls.Do(bg, concurry.Amounts{"bogus": 1}, func(context.Context, *concurry.Acquisition) error { called = true; return nil })
+		require.ErrorIs(t, err, concurry.ErrUnknownKey)
+		assert.False(t, called)
+	})
+}
+
+func TestAcquisitionIsSafeForConcurrentUse(t *testing.T) {
+	ls := guideSet(t)
+	a := mustTry(t, ls, concurry.Amounts{"tokens": 100})
+	done := make(chan struct{})
+	for i := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			_ = a.Update(concurry.Amounts{"tokens": int64(10 * i)})
+			_ = a.Release()
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	assert.Equal(t, int64(3), available(t, ls, "conns"))
+	require.ErrorIs(t, a.Update(concurry.Amounts{"tokens": 1}), concurry.ErrReleased)
+}
