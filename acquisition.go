@@ -84,8 +84,8 @@ func (a *Acquisition) Granted(key string) int64 {
 //
 // A CallLimit or ResourceLimit key may be reported only with the amount
 // granted. Update fails, changing nothing, with ErrUnknownKey for a key the
-// acquisition does not hold, ErrInvalidRequest for negative usage, and
-// ErrReleased after Release.
+// acquisition does not hold, ErrInvalidRequest for usage outside
+// [0, MaxCapacity], and ErrReleased after Release.
 func (a *Acquisition) Update(usage Amounts) error {
 	ls := a.set
 	if ls.set == nil {
@@ -128,8 +128,8 @@ func (a *Acquisition) checkUsage(usage Amounts) error {
 		if granted[i] == 0 {
 			return fmt.Errorf("%w: %q is not held by this acquisition", ErrUnknownKey, key)
 		}
-		if n < 0 {
-			return fmt.Errorf("%w: usage %d of %q is negative", ErrInvalidRequest, n, key)
+		if n < 0 || n > MaxCapacity {
+			return fmt.Errorf("%w: usage %d of %q is outside [0, 2^50]", ErrInvalidRequest, n, key)
 		}
 		if ls.kinds[i] != KindRate && n != granted[i] {
 			return fmt.Errorf("%w: usage of %s key %q is fixed at %d", ErrInvalidRequest, ls.kinds[i], key, granted[i])
@@ -169,10 +169,10 @@ func (a *Acquisition) Release() error {
 	err := ls.set.Settle(context.Background(), a.lease, granted, delta, true, refunded)
 	for i, d := range delta {
 		if d > 0 {
-			ls.counters[i].overage.Add(d)
+			addCount(&ls.counters[i].overage, d)
 		}
 		if refunded[i] > 0 {
-			ls.counters[i].refunded.Add(refunded[i])
+			addCount(&ls.counters[i].refunded, refunded[i])
 		}
 	}
 	if missing != nil {

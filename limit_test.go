@@ -1,8 +1,11 @@
 package concurry_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,4 +160,97 @@ func TestMaxLimitsFit(t *testing.T) {
 	}
 	require.NoError(t, a.Release())
 	assert.Equal(t, int64(1), available(t, ls, "r63"))
+}
+
+// The contract's range is inclusive at both ends and refused just past them.
+func TestLimitRangeEnds(t *testing.T) {
+	key := func(n int) string { return strings.Repeat("k", n) }
+	ok := map[string][]concurry.Limit{
+		"capacity 1":            {concurry.RateLimit{Key: "t", Window: time.Second, Capacity: 1}},
+		"capacity 2^50":         {concurry.RateLimit{Key: "t", Window: time.Second, Capacity: concurry.MaxCapacity}},
+		"resource 2^50":         {concurry.ResourceLimit{Key: "c", Capacity: concurry.MaxCapacity}},
+		"window 1ns":            {concurry.CallLimit{Window: time.Nanosecond, Capacity: 1}},
+		"window 366 days":       {concurry.CallLimit{Window: concurry.MaxWindow, Capacity: concurry.MaxCapacity}},
+		"key of 256 bytes":      {concurry.RateLimit{Key: key(concurry.MaxKeyLen), Window: time.Second, Capacity: 1}},
+		"64 limits":             tooMany()[:concurry.MaxLimits],
+		"window 366 days, GCRA": {concurry.CallLimit{Window: concurry.MaxWindow, Capacity: 1, Algorithm: concurry.GCRA}},
+	}
+	for name, limits := range ok {
+		if _, err := concurry.NewLimitSet(limits); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	bad := map[string][]concurry.Limit{
+		"capacity 2^50+1":           {concurry.RateLimit{Key: "t", Window: time.Second, Capacity: concurry.MaxCapacity + 1}},
+		"resource 2^62":             {concurry.ResourceLimit{Key: "c", Capacity: 1 << 62}},
+		"capacity MaxInt64":         {concurry.CallLimit{Window: time.Second, Capacity: math.MaxInt64}},
+		"window 366 days + 1ns":     {concurry.CallLimit{Window: concurry.MaxWindow + 1, Capacity: 1}},
+		"window MaxInt64":           {concurry.RateLimit{Key: "t", Window: math.MaxInt64, Capacity: 1}},
+		"key of 257 bytes":          {concurry.RateLimit{Key: key(concurry.MaxKeyLen + 1), Window: time.Second, Capacity: 1}},
+		"resource key of 257 bytes": {concurry.ResourceLimit{Key: key(concurry.MaxKeyLen + 1), Capacity: 1}},
+	}
+	for name, limits := range bad {
+		if _, err := concurry.NewLimitSet(limits); !errors.Is(err, concurry.ErrInvalidLimit) {
+			t.Errorf("%s: got %v, want ErrInvalidLimit", name, err)
+		}
+	}
+	one := []concurry.Limit{concurry.CallLimit{Window: time.Second, Capacity: 1}}
+	if _, err := concurry.NewLimitSet(one, concurry.WithName(key(concurry.MaxNameLen))); err != nil {
+		t.Errorf("name of 1,024 bytes: %v", err)
+	}
+	if _, err := concurry.NewLimitSet(one, concurry.WithName(key(concurry.MaxNameLen+1))); !errors.Is(err, concurry.ErrInvalidLimit) {
+		t.Errorf("name of 1,025 bytes: got %v, want ErrInvalidLimit", err)
+	}
+}
+
+// At the top of the range two requests of the whole capacity cannot both be
+// granted, and stats stay exact.
+func TestLargestCapacityHeldExactly(t *testing.T) {
+	ctx := context.Background()
+	ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "c", Capacity: concurry.MaxCapacity}})
+	require.NoError(t, err)
+	a, err := ls.TryAcquire(ctx, concurry.Amounts{"c": concurry.MaxCapacity})
+	require.NoError(t, err)
+	_, err = ls.TryAcquire(ctx, concurry.Amounts{"c": concurry.MaxCapacity})
+	require.ErrorIs(t, err, concurry.ErrWouldBlock)
+	_, err = ls.TryAcquire(ctx, concurry.Amounts{"c": 1})
+	require.ErrorIs(t, err, concurry.ErrWouldBlock)
+	st, err := ls.Stats(ctx)
+	require.NoError(t, err)
+	l, _ := st.Limit("c")
+	assert.Equal(t, concurry.MaxCapacity, l.InUse)
+	assert.Equal(t, int64(0), l.Available)
+	require.NoError(t, a.Release())
+	_, err = ls.TryAcquire(ctx, concurry.Amounts{"c": concurry.MaxCapacity + 1})
+	require.ErrorIs(t, err, concurry.ErrExceedsCapacity)
+}
+
+// Counters saturate rather than wrap: 8,200 grants of 2^50 units sum past
+// MaxInt64.
+func TestCountersSaturate(t *testing.T) {
+	ctx := context.Background()
+	ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "c", Capacity: concurry.MaxCapacity}})
+	require.NoError(t, err)
+	for range 8200 {
+		a, err := ls.TryAcquire(ctx, concurry.Amounts{"c": concurry.MaxCapacity})
+		require.NoError(t, err)
+		require.NoError(t, a.Release())
+	}
+	st, err := ls.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(math.MaxInt64), st.Limits[0].Granted)
+	assert.Equal(t, int64(0), st.Limits[0].InUse)
+}
+
+func TestUpdateUsageRange(t *testing.T) {
+	ctx := context.Background()
+	ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.RateLimit{Key: "t", Window: time.Minute, Capacity: 10}})
+	require.NoError(t, err)
+	a, err := ls.Acquire(ctx, concurry.Amounts{"t": 5})
+	require.NoError(t, err)
+	require.ErrorIs(t, a.Update(concurry.Amounts{"t": concurry.MaxCapacity + 1}), concurry.ErrInvalidRequest)
+	require.ErrorIs(t, a.Update(concurry.Amounts{"t": -1}), concurry.ErrInvalidRequest)
+	require.NoError(t, a.Update(concurry.Amounts{"t": 0}))
+	require.NoError(t, a.Update(concurry.Amounts{"t": concurry.MaxCapacity}))
+	require.NoError(t, a.Release())
 }

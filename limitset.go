@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -59,8 +60,18 @@ type LimitSet struct {
 	free     *Acquisition // the one acquisition of an empty set
 }
 
+// limitCounters are one limit's counters. Each saturates at MaxInt64 rather
+// than wrapping (see addCount).
 type limitCounters struct {
 	granted, rejected, waited, refunded, overage atomic.Int64
+}
+
+// addCount adds n ≥ 0 to c, saturating at math.MaxInt64: a counter that
+// would wrap stays at the maximum instead of turning negative.
+func addCount(c *atomic.Int64, n int64) {
+	if v := c.Add(n); v < 0 {
+		c.Store(math.MaxInt64)
+	}
 }
 
 // NewLimitSet returns a set of the given limits. It fails with
@@ -202,16 +213,16 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 	}
 	if err != nil {
 		if !wait && errors.Is(err, ErrWouldBlock) {
-			ls.count(granted, func(c *limitCounters, _ int64) { c.rejected.Add(1) })
+			ls.count(granted, func(c *limitCounters, _ int64) { addCount(&c.rejected, 1) })
 		}
 		return nil, err
 	}
 	a.lease = lease
 	copy(a.accounted(), granted)
 	ls.count(granted, func(c *limitCounters, n int64) {
-		c.granted.Add(n)
+		addCount(&c.granted, n)
 		if waited > 0 {
-			c.waited.Add(int64(waited))
+			addCount(&c.waited, int64(waited))
 		}
 	})
 	return a, nil

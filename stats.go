@@ -19,7 +19,7 @@ type LimitStats struct {
 	Available   int64         // units that could be taken now
 	InUse       int64         // resource units held now
 	Utilization float64       // 0..1: the share of capacity not available now
-	Granted     int64         // units granted
+	Granted     int64         // units granted (every counter saturates at MaxInt64, never wraps)
 	Rejected    int64         // TryAcquire calls refused that asked for this limit
 	Waited      time.Duration // total time granted Acquire calls spent waiting
 	Refunded    int64         // units given back by Update
