@@ -28,6 +28,8 @@ type LimitPool struct {
 }
 
 // NewLimitPool returns a pool over sets, which must not be empty or hold nil.
+// It fails with ErrInvalidLimit for no sets, a nil set, an unknown balancing
+// or a negative worker index.
 func NewLimitPool(sets []*LimitSet, opts ...PoolOption) (*LimitPool, error) {
 	var o poolOptions
 	for _, opt := range opts {
@@ -40,6 +42,9 @@ func NewLimitPool(sets []*LimitSet, opts ...PoolOption) (*LimitPool, error) {
 		if s == nil {
 			return nil, fmt.Errorf("%w: LimitSet %d of the pool is nil", ErrInvalidLimit, i)
 		}
+	}
+	if o.balancing > Random {
+		return nil, fmt.Errorf("%w: unknown balancing %v", ErrInvalidLimit, o.balancing)
 	}
 	if o.workerIndex < 0 {
 		return nil, fmt.Errorf("%w: negative worker index %d", ErrInvalidLimit, o.workerIndex)

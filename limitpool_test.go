@@ -163,3 +163,20 @@ func TestPoolDeadlineAndCancel(t *testing.T) {
 		}
 	})
 }
+
+func TestNewLimitPoolRejectsBadOptions(t *testing.T) {
+	set, err := concurry.NewLimitSet(nil)
+	require.NoError(t, err)
+	_, err = concurry.NewLimitPool([]*concurry.LimitSet{set}, concurry.WithBalancing(99))
+	require.ErrorIs(t, err, concurry.ErrInvalidLimit)
+	assert.Contains(t, err.Error(), "Balancing(99)")
+	_, err = concurry.NewLimitPool([]*concurry.LimitSet{set}, concurry.WithWorkerIndex(-1))
+	require.ErrorIs(t, err, concurry.ErrInvalidLimit)
+	_, err = concurry.NewLimitPool(nil)
+	require.ErrorIs(t, err, concurry.ErrInvalidLimit)
+	_, err = concurry.NewLimitPool([]*concurry.LimitSet{set, nil})
+	require.ErrorIs(t, err, concurry.ErrInvalidLimit)
+	p, err := concurry.NewLimitPool([]*concurry.LimitSet{set}, concurry.WithBalancing(concurry.Random))
+	require.NoError(t, err)
+	assert.Equal(t, 1, p.Len())
+}

@@ -1,6 +1,7 @@
 package concurry
 
 import (
+	"fmt"
 	"maps"
 
 	"github.com/concurry/concurry/backend"
@@ -48,12 +49,16 @@ const (
 	Random
 )
 
-// String returns "RoundRobin" or "Random".
+// String returns "RoundRobin", "Random", or "Balancing(N)" for a value that
+// is neither.
 func (b Balancing) String() string {
-	if b == Random {
+	switch b {
+	case RoundRobin:
+		return "RoundRobin"
+	case Random:
 		return "Random"
 	}
-	return "RoundRobin"
+	return fmt.Sprintf("Balancing(%d)", uint8(b))
 }
 
 // PoolOption configures NewLimitPool. The interface is sealed.
@@ -69,6 +74,7 @@ type poolOptionFunc func(*poolOptions)
 func (f poolOptionFunc) applyPool(o *poolOptions) { f(o) }
 
 // WithBalancing sets the pool's balancing; the default is RoundRobin.
+// NewLimitPool refuses a value that is neither RoundRobin nor Random.
 func WithBalancing(b Balancing) PoolOption {
 	return poolOptionFunc(func(o *poolOptions) { o.balancing = b })
 }
