@@ -49,18 +49,18 @@ type Client struct {
 	wg    sync.WaitGroup // readers and the watchdog
 
 	mu      sync.Mutex
-	closed  bool                // guarded by mu
-	retryAt time.Time           // guarded by mu; no dial before this instant
-	backoff time.Duration       // guarded by mu
-	lastErr error               // guarded by mu; the last dial failure
-	host    *Server             // guarded by mu; the server this client auto-hosts
-	live    map[*cconn]struct{} // guarded by mu; connections whose reader runs
+	closed  bool                     // guarded by mu
+	retryAt time.Time                // guarded by mu; no dial before this instant
+	backoff time.Duration            // guarded by mu
+	lastErr error                    // guarded by mu; the last dial failure
+	host    *Server                  // guarded by mu; the server this client auto-hosts
+	live    map[*clientConn]struct{} // guarded by mu; connections whose reader runs
 }
 
 // slot is one connection of the pool; dialing it is serialized by mu.
 type slot struct {
 	mu   sync.Mutex
-	conn atomic.Pointer[cconn]
+	conn atomic.Pointer[clientConn]
 }
 
 // Dial returns a client of the server at path. It does not connect: the
@@ -71,7 +71,7 @@ func Dial(path string, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("concurry: socket path %q is longer than %d bytes", path, maxSocketPath)
 	}
 	opts = opts.withDefaults()
-	c := &Client{path: path, opts: opts, slots: make([]slot, opts.Conns), quit: make(chan struct{}), live: make(map[*cconn]struct{})}
+	c := &Client{path: path, opts: opts, slots: make([]slot, opts.Conns), quit: make(chan struct{}), live: make(map[*clientConn]struct{})}
 	c.wg.Add(1)
 	go c.watchdog()
 	return c, nil
@@ -113,7 +113,7 @@ func (c *Client) Close() error {
 	c.closed = true
 	host := c.host
 	c.host = nil
-	live := make([]*cconn, 0, len(c.live))
+	live := make([]*clientConn, 0, len(c.live))
 	for cc := range c.live {
 		live = append(live, cc)
 	}
@@ -147,7 +147,7 @@ func (c *Client) slotOf(name string) int {
 }
 
 // conn returns the live connection of slot i, connecting it if needed.
-func (c *Client) conn(ctx context.Context, i int) (*cconn, error) {
+func (c *Client) conn(ctx context.Context, i int) (*clientConn, error) {
 	s := &c.slots[i]
 	if cc := s.conn.Load(); cc != nil && !cc.dead.Load() {
 		return cc, nil
@@ -166,7 +166,7 @@ func (c *Client) conn(ctx context.Context, i int) (*cconn, error) {
 }
 
 // connByID returns the live connection of the given id, nil if it is gone.
-func (c *Client) connByID(id uint64) *cconn {
+func (c *Client) connByID(id uint64) *clientConn {
 	for i := range c.slots {
 		if cc := c.slots[i].conn.Load(); cc != nil && cc.id == id {
 			if cc.dead.Load() {
@@ -180,7 +180,7 @@ func (c *Client) connByID(id uint64) *cconn {
 
 // connect dials the server, hosting it first when allowed and nothing
 // listens. Failures start a backoff during which calls fail at once.
-func (c *Client) connect(ctx context.Context) (*cconn, error) {
+func (c *Client) connect(ctx context.Context) (*clientConn, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -221,7 +221,7 @@ func noServer(err error) bool {
 }
 
 // dial connects and exchanges hellos.
-func (c *Client) dial(ctx context.Context) (*cconn, error) {
+func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 	d := net.Dialer{Timeout: c.opts.Timeout}
 	nc, err := d.DialContext(ctx, "unix", c.path)
 	if err != nil {
@@ -233,7 +233,7 @@ func (c *Client) dial(ctx context.Context) (*cconn, error) {
 		uc.Close()
 		return nil, err
 	}
-	return newCconn(c, uc, r, c.cids.Add(1)&(1<<(64-leaseBits)-1)), nil
+	return newClientConn(c, uc, r, c.cids.Add(1)&(1<<(64-leaseBits)-1)), nil
 }
 
 // hello sends the client's Hello and checks the server's answer.

@@ -26,8 +26,8 @@ type Server struct {
 	auth authorizer
 
 	mu     sync.Mutex
-	conns  map[*sconn]struct{} // guarded by mu
-	closed bool                // guarded by mu
+	conns  map[*serverConn]struct{} // guarded by mu
+	closed bool                     // guarded by mu
 
 	wg        sync.WaitGroup // the accept loop and every connection
 	done      chan struct{}  // closed when the accept loop ends
@@ -57,7 +57,7 @@ func Listen(path string, opts ServerOptions) (*Server, error) {
 	s := &Server{
 		path: path, opts: opts, log: opts.Logger.With("socket", path), ln: ln, lock: lock,
 		reg: newRegistry(opts.Retain), auth: auth,
-		conns: make(map[*sconn]struct{}), done: make(chan struct{}),
+		conns: make(map[*serverConn]struct{}), done: make(chan struct{}),
 	}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -100,7 +100,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
-	conns := make([]*sconn, 0, len(s.conns))
+	conns := make([]*serverConn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
@@ -138,7 +138,7 @@ func (s *Server) acceptLoop() {
 
 // start registers and serves one accepted connection.
 func (s *Server) start(c *net.UnixConn) {
-	sc := newSconn(s, c)
+	sc := newServerConn(s, c)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

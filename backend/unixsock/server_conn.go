@@ -26,14 +26,14 @@ const (
 	serverOutLimit   = 8 << 20
 )
 
-// sconn is the server side of one client connection: the sets it opened,
+// serverConn is the server side of one client connection: the sets it opened,
 // the leases it holds and its waiting acquisitions. One goroutine reads and
 // handles its frames; each waiting Acquire runs in a goroutine of its own.
-type sconn struct {
+type serverConn struct {
 	srv *Server
 	c   *net.UnixConn
 	log *slog.Logger
-	out outbuf
+	out frameWriter
 
 	ctx    context.Context // ends when the connection does; parent of every wait
 	cancel context.CancelFunc
@@ -43,7 +43,7 @@ type sconn struct {
 
 	mu        sync.Mutex
 	dead      bool                          // guarded by mu
-	sets      map[uint64]*sset              // guarded by mu; open sets by id
+	sets      map[uint64]*serverSet         // guarded by mu; open sets by id
 	nextSet   uint64                        // guarded by mu
 	leases    map[uint64]*lease             // guarded by mu
 	nextLease uint64                        // guarded by mu
@@ -51,9 +51,9 @@ type sconn struct {
 	wg        sync.WaitGroup                // waiting acquisitions
 }
 
-// sset is a set as one connection opened it. Its leases keep it after the
+// serverSet is a set as one connection opened it. Its leases keep it after the
 // connection closes it.
-type sset struct {
+type serverSet struct {
 	name  string
 	specs []backend.Spec
 	h     backend.Set
@@ -62,7 +62,7 @@ type sset struct {
 
 // lease is one granted acquisition: what it holds and the rate usage charged.
 type lease struct {
-	set       *sset
+	set       *serverSet
 	amounts   []int64
 	accounted []int64 // owned by the reading goroutine
 }
@@ -70,7 +70,7 @@ type lease struct {
 var leasePool = sync.Pool{New: func() any { return new(lease) }}
 
 // newLease returns a lease of a copy of amounts on ss.
-func newLease(ss *sset, amounts []int64) *lease {
+func newLease(ss *serverSet, amounts []int64) *lease {
 	l := leasePool.Get().(*lease)
 	n := len(amounts)
 	if cap(l.amounts) < n {
@@ -96,17 +96,17 @@ func violation(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errProtocol, fmt.Sprintf(format, args...))
 }
 
-func newSconn(s *Server, c *net.UnixConn) *sconn {
+func newServerConn(s *Server, c *net.UnixConn) *serverConn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &sconn{
+	return &serverConn{
 		srv: s, c: c, log: s.log, ctx: ctx, cancel: cancel,
-		out:    outbuf{c: c, timeout: s.opts.WriteTimeout, limit: serverOutLimit},
-		leases: make(map[uint64]*lease), waits: make(map[uint64]context.CancelFunc), sets: make(map[uint64]*sset),
+		out:    frameWriter{c: c, timeout: s.opts.WriteTimeout, limit: serverOutLimit},
+		leases: make(map[uint64]*lease), waits: make(map[uint64]context.CancelFunc), sets: make(map[uint64]*serverSet),
 	}
 }
 
 // serve runs the connection until it ends, then releases its holdings.
-func (sc *sconn) serve() {
+func (sc *serverConn) serve() {
 	defer sc.cleanup()
 	cred, ok, err := sc.srv.auth.check(sc.c)
 	if err != nil {
@@ -137,7 +137,7 @@ func (sc *sconn) serve() {
 
 // closeWith logs why the connection ends and, for a protocol error, tells
 // the client.
-func (sc *sconn) closeWith(err error) {
+func (sc *serverConn) closeWith(err error) {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET):
 		sc.log.Debug("client disconnected")
@@ -150,7 +150,7 @@ func (sc *sconn) closeWith(err error) {
 }
 
 // hello reads the client's Hello and answers it.
-func (sc *sconn) hello(r *wire.Reader, m *wire.Msg, allowed bool) error {
+func (sc *serverConn) hello(r *wire.Reader, m *wire.Msg, allowed bool) error {
 	if err := sc.c.SetReadDeadline(time.Now().Add(sc.srv.opts.HelloTimeout)); err != nil {
 		return err
 	}
@@ -176,15 +176,15 @@ func (sc *sconn) hello(r *wire.Reader, m *wire.Msg, allowed bool) error {
 	return sc.c.SetReadDeadline(time.Time{})
 }
 
-func (sc *sconn) send(m *wire.Msg) { _ = sc.out.send(m) }
+func (sc *serverConn) send(m *wire.Msg) { _ = sc.out.send(m) }
 
-func (sc *sconn) sendErr(id uint64, err error) {
+func (sc *serverConn) sendErr(id uint64, err error) {
 	sc.send(&wire.Msg{Op: wire.OpError, ID: id, Code: wire.CodeOf(err), Text: err.Error()})
 }
 
 // cleanup ends every wait and releases every lease and set of the
 // connection: a client that dies holds nothing.
-func (sc *sconn) cleanup() {
+func (sc *serverConn) cleanup() {
 	sc.mu.Lock()
 	sc.dead = true
 	sc.mu.Unlock()

@@ -10,7 +10,7 @@ import (
 // the server (Listen takes PATH.lock without waiting), and when another
 // process holds the lock it waits for that process to start listening, up to
 // Options.Timeout.
-func (c *Client) hostAndDial(ctx context.Context) (*cconn, error) {
+func (c *Client) hostAndDial(ctx context.Context) (*clientConn, error) {
 	srv, err := Listen(c.path, c.opts.Server)
 	switch {
 	case err == nil:

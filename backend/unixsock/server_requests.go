@@ -13,7 +13,7 @@ import (
 )
 
 // handle serves one request. An error closes the connection.
-func (sc *sconn) handle(m *wire.Msg) error {
+func (sc *serverConn) handle(m *wire.Msg) error {
 	switch m.Op {
 	case wire.OpOpen:
 		return sc.open(m)
@@ -48,7 +48,7 @@ var errSetClosed = fmt.Errorf("%w (on this connection)", backend.ErrClosed)
 
 // set returns the connection's set of the given id; errSetClosed (answered,
 // not fatal) when it was closed, a violation when it was never opened.
-func (sc *sconn) set(id uint64) (*sset, error) {
+func (sc *serverConn) set(id uint64) (*serverSet, error) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if ss := sc.sets[id]; ss != nil {
@@ -62,7 +62,7 @@ func (sc *sconn) set(id uint64) (*sset, error) {
 
 // answer replies err to request id when it is errSetClosed, and returns any
 // other error (a violation) to close the connection.
-func (sc *sconn) answer(id uint64, err error) error {
+func (sc *serverConn) answer(id uint64, err error) error {
 	if err == errSetClosed {
 		sc.sendErr(id, err)
 		return nil
@@ -70,7 +70,7 @@ func (sc *sconn) answer(id uint64, err error) error {
 	return err
 }
 
-func (sc *sconn) open(m *wire.Msg) error {
+func (sc *serverConn) open(m *wire.Msg) error {
 	sc.mu.Lock()
 	n := len(sc.sets)
 	sc.mu.Unlock()
@@ -86,13 +86,13 @@ func (sc *sconn) open(m *wire.Msg) error {
 	sc.mu.Lock()
 	sc.nextSet++
 	id := sc.nextSet
-	sc.sets[id] = &sset{name: m.Name, specs: specs, h: h, e: e}
+	sc.sets[id] = &serverSet{name: m.Name, specs: specs, h: h, e: e}
 	sc.mu.Unlock()
 	sc.send(&wire.Msg{Op: wire.OpOpened, ID: m.ID, SetID: id})
 	return nil
 }
 
-func (sc *sconn) acquire(m *wire.Msg) error {
+func (sc *serverConn) acquire(m *wire.Msg) error {
 	ss, err := sc.set(m.SetID)
 	if err != nil {
 		return sc.answer(m.ID, err)
@@ -119,7 +119,7 @@ func (sc *sconn) acquire(m *wire.Msg) error {
 
 // grant records a lease of amounts and tells the client; on a connection
 // already dead it gives the amounts straight back.
-func (sc *sconn) grant(id uint64, ss *sset, amounts []int64) {
+func (sc *serverConn) grant(id uint64, ss *serverSet, amounts []int64) {
 	l := newLease(ss, amounts)
 	sc.mu.Lock()
 	if sc.dead || len(sc.leases) >= maxLeasesPerConn || sc.nextLease >= maxServerLease {
@@ -141,7 +141,7 @@ func (sc *sconn) grant(id uint64, ss *sset, amounts []int64) {
 
 // startWait runs a blocking acquisition in its own goroutine, so one
 // client's wait never holds up its other requests or other clients.
-func (sc *sconn) startWait(id uint64, ss *sset, amounts []int64, deadline int64) error {
+func (sc *serverConn) startWait(id uint64, ss *serverSet, amounts []int64, deadline int64) error {
 	ctx, cancel := context.WithCancel(sc.ctx)
 	if deadline != 0 {
 		var cancelDeadline context.CancelFunc
@@ -182,7 +182,7 @@ func (sc *sconn) startWait(id uint64, ss *sset, amounts []int64, deadline int64)
 	return nil
 }
 
-func (sc *sconn) settle(m *wire.Msg) error {
+func (sc *serverConn) settle(m *wire.Msg) error {
 	final := m.Flags&wire.FlagFinal != 0
 	sc.mu.Lock()
 	l := sc.leases[m.Lease]
@@ -232,7 +232,7 @@ func resize(s []int64, n int) []int64 {
 	return s
 }
 
-func (sc *sconn) closeSet(m *wire.Msg) error {
+func (sc *serverConn) closeSet(m *wire.Msg) error {
 	sc.mu.Lock()
 	ss := sc.sets[m.SetID]
 	delete(sc.sets, m.SetID)

@@ -9,15 +9,15 @@ import (
 	"github.com/concurry/concurry/backend/unixsock/internal/wire"
 )
 
-// errSlowPeer reports a peer that let more than an outbuf's limit of frames
+// errSlowPeer reports a peer that let more than an frameWriter's limit of frames
 // pile up unread.
 var errSlowPeer = errors.New("concurry: peer does not read its frames")
 
-// outbuf combines the frames of many goroutines into few writes: a sender
+// frameWriter combines the frames of many goroutines into few writes: a sender
 // appends its frame and, when no one is writing, writes everything pending
 // itself, so a lone request costs one write and concurrent ones share writes.
 // It is safe for concurrent use.
-type outbuf struct {
+type frameWriter struct {
 	c       net.Conn
 	timeout time.Duration // per write; 0 for none
 	limit   int           // bytes that may be pending
@@ -32,7 +32,7 @@ type outbuf struct {
 
 // send appends m and writes unless another sender is already writing. On a
 // failure the connection is closed, so its reader sees the end too.
-func (o *outbuf) send(m *wire.Msg) error {
+func (o *frameWriter) send(m *wire.Msg) error {
 	o.mu.Lock()
 	if o.err != nil {
 		err := o.err
@@ -62,7 +62,7 @@ func (o *outbuf) send(m *wire.Msg) error {
 
 // flushLocked writes until nothing is pending, releasing mu during each
 // write. Requires mu held and flushing set.
-func (o *outbuf) flushLocked() error {
+func (o *frameWriter) flushLocked() error {
 	for len(o.buf) > 0 {
 		b := o.buf
 		o.buf, o.spare = o.spare[:0], nil
@@ -84,7 +84,7 @@ func (o *outbuf) flushLocked() error {
 // armDeadline keeps the write deadline between timeout/2 and timeout ahead,
 // moving it only when it has come within timeout/2, so that a stream of
 // writes does not reset a timer each time.
-func (o *outbuf) armDeadline() error {
+func (o *frameWriter) armDeadline() error {
 	if o.timeout <= 0 {
 		return nil
 	}
@@ -98,7 +98,7 @@ func (o *outbuf) armDeadline() error {
 }
 
 // fail makes every later send fail with err.
-func (o *outbuf) fail(err error) {
+func (o *frameWriter) fail(err error) {
 	o.mu.Lock()
 	if o.err == nil {
 		o.err = err

@@ -28,7 +28,7 @@ var _ backend.Backend = (*Client)(nil)
 
 // conn returns a connection of the pool and the set's id on it, opening the
 // set there first if needed.
-func (s *Set) conn(ctx context.Context) (*cconn, uint64, error) {
+func (s *Set) conn(ctx context.Context) (*clientConn, uint64, error) {
 	cc, err := s.cl.conn(ctx, s.slot)
 	if err != nil {
 		return nil, 0, err
@@ -60,7 +60,7 @@ func (s *Set) conn(ctx context.Context) (*cconn, uint64, error) {
 }
 
 // openOn opens the set on cc and returns its id there.
-func (s *Set) openOn(cc *cconn) (uint64, error) {
+func (s *Set) openOn(cc *clientConn) (uint64, error) {
 	cl, err := cc.start(&wire.Msg{Op: wire.OpOpen, Name: s.name, Specs: s.specs}, true)
 	if err != nil {
 		return 0, s.cl.unavailable(err)
@@ -77,7 +77,7 @@ func (s *Set) openOn(cc *cconn) (uint64, error) {
 }
 
 // closeOn closes the set of id sid on cc and waits for the answer.
-func closeOn(cc *cconn, sid uint64) {
+func closeOn(cc *clientConn, sid uint64) {
 	if cl, err := cc.start(&wire.Msg{Op: wire.OpCloseSet, SetID: sid}, true); err == nil {
 		<-cl.ch
 		callPool.Put(cl)
@@ -234,7 +234,7 @@ func (s *Set) Stats(ctx context.Context) ([]backend.SpecStats, error) {
 	return s.statsOn(ctx, cc, sid)
 }
 
-func (s *Set) statsOn(ctx context.Context, cc *cconn, sid uint64) ([]backend.SpecStats, error) {
+func (s *Set) statsOn(ctx context.Context, cc *clientConn, sid uint64) ([]backend.SpecStats, error) {
 	cl, err := cc.start(&wire.Msg{Op: wire.OpStats, SetID: sid}, true)
 	if err != nil {
 		return nil, s.cl.unavailable(err)
@@ -262,7 +262,7 @@ func (s *Set) Close() error {
 		return nil
 	}
 	type opened struct {
-		cc  *cconn
+		cc  *clientConn
 		sid uint64
 	}
 	var open []opened

@@ -17,15 +17,15 @@ const (
 	clientOutLimit = 64 << 20
 )
 
-// cconn is the client side of one connection: requests from many
-// goroutines go out through one outbuf, and one reader goroutine hands each
+// clientConn is the client side of one connection: requests from many
+// goroutines go out through one frameWriter, and one reader goroutine hands each
 // reply to the call waiting for it.
-type cconn struct {
+type clientConn struct {
 	cl   *Client
 	c    *net.UnixConn
 	r    *wire.Reader
 	id   uint64 // names the connection in the leases it grants
-	out  outbuf
+	out  frameWriter
 	dead atomic.Bool
 
 	lastRead atomic.Int64 // Unix ns of the last frame read
@@ -56,10 +56,10 @@ type call struct {
 
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan struct{}, 1)} }}
 
-func newCconn(cl *Client, c *net.UnixConn, r *wire.Reader, id uint64) *cconn {
-	cc := &cconn{
+func newClientConn(cl *Client, c *net.UnixConn, r *wire.Reader, id uint64) *clientConn {
+	cc := &clientConn{
 		cl: cl, c: c, r: r, id: id,
-		out:   outbuf{c: c, timeout: cl.opts.Timeout, limit: clientOutLimit},
+		out:   frameWriter{c: c, timeout: cl.opts.Timeout, limit: clientOutLimit},
 		calls: make(map[uint64]*call), sets: make(map[*Set]uint64),
 	}
 	cc.lastRead.Store(time.Now().UnixNano())
@@ -68,7 +68,7 @@ func newCconn(cl *Client, c *net.UnixConn, r *wire.Reader, id uint64) *cconn {
 
 // start registers a call for m, gives m its id and sends it. prompt marks a
 // request the server answers without waiting.
-func (cc *cconn) start(m *wire.Msg, prompt bool) (*call, error) {
+func (cc *clientConn) start(m *wire.Msg, prompt bool) (*call, error) {
 	cl := callPool.Get().(*call)
 	cl.prompt, cl.err, cl.text = prompt, nil, ""
 	cc.mu.Lock()
@@ -92,7 +92,7 @@ func (cc *cconn) start(m *wire.Msg, prompt bool) (*call, error) {
 }
 
 // post sends m, which expects no reply.
-func (cc *cconn) post(m *wire.Msg) error {
+func (cc *clientConn) post(m *wire.Msg) error {
 	cc.mu.Lock()
 	if cc.err != nil {
 		err := cc.err
@@ -110,7 +110,7 @@ func (cc *cconn) post(m *wire.Msg) error {
 }
 
 // promptLocked counts one more call owed a prompt answer. Requires mu held.
-func (cc *cconn) promptLocked() {
+func (cc *clientConn) promptLocked() {
 	if cc.prompt == 0 {
 		cc.since = time.Now().UnixNano()
 	}
@@ -119,7 +119,7 @@ func (cc *cconn) promptLocked() {
 
 // cancel asks the server to abandon the waiting call of request id; the
 // server still answers it, promptly.
-func (cc *cconn) cancel(cl *call, id uint64) {
+func (cc *clientConn) cancel(cl *call, id uint64) {
 	cc.mu.Lock()
 	pending := cc.calls[id] == cl
 	if pending && !cl.prompt {
@@ -135,7 +135,7 @@ func (cc *cconn) cancel(cl *call, id uint64) {
 }
 
 // readLoop delivers replies until the connection ends.
-func (cc *cconn) readLoop() {
+func (cc *clientConn) readLoop() {
 	defer cc.cl.wg.Done()
 	var m wire.Msg
 	for {
@@ -156,7 +156,7 @@ func (cc *cconn) readLoop() {
 }
 
 // deliver hands m to its call.
-func (cc *cconn) deliver(m *wire.Msg) {
+func (cc *clientConn) deliver(m *wire.Msg) {
 	cc.mu.Lock()
 	cl := cc.calls[m.ID]
 	if cl != nil {
@@ -183,7 +183,7 @@ func (cc *cconn) deliver(m *wire.Msg) {
 
 // fail ends the connection: every pending call fails with an error matching
 // backend.ErrBackendUnavailable and ErrConnLost.
-func (cc *cconn) fail(cause error) {
+func (cc *clientConn) fail(cause error) {
 	cc.mu.Lock()
 	if cc.err != nil {
 		cc.mu.Unlock()
@@ -209,7 +209,7 @@ func (cc *cconn) fail(cause error) {
 }
 
 // stuck reports whether a prompt answer is overdue at now.
-func (cc *cconn) stuck(now int64, timeout time.Duration) bool {
+func (cc *clientConn) stuck(now int64, timeout time.Duration) bool {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	return cc.prompt > 0 && now-max(cc.since, cc.lastRead.Load()) > int64(timeout)
