@@ -24,6 +24,7 @@ type Acquisition struct {
 	set   *LimitSet
 	ext   []int64 // the vectors, when the set has more than inlineSpecs limits
 	lease backend.Lease
+	keyed *keyedEntry // the Keyed identity that granted it, or nil
 
 	mu       sync.Mutex
 	released bool   // guarded by mu
@@ -177,6 +178,9 @@ func (a *Acquisition) Release() error {
 	}
 	if missing != nil {
 		err = errors.Join(fmt.Errorf("%w: %v counted as requested", ErrUsageNotReported, missing), err)
+	}
+	if a.keyed != nil {
+		a.keyed.unref()
 	}
 	return err
 }

@@ -126,7 +126,11 @@ func NewLimitSet(limits []Limit, opts ...Option) (*LimitSet, error) {
 	if b == nil {
 		b = memory.New()
 	}
-	if ls.set, err = b.Open(context.Background(), o.name, specs); err != nil {
+	openName := o.name
+	if o.private {
+		openName = ""
+	}
+	if ls.set, err = b.Open(context.Background(), openName, specs); err != nil {
 		return nil, err
 	}
 	return ls, nil

@@ -12,6 +12,7 @@ import (
 type Option interface{ applySet(*setOptions) }
 
 type setOptions struct {
+	private bool // open the backend set without a name (Keyed, in memory)
 	name    string
 	config  map[string]any
 	backend backend.Backend

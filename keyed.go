@@ -1,0 +1,366 @@
+package concurry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+
+	"github.com/concurry/concurry/backend"
+	"github.com/concurry/concurry/backend/memory"
+)
+
+// KeyedOptions configure NewKeyed. The zero value of each field is its
+// default.
+type KeyedOptions struct {
+	// Limits is the definition every identity gets. Ignored when LimitsFor
+	// is set.
+	Limits []Limit
+	// LimitsFor, when set, returns the definition of one identity (tiers:
+	// free users one set of limits, paying users another). It is called once
+	// when the identity's set is made, and again only after the set was
+	// forgotten; an error fails that acquisition and is returned wrapped. It
+	// must be safe for concurrent use; a panic in it is returned as an error.
+	LimitsFor func(identity string) ([]Limit, error)
+	// Name prefixes the name of every identity's set: identity id uses the
+	// set Name + "/" + id. A shared backend requires it; with the in-memory
+	// backend it only names the sets in Stats.
+	Name string
+	// Backend holds the sets; nil means a private in-memory backend.
+	Backend backend.Backend
+	// Config is handed to every identity's set, as WithConfig does.
+	Config map[string]any
+}
+
+// Keyed gives every identity — a user, an API key, an IP address, a tenant —
+// a LimitSet of its own, made from one definition (or one per tier) when the
+// identity is first seen, and forgotten again when it is idle and back to
+// full, so that memory follows the identities that are active, not every
+// identity ever seen. An identity that comes back after it was forgotten
+// starts full, which is exactly where it was: only sets that no acquisition
+// holds, no request waits on, and whose every limit is full again are
+// forgotten, so forgetting never resets a budget early.
+//
+// With a shared backend (unixsock, Redis) each identity's set is shared by
+// every process that uses the same Name; the backend expires idle sets on its
+// side, and Keyed forgets its local handle of an idle identity.
+//
+// A Keyed is safe for concurrent use.
+type Keyed struct {
+	opts   KeyedOptions
+	local  bool // the sets live in this process: forget only full ones
+	seed   maphash.Seed
+	shards [keyedShards]keyedShard
+}
+
+const keyedShards = 32
+
+type keyedShard struct {
+	mu sync.Mutex
+	m  map[string]*keyedEntry // guarded by mu
+}
+
+// keyedEntry is one identity's set and how many calls and acquisitions use
+// it now.
+type keyedEntry struct {
+	set    *LimitSet
+	shard  *keyedShard
+	id     string
+	active int64 // guarded by shard.mu
+}
+
+// NewKeyed returns a Keyed for the given definition. It fails with
+// ErrInvalidLimit when neither Limits nor LimitsFor is given, or when Limits
+// is invalid (LimitsFor's definitions are checked as identities appear).
+func NewKeyed(opts KeyedOptions) (*Keyed, error) {
+	if opts.LimitsFor == nil {
+		if _, err := validateLimits(opts.Limits); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Backend == nil {
+		opts.Backend = memory.New()
+	}
+	_, local := opts.Backend.(*memory.Backend)
+	k := &Keyed{opts: opts, seed: maphash.MakeSeed(), local: local}
+	for i := range k.shards {
+		k.shards[i].m = make(map[string]*keyedEntry)
+	}
+	return k, nil
+}
+
+// Acquire acquires req from identity's set, as LimitSet.Acquire does.
+func (k *Keyed) Acquire(ctx context.Context, identity string, req Amounts) (*Acquisition, error) {
+	return k.acquire(ctx, identity, req, true)
+}
+
+// TryAcquire acquires req from identity's set if it can at once, as
+// LimitSet.TryAcquire does.
+func (k *Keyed) TryAcquire(ctx context.Context, identity string, req Amounts) (*Acquisition, error) {
+	return k.acquire(ctx, identity, req, false)
+}
+
+// Do acquires req from identity's set, runs fn and releases, as LimitSet.Do
+// does.
+func (k *Keyed) Do(ctx context.Context, identity string, req Amounts, fn func(context.Context, *Acquisition) error) error {
+	return do(ctx, k.For(identity), req, fn)
+}
+
+// For returns the Limiter of one identity, for code written against a
+// Limiter (a worker pool's tasks, a LimitPool). It holds no state: calls
+// through it are calls to k with that identity.
+func (k *Keyed) For(identity string) Limiter { return keyedLimiter{k, identity} }
+
+// Stats returns the stats of identity's set. An identity that has no set
+// now (never seen, or forgotten) has full limits; Stats then reports the
+// definition's capacities as available without making a set.
+func (k *Keyed) Stats(ctx context.Context, identity string) (Stats, error) {
+	sh := k.shard(identity)
+	sh.mu.Lock()
+	e := sh.m[identity]
+	if e != nil {
+		e.active++
+	}
+	sh.mu.Unlock()
+	if e == nil {
+		return k.fullStats(identity)
+	}
+	defer e.unref()
+	return e.set.Stats(ctx)
+}
+
+// Len returns how many identities have a set in this process now.
+func (k *Keyed) Len() int {
+	n := 0
+	for i := range k.shards {
+		sh := &k.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Sweep forgets every identity that is idle and full now, and returns how
+// many it forgot. Keyed also forgets such identities by itself, a few each
+// time it makes a set for a new identity, so calling Sweep is never needed
+// for memory to stay bounded; it is for programs that want the memory back
+// at a quiet moment.
+func (k *Keyed) Sweep(ctx context.Context) int {
+	n := 0
+	for i := range k.shards {
+		n += k.sweepShard(ctx, &k.shards[i], -1)
+	}
+	return n
+}
+
+// Close closes every identity's set (waiters fail with ErrClosed) and
+// forgets them. Later calls make new sets.
+func (k *Keyed) Close() error {
+	var errs []error
+	for i := range k.shards {
+		sh := &k.shards[i]
+		sh.mu.Lock()
+		m := sh.m
+		sh.m = make(map[string]*keyedEntry)
+		sh.mu.Unlock()
+		for _, e := range m {
+			errs = append(errs, e.set.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (k *Keyed) shard(identity string) *keyedShard {
+	return &k.shards[maphash.String(k.seed, identity)%keyedShards]
+}
+
+func (k *Keyed) acquire(ctx context.Context, identity string, req Amounts, wait bool) (*Acquisition, error) {
+	e, err := k.ref(ctx, identity)
+	if err != nil {
+		return nil, err
+	}
+	a, err := e.set.acquire(ctx, req, wait, nil)
+	if err != nil || a == e.set.free {
+		e.unref()
+		return a, err
+	}
+	a.keyed = e
+	return a, nil
+}
+
+// ref returns identity's entry, made if missing, counted as active.
+func (k *Keyed) ref(ctx context.Context, identity string) (*keyedEntry, error) {
+	sh := k.shard(identity)
+	sh.mu.Lock()
+	if e := sh.m[identity]; e != nil {
+		e.active++
+		sh.mu.Unlock()
+		return e, nil
+	}
+	sh.mu.Unlock()
+	set, err := k.newSet(identity)
+	if err != nil {
+		return nil, err
+	}
+	sh.mu.Lock()
+	e := sh.m[identity]
+	if e == nil {
+		e = &keyedEntry{set: set, shard: sh, id: identity}
+		sh.m[identity] = e
+	}
+	e.active++
+	sh.mu.Unlock()
+	if e.set != set {
+		_ = set.Close() // another call made it first
+	} else {
+		k.sweepShard(ctx, sh, 2) // a new identity: forget up to two idle ones
+	}
+	return e, nil
+}
+
+// unref marks one use of e as ended.
+func (e *keyedEntry) unref() {
+	e.shard.mu.Lock()
+	e.active--
+	e.shard.mu.Unlock()
+}
+
+// newSet makes identity's set.
+func (k *Keyed) newSet(identity string) (ls *LimitSet, err error) {
+	limits := k.opts.Limits
+	if k.opts.LimitsFor != nil {
+		if limits, err = k.limitsFor(identity); err != nil {
+			return nil, err
+		}
+	}
+	name := identity
+	if k.opts.Name != "" {
+		name = k.opts.Name + "/" + identity
+	}
+	if len(name) > MaxNameLen {
+		return nil, fmt.Errorf("%w: identity of %d bytes makes a set name over %d bytes", ErrInvalidRequest, len(identity), MaxNameLen)
+	}
+	opts := []Option{WithName(name), WithBackend(k.opts.Backend), WithConfig(k.opts.Config)}
+	if k.local {
+		opts = append(opts, privateSet{}) // no entry in the backend's table of names
+	}
+	return NewLimitSet(limits, opts...)
+}
+
+// limitsFor calls LimitsFor, containing a panic or a runtime.Goexit in it:
+// it runs in a goroutine of its own, so neither reaches the caller.
+func (k *Keyed) limitsFor(identity string) ([]Limit, error) {
+	var limits []Limit
+	var err error
+	if p, exited := callContained(func() { limits, err = k.opts.LimitsFor(identity) }); exited {
+		return nil, fmt.Errorf("%w: KeyedOptions.LimitsFor(%q) %s", ErrInvalidLimit, identity, p)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("concurry: limits of identity %q: %w", identity, err)
+	}
+	return limits, nil
+}
+
+// sweepShard forgets up to max (all when max < 0) entries of sh that are
+// idle and full, looking at max entries at most (all when max < 0).
+func (k *Keyed) sweepShard(ctx context.Context, sh *keyedShard, max int) int {
+	var idle []*keyedEntry
+	sh.mu.Lock()
+	seen := 0
+	for _, e := range sh.m { // map order is random: a fair sample
+		if max >= 0 && seen >= max {
+			break
+		}
+		seen++
+		if e.active == 0 {
+			e.active++ // hold it while we look, outside the lock
+			idle = append(idle, e)
+		}
+	}
+	sh.mu.Unlock()
+	n := 0
+	for _, e := range idle {
+		full := !k.local || e.set.isFull(ctx)
+		sh.mu.Lock()
+		e.active--
+		if full && e.active == 0 && sh.m[e.id] == e {
+			delete(sh.m, e.id)
+			n++
+		} else {
+			full = false
+		}
+		sh.mu.Unlock()
+		if full {
+			_ = e.set.Close()
+		}
+	}
+	return n
+}
+
+// fullStats returns the stats of a fresh set of identity's definition.
+func (k *Keyed) fullStats(identity string) (Stats, error) {
+	limits := k.opts.Limits
+	if k.opts.LimitsFor != nil {
+		var err error
+		if limits, err = k.limitsFor(identity); err != nil {
+			return Stats{}, err
+		}
+	}
+	st := Stats{Name: identity, Limits: make([]LimitStats, len(limits))}
+	if k.opts.Name != "" {
+		st.Name = k.opts.Name + "/" + identity
+	}
+	for i, l := range limits {
+		sp := l.spec()
+		ls := LimitStats{Key: sp.Key, Kind: kindOf(l), Capacity: sp.Capacity, Available: sp.Capacity}
+		if sp.Kind == backend.Rate {
+			ls.Algorithm, ls.Window = Algorithm(sp.Algorithm), sp.Window
+		}
+		st.Limits[i] = ls
+	}
+	return st, nil
+}
+
+// keyedLimiter is Keyed.For's Limiter.
+type keyedLimiter struct {
+	k  *Keyed
+	id string
+}
+
+func (l keyedLimiter) Acquire(ctx context.Context, req Amounts) (*Acquisition, error) {
+	return l.k.Acquire(ctx, l.id, req)
+}
+
+func (l keyedLimiter) TryAcquire(ctx context.Context, req Amounts) (*Acquisition, error) {
+	return l.k.TryAcquire(ctx, l.id, req)
+}
+
+func (l keyedLimiter) Do(ctx context.Context, req Amounts, fn func(context.Context, *Acquisition) error) error {
+	return l.k.Do(ctx, l.id, req, fn)
+}
+
+// isFull reports whether every limit of ls could grant its whole capacity
+// now and no resource is held: a fresh set would be the same.
+func (ls *LimitSet) isFull(ctx context.Context) bool {
+	if ls.set == nil {
+		return true
+	}
+	st, err := ls.set.Stats(ctx)
+	if err != nil {
+		return false
+	}
+	for i, s := range st {
+		if s.Available < ls.specs[i].Capacity || s.InUse != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// privateSet makes NewLimitSet open its set without a name, keeping the
+// name for display only.
+type privateSet struct{}
+
+func (privateSet) applySet(o *setOptions) { o.private = true }
