@@ -45,3 +45,15 @@ var (
 	// ErrBackendUnavailable reports that a shared backend could not be reached.
 	ErrBackendUnavailable = backend.ErrBackendUnavailable
 )
+
+// RefusalError is the error of a refusal that carries its facts: which key
+// refused and RetryAfter, how long until the whole request would fit if
+// nothing else changed. TryAcquire's refusals match ErrWouldBlock, and an
+// Acquire whose deadline cannot be met matches context.DeadlineExceeded; get
+// the facts with errors.As:
+//
+//	var r *concurry.RefusalError
+//	if errors.As(err, &r) {
+//		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(r.RetryAfter.Seconds()))))
+//	}
+type RefusalError = backend.RefusalError

@@ -254,3 +254,21 @@ func TestUpdateUsageRange(t *testing.T) {
 	require.NoError(t, a.Update(concurry.Amounts{"t": concurry.MaxCapacity}))
 	require.NoError(t, a.Release())
 }
+
+func TestRefusalErrorMatchesItsSentinel(t *testing.T) {
+	would := fmt.Errorf("wrapped: %w", &concurry.RefusalError{Key: "tokens", RetryAfter: 1500 * time.Millisecond})
+	assert.ErrorIs(t, would, concurry.ErrWouldBlock)
+	assert.NotErrorIs(t, would, context.DeadlineExceeded)
+	var r *concurry.RefusalError
+	require.ErrorAs(t, would, &r)
+	assert.Equal(t, "tokens", r.Key)
+	assert.Equal(t, 1500*time.Millisecond, r.RetryAfter)
+	assert.Equal(t, `wrapped: concurry: limits not available now: "tokens" (retry after 1.5s)`, would.Error())
+
+	late := error(&concurry.RefusalError{Key: "connections", Deadline: true})
+	assert.ErrorIs(t, late, context.DeadlineExceeded)
+	assert.NotErrorIs(t, late, concurry.ErrWouldBlock)
+	assert.Equal(t, `concurry: limits not available before the context deadline: "connections" (until a release)`, late.Error())
+	queued := error(&concurry.RefusalError{Queued: true})
+	assert.Equal(t, "concurry: limits not available now: earlier requests are waiting", queued.Error())
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Errors a Backend returns. The root package re-exports them under the same
@@ -51,4 +52,54 @@ func ContextError(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", err, cause)
 	}
 	return err
+}
+
+// RefusalError is a refusal that says why and when: a non-waiting Acquire
+// that cannot be granted now (it matches ErrWouldBlock), or a wait whose
+// context deadline comes before the request could be granted (it matches
+// context.DeadlineExceeded). errors.As finds it through any wrapping.
+type RefusalError struct {
+	// Key is the key of the limit that refused (for several limits of one
+	// key, their key); "" when the backend cannot tell.
+	Key string
+	// RetryAfter is how long until the whole request would fit if nothing
+	// else changed: no other request, release, refund or feedback. It is 0
+	// when only a release (or refund) can make room, as for a ResourceLimit
+	// held by others.
+	RetryAfter time.Duration
+	// Deadline is true for a wait whose deadline cannot be met, false for a
+	// non-waiting acquire.
+	Deadline bool
+	// Queued is true when the request would fit but earlier requests are
+	// waiting in the set, which are served first.
+	Queued bool
+}
+
+// Error describes the refusal.
+func (e *RefusalError) Error() string {
+	what := "limits not available now"
+	if e.Deadline {
+		what = "limits not available before the context deadline"
+	}
+	switch {
+	case e.Queued:
+		what += ": earlier requests are waiting"
+	case e.Key != "":
+		what += fmt.Sprintf(": %q", e.Key)
+	}
+	if e.RetryAfter > 0 {
+		what += fmt.Sprintf(" (retry after %v)", e.RetryAfter)
+	} else if !e.Queued {
+		what += " (until a release)"
+	}
+	return "concurry: " + what
+}
+
+// Is reports whether target is ErrWouldBlock (a refusal without waiting) or
+// context.DeadlineExceeded (a deadline that cannot be met).
+func (e *RefusalError) Is(target error) bool {
+	if e.Deadline {
+		return target == context.DeadlineExceeded
+	}
+	return target == ErrWouldBlock
 }
