@@ -52,6 +52,24 @@ type AcquireOptions struct {
 	// after it wins the claim, and abandons the wait with ErrClaimed when
 	// another set has won it.
 	Claim *Claim
+	// Report, when not nil, receives what the call learned about waiting.
+	// A backend fills it before Acquire returns, granted or not.
+	Report *AcquireReport
+	// OnWait, when not nil, is called once, outside any lock, at the instant
+	// the request starts to wait (it could not be granted at once), with the
+	// index of the spec that blocks it (-1 when the backend cannot tell). It
+	// is how hooks learn of a wait as it begins.
+	OnWait func(spec int)
+}
+
+// AcquireReport is what one Set.Acquire call reports besides its result.
+type AcquireReport struct {
+	// Waited is true when the request was not granted at once but queued
+	// (whatever the outcome of the wait).
+	Waited bool
+	// Blocker is the index of the spec that kept the request from being
+	// granted at once, -1 when none did or the backend cannot tell.
+	Blocker int
 }
 
 // Set is one named set of limits inside a backend. Implementations must be
@@ -85,8 +103,9 @@ type Set interface {
 
 // SpecStats is one limit's state at an instant.
 type SpecStats struct {
-	Available int64 // units that could be taken now
+	Available int64 // units that could be taken now (never negative)
 	InUse     int64 // Resource units held
+	Debt      int64 // Rate units charged beyond the limit (overage) not yet refilled; 0 when none
 }
 
 // Claim is a one-shot token: the first TryClaim returns true, every later one
@@ -122,4 +141,28 @@ type Faults struct {
 	// LeasesLost counts holdings that ended before their release: a lease
 	// that expired, or a connection that dropped while holding.
 	LeasesLost int64
+}
+
+// Releaser is implemented by a Set that ends a lease in one call: it
+// applies the final usage delta (as Settle with final true) and returns the
+// resources in held, without reporting refunded units (the root package
+// counts refunds itself). The root package prefers it to Settle.
+type Releaser interface {
+	Release(ctx context.Context, lease Lease, held, delta []int64) error
+}
+
+// Feedback is implemented by a Set that accepts facts from the upstream the
+// limits stand for (an API answering 429 or sending rate-limit headers),
+// atomically and for every process sharing the set.
+type Feedback interface {
+	// Pause grants nothing from spec (every spec when spec < 0) before the
+	// instant until (Unix nanoseconds); waiters wake at until. A pause
+	// never shortens an earlier, longer one.
+	Pause(ctx context.Context, spec int, until int64) error
+	// Lower lowers what spec has available now to at most remaining, taking
+	// the difference now (as debt where the algorithm keeps debt). asOf
+	// (Unix nanoseconds) is when the upstream's report was true: a report
+	// older than one already applied to spec lowers nothing. Lower never
+	// raises what is available.
+	Lower(ctx context.Context, spec int, remaining, asOf int64) error
 }
