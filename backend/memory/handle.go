@@ -43,15 +43,18 @@ func (h *Handle) Close() error {
 		return nil
 	}
 	h.closed = true
+	t := s.now()
 	headGone := false
-	for _, w := range append([]*waiter(nil), s.waiters.q...) {
+	for w := s.waiters.head(); w != nil; {
+		next := w.next
 		if w.owner == h {
 			headGone = s.waiters.remove(w) || headGone
 			w.finish(backend.ErrClosed)
 		}
+		w = next
 	}
 	if headGone {
-		s.serve(s.now())
+		s.serve(t)
 	}
 	s.mu.Unlock()
 	if h.onClose != nil {

@@ -90,7 +90,7 @@ func (s *Set) projectedReady(t, ready int64, amounts []int64) int64 {
 		}
 	}
 	at := t
-	for _, w := range s.waiters.q {
+	for w := s.waiters.head(); w != nil; w = w.next {
 		if w.claim != nil && w.claim.Taken() {
 			continue
 		}

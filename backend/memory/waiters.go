@@ -14,8 +14,12 @@ type waiter struct {
 	owner    *Handle
 	claim    *backend.Claim
 	deadline int64 // Unix ns; 0 when the request has none
-	done     chan struct{}
-	err      error // set before done is closed
+
+	prev, next *waiter // guarded by the set's mu: neighbours in the queue
+	queued     bool    // guarded by the set's mu: linked into the queue
+
+	done chan struct{}
+	err  error // set before done is closed
 }
 
 func newWaiter(ctx context.Context, owner *Handle, amounts []int64, claim *backend.Claim) *waiter {
@@ -31,36 +35,43 @@ func (w *waiter) finish(err error) {
 	close(w.done)
 }
 
-// waitQueue is a FIFO of waiters.
-type waitQueue struct{ q []*waiter }
+// waitQueue is a FIFO of waiters: an intrusive doubly linked list, so that a
+// waiter leaves it in O(1) wherever it stands. The zero value is empty.
+type waitQueue struct{ front, back *waiter }
 
-func (wq *waitQueue) empty() bool    { return len(wq.q) == 0 }
-func (wq *waitQueue) push(w *waiter) { wq.q = append(wq.q, w) }
+func (wq *waitQueue) empty() bool   { return wq.front == nil }
+func (wq *waitQueue) head() *waiter { return wq.front }
 
-func (wq *waitQueue) head() *waiter {
-	if len(wq.q) == 0 {
-		return nil
+// push appends w, which must not be queued.
+func (wq *waitQueue) push(w *waiter) {
+	w.prev, w.next, w.queued = wq.back, nil, true
+	if wq.back == nil {
+		wq.front = w
+	} else {
+		wq.back.next = w
 	}
-	return wq.q[0]
+	wq.back = w
 }
 
-func (wq *waitQueue) pop() {
-	wq.q[0] = nil
-	wq.q = wq.q[1:]
-	if len(wq.q) == 0 {
-		wq.q = nil
-	}
-}
-
-// remove deletes w and reports whether it was the head.
+// remove unlinks w and reports whether it was the head. It does nothing and
+// reports false when w is not queued.
 func (wq *waitQueue) remove(w *waiter) (wasHead bool) {
-	for i, x := range wq.q {
-		if x == w {
-			wq.q = append(wq.q[:i:i], wq.q[i+1:]...)
-			return i == 0
-		}
+	if !w.queued {
+		return false
 	}
-	return false
+	if w.prev == nil {
+		wq.front = w.next
+	} else {
+		w.prev.next = w.next
+	}
+	if w.next == nil {
+		wq.back = w.prev
+	} else {
+		w.next.prev = w.prev
+	}
+	wasHead = w.prev == nil
+	w.prev, w.next, w.queued = nil, nil, false
+	return wasHead
 }
 
 // errDeadline is returned when a request cannot fit before its deadline.
@@ -80,14 +91,14 @@ func (s *Set) serve(t int64) {
 			return
 		}
 		if w.claim != nil && w.claim.Taken() {
-			s.waiters.pop()
+			s.waiters.remove(w)
 			w.finish(backend.ErrClaimed)
 			continue
 		}
 		ready, free := s.readyAt(t, w.amounts)
 		switch {
 		case ready == t && free:
-			s.waiters.pop()
+			s.waiters.remove(w)
 			if w.claim != nil && !w.claim.TryClaim() {
 				w.finish(backend.ErrClaimed)
 				continue
@@ -96,7 +107,7 @@ func (s *Set) serve(t int64) {
 			w.finish(nil)
 			continue
 		case w.deadline != 0 && ready > w.deadline:
-			s.waiters.pop()
+			s.waiters.remove(w)
 			w.finish(errDeadline(ready))
 			continue
 		case ready > t:
