@@ -28,10 +28,18 @@ func New() *Backend { return &Backend{named: make(map[string]*namedSet)} }
 
 // Open returns a handle on the set of the given name, creating it with specs
 // the first time. Closing a handle wakes only the waiters that came through
-// it; the set is forgotten when its last handle is closed.
+// it; the set is forgotten when its last handle is closed. Specs outside the
+// contract's range (see backend.CheckSpecs) and names longer than
+// backend.MaxNameLen fail with an error matching backend.ErrInvalidLimit.
 func (b *Backend) Open(_ context.Context, name string, specs []backend.Spec) (backend.Set, error) {
+	if err := backend.CheckSpecs(specs); err != nil {
+		return nil, err
+	}
 	if name == "" {
 		return NewSet(specs).Handle(nil), nil
+	}
+	if err := backend.CheckName(name); err != nil {
+		return nil, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

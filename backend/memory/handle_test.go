@@ -2,6 +2,7 @@ package memory_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -115,4 +116,58 @@ func TestClaims(t *testing.T) {
 		_, err := s1.Acquire(bg, []int64{1, 0}, backend.AcquireOptions{Claim: claim})
 		require.ErrorIs(t, err, backend.ErrClaimed, "a taken claim fails at once")
 	})
+}
+
+// TestOpenRefusesLimitsOutsideTheRange checks that the backend itself
+// enforces the contract's range, not only the root package: a capacity above
+// 2^50 (1<<62 let two requests of 1<<62 both fit: held+n overflowed), a
+// window above 366 days, or a name too long fail with ErrInvalidLimit, while
+// the extremes of the range are accepted.
+func TestOpenRefusesLimitsOutsideTheRange(t *testing.T) {
+	b := memory.New()
+	bad := map[string]backend.Spec{
+		"resource 2^62": {Key: "c", Kind: backend.Resource, Capacity: 1 << 62},
+		"rate 2^50+1":   {Key: "r", Kind: backend.Rate, Window: time.Second, Capacity: backend.MaxCapacity + 1},
+		"window":        {Key: "r", Kind: backend.Rate, Window: backend.MaxWindow + 1, Capacity: 1},
+		"zero capacity": {Key: "c", Kind: backend.Resource},
+	}
+	for what, sp := range bad {
+		for _, name := range []string{"", "named"} {
+			_, err := b.Open(bg, name, []backend.Spec{sp})
+			require.ErrorIs(t, err, backend.ErrInvalidLimit, "%s, name %q", what, name)
+		}
+		assert.Panics(t, func() { memory.NewSet([]backend.Spec{sp}) }, what)
+	}
+	_, err := b.Open(bg, strings.Repeat("n", backend.MaxNameLen+1), specs(1))
+	require.ErrorIs(t, err, backend.ErrInvalidLimit)
+
+	synctest.Test(t, func(t *testing.T) { // no refill during the test
+		top := []backend.Spec{
+			{Key: "c", Kind: backend.Resource, Capacity: backend.MaxCapacity},
+			{Key: "r", Kind: backend.Rate, Window: backend.MaxWindow, Capacity: backend.MaxCapacity},
+		}
+		s, err := b.Open(bg, strings.Repeat("n", backend.MaxNameLen), top)
+		require.NoError(t, err)
+		defer s.Close()
+		_, err = s.Acquire(bg, []int64{backend.MaxCapacity, backend.MaxCapacity}, backend.AcquireOptions{})
+		require.NoError(t, err)
+		for _, req := range [][]int64{{1, 0}, {0, 1}} {
+			_, err = s.Acquire(bg, req, backend.AcquireOptions{})
+			require.ErrorIs(t, err, backend.ErrWouldBlock)
+		}
+		st, _ := s.Stats(bg)
+		assert.Equal(t, []backend.SpecStats{{Available: 0, InUse: backend.MaxCapacity}, {Available: 0}}, st)
+	})
+}
+
+// TestReleasingMoreThanHeldLeavesNothingNegative returns more units than are
+// held (a caller's bug): the count stops at 0 rather than going negative.
+func TestReleasingMoreThanHeldLeavesNothingNegative(t *testing.T) {
+	s, _ := memory.New().Open(bg, "", specs(10))
+	defer s.Close()
+	_, err := s.Acquire(bg, []int64{0, 1}, backend.AcquireOptions{})
+	require.NoError(t, err)
+	require.NoError(t, s.Settle(bg, 0, []int64{0, 3}, nil, true, nil))
+	st, _ := s.Stats(bg)
+	assert.Equal(t, backend.SpecStats{Available: 1, InUse: 0}, st[1])
 }

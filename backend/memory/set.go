@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -30,9 +31,13 @@ type Set struct {
 	baseUnix int64
 }
 
-// NewSet returns a set of the given, already validated, limits: every rate
-// bucket full, every resource free.
+// NewSet returns a set of the given limits: every rate bucket full, every
+// resource free. It panics when specs are outside the contract (see
+// backend.CheckSpecs): callers validate them first, as Backend.Open does.
 func NewSet(specs []backend.Spec) *Set {
+	if err := backend.CheckSpecs(specs); err != nil {
+		panic(fmt.Sprintf("memory: NewSet: %v", err))
+	}
 	base := time.Now()
 	s := &Set{
 		base:     base,
@@ -67,7 +72,7 @@ func (s *Set) readyAt(t int64, amounts []int64) (ready int64, resourcesFree bool
 		}
 		if r := s.rates[i]; r != nil {
 			ready = max(ready, r.Ready(t, n))
-		} else if s.held[i]+n > s.specs[i].Capacity {
+		} else if n > s.specs[i].Capacity-s.held[i] {
 			resourcesFree = false
 		}
 	}
@@ -222,7 +227,7 @@ func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
 	if final {
 		for i, n := range held {
 			if s.rates[i] == nil && n > 0 {
-				s.held[i] -= n
+				s.held[i] -= min(n, s.held[i]) // never below 0, even if asked to return more than is held
 				freed = true
 			}
 		}
