@@ -94,9 +94,8 @@ func TestPanicBecomesTheTaskErrorAndTheWorkerLivesOn(t *testing.T) {
 	p := newPool(t, func(context.Context, int) (*counter, error) { return &counter{}, nil }, worker.Options{})
 	f := submit(t, p, func(_ context.Context, c *counter, _ concurry.Limiter) (int, error) {
 		c.n++
-		var m map[string]int
-		m["x"] = 1 // panics
-		return 0, nil
+		var none []int
+		return none[c.n], nil // panics: index out of range
 	})
 	_, err := f.Result(context.Background())
 	var pe *worker.PanicError
@@ -165,10 +164,9 @@ func TestSyncModeRunsOneTaskAtATime(t *testing.T) {
 func TestOnDemandBuildsAFreshValuePerTaskAndCapsAlive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var built, alive, peak atomic.Int64
-		type val struct{ closed bool }
+		type val struct{ id int64 }
 		p := newPool(t, func(context.Context, int) (*val, error) {
-			built.Add(1)
-			return &val{}, nil
+			return &val{id: built.Add(1)}, nil
 		}, worker.Options{Mode: worker.OnDemand, MaxWorkers: 3, MaxQueuedTasks: 1})
 		var futures []*worker.Future[*val]
 		for range 12 {
