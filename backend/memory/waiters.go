@@ -2,14 +2,18 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/concurry/concurry/backend"
 )
 
-// waiter is one blocked request.
+// waiter is one blocked request, linked into its set's queue.
 type waiter struct {
+	// ctx is the blocked call's own context, kept only while the call waits
+	// so that serve can check it at the instant of the grant.
+	ctx      context.Context
 	amounts  []int64
 	owner    *Handle
 	claim    *backend.Claim
@@ -23,7 +27,7 @@ type waiter struct {
 }
 
 func newWaiter(ctx context.Context, owner *Handle, amounts []int64, claim *backend.Claim) *waiter {
-	w := &waiter{amounts: amounts, owner: owner, claim: claim, done: make(chan struct{})}
+	w := &waiter{ctx: ctx, amounts: amounts, owner: owner, claim: claim, done: make(chan struct{})}
 	if d, ok := ctx.Deadline(); ok {
 		w.deadline = d.UnixNano()
 	}
@@ -32,6 +36,7 @@ func newWaiter(ctx context.Context, owner *Handle, amounts []int64, claim *backe
 
 func (w *waiter) finish(err error) {
 	w.err = err
+	w.ctx = nil
 	close(w.done)
 }
 
@@ -80,9 +85,10 @@ func errDeadline(ready int64) error {
 		time.Unix(0, ready).UTC().Format(time.RFC3339Nano), context.DeadlineExceeded)
 }
 
-// serve grants waiters from the head of the queue while their requests fit at
-// t, fails those that can no longer meet their deadline or lost their claim,
-// and arms the timer for the instant the head will fit. Requires mu held.
+// serve grants waiters from the head of the queue while their requests fit
+// at t, fails those that can no longer meet their deadline, lost their claim
+// or whose ctx ended, and arms the timer for the instant the head will fit.
+// Requires mu held.
 func (s *Set) serve(t int64) {
 	for {
 		w := s.waiters.head()
@@ -99,12 +105,7 @@ func (s *Set) serve(t int64) {
 		switch {
 		case ready == t && free:
 			s.waiters.remove(w)
-			if w.claim != nil && !w.claim.TryClaim() {
-				w.finish(backend.ErrClaimed)
-				continue
-			}
-			s.take(t, w.amounts)
-			w.finish(nil)
+			s.grant(w, t)
 			continue
 		case w.deadline != 0 && ready > w.deadline:
 			s.waiters.remove(w)
@@ -117,6 +118,25 @@ func (s *Set) serve(t int64) {
 		}
 		return
 	}
+}
+
+// grant takes w's request, dated at instant at, and wakes it; or, when w's
+// ctx has ended, fails it and takes nothing. A ctx that ended by its
+// deadline still gets a grant dated no later than that deadline: the request
+// fitted in time. Requires mu held; w must be out of the queue.
+func (s *Set) grant(w *waiter, at int64) {
+	if err := w.ctx.Err(); err != nil {
+		if !errors.Is(err, context.DeadlineExceeded) || w.deadline == 0 || at > w.deadline {
+			w.finish(backend.ContextError(w.ctx))
+			return
+		}
+	}
+	if w.claim != nil && !w.claim.TryClaim() {
+		w.finish(backend.ErrClaimed)
+		return
+	}
+	s.take(at, w.amounts)
+	w.finish(nil)
 }
 
 // setTimer arms the set's timer to call serve at instant at. Requires mu held.
