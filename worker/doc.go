@@ -27,10 +27,22 @@
 // longer wait by returning a [RetryAfterError]. Every attempt acquires its
 // limits anew; what an attempt leaves acquired is released when it ends.
 //
+// Without Options.RetryOn, errors a retry can never cure are not retried
+// ([DefaultRetryOn]): requests the limits can never grant
+// (concurry.ErrInvalidRequest, ErrExceedsCapacity, ErrUnknownKey), closed or
+// mismatched sets, panics, runtime.Goexit, invalid options, and ended
+// contexts; every other error is. No error is retried once the task's
+// context has ended.
+//
 // [Submit] returns a [Future]; [Run] waits for the result. [Gather] collects
 // the results of many futures in input order, and [Wait] returns when all,
 // the first, or the first failing of them complete. A panic in a task becomes
-// its error, a [PanicError] with the stack, and the worker goes on.
-// [Pool.Stop] cancels or drains what is queued and returns when every
-// goroutine of the pool has exited.
+// its error, a [PanicError] with the stack, and the worker goes on; so do
+// panics of the factory, Close, RetryOn, RetryUntil and WithProgress
+// callbacks. A task that calls runtime.Goexit (as t.FailNow does) fails with
+// [ErrGoexit], and its worker goes on with the same value in a new goroutine.
+// A task may submit to its own pool; a submission that could only wait for
+// the task itself fails at once with [ErrDeadlock]. [Pool.Stop] cancels or
+// drains what is queued and returns when every goroutine of the pool has
+// exited, every future completed.
 package worker

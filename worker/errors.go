@@ -3,10 +3,7 @@ package worker
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -16,13 +13,24 @@ var (
 	// ErrStopped reports a submission to a stopped pool, or a task cancelled
 	// because its pool was stopped before or while it ran.
 	ErrStopped = errors.New("concurry: worker pool stopped")
-	// ErrInvalidOptions reports Options that can never be right, such as a
-	// negative MaxWorkers or two kinds of limits at once.
+	// ErrInvalidOptions reports options or arguments that can never be
+	// right, such as a negative MaxWorkers, two kinds of limits at once, a
+	// nil factory or task, or an unknown ReturnWhen.
 	ErrInvalidOptions = errors.New("concurry: invalid worker options")
 	// ErrFactory reports that the factory could not build a worker's value.
 	ErrFactory = errors.New("concurry: worker factory failed")
-	// ErrPanic reports a task that panicked; the error is a *PanicError.
+	// ErrPanic reports a task, or a callback of the pool (factory, Close,
+	// RetryOn, RetryUntil, WithProgress), that panicked; the error is a
+	// *PanicError.
 	ErrPanic = errors.New("concurry: task panicked")
+	// ErrGoexit reports a task, or a callback of the pool, that called
+	// runtime.Goexit, as t.FailNow does. The task is not retried; the error
+	// holds the stack of the call.
+	ErrGoexit = errors.New("concurry: task called runtime.Goexit")
+	// ErrDeadlock reports a Submit from inside a task that could only wait
+	// for that task itself: to a Sync pool, to the task's own worker when its
+	// queue is full, or to an OnDemand pool of one worker.
+	ErrDeadlock = errors.New("concurry: a task's submission could only wait for that task")
 	// ErrRetryAfter is matched by every *RetryAfterError.
 	ErrRetryAfter = errors.New("concurry: retry after")
 	// ErrRejected reports that RetryUntil rejected the result of every
@@ -30,17 +38,24 @@ var (
 	ErrRejected = errors.New("concurry: result rejected by RetryUntil")
 )
 
-// PanicError is the error of a task that panicked: the value it panicked with
-// and the stack of its goroutine at that moment. It matches ErrPanic, and
-// unwraps to the panic value when that is an error.
+// PanicError is the error of a task that panicked, or of a callback of the
+// pool that did: the value it panicked with and the stack of its goroutine at
+// that moment. It matches ErrPanic, and unwraps to the panic value when that
+// is an error.
 type PanicError struct {
 	Value any    // what the task passed to panic
 	Stack []byte // the goroutine's stack, as runtime/debug.Stack formats it
+
+	in string // what panicked when not the task: "RetryOn", "factory", …
 }
 
-// Error returns the panic value and the stack.
+// Error says what panicked, with the panic value and the stack.
 func (e *PanicError) Error() string {
-	return fmt.Sprintf("concurry: task panicked: %v\n\n%s", e.Value, e.Stack)
+	in := e.in
+	if in == "" {
+		in = "task"
+	}
+	return fmt.Sprintf("concurry: %s panicked: %v\n\n%s", in, e.Value, e.Stack)
 }
 
 // Is reports whether target is ErrPanic.
@@ -80,41 +95,36 @@ func (e *RetryAfterError) Is(target error) bool { return target == ErrRetryAfter
 // Unwrap returns Err.
 func (e *RetryAfterError) Unwrap() error { return e.Err }
 
-// ParseRetryAfter reads the value of an HTTP Retry-After header, either a
-// number of seconds ("120") or an HTTP date, and returns how long to wait from
-// now. It returns false when v is neither; a date in the past gives 0.
-func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		if secs > int64(maxDuration/time.Second) {
-			return maxDuration, true
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(0, t.Sub(now)), true
-}
-
 // RejectedError is the error of a task whose every attempt returned a result
 // that RetryUntil rejected. It lists those results, in attempt order, and
-// matches ErrRejected.
+// matches ErrRejected; it unwraps to the panics of RetryUntil, if any.
 type RejectedError[R any] struct {
 	Results []R
+	// Panics holds RetryUntil's panics, in attempt order: a RetryUntil that
+	// panics rejects the result. Nil when it never panicked.
+	Panics []*PanicError
 }
 
-// Error lists the rejected results.
+// Error lists the rejected results, and the first panic of RetryUntil.
 func (e *RejectedError[R]) Error() string {
-	return fmt.Sprintf("concurry: %d results rejected by RetryUntil: %v", len(e.Results), e.Results)
+	msg := fmt.Sprintf("concurry: %d results rejected by RetryUntil: %v", len(e.Results), e.Results)
+	if len(e.Panics) > 0 {
+		msg += fmt.Sprintf("; %d rejected by a panic, first: %v", len(e.Panics), e.Panics[0])
+	}
+	return msg
 }
 
 // Is reports whether target is ErrRejected.
 func (e *RejectedError[R]) Is(target error) bool { return target == ErrRejected }
+
+// Unwrap returns the panics of RetryUntil.
+func (e *RejectedError[R]) Unwrap() []error {
+	errs := make([]error, len(e.Panics))
+	for i, p := range e.Panics {
+		errs[i] = p
+	}
+	return errs
+}
 
 // GatherError is what Gather returns with [CollectErrors] when some tasks
 // failed: the error of every future, in input order, nil where it succeeded.
@@ -151,7 +161,23 @@ func (e *GatherError) Unwrap() []error {
 	return errs
 }
 
-func newPanicError(v any) *PanicError { return &PanicError{Value: v, Stack: debug.Stack()} }
+// newPanicError records a panic of v in the task or the callback in.
+func newPanicError(v any, in string) *PanicError {
+	if in == "task" {
+		in = ""
+	}
+	return &PanicError{Value: v, Stack: debug.Stack(), in: in}
+}
+
+// goexitError is the error of a task or callback that called runtime.Goexit:
+// the stack at the call. It matches ErrGoexit.
+type goexitError struct{ stack []byte }
+
+func newGoexitError() error { return &goexitError{stack: debug.Stack()} }
+
+func (e *goexitError) Error() string { return fmt.Sprintf("%v\n\n%s", ErrGoexit, e.stack) }
+
+func (e *goexitError) Is(target error) bool { return target == ErrGoexit }
 
 func wrapFactory(index int, err error) error {
 	return fmt.Errorf("%w: worker %d: %w", ErrFactory, index, err)

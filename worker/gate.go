@@ -23,13 +23,19 @@ type gateWaiter struct {
 func newGate(n int) *gate { return &gate{free: n} }
 
 // acquire takes a slot, waiting while there is none. It fails with ctx's
-// error when ctx ends, and with ErrStopped when stop is closed, first.
-func (g *gate) acquire(ctx context.Context, stop <-chan struct{}) error {
+// error when ctx ends, and with ErrStopped when stop is closed, first. When
+// noWait is set, the caller holds what must free a slot (it is a task of the
+// gate's own worker), so it fails with ErrDeadlock instead of waiting.
+func (g *gate) acquire(ctx context.Context, stop <-chan struct{}, noWait bool) error {
 	g.mu.Lock()
 	if g.free > 0 && g.waiters.len() == 0 {
 		g.free--
 		g.mu.Unlock()
 		return nil
+	}
+	if noWait {
+		g.mu.Unlock()
+		return ErrDeadlock
 	}
 	w := &gateWaiter{ready: make(chan struct{})}
 	g.waiters.push(w)
@@ -65,58 +71,4 @@ func (g *gate) release() {
 	w.granted = true
 	g.mu.Unlock()
 	close(w.ready)
-}
-
-// ring is a FIFO queue in a circular buffer that grows as needed and shrinks
-// when mostly empty. The zero value is an empty queue.
-type ring[E any] struct {
-	buf  []E
-	head int
-	n    int
-}
-
-func (r *ring[E]) len() int { return r.n }
-
-func (r *ring[E]) push(e E) {
-	if r.n == len(r.buf) {
-		r.resize(max(8, 2*len(r.buf)))
-	}
-	r.buf[(r.head+r.n)%len(r.buf)] = e
-	r.n++
-}
-
-func (r *ring[E]) pop() E {
-	var zero E
-	e := r.buf[r.head]
-	r.buf[r.head] = zero
-	r.head = (r.head + 1) % len(r.buf)
-	r.n--
-	if len(r.buf) > 64 && r.n < len(r.buf)/4 {
-		r.resize(len(r.buf) / 2)
-	}
-	return e
-}
-
-// remove deletes the first element for which match is true.
-func (r *ring[E]) remove(match func(E) bool) {
-	for k := range r.n {
-		if !match(r.buf[(r.head+k)%len(r.buf)]) {
-			continue
-		}
-		for ; k < r.n-1; k++ {
-			r.buf[(r.head+k)%len(r.buf)] = r.buf[(r.head+k+1)%len(r.buf)]
-		}
-		var zero E
-		r.buf[(r.head+r.n-1)%len(r.buf)] = zero
-		r.n--
-		return
-	}
-}
-
-func (r *ring[E]) resize(size int) {
-	buf := make([]E, size)
-	for k := range r.n {
-		buf[k] = r.buf[(r.head+k)%len(r.buf)]
-	}
-	r.buf, r.head = buf, 0
 }

@@ -40,7 +40,8 @@ type WaitOption struct {
 
 // WithProgress calls fn(done, total) in the waiting goroutine each time one
 // of the futures completes (first for those already complete), with the
-// number complete so far.
+// number complete so far. If fn panics, Gather or Wait returns at once with
+// the *PanicError.
 func WithProgress(fn func(done, total int)) WaitOption { return WaitOption{progress: fn} }
 
 // CollectErrors makes Gather wait for every future and report every error,
@@ -74,19 +75,31 @@ func track[R any](futures []*Future[R], progress func(int, int)) *tracker[R] {
 	return t
 }
 
-// next waits for one more future to complete and returns its index.
+// next waits for one more future to complete and returns its index. A
+// panic of the progress callback is its error, a *PanicError.
 func (t *tracker[R]) next(ctx context.Context) (int, error) {
 	select {
 	case i := <-t.ch:
-		t.complete[i] = true
-		t.n++
-		if t.progress != nil {
-			t.progress(t.n, len(t.futures))
-		}
-		return i, nil
+		return i, t.completed(i)
 	case <-ctx.Done():
 		return -1, ctx.Err()
 	}
+}
+
+// completed records that future i completed and reports progress.
+func (t *tracker[R]) completed(i int) (err error) {
+	t.complete[i] = true
+	t.n++
+	if t.progress == nil {
+		return nil
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = newPanicError(v, "WithProgress callback")
+		}
+	}()
+	t.progress(t.n, len(t.futures))
+	return nil
 }
 
 // stop unregisters from the futures that have not completed.
@@ -142,8 +155,12 @@ func Gather[R any](ctx context.Context, futures []*Future[R], opts ...WaitOption
 // completed ones and the others, each in input order. If ctx ends first, it
 // returns those completed so far and ctx's error. It never waits for a
 // condition that cannot hold: FirstError with no failure returns when every
-// future has completed.
+// future has completed. An unknown until fails at once with
+// ErrInvalidOptions, returning no futures.
 func Wait[R any](ctx context.Context, futures []*Future[R], until ReturnWhen, opts ...WaitOption) (done, pending []*Future[R], err error) {
+	if until > FirstError {
+		return nil, nil, fmt.Errorf("%w: unknown %v", ErrInvalidOptions, until)
+	}
 	o := waitOptions(opts)
 	t := track(futures, o.progress)
 	defer t.stop()
@@ -153,7 +170,7 @@ func Wait[R any](ctx context.Context, futures []*Future[R], until ReturnWhen, op
 			break
 		}
 		if until == FirstCompleted || (until == FirstError && futures[i].err != nil) {
-			t.drain()
+			err = t.drain()
 			break
 		}
 	}
@@ -169,17 +186,15 @@ func Wait[R any](ctx context.Context, futures []*Future[R], until ReturnWhen, op
 
 // drain takes every completion already reported, so that futures that
 // completed together are all returned as done.
-func (t *tracker[R]) drain() {
+func (t *tracker[R]) drain() error {
 	for {
 		select {
 		case i := <-t.ch:
-			t.complete[i] = true
-			t.n++
-			if t.progress != nil {
-				t.progress(t.n, len(t.futures))
+			if err := t.completed(i); err != nil {
+				return err
 			}
 		default:
-			return
+			return nil
 		}
 	}
 }

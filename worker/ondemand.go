@@ -74,9 +74,10 @@ func (od *onDemand) alive() int {
 }
 
 // startOnDemand waits for a free slot and starts j in a goroutine of its own,
-// with a fresh value built for it.
-func (p *Pool[T]) startOnDemand(ctx context.Context, j job[T]) error {
-	if err := p.od.gate.acquire(ctx, p.closing); err != nil {
+// with a fresh value built for it. noWait fails with ErrDeadlock instead of
+// waiting: the caller holds the only slot.
+func (p *Pool[T]) startOnDemand(ctx context.Context, j job[T], noWait bool) error {
+	if err := p.od.gate.acquire(ctx, p.closing, noWait); err != nil {
 		return err
 	}
 	i := p.od.take(p.opts.Balancing, p.counters)

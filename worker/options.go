@@ -113,6 +113,11 @@ const DefaultMaxQueuedTasks = 100
 // is zero.
 const DefaultRetryWait = time.Second
 
+// MaxWorkersLimit is the largest Options.MaxWorkers a pool accepts: 65,536.
+// Every worker index has its counters and limiter, and in Goroutine mode its
+// goroutine, from NewPool on.
+const MaxWorkersLimit = 1 << 16
+
 const maxDuration = time.Duration(math.MaxInt64)
 
 // Options configures a pool. The zero value is a single goroutine worker with
@@ -124,7 +129,8 @@ const maxDuration = time.Duration(math.MaxInt64)
 // every request at once.
 type Options struct {
 	// MaxWorkers is the number of workers (Goroutine), or the most tasks
-	// alive at once (OnDemand). Default 1; Sync allows only 1.
+	// alive at once (OnDemand), from 1 to MaxWorkersLimit. Default 1; Sync
+	// allows only 1.
 	MaxWorkers int
 	// Mode is where tasks run. Default Goroutine.
 	Mode Mode
@@ -152,9 +158,11 @@ type Options struct {
 	// NumRetries is how many times a failed task is tried again, on the same
 	// worker. Default 0.
 	NumRetries int
-	// RetryOn decides whether an error is worth a retry. Default nil: every
-	// error is, except that none is retried once the task's context has
-	// ended. See RetryOnErrors and RetryOnType.
+	// RetryOn decides whether an error is worth a retry. Default nil, which
+	// means DefaultRetryOn: every error except those a retry can never cure.
+	// Whatever RetryOn says, no error is retried once the task's context has
+	// ended. A RetryOn that panics means no retry; the task's error then
+	// holds the *PanicError. See RetryOnErrors and RetryOnType.
 	RetryOn func(error) bool
 	// RetryAlgorithm is how the wait grows between attempts. Default
 	// Exponential.
@@ -181,8 +189,8 @@ func (o Options) normalize() (Options, error) {
 		return Options{}, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...)
 	}
 	switch {
-	case o.MaxWorkers < 0:
-		return bad("MaxWorkers %d is negative", o.MaxWorkers)
+	case o.MaxWorkers < 0 || o.MaxWorkers > MaxWorkersLimit:
+		return bad("MaxWorkers %d is outside [0, %d]", o.MaxWorkers, MaxWorkersLimit)
 	case o.Mode > OnDemand:
 		return bad("unknown mode %v", o.Mode)
 	case o.Mode == Sync && o.MaxWorkers > 1:

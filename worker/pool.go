@@ -37,8 +37,8 @@ type core struct {
 	counters []counters           // per worker index
 	rr       atomic.Uint64        // RoundRobin cursor
 
-	stop     context.Context // ended with cause ErrStopped to cancel tasks
-	cancel   context.CancelCauseFunc
+	slots    []taskSlot    // per worker index: the running task's cancel
+	halting  atomic.Bool   // start no task; see halt
 	closing  chan struct{} // closed when Stop begins
 	stopped  atomic.Bool   // Stop has begun
 	exited   chan struct{} // closed when stopping and no goroutine is left
@@ -78,10 +78,9 @@ func NewPool[T any](ctx context.Context, factory func(ctx context.Context, index
 	}
 	p := &Pool[T]{factory: factory}
 	p.core = core{
-		opts: o, lims: lims, owned: owned, counters: make([]counters, o.MaxWorkers),
+		opts: o, lims: lims, owned: owned, counters: make([]counters, o.MaxWorkers), slots: make([]taskSlot, o.MaxWorkers),
 		closing: make(chan struct{}), exited: make(chan struct{}),
 	}
-	p.stop, p.cancel = context.WithCancelCause(context.Background())
 	switch o.Mode {
 	case Sync:
 		err = p.startSync(ctx)
@@ -99,8 +98,15 @@ func NewPool[T any](ctx context.Context, factory func(ctx context.Context, index
 }
 
 func (p *Pool[T]) startSync(ctx context.Context) error {
-	t, err := build(ctx, p.factory, 0)
+	var t T
+	err := contained(func() (err error) {
+		t, err = build(ctx, p.factory, 0)
+		return err
+	})
 	if err != nil {
+		if !errors.Is(err, ErrFactory) { // the factory called runtime.Goexit
+			err = wrapFactory(0, err)
+		}
 		return err
 	}
 	p.sync = &env[T]{c: &p.core, st: &p.counters[0], lim: p.lims[0], t: t}
@@ -176,16 +182,16 @@ func (p *Pool[T]) Stop(ctx context.Context) error {
 		select {
 		case <-p.exited:
 		case <-ctx.Done():
-			p.cancel(ErrStopped)
+			p.halt()
 			return ctx.Err()
 		}
 	}
 	p.finalize.Do(func() {
-		if p.sync != nil {
-			p.addCloseErr(closeValue(p.sync.t))
-		}
+		p.halt()
 		closeAll(p.owned)
-		p.cancel(ErrStopped)
+		if p.sync != nil {
+			p.addCloseErr(contained(func() error { return closeValue(p.sync.t) }))
+		}
 	})
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -206,7 +212,7 @@ func (c *core) beginStop() bool {
 	}
 	c.mu.Unlock()
 	if first && !c.opts.DrainOnStop {
-		c.cancel(ErrStopped)
+		c.halt()
 	}
 	return first
 }

@@ -3,10 +3,42 @@ package worker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/concurry/concurry"
 )
+
+// DefaultRetryOn is the RetryOn of a pool whose Options.RetryOn is nil. It
+// retries every error except those a retry can never cure, which match with
+// errors.Is:
+//   - a request the limits can never grant: concurry.ErrInvalidRequest,
+//     ErrExceedsCapacity, ErrUnknownKey, ErrInvalidLimit;
+//   - limits that are gone: concurry.ErrClosed, ErrLimitMismatch,
+//     ErrNameRequired, ErrReleased;
+//   - a bug: ErrPanic (a panic), ErrGoexit, ErrInvalidOptions, ErrDeadlock;
+//   - an ended context: context.Canceled, context.DeadlineExceeded (even of
+//     a context the task made itself), ErrStopped.
+//
+// Busy limits (concurry.ErrWouldBlock), an unavailable backend, a lost lease
+// and every error of the task's own are retried. To extend the rule, call it
+// from a RetryOn of your own.
+func DefaultRetryOn(err error) bool {
+	for _, permanent := range permanentErrors {
+		if errors.Is(err, permanent) {
+			return false
+		}
+	}
+	return true
+}
+
+// permanentErrors are the errors DefaultRetryOn does not retry.
+var permanentErrors = []error{
+	concurry.ErrInvalidRequest, concurry.ErrExceedsCapacity, concurry.ErrUnknownKey, concurry.ErrInvalidLimit,
+	concurry.ErrClosed, concurry.ErrLimitMismatch, concurry.ErrNameRequired, concurry.ErrReleased,
+	ErrPanic, ErrGoexit, ErrInvalidOptions, ErrDeadlock,
+	context.Canceled, context.DeadlineExceeded, ErrStopped,
+}
 
 // RetryOnErrors returns a RetryOn predicate that retries errors matching any
 // of targets with errors.Is.
@@ -25,47 +57,9 @@ func RetryOnErrors(targets ...error) func(error) bool {
 // holds an error of type E, as errors.As finds it.
 func RetryOnType[E error]() func(error) bool {
 	return func(err error) bool {
-		_, ok := errors.AsType[E](err)
-		return ok
+		var target E
+		return errors.As(err, &target)
 	}
-}
-
-// attempts runs the task until it succeeds or the retries run out, and
-// returns what the last attempt returned, with the error that ended it.
-func (c *call[T, R]) attempts(ctx context.Context, e *env[T], t T) (R, error) {
-	o := &e.c.opts
-	var rejected []R
-	c.lim.inner = e.lim
-	for retry := 0; ; retry++ {
-		r, err := c.attempt(ctx, t)
-		c.lim.releaseAll()
-		switch {
-		case err == nil && (c.until == nil || c.until(r)):
-			return r, nil
-		case err == nil:
-			rejected = append(rejected, r)
-			err = &RejectedError[R]{Results: rejected}
-		case ctx.Err() != nil || (o.RetryOn != nil && !o.RetryOn(err)):
-			return r, err
-		}
-		if retry == o.NumRetries {
-			return r, err
-		}
-		if werr := sleep(ctx, o.backoff(retry+1, err)); werr != nil {
-			return r, fmt.Errorf("%w; last attempt: %w", werr, err)
-		}
-		e.st.retried.Add(1)
-	}
-}
-
-// attempt runs the task once, turning a panic into a *PanicError.
-func (c *call[T, R]) attempt(ctx context.Context, t T) (r R, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = newPanicError(v)
-		}
-	}()
-	return c.task(ctx, t, &c.lim)
 }
 
 // sleep waits d, or fails when ctx ends first.
@@ -107,7 +101,8 @@ func (o *Options) backoff(retry int, err error) time.Duration {
 	if span := int64(float64(w) * o.RetryJitter); span > 0 && span <= int64(w) {
 		w -= time.Duration(rand.Int64N(span))
 	}
-	if ra, ok := errors.AsType[*RetryAfterError](err); ok {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
 		w = max(w, ra.Wait)
 	}
 	return w

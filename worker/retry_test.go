@@ -155,28 +155,6 @@ func TestRetryAfterSetsTheLeastWait(t *testing.T) {
 	})
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	for _, c := range []struct {
-		v    string
-		want time.Duration
-		ok   bool
-	}{
-		{"120", 2 * time.Minute, true},
-		{" 0 ", 0, true},
-		{"Sat, 01 Mar 2025 12:00:30 GMT", 30 * time.Second, true},
-		{"Sat, 01 Mar 2025 11:00:00 GMT", 0, true},
-		{"-5", 0, false},
-		{"soon", 0, false},
-		{"99999999999999999", time.Duration(1<<63 - 1), true},
-	} {
-		got, ok := worker.ParseRetryAfter(c.v, now)
-		if got != c.want || ok != c.ok {
-			t.Errorf("ParseRetryAfter(%q) = %v, %v; want %v, %v", c.v, got, ok, c.want, c.ok)
-		}
-	}
-}
-
 type statusError struct{ code int }
 
 func (e *statusError) Error() string { return fmt.Sprintf("status %d", e.code) }

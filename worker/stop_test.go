@@ -247,3 +247,83 @@ func TestStopEndsATaskWaitingForLimits(t *testing.T) {
 		}
 	})
 }
+
+// Stop without DrainOnStop fails every task not yet started with ErrStopped,
+// also those submitted with a context that can end on its own: the stop must
+// not wait for a goroutine that cancels each task's context.
+func TestStopFailsQueuedTasksWhoseContextsCanEnd(t *testing.T) {
+	release := make(chan struct{})
+	p, err := worker.NewPool(context.Background(), indexFactory, worker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := submit(t, p, blocker(release))
+	var ran atomic.Int64
+	futures := queueTimedTasks(t, p, &ran, 20)
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if _, err := busy.Result(context.Background()); !errors.Is(err, worker.ErrStopped) && !errors.Is(err, context.Canceled) {
+		t.Fatalf("running task: %v", err)
+	}
+	checkAllStopped(t, futures, &ran)
+}
+
+func TestADrainingStopThatTimesOutFailsTheTasksNotStarted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, _ := worker.NewPool(context.Background(), indexFactory, worker.Options{DrainOnStop: true})
+		busy := submit(t, p, blocker(nil)) // ends only with its context
+		var ran atomic.Int64
+		futures := queueTimedTasks(t, p, &ran, 20)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := p.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Stop = %v", err)
+		}
+		if err := p.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := busy.Err(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("running task: %v", err)
+		}
+		checkAllStopped(t, futures, &ran)
+	})
+}
+
+// queueTimedTasks submits n tasks, each with a context of its own that ends in
+// an hour, counting in ran those that run.
+func queueTimedTasks(t *testing.T, p *worker.Pool[int], ran *atomic.Int64, n int) []*worker.Future[int] {
+	t.Helper()
+	var futures []*worker.Future[int]
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		t.Cleanup(cancel)
+		f, err := worker.Submit(ctx, p, func(context.Context, int, concurry.Limiter) (int, error) {
+			ran.Add(1)
+			return 1, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	return futures
+}
+
+func checkAllStopped(t *testing.T, futures []*worker.Future[int], ran *atomic.Int64) {
+	t.Helper()
+	for i, f := range futures {
+		select {
+		case <-f.Done():
+		default:
+			t.Fatalf("task %d still pending after Stop", i)
+		}
+		if err := f.Err(); !errors.Is(err, worker.ErrStopped) {
+			t.Errorf("task %d: %v, want ErrStopped", i, err)
+		}
+	}
+	if n := ran.Load(); n != 0 {
+		t.Fatalf("%d queued tasks ran after Stop", n)
+	}
+}

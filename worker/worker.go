@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 )
@@ -46,23 +47,48 @@ func (p *Pool[T]) startWorkers(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// loop is the worker's goroutine.
+// loop is the worker's goroutine: it builds the worker's value, then serves.
 func (w *worker[T]) loop(ctx context.Context, factory func(context.Context, int) (T, error), ready chan<- error) {
-	defer w.c.exit()
+	built := false
+	defer func() {
+		if !built { // the factory called runtime.Goexit
+			ready <- wrapFactory(w.index, newGoexitError())
+			w.c.exit()
+		}
+	}()
 	t, err := build(ctx, factory, w.index)
+	built = true
 	ready <- err
 	if err != nil {
+		w.c.exit()
 		return
 	}
 	w.t = t
-	for {
-		j := w.next()
-		if j == nil {
-			break
+	w.serve()
+}
+
+// serve runs the worker's tasks until it stops, then closes its value. When
+// a task ends the goroutine with runtime.Goexit (its future has completed), a
+// new goroutine takes the worker over, value and queue, so the worker lives
+// on; the pool counts it as the same one.
+func (w *worker[T]) serve() {
+	closing, closed := false, false
+	defer func() {
+		switch {
+		case !closing:
+			go w.serve()
+			return
+		case !closed: // Close called runtime.Goexit
+			w.c.addCloseErr(fmt.Errorf("worker %d: closing its value: %w", w.index, newGoexitError()))
 		}
+		w.c.exit()
+	}()
+	for j := w.next(); j != nil; j = w.next() {
 		j.run(&w.env)
 	}
-	w.c.addCloseErr(closeValue(t))
+	closing = true
+	w.c.addCloseErr(closeValue(w.t))
+	closed = true
 }
 
 // finished frees the slot of a task that has ended.
@@ -126,11 +152,13 @@ func (w *worker[T]) queued() int {
 	return w.queue.len()
 }
 
-// enqueue gives j to the worker the balancing picks, waiting for room.
-func (p *Pool[T]) enqueue(ctx context.Context, j job[T]) error {
+// enqueue gives j to the worker the balancing picks, waiting for room. own
+// is the task of p submitting j, or nil: a task that submits to its own full
+// worker could only wait for itself, so it fails with ErrDeadlock.
+func (p *Pool[T]) enqueue(ctx context.Context, j job[T], own *taskOwner) error {
 	w := p.pick()
 	if w.gate != nil {
-		if err := w.gate.acquire(ctx, p.closing); err != nil {
+		if err := w.gate.acquire(ctx, p.closing, own != nil && own.index == w.index); err != nil {
 			return err
 		}
 	}
