@@ -26,6 +26,9 @@
 // and, per submission, on which results ([RetryUntil]). A task asks for a
 // longer wait by returning a [RetryAfterError]. Every attempt acquires its
 // limits anew; what an attempt leaves acquired is released when it ends.
+// [Pool.Limiter] returns each worker's limiter — the private
+// *concurry.LimitSet of Options.Limits, say, with its Stats — and [Unwrap]
+// returns it from inside a task.
 //
 // Without Options.RetryOn, errors a retry can never cure are not retried
 // ([DefaultRetryOn]): requests the limits can never grant

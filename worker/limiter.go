@@ -78,3 +78,22 @@ func (l *attemptLimiter) releaseAll() {
 
 // inlineHeld is how many acquisitions an attempt tracks without allocating.
 const inlineHeld = 2
+
+// Unwrap returns the limiter behind the lim a task receives: the worker's
+// limiter, as [Pool.Limiter] returns it — Options.Limiter itself, the
+// worker's private *concurry.LimitSet, its *concurry.LimitPool, or the empty
+// *concurry.LimitSet of a pool without limits. A task uses it to read the
+// limiter's Stats or to type-assert it:
+//
+//	if ls, ok := worker.Unwrap(lim).(*concurry.LimitSet); ok {
+//		stats, err := ls.Stats(ctx)
+//	}
+//
+// Acquisitions made on the unwrapped limiter are not released for the task
+// when its attempt ends. Unwrap returns any other limiter as it is.
+func Unwrap(lim concurry.Limiter) concurry.Limiter {
+	if l, ok := lim.(*attemptLimiter); ok {
+		return l.inner
+	}
+	return lim
+}

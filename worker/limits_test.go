@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -176,5 +177,66 @@ func TestASharedLimitPoolAndTheEmptyDefault(t *testing.T) {
 	q2 := newPool(t, indexFactory, worker.Options{Limiter: (*concurry.LimitPool)(nil)}) // a typed nil counts as none
 	if n := result(t, submit(t, q2, name)); n != "" {
 		t.Fatalf("default limiter gave config %q", n)
+	}
+}
+
+// A task reaches the limiter behind its lim with Unwrap, and the pool hands
+// out each worker's with Limiter: the private sets of Options.Limits, their
+// Stats included.
+func TestEachWorkersLimiterIsReachable(t *testing.T) {
+	gpu := []concurry.Limit{concurry.ResourceLimit{Key: "gpu", Capacity: 1}}
+	p := newPool(t, indexFactory, worker.Options{MaxWorkers: 2, Limits: gpu})
+	type seen struct {
+		set   *concurry.LimitSet
+		inUse int64
+	}
+	got := result(t, submit(t, p, func(ctx context.Context, _ int, lim concurry.Limiter) (seen, error) {
+		if _, err := lim.Acquire(ctx, nil); err != nil { // held until the attempt ends
+			return seen{}, err
+		}
+		ls, ok := worker.Unwrap(lim).(*concurry.LimitSet)
+		if !ok {
+			return seen{}, fmt.Errorf("Unwrap gave %T", worker.Unwrap(lim))
+		}
+		st, err := ls.Stats(ctx)
+		r, _ := st.Limit("gpu")
+		return seen{ls, r.InUse}, err
+	}))
+	if got.set != p.Limiter(0) || got.inUse != 1 {
+		t.Fatalf("the task saw set %p with %d in use; worker 0's set is %p", got.set, got.inUse, p.Limiter(0))
+	}
+	if p.Limiter(0) == p.Limiter(1) {
+		t.Fatal("two workers share a private set")
+	}
+	st, err := p.Limiter(0).(*concurry.LimitSet).Stats(context.Background())
+	if r, _ := st.Limit("gpu"); err != nil || r.InUse != 0 || r.Granted != 1 {
+		t.Fatalf("worker 0's stats after the task: %+v, %v", r, err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Limiter(2) of a pool of two did not panic")
+			}
+		}()
+		p.Limiter(2)
+	}()
+}
+
+func TestLimiterOfEveryKindOfLimits(t *testing.T) {
+	shared, _ := concurry.NewLimitSet(nil)
+	a, _ := concurry.NewLimitSet(nil)
+	b, _ := concurry.NewLimitSet(nil)
+	if lp, ok := newPool(t, indexFactory, worker.Options{MaxWorkers: 2, LimitSets: []*concurry.LimitSet{a, b}}).Limiter(1).(*concurry.LimitPool); !ok || lp.Len() != 2 {
+		t.Fatal("LimitSets: no *LimitPool per worker")
+	}
+	if got := newPool(t, indexFactory, worker.Options{Limiter: shared, Mode: worker.OnDemand, MaxWorkers: 3}).Limiter(2); got != shared {
+		t.Fatalf("a shared Limiter: got %v", got)
+	}
+	none := newPool(t, indexFactory, worker.Options{MaxWorkers: 2})
+	if ls, ok := none.Limiter(1).(*concurry.LimitSet); !ok || len(ls.Limits()) != 0 || none.Limiter(0) != none.Limiter(1) {
+		t.Fatal("no limits: not one empty set")
+	}
+	if worker.Unwrap(shared) != shared || worker.Unwrap(nil) != nil {
+		t.Fatal("Unwrap of a plain limiter")
 	}
 }

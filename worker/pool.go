@@ -216,3 +216,18 @@ func (c *core) beginStop() bool {
 	}
 	return first
 }
+
+// Limiter returns the limiter of the worker (or, in OnDemand mode, the worker
+// slot) of index i, from 0 to MaxWorkers−1, which its tasks receive behind
+// the wrapper [Unwrap] removes: Options.Limiter itself when given; a
+// *concurry.LimitSet of Options.Limits private to that worker; a
+// *concurry.LimitPool over Options.LimitSets whose round robin starts at i;
+// or, with no limits, an empty *concurry.LimitSet shared by every worker. The
+// sets the pool made are closed by Stop. Limiter panics when i is out of
+// range. It is safe for concurrent use.
+func (p *Pool[T]) Limiter(i int) concurry.Limiter {
+	if i < 0 || i >= len(p.lims) {
+		panic(fmt.Sprintf("concurry: worker index %d out of range [0, %d)", i, len(p.lims)))
+	}
+	return p.lims[i]
+}

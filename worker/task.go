@@ -14,8 +14,11 @@ import (
 // given to Submit, also ended with cause ErrStopped when the pool is stopped
 // without draining, and ended when the task returns.
 //
-// Every acquisition the task makes through lim is released when the attempt
-// ends, at the latest; a retried task acquires its limits anew.
+// lim is the worker's limiter (see [Pool.Limiter]) behind a thin wrapper:
+// every acquisition the task makes through lim is released when the attempt
+// ends, at the latest, and a retried task acquires its limits anew. [Unwrap]
+// returns the limiter behind it, to read its Stats or to type-assert it to a
+// *concurry.LimitSet or *concurry.LimitPool.
 //
 // A task that panics fails with a *PanicError; one that calls
 // runtime.Goexit (as t.FailNow does) fails with an error matching ErrGoexit.
