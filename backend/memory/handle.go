@@ -48,7 +48,7 @@ func (h *Handle) Close() error {
 	for w := s.waiters.head(); w != nil; {
 		next := w.next
 		if w.owner == h {
-			headGone = s.waiters.remove(w) || headGone
+			headGone = s.leave(w, t) || headGone
 			w.finish(backend.ErrClosed)
 		}
 		w = next

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"time"
@@ -19,10 +20,14 @@ type Set struct {
 
 	mu      sync.Mutex
 	rates   []algorithms.State // guarded by mu; nil for resource specs
+	changed []int64            // guarded by mu; per rate spec, the latest instant its state was changed at
 	held    []int64            // guarded by mu; units held per resource spec
 	waiters waitQueue          // guarded by mu
 	timer   *time.Timer        // guarded by mu; wakes the head waiter
 	timerAt int64              // guarded by mu; instant timer is set for, 0 when idle
+	// timerLate is added to every timer, to model a timer that fires late
+	// (a busy machine); always 0 outside tests. Guarded by mu.
+	timerLate time.Duration
 
 	// The clock: Unix nanoseconds read as base plus the monotonic time
 	// since base, which costs a fraction of a wall-clock read and never
@@ -44,11 +49,13 @@ func NewSet(specs []backend.Spec) *Set {
 		baseUnix: base.UnixNano(),
 		specs:    slices0(specs),
 		rates:    make([]algorithms.State, len(specs)),
+		changed:  make([]int64, len(specs)),
 		held:     make([]int64, len(specs)),
 	}
 	for i, sp := range specs {
 		if sp.Kind == backend.Rate {
 			s.rates[i] = algorithms.New(sp.Algorithm, sp.Window, sp.Capacity)
+			s.changed[i] = math.MinInt64
 		}
 	}
 	return s
@@ -63,15 +70,23 @@ func (s *Set) Specs() []backend.Spec { return s.specs }
 func (s *Set) now() int64 { return s.baseUnix + int64(time.Since(s.base)) }
 
 // readyAt returns the earliest instant ≥ t at which amounts fits the rate
-// limits, and whether the resources it asks for are free now. Requires mu held.
-func (s *Set) readyAt(t int64, amounts []int64) (ready int64, resourcesFree bool) {
+// limits, and whether the resources it asks for are free now. With dated, it
+// is the instant a grant can be dated at: each rate limit is asked no earlier
+// than its latest change, since its state cannot take before that (an
+// earlier instant would date the grant before a refund that made it
+// possible). Requires mu held.
+func (s *Set) readyAt(t int64, amounts []int64, dated bool) (ready int64, resourcesFree bool) {
 	ready, resourcesFree = t, true
 	for i, n := range amounts {
 		if n <= 0 {
 			continue
 		}
 		if r := s.rates[i]; r != nil {
-			ready = max(ready, r.Ready(t, n))
+			at := t
+			if dated {
+				at = max(t, s.changed[i])
+			}
+			ready = max(ready, r.Ready(at, n))
 		} else if n > s.specs[i].Capacity-s.held[i] {
 			resourcesFree = false
 		}
@@ -131,6 +146,7 @@ func (s *Set) take(t int64, amounts []int64) {
 		}
 		if r := s.rates[i]; r != nil {
 			r.Take(t, n)
+			s.changed[i] = max(s.changed[i], t)
 		} else {
 			s.held[i] += n
 		}
@@ -145,7 +161,7 @@ func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts back
 		s.mu.Unlock()
 		return 0, backend.ErrClosed
 	}
-	ready, free := s.readyAt(t, amounts)
+	ready, free := s.readyAt(t, amounts, false)
 	if s.waiters.empty() && ready == t && free && (opts.Claim == nil || opts.Claim.TryClaim()) {
 		s.take(t, amounts)
 		s.mu.Unlock()
@@ -165,7 +181,7 @@ func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts back
 			return 0, errDeadline(ready)
 		}
 	}
-	w := newWaiter(ctx, h, amounts, opts.Claim)
+	w := newWaiter(ctx, h, amounts, opts.Claim, t)
 	s.waiters.push(w)
 	if s.waiters.head() == w {
 		s.serve(t)
@@ -190,8 +206,8 @@ func (s *Set) wait(ctx context.Context, w *waiter) (backend.Lease, error) {
 		return 0, w.err
 	default:
 	}
-	if s.waiters.remove(w) {
-		s.serve(s.now())
+	if t := s.now(); s.leave(w, t) {
+		s.serve(t)
 	}
 	return 0, backend.ContextError(ctx)
 }
@@ -208,12 +224,19 @@ func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
 	}
 	s.lock()
 	defer s.mu.Unlock()
+	if rates && s.timerAt != 0 && s.timerAt <= t {
+		// The timer is late: grant what came due before this change first,
+		// dated as an on-time timer would have, so that the change does
+		// not push them back.
+		s.serve(t)
+	}
 	freed := false
 	for i, d := range delta {
 		r := s.rates[i]
 		if r == nil || d == 0 {
 			continue
 		}
+		s.changed[i] = max(s.changed[i], t)
 		if d > 0 {
 			r.Take(t, d)
 			continue

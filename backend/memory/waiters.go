@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/concurry/concurry/algorithms"
 	"github.com/concurry/concurry/backend"
 )
 
@@ -18,6 +19,12 @@ type waiter struct {
 	owner    *Handle
 	claim    *backend.Claim
 	deadline int64 // Unix ns; 0 when the request has none
+	// since is the earliest instant the grant may be dated at: the arrival,
+	// raised to the instant the waiter became the head (FIFO held it until
+	// then), or resourceWait while the head finds its resources held (the
+	// grant is then dated no earlier than the release that frees them).
+	// Guarded by the set's mu.
+	since int64
 
 	prev, next *waiter // guarded by the set's mu: neighbours in the queue
 	queued     bool    // guarded by the set's mu: linked into the queue
@@ -26,8 +33,12 @@ type waiter struct {
 	err  error // set before done is closed
 }
 
-func newWaiter(ctx context.Context, owner *Handle, amounts []int64, claim *backend.Claim) *waiter {
-	w := &waiter{ctx: ctx, amounts: amounts, owner: owner, claim: claim, done: make(chan struct{})}
+// resourceWait is the since of a head waiter whose resources were held when
+// it was last served.
+const resourceWait = algorithms.Never
+
+func newWaiter(ctx context.Context, owner *Handle, amounts []int64, claim *backend.Claim, t int64) *waiter {
+	w := &waiter{ctx: ctx, amounts: amounts, owner: owner, claim: claim, since: t, done: make(chan struct{})}
 	if d, ok := ctx.Deadline(); ok {
 		w.deadline = d.UnixNano()
 	}
@@ -79,6 +90,20 @@ func (wq *waitQueue) remove(w *waiter) (wasHead bool) {
 	return wasHead
 }
 
+// leave takes w out of the queue at instant at and reports whether it was
+// the head. The waiter behind a departing head becomes the head at that
+// instant: FIFO kept it from being granted earlier, so its grant is dated no
+// earlier. Requires mu held.
+func (s *Set) leave(w *waiter, at int64) (wasHead bool) {
+	if !s.waiters.remove(w) {
+		return false
+	}
+	if h := s.waiters.head(); h != nil {
+		h.since = max(h.since, at)
+	}
+	return true
+}
+
 // errDeadline is returned when a request cannot fit before its deadline.
 func errDeadline(ready int64) error {
 	return fmt.Errorf("concurry: limits available at %v, after the context deadline: %w",
@@ -89,6 +114,10 @@ func errDeadline(ready int64) error {
 // at t, fails those that can no longer meet their deadline, lost their claim
 // or whose ctx ended, and arms the timer for the instant the head will fit.
 // Requires mu held.
+//
+// A grant is dated at the instant it became possible, not at t: a timer that
+// fires late (scheduling, a busy machine) must not push the whole schedule
+// back, or every wake-up delay would be lost from the limit's rate.
 func (s *Set) serve(t int64) {
 	for {
 		w := s.waiters.head()
@@ -97,23 +126,32 @@ func (s *Set) serve(t int64) {
 			return
 		}
 		if w.claim != nil && w.claim.Taken() {
-			s.waiters.remove(w)
+			s.leave(w, t)
 			w.finish(backend.ErrClaimed)
 			continue
 		}
-		ready, free := s.readyAt(t, w.amounts)
+		from := w.since
+		if from == resourceWait {
+			from = t // its resources were held; the release that freed them came at t
+		}
+		ready, free := s.readyAt(from, w.amounts, true)
 		switch {
-		case ready == t && free:
-			s.waiters.remove(w)
-			s.grant(w, t)
+		case ready <= t && free:
+			s.leave(w, ready)
+			s.grant(w, ready)
 			continue
 		case w.deadline != 0 && ready > w.deadline:
-			s.waiters.remove(w)
+			s.leave(w, t)
 			w.finish(errDeadline(ready))
 			continue
-		case ready > t:
-			s.setTimer(t, ready)
+		case free:
+			w.since = from
 		default:
+			w.since = resourceWait
+		}
+		if ready > t {
+			s.setTimer(t, ready)
+		} else {
 			s.stopTimer() // only a release can help
 		}
 		return
@@ -145,7 +183,7 @@ func (s *Set) setTimer(t, at int64) {
 		return
 	}
 	s.timerAt = at
-	d := time.Duration(at - t)
+	d := time.Duration(at-t) + s.timerLate
 	if s.timer == nil {
 		s.timer = time.AfterFunc(d, s.onTimer)
 		return
