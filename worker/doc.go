@@ -18,6 +18,9 @@
 //	text, err := f.Result(ctx)
 //	err = pool.Stop(ctx)
 //
+// Tasks that need no value of their own take the short form: [New] makes a
+// pool without a factory and [Func] a task without a value.
+//
 // [Options] chooses the mode (Goroutine workers, Sync in the caller, or
 // OnDemand values built per task), the balancing between workers, each
 // worker's submission queue, the limits (one shared Limiter, private Limits

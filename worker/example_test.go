@@ -135,3 +135,34 @@ func ExampleGather() {
 	// all 4 done
 	// [ALPHA BETA GAMMA DELTA] <nil>
 }
+
+// Tasks that need no value of their own — only limits, retries and a bounded
+// number at once — need no factory: New makes the pool, Func the tasks.
+func ExampleNew() {
+	ctx := context.Background()
+	calls, err := concurry.NewLimitSet([]concurry.Limit{concurry.CallLimit{Window: time.Second, Capacity: 100}})
+	if err != nil {
+		panic(err)
+	}
+	p, err := worker.New(ctx, worker.Options{MaxWorkers: 4, Limiter: calls})
+	if err != nil {
+		panic(err)
+	}
+	defer p.Stop(ctx)
+
+	var futures []*worker.Future[int]
+	for _, word := range []string{"one", "three", "five"} {
+		f, err := worker.Submit(ctx, p, worker.Func(func(ctx context.Context, lim concurry.Limiter) (int, error) {
+			return len(word), lim.Do(ctx, nil, func(context.Context, *concurry.Acquisition) error { return nil })
+		}))
+		if err != nil {
+			panic(err)
+		}
+		futures = append(futures, f)
+	}
+	lengths, err := worker.Gather(ctx, futures)
+	st, _ := calls.Stats(ctx)
+	granted, _ := st.Limit(concurry.CallKey)
+	fmt.Println(lengths, err, granted.Granted)
+	// Output: [3 5 4] <nil> 3
+}

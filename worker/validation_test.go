@@ -36,6 +36,7 @@ func TestBadArgumentsFailAtOnceAndStartNothing(t *testing.T) {
 			_, err := worker.NewPool(ctx, indexFactory, worker.Options{Mode: worker.OnDemand, MaxWorkers: worker.MaxWorkersLimit + 1})
 			return err
 		},
+		"New with a bad option": func() error { _, err := worker.New(ctx, worker.Options{MaxWorkers: -1}); return err },
 		"Wait with an unknown ReturnWhen": func() error {
 			_, _, err := worker.Wait(ctx, []*worker.Future[int]{submit(t, p, index)}, worker.ReturnWhen(9))
 			return err
@@ -64,5 +65,16 @@ func TestAnUnknownLimitPoolBalancingIsRejected(t *testing.T) {
 	ls, _ := concurry.NewLimitSet(nil)
 	if _, err := concurry.NewLimitPool([]*concurry.LimitSet{ls}, concurry.WithBalancing(99)); !errors.Is(err, concurry.ErrInvalidLimit) {
 		t.Fatalf("WithBalancing(99): %v", err)
+	}
+}
+
+func TestFuncOfNilIsRefused(t *testing.T) {
+	p, err := worker.New(context.Background(), worker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(context.Background())
+	if _, err := worker.Submit(context.Background(), p, worker.Func[int](nil)); !errors.Is(err, worker.ErrInvalidOptions) {
+		t.Fatalf("Submit(Func(nil)) = %v", err)
 	}
 }
