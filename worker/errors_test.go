@@ -25,6 +25,10 @@ func TestSentinelsMatchThroughWrapping(t *testing.T) {
 		{&worker.RejectedError[int]{Results: []int{1}}, worker.ErrRejected},
 		{&worker.GatherError{Errors: []error{nil, cause}}, cause},
 		{&worker.PanicError{Value: cause}, cause},
+		{worker.ErrGoexit, worker.ErrGoexit},
+		{worker.ErrDeadlock, worker.ErrDeadlock},
+		{&worker.RejectedError[int]{Results: []int{1}, Panics: []*worker.PanicError{{Value: cause}}}, worker.ErrPanic},
+		{&worker.RejectedError[int]{Results: []int{1}, Panics: []*worker.PanicError{{Value: cause}}}, cause},
 	} {
 		wrapped := fmt.Errorf("context: %w", c.err)
 		if !errors.Is(wrapped, c.sentinel) {

@@ -163,13 +163,16 @@ func (c *core) addCloseErr(err error) {
 // Stop stops the pool: Submit fails with ErrStopped from now on, and so do
 // Submit calls blocked on a full queue. Without Options.DrainOnStop, tasks
 // not yet started fail with ErrStopped, and the contexts of running tasks and
-// of retry waits end with cause ErrStopped; with it, every queued task runs to
-// its end. Stop then waits until every goroutine of the pool has exited, and
-// returns the errors of closing the workers' values, if any.
+// of retry waits end at once with cause ErrStopped; with it, every queued
+// task runs to its end. Stop then waits until every goroutine of the pool has
+// exited, by which time every future of the pool has completed, and returns
+// the errors of closing the workers' values (a panic or runtime.Goexit in
+// Close included), if any.
 //
 // If ctx ends first, Stop cancels whatever is left as if DrainOnStop were
-// false and returns ctx's error without waiting further; call Stop again to
-// wait. Stop is idempotent and safe for concurrent use.
+// false — tasks not yet started fail with ErrStopped — and returns ctx's
+// error without waiting further; call Stop again to wait. Stop is idempotent
+// and safe for concurrent use.
 func (p *Pool[T]) Stop(ctx context.Context) error {
 	if p.beginStop() {
 		for _, w := range p.workers {
