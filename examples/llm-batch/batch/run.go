@@ -57,7 +57,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	stopErr := wp.Stop(context.Background())
 	s := r.summarize(prov.Report(), futures, wall)
 	if runErr == nil && s.Failed > 0 {
-		runErr = fmt.Errorf("llm-batch: %d of %d prompts failed; first: %s", s.Failed, s.Prompts, s.Errors[0])
+		runErr = fmt.Errorf("%w: %d of %d; first: %s", ErrPromptsFailed, s.Failed, s.Prompts, s.Errors[0])
 	}
 	return s, errors.Join(runErr, stopErr)
 }

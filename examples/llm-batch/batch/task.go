@@ -88,7 +88,7 @@ func (r *run) limited(ctx context.Context, c *client, lim concurry.Limiter, p Pr
 	url, _ := acq.Config()["endpoint"].(string)
 	ep, ok := r.index[url]
 	if !ok {
-		return Result{}, errors.New("llm-batch: the acquisition names no known endpoint")
+		return Result{}, errors.New("batch: the acquisition names no known endpoint")
 	}
 	res, err := r.attempt(ctx, c, ep, p)
 	usage := concurry.Amounts{KeyInputTokens: p.InputTokens, KeyOutputTokens: p.MaxTokens}
