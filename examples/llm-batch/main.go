@@ -27,9 +27,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"time"
 
-	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/examples/llm-batch/batch"
 )
 
@@ -40,53 +38,15 @@ func main() {
 	os.Exit(code)
 }
 
-// isTerminal reports whether f is a terminal (a character device).
+// isTerminal reports whether f may be a terminal: a character device. The
+// progress bar checks further, and draws nothing on /dev/null.
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// options are the command line's settings beyond batch.Config.
-type options struct {
-	json bool
-	svg  string
-}
-
-// parseFlags turns the command line into a Config.
-func parseFlags(args []string, stderr io.Writer) (batch.Config, options, error) {
-	var cfg batch.Config
-	var o options
-	fs := flag.NewFlagSet("llm-batch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.IntVar(&cfg.Prompts, "n", 2000, "number of prompts in the batch")
-	fs.IntVar(&cfg.Workers, "workers", 48, "number of workers")
-	alg := fs.String("algorithm", "tokenbucket", "algorithm of the client's limits: tokenbucket, gcra, slidingwindow, leakybucket or fixedwindow")
-	bal := fs.String("balancing", "roundrobin", "how the LimitPool picks a (region, account): roundrobin or random")
-	fs.BoolVar(&cfg.Naive, "naive", false, "send the batch with no limiter, to see the 429s")
-	fs.BoolVar(&o.json, "json", false, "print the summary as JSON, and no progress bar")
-	fs.StringVar(&o.svg, "svg", "", "write a chart of output tokens per minute per region to this SVG `file`")
-	fs.DurationVar(&cfg.Minute, "minute", time.Second, "how long a quota minute lasts")
-	fs.DurationVar(&cfg.Delay, "delay", 50*time.Millisecond, "longest delay from a grant to the provider's count of the call that the client's margin covers")
-	seed := fs.Uint64("seed", 1, "seed of the prompts and of the provider's latencies and outputs")
-	if err := fs.Parse(args); err != nil {
-		return cfg, o, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, o, fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	cfg.Seed = *seed
-	var err error
-	if cfg.Algorithm, err = concurry.ParseAlgorithm(*alg); err != nil {
-		return cfg, o, err
-	}
-	if cfg.Balancing, err = batch.ParseBalancing(*bal); err != nil {
-		return cfg, o, err
-	}
-	cfg, err = cfg.WithDefaults()
-	return cfg, o, err
-}
-
-// run is the program: it returns the exit code.
+// run is the program: it returns the exit code. terminal says whether
+// stdout is a terminal, where a live progress bar is drawn.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal bool) int {
 	cfg, o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -94,6 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal 
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "llm-batch:", err)
+		fmt.Fprintln(stderr, "Run llm-batch -h for the flags.")
 		return 2
 	}
 	if !o.json {
@@ -102,11 +63,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal 
 			return 2
 		}
 	}
+	var bar *progressBar
 	if terminal && !o.json {
-		bar := newBar(stdout)
+		bar = newProgressBar(stdout, cfg.Prompts)
 		cfg.Progress = bar.update
 	}
 	s, runErr := batch.Run(ctx, cfg)
+	if bar != nil {
+		bar.finish()
+	}
 	if runErr != nil && s.Prompts == 0 {
 		fmt.Fprintln(stderr, "llm-batch:", runErr)
 		return 1

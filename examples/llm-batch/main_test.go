@@ -4,43 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/examples/llm-batch/batch"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func TestParseFlags(t *testing.T) {
-	var stderr bytes.Buffer
-	cfg, o, err := parseFlags([]string{"-n", "10", "-workers", "3", "-algorithm", "gcra", "-balancing", "random", "-json", "-minute", "2s"}, &stderr)
-	require.NoError(t, err)
-	assert.Equal(t, 10, cfg.Prompts)
-	assert.Equal(t, 3, cfg.Workers)
-	assert.Equal(t, concurry.GCRA, cfg.Algorithm)
-	assert.Equal(t, concurry.Random, cfg.Balancing)
-	assert.Equal(t, 2*time.Second, cfg.Minute)
-	assert.Equal(t, 50*time.Millisecond, cfg.Delay)
-	assert.True(t, o.json)
-
-	for _, args := range [][]string{{"-algorithm", "fastest"}, {"-balancing", "leastbusy"}, {"-delay", "1s"}, {"extra"}} {
-		_, _, err := parseFlags(args, &stderr)
-		assert.Error(t, err, "%v", args)
-	}
-}
-
-func TestBarRender(t *testing.T) {
-	b := newBar(&bytes.Buffer{})
-	line := b.render(batch.Progress{Done: 50, Total: 200, RateLimited: 3, Elapsed: 5 * time.Second})
-	assert.Equal(t, " 50/200 [███████░░░░░░░░░░░░░░░░░░░░░░░]  25%   10.0 req/s  elapsed 5s  ETA 15s  429s: 3", line)
-	assert.Contains(t, b.render(batch.Progress{Total: 200}), "ETA ?")
-}
 
 func TestRunPrintsJSON(t *testing.T) {
 	var stdout, stderr bytes.Buffer
@@ -52,4 +26,23 @@ func TestRunPrintsJSON(t *testing.T) {
 	assert.Zero(t, s.RateLimited)
 	assert.Len(t, s.Endpoints, 6)
 	assert.Equal(t, "TokenBucket", s.Algorithm)
+}
+
+// Where stdout is no terminal — a file, a pipe, a test's buffer — it holds
+// the header and the summary, and nothing of a progress bar, even when the
+// caller took it for a terminal (a character device such as /dev/null).
+func TestRunPrintsTextAndNoBarWithoutATerminal(t *testing.T) {
+	for _, terminal := range []bool{false, true} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"-n", "30"}, &stdout, &stderr, terminal)
+		require.Equal(t, 0, code, stderr.String())
+		out := stdout.String()
+		assert.True(t, strings.HasPrefix(out, "llm-batch: 30 prompts to a simulated LLM provider"), out)
+		assert.Contains(t, out, "peak conns")
+		assert.Contains(t, out, "30 prompts answered of 30")
+		assert.NotContains(t, out, "\r")
+		assert.NotContains(t, out, "\x1b")
+		assert.NotContains(t, out, "█")
+		assert.Empty(t, stderr.String())
+	}
 }
