@@ -8,6 +8,12 @@ import (
 	"github.com/concurry/concurry/backend"
 )
 
+// ErrServerLimit reports a request refused because it would pass one of the
+// server's caps (connections, sets or waiting acquisitions, per connection
+// or in total). Only that request is refused: the connection and what it
+// holds are kept. Package unixsock re-exports it.
+var ErrServerLimit = errors.New("concurry: unix-socket server limit reached")
+
 // Code classifies an Error frame, so the client can return an error that
 // matches the same sentinel as the server's.
 type Code uint8
@@ -25,8 +31,11 @@ const (
 	CodePermission                   // the peer's uid or gid is not allowed
 	CodeUnknownSet                   // a set id this connection did not open
 	CodeUnknownLease                 // a lease this connection does not hold
-	CodeInvalid                      // amounts that do not fit the set
+	CodeInvalid                      // backend.ErrInvalidLimit: a definition outside the contract
 	CodeShutdown                     // the server is shutting down
+	CodeNameRequired                 // backend.ErrNameRequired
+	CodeClaimed                      // backend.ErrClaimed
+	CodeLimit                        // ErrServerLimit
 )
 
 var codeErrors = []struct {
@@ -39,6 +48,10 @@ var codeErrors = []struct {
 	{CodeDeadlineExceeded, context.DeadlineExceeded},
 	{CodeCanceled, context.Canceled},
 	{CodeMalformed, ErrMalformed},
+	{CodeInvalid, backend.ErrInvalidLimit},
+	{CodeNameRequired, backend.ErrNameRequired},
+	{CodeClaimed, backend.ErrClaimed},
+	{CodeLimit, ErrServerLimit},
 }
 
 // CodeOf returns the code of err: the first sentinel it matches, else

@@ -53,6 +53,16 @@ func (d *decoder) byte() uint8 {
 	return v
 }
 
+func (d *decoder) u64() uint64 {
+	if len(d.b) < 8 {
+		d.fail("payload ends early")
+		return 0
+	}
+	v := getU64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
 func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
@@ -106,7 +116,7 @@ func (d *decoder) str(limit int) string {
 }
 
 func (d *decoder) values(dst []int64) []int64 {
-	n := d.count(MaxSpecs, 1)
+	n := d.count(MaxValues, 1)
 	for range n {
 		dst = append(dst, d.varint())
 	}

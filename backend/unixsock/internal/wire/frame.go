@@ -5,7 +5,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"time"
 )
+
+// Deadliner is the part of a net.Conn a Reader with a frame timeout uses.
+type Deadliner interface {
+	SetReadDeadline(t time.Time) error
+}
 
 // Reader splits a byte stream into frame bodies. A Reader is not safe for
 // concurrent use.
@@ -14,6 +20,10 @@ type Reader struct {
 	limit int
 	buf   []byte
 	hdr   [4]byte
+
+	conn    Deadliner     // set by SetFrameTimeout
+	timeout time.Duration // set by SetFrameTimeout; 0 for none
+	armed   bool          // a read deadline is set on conn
 }
 
 // NewReader returns a Reader of r that refuses frames longer than limit
@@ -25,11 +35,24 @@ func NewReader(r io.Reader, limit int) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 16<<10), limit: limit}
 }
 
+// SetFrameTimeout bounds how long the rest of a frame may take to arrive
+// once its first byte has: Next sets a read deadline on conn (the connection
+// the Reader reads) timeout ahead whenever it must wait inside a frame, and
+// clears it before waiting, for any time, for the next frame to begin. A
+// frame that arrives whole costs no deadline. timeout ≤ 0 turns it off.
+func (r *Reader) SetFrameTimeout(conn Deadliner, timeout time.Duration) {
+	r.conn, r.timeout = conn, timeout
+}
+
 // Next returns the body of the next frame (op, id and payload). The slice is
 // valid until the next call. It returns io.EOF at a clean end of stream,
-// io.ErrUnexpectedEOF for a truncated frame, and an error wrapping
-// ErrMalformed for a length out of range.
+// io.ErrUnexpectedEOF for a truncated frame, an error wrapping ErrMalformed
+// for a length out of range, and the connection's timeout error when a frame
+// stalls past the frame timeout.
 func (r *Reader) Next() ([]byte, error) {
+	if err := r.begin(); err != nil {
+		return nil, err
+	}
 	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
 		return nil, err
 	}
@@ -48,6 +71,40 @@ func (r *Reader) Next() ([]byte, error) {
 		return nil, err
 	}
 	return body, nil
+}
+
+// begin waits without a deadline for the next frame to start and, when the
+// frame is not all buffered, gives the rest of it the frame timeout.
+func (r *Reader) begin() error {
+	if r.timeout <= 0 {
+		return nil
+	}
+	if r.r.Buffered() == 0 {
+		if r.armed {
+			if err := r.conn.SetReadDeadline(time.Time{}); err != nil {
+				return err
+			}
+			r.armed = false
+		}
+		if _, err := r.r.Peek(1); err != nil {
+			return err
+		}
+	}
+	if r.whole() {
+		return nil
+	}
+	r.armed = true
+	return r.conn.SetReadDeadline(time.Now().Add(r.timeout))
+}
+
+// whole reports whether the next frame is all in the buffer.
+func (r *Reader) whole() bool {
+	n := r.r.Buffered()
+	if n < 4 {
+		return false
+	}
+	hdr, _ := r.r.Peek(4)
+	return uint64(n) >= 4+uint64(binary.BigEndian.Uint32(hdr))
 }
 
 // Buffered reports how many bytes can be read without blocking.

@@ -10,20 +10,26 @@ import (
 
 // Version is the protocol version this package speaks. A peer of another
 // version is refused with CodeVersion.
-const Version = 1
+const Version = 2
 
 // Magic opens every Hello payload, so that a stray connection is recognised
 // at once.
 const Magic = "CCRY"
 
-// Limits every decoder enforces.
+// Limits every decoder enforces. Names, keys and definitions are bounded only
+// by the frame: checking them against the contract (backend.CheckName,
+// backend.CheckSpecs) is the server's job, so that a request outside it is
+// refused alone rather than closing the connection.
 const (
-	HeaderSize   = 13      // length, op and id
-	MaxName      = 1024    // bytes in a set name
-	MaxKey       = 256     // bytes in a limit key
-	MaxSpecs     = 256     // limits in one set
-	MaxText      = 4096    // bytes in an error message
-	DefaultLimit = 1 << 16 // default maximum frame length
+	HeaderSize   = 13               // length, op and id
+	MaxValues    = backend.MaxSpecs // amounts, deltas or stats in one frame: one per limit of a set
+	MaxText      = 4096             // bytes in an error message
+	DefaultLimit = 1 << 16          // default maximum frame length
+	// MinLimit is the longest valid request: an Open of a name of
+	// backend.MaxNameLen bytes and backend.MaxSpecs limits with keys of
+	// backend.MaxKeyLen bytes, rounded up. A server accepts frames at least
+	// this long.
+	MinLimit = 20 << 10
 )
 
 // Op is a message type. Requests have the high bit clear, replies set.
@@ -33,13 +39,14 @@ type Op uint8
 const (
 	OpHello    Op = 0x01 // Version; first frame of a connection
 	OpOpen     Op = 0x02 // Name, Specs
-	OpAcquire  Op = 0x03 // SetID, Flags (FlagWait), Deadline, Values (amounts)
+	OpAcquire  Op = 0x03 // SetID, Flags (FlagWait), Deadline, Claim, Values (amounts)
 	OpCancel   Op = 0x04 // no payload; ID names the Acquire to abandon
 	OpSettle   Op = 0x05 // Lease, Flags (FlagFinal), Values (deltas)
 	OpStats    Op = 0x06 // SetID
 	OpCloseSet Op = 0x07 // SetID
+	OpCharge   Op = 0x08 // SetID, Values (usage to charge, ≥ 0); answered with Settled
 
-	OpHelloOK   Op = 0x81 // Version, PID
+	OpHelloOK   Op = 0x81 // Version, PID, Instance, ConnSets, ConnWaits
 	OpOpened    Op = 0x82 // SetID
 	OpGranted   Op = 0x83 // Lease
 	OpSettled   Op = 0x84 // Values (refunded)
@@ -65,7 +72,7 @@ func (op Op) String() string {
 
 var opNames = map[Op]string{
 	OpHello: "Hello", OpOpen: "Open", OpAcquire: "Acquire", OpCancel: "Cancel", OpSettle: "Settle",
-	OpStats: "Stats", OpCloseSet: "CloseSet", OpHelloOK: "HelloOK", OpOpened: "Opened",
+	OpStats: "Stats", OpCloseSet: "CloseSet", OpCharge: "Charge", OpHelloOK: "HelloOK", OpOpened: "Opened",
 	OpGranted: "Granted", OpSettled: "Settled", OpStatsOK: "StatsOK", OpSetClosed: "SetClosed", OpError: "Error",
 }
 
@@ -73,20 +80,24 @@ var opNames = map[Op]string{
 // reuses the slices of the Msg it decodes into. A Msg is not safe for
 // concurrent use.
 type Msg struct {
-	Op       Op
-	ID       uint64
-	Version  uint64              // Hello, HelloOK
-	PID      uint64              // HelloOK: the server's process id
-	Name     string              // Open
-	Specs    []backend.Spec      // Open
-	SetID    uint64              // Acquire, Stats, CloseSet; Opened
-	Flags    uint8               // Acquire, Settle
-	Deadline int64               // Acquire: Unix ns, 0 for none
-	Lease    uint64              // Settle; Granted
-	Values   []int64             // Acquire: amounts; Settle: deltas; Settled: refunds
-	Stats    []backend.SpecStats // StatsOK
-	Code     Code                // Error
-	Text     string              // Error
+	Op        Op
+	ID        uint64
+	Version   uint64              // Hello, HelloOK
+	PID       uint64              // HelloOK: the server's process id
+	Instance  uint64              // HelloOK: random, new for every server started
+	ConnSets  uint64              // HelloOK: the sets one connection may have open
+	ConnWaits uint64              // HelloOK: the acquisitions one connection may have waiting
+	Name      string              // Open
+	Specs     []backend.Spec      // Open
+	SetID     uint64              // Acquire, Stats, CloseSet, Charge; Opened
+	Flags     uint8               // Acquire, Settle
+	Deadline  int64               // Acquire: Unix ns, 0 for none
+	Claim     uint64              // Acquire: a token shared by the requests of one pool-wide wait, 0 for none
+	Lease     uint64              // Settle; Granted
+	Values    []int64             // Acquire: amounts; Settle: deltas; Charge: usage; Settled: refunds
+	Stats     []backend.SpecStats // StatsOK
+	Code      Code                // Error
+	Text      string              // Error
 }
 
 // Append encodes m as one frame at the end of b and returns the result.
@@ -100,12 +111,14 @@ func (m *Msg) Append(b []byte) []byte {
 		b = appendUvarint(b, m.Version)
 	case OpHelloOK:
 		b = appendUvarint(appendUvarint(b, m.Version), m.PID)
+		b = appendUvarint(appendUvarint(appendU64(b, m.Instance), m.ConnSets), m.ConnWaits)
 	case OpOpen:
 		b = appendSpecs(appendString(b, m.Name), m.Specs)
 	case OpAcquire:
 		b = appendUvarint(b, m.SetID)
 		b = append(b, m.Flags)
 		b = appendVarint(b, m.Deadline)
+		b = appendUvarint(b, m.Claim)
 		b = appendValues(b, m.Values)
 	case OpSettle:
 		b = appendUvarint(b, m.Lease)
@@ -113,6 +126,8 @@ func (m *Msg) Append(b []byte) []byte {
 		b = appendValues(b, m.Values)
 	case OpStats, OpCloseSet, OpOpened:
 		b = appendUvarint(b, m.SetID)
+	case OpCharge:
+		b = appendValues(appendUvarint(b, m.SetID), m.Values)
 	case OpGranted:
 		b = appendUvarint(b, m.Lease)
 	case OpSettled:
@@ -146,11 +161,12 @@ func (m *Msg) Decode(body []byte) error {
 		}
 		m.Version = d.uvarint()
 	case OpHelloOK:
-		m.Version, m.PID = d.uvarint(), d.uvarint()
+		m.Version, m.PID, m.Instance = d.uvarint(), d.uvarint(), d.u64()
+		m.ConnSets, m.ConnWaits = d.uvarint(), d.uvarint()
 	case OpOpen:
 		m.decodeOpen(&d)
 	case OpAcquire:
-		m.SetID, m.Flags, m.Deadline = d.uvarint(), d.byte(), d.varint()
+		m.SetID, m.Flags, m.Deadline, m.Claim = d.uvarint(), d.byte(), d.varint(), d.uvarint()
 		m.Values = d.values(m.Values[:0])
 		d.check(m.Flags&^FlagWait == 0, "unknown acquire flags %#x", m.Flags)
 	case OpSettle:
@@ -160,6 +176,9 @@ func (m *Msg) Decode(body []byte) error {
 	case OpCancel, OpSetClosed:
 	case OpStats, OpCloseSet, OpOpened:
 		m.SetID = d.uvarint()
+	case OpCharge:
+		m.SetID = d.uvarint()
+		m.Values = d.values(m.Values[:0])
 	case OpGranted:
 		m.Lease = d.uvarint()
 	case OpSettled:
@@ -174,23 +193,15 @@ func (m *Msg) Decode(body []byte) error {
 	return d.finish(m.Op)
 }
 
+// decodeOpen reads a set definition. Only its shape is checked: whether it
+// is a valid definition is for the server to answer.
 func (m *Msg) decodeOpen(d *decoder) {
-	m.Name = d.str(MaxName)
-	d.check(m.Name != "", "empty set name")
-	n := d.count(MaxSpecs, 4)
+	m.Name = d.str(len(d.b))
+	n := d.count(len(d.b), 4)
 	m.Specs = m.Specs[:0]
 	for range n {
-		s := backend.Spec{Key: d.str(MaxKey), Kind: backend.Kind(d.byte())}
+		s := backend.Spec{Key: d.str(len(d.b)), Kind: backend.Kind(d.byte())}
 		s.Algorithm, s.Window, s.Capacity = algorithms.Kind(d.byte()), time.Duration(d.varint()), d.varint()
-		d.check(s.Key != "", "empty limit key")
-		d.check(s.Kind <= backend.Resource, "unknown limit kind %d", s.Kind)
-		d.check(s.Capacity > 0, "capacity %d of %q is not positive", s.Capacity, s.Key)
-		if s.Kind == backend.Rate {
-			d.check(s.Algorithm <= algorithms.GCRA, "unknown algorithm %d", s.Algorithm)
-			d.check(s.Window > 0, "window %d of %q is not positive", s.Window, s.Key)
-		} else {
-			d.check(s.Algorithm == 0 && s.Window == 0, "resource %q with a window or algorithm", s.Key)
-		}
 		if d.err != nil {
 			return
 		}
@@ -199,7 +210,7 @@ func (m *Msg) decodeOpen(d *decoder) {
 }
 
 func (m *Msg) decodeStats(d *decoder) {
-	n := d.count(MaxSpecs, 2)
+	n := d.count(MaxValues, 2)
 	m.Stats = m.Stats[:0]
 	for range n {
 		m.Stats = append(m.Stats, backend.SpecStats{Available: d.varint(), InUse: d.varint()})

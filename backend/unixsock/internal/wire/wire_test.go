@@ -21,10 +21,10 @@ func samples() []Msg {
 	}
 	return []Msg{
 		{Op: OpHello, ID: 1, Version: Version},
-		{Op: OpHelloOK, ID: 1, Version: Version, PID: 4242},
+		{Op: OpHelloOK, ID: 1, Version: Version, PID: 4242, Instance: 1 << 63, ConnSets: 4096, ConnWaits: 1 << 14},
 		{Op: OpOpen, ID: 2, Name: "bedrock/us-east-1", Specs: specs},
 		{Op: OpOpened, ID: 2, SetID: 7},
-		{Op: OpAcquire, ID: 3, SetID: 7, Flags: FlagWait, Deadline: time.Now().UnixNano(), Values: []int64{1, 900, 0}},
+		{Op: OpAcquire, ID: 3, SetID: 7, Flags: FlagWait, Deadline: time.Now().UnixNano(), Claim: 1<<64 - 1, Values: []int64{1, 900, 0}},
 		{Op: OpGranted, ID: 3, Lease: 1<<40 + 5},
 		{Op: OpCancel, ID: 3},
 		{Op: OpSettle, ID: 4, Lease: 5, Flags: FlagFinal, Values: []int64{0, -300, 0}},
@@ -32,6 +32,7 @@ func samples() []Msg {
 		{Op: OpStats, ID: 5, SetID: 7},
 		{Op: OpStatsOK, ID: 5, Stats: []backend.SpecStats{{Available: 499}, {Available: 1 << 39}, {Available: 7, InUse: 1}}},
 		{Op: OpCloseSet, ID: 6, SetID: 7},
+		{Op: OpCharge, ID: 7, SetID: 7, Values: []int64{0, 1 << 50, 0}},
 		{Op: OpSetClosed, ID: 6},
 		{Op: OpError, ID: 6, Code: CodeLimitMismatch, Text: "concurry: limit definitions differ"},
 	}
@@ -78,24 +79,49 @@ func TestDecodeRejects(t *testing.T) {
 	valid := func(m Msg) []byte { return m.Append(nil)[4:] }
 	open := valid(Msg{Op: OpOpen, Name: "x", Specs: []backend.Spec{{Key: "k", Kind: backend.Resource, Capacity: 1}}})
 	cases := map[string][]byte{
-		"short header":   {byte(OpHello), 0, 0},
-		"unknown op":     valid(Msg{Op: 0x42}),
-		"no magic":       append([]byte{byte(OpHello), 0, 0, 0, 0, 0, 0, 0, 0}, "XXXX\x01"...),
-		"trailing":       append(valid(Msg{Op: OpStats, SetID: 1}), 0),
-		"truncated":      open[:len(open)-1],
-		"empty name":     valid(Msg{Op: OpOpen}),
-		"zero capacity":  valid(Msg{Op: OpOpen, Name: "x", Specs: []backend.Spec{{Key: "k", Kind: backend.Resource}}}),
-		"zero window":    valid(Msg{Op: OpOpen, Name: "x", Specs: []backend.Spec{{Key: "k", Capacity: 1}}}),
-		"bad kind":       valid(Msg{Op: OpOpen, Name: "x", Specs: []backend.Spec{{Key: "k", Kind: 9, Capacity: 1}}}),
-		"bad algorithm":  valid(Msg{Op: OpOpen, Name: "x", Specs: []backend.Spec{{Key: "k", Algorithm: 9, Window: 1, Capacity: 1}}}),
-		"bad flags":      valid(Msg{Op: OpAcquire, Flags: 0x80}),
-		"huge count":     append([]byte{byte(OpSettled), 0, 0, 0, 0, 0, 0, 0, 0}, 0xff, 0xff, 0xff, 0xff, 0x0f),
-		"overlong count": append([]byte{byte(OpSettled), 0, 0, 0, 0, 0, 0, 0, 0}, 0x05, 1, 1),
+		"short header":    {byte(OpHello), 0, 0},
+		"unknown op":      valid(Msg{Op: 0x42}),
+		"no magic":        append([]byte{byte(OpHello), 0, 0, 0, 0, 0, 0, 0, 0}, "XXXX\x01"...),
+		"trailing":        append(valid(Msg{Op: OpStats, SetID: 1}), 0),
+		"truncated":       open[:len(open)-1],
+		"short instance":  append([]byte{byte(OpHelloOK), 0, 0, 0, 0, 0, 0, 0, 0}, 2, 1, 0, 0),
+		"too many values": valid(Msg{Op: OpCharge, SetID: 1, Values: make([]int64, MaxValues+1)}),
+		"bad flags":       valid(Msg{Op: OpAcquire, Flags: 0x80}),
+		"huge count":      append([]byte{byte(OpSettled), 0, 0, 0, 0, 0, 0, 0, 0}, 0xff, 0xff, 0xff, 0xff, 0x0f),
+		"overlong count":  append([]byte{byte(OpSettled), 0, 0, 0, 0, 0, 0, 0, 0}, 0x05, 1, 1),
 	}
 	for name, body := range cases {
 		var m Msg
 		if err := m.Decode(body); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: got %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+// TestDecodeLeavesTheContractToTheServer: definitions outside the contract
+// (an empty or long name, a long key, too many limits, a bad capacity,
+// window, kind or algorithm) decode, so that the server can refuse the one
+// request with an error instead of closing the connection for a malformed
+// frame.
+func TestDecodeLeavesTheContractToTheServer(t *testing.T) {
+	long := string(bytes.Repeat([]byte("k"), 2000))
+	many := make([]backend.Spec, 300)
+	for i := range many {
+		many[i] = backend.Spec{Key: "k", Kind: backend.Resource, Capacity: 1}
+	}
+	for name, m := range map[string]Msg{
+		"empty name":    {Op: OpOpen},
+		"long name":     {Op: OpOpen, Name: long},
+		"long key":      {Op: OpOpen, Name: "x", Specs: []backend.Spec{{Key: long, Kind: backend.Resource, Capacity: 1}}},
+		"many limits":   {Op: OpOpen, Name: "x", Specs: many},
+		"zero capacity": {Op: OpOpen, Name: "x", Specs: []backend.Spec{{Key: "k", Kind: backend.Resource}}},
+		"zero window":   {Op: OpOpen, Name: "x", Specs: []backend.Spec{{Key: "k", Capacity: 1}}},
+		"bad kind":      {Op: OpOpen, Name: "x", Specs: []backend.Spec{{Key: "k", Kind: 9, Capacity: 1}}},
+		"bad algorithm": {Op: OpOpen, Name: "x", Specs: []backend.Spec{{Key: "k", Algorithm: 9, Window: 1, Capacity: 1}}},
+	} {
+		var got Msg
+		if err := got.Decode(m.Append(nil)[4:]); err != nil || !equalMsg(m, got) {
+			t.Errorf("%s: decoded %v (%v)", name, err, got.Op)
 		}
 	}
 }
