@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"net"
 	"slices"
 	"sync"
@@ -33,34 +34,38 @@ var errClientClosed = errors.New("concurry: unix-socket client closed")
 //	set, err := concurry.NewLimitSet(limits, concurry.WithName("bedrock/us-east-1"), concurry.WithBackend(client))
 //
 // Requests from any number of goroutines are pipelined over a few
-// connections; all requests on one set name go over the same one. By default, when nothing listens at the path, the first
-// client to take the lock file PATH.lock starts a server inside its own
-// process and the others connect to it; when that process exits, the next
-// client to reconnect takes over, with fresh state (see the package doc).
-// When the server cannot be reached, calls fail at once with an error
-// matching backend.ErrBackendUnavailable, and the next call after a backoff
-// tries to reconnect. A Client is safe for concurrent use; Close it when done.
+// connections; all requests on one set name go over the same one. By
+// default, when nothing listens at the path, the first client to take the
+// lock file PATH.lock starts a server inside its own process and the others
+// connect to it; when that process exits, the next client to reconnect takes
+// over, with fresh state (see the package doc). When the server cannot be
+// reached, calls fail at once with an error matching
+// backend.ErrBackendUnavailable, and the next call after a backoff tries to
+// reconnect. A Client is safe for concurrent use; Close it when done.
 type Client struct {
 	path  string
 	opts  Options
+	log   *slog.Logger
 	slots []slot
 	cids  atomic.Uint64
 	quit  chan struct{}
 	wg    sync.WaitGroup // readers and the watchdog
 
-	mu      sync.Mutex
-	closed  bool                     // guarded by mu
-	retryAt time.Time                // guarded by mu; no dial before this instant
-	backoff time.Duration            // guarded by mu
-	lastErr error                    // guarded by mu; the last dial failure
-	host    *Server                  // guarded by mu; the server this client auto-hosts
-	live    map[*clientConn]struct{} // guarded by mu; connections whose reader runs
+	mu        sync.Mutex
+	closed    bool                     // guarded by mu
+	retryAt   time.Time                // guarded by mu; no dial before this instant
+	backoff   time.Duration            // guarded by mu
+	lastErr   error                    // guarded by mu; the last dial failure
+	host      *Server                  // guarded by mu; the server this client auto-hosts
+	live      map[*clientConn]struct{} // guarded by mu; connections whose reader runs
+	instances map[uint64]uint64        // guarded by mu; server instance by connection id
+	dropped   bool                     // guarded by mu; a connection was lost since the last connect
 }
 
-// slot is one connection of the pool; dialing it is serialized by mu.
+// slot is one connection of the pool.
 type slot struct {
-	mu   sync.Mutex
-	conn atomic.Pointer[clientConn]
+	dialing chan struct{} // holds a token while a goroutine dials the slot
+	conn    atomic.Pointer[clientConn]
 }
 
 // Dial returns a client of the server at path. It does not connect: the
@@ -71,23 +76,36 @@ func Dial(path string, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("concurry: socket path %q is longer than %d bytes", path, maxSocketPath)
 	}
 	opts = opts.withDefaults()
-	c := &Client{path: path, opts: opts, slots: make([]slot, opts.Conns), quit: make(chan struct{}), live: make(map[*clientConn]struct{})}
+	c := &Client{
+		path: path, opts: opts, log: opts.Logger.With("socket", path),
+		slots: make([]slot, opts.Conns), quit: make(chan struct{}),
+		live: make(map[*clientConn]struct{}), instances: make(map[uint64]uint64),
+	}
+	for i := range c.slots {
+		c.slots[i].dialing = make(chan struct{}, 1)
+	}
 	c.wg.Add(1)
 	go c.watchdog()
 	return c, nil
 }
 
 // Open implements backend.Backend: it returns the set name of the server,
-// defining it with specs if no client has yet. It fails with an error
-// matching backend.ErrLimitMismatch when the set exists with other specs,
-// ErrNoName for an empty name, and backend.ErrBackendUnavailable when the
-// server cannot be reached.
+// defining it with specs if no client has yet. It refuses, before sending
+// anything, what the server would: an empty name (backend.ErrNameRequired),
+// a name or definition outside the contract (backend.ErrInvalidLimit, see
+// backend.CheckName and backend.CheckSpecs), and a set past the server's cap
+// per connection (ErrServerLimit). It fails with an error matching
+// backend.ErrLimitMismatch when the set exists with other specs, and
+// backend.ErrBackendUnavailable when the server cannot be reached.
 func (c *Client) Open(ctx context.Context, name string, specs []backend.Spec) (backend.Set, error) {
-	if name == "" {
-		return nil, ErrNoName
+	if err := backend.CheckName(name); err != nil {
+		return nil, err
 	}
-	s := &Set{cl: c, name: name, specs: slices.Clone(specs), slot: c.slotOf(name)}
-	if _, _, err := s.conn(ctx); err != nil {
+	if err := backend.CheckSpecs(specs); err != nil {
+		return nil, err
+	}
+	s := newClientSet(c, name, slices.Clone(specs))
+	if _, err := s.bind(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -146,14 +164,19 @@ func (c *Client) slotOf(name string) int {
 	return int(h.Sum32() % uint32(len(c.slots)))
 }
 
-// conn returns the live connection of slot i, connecting it if needed.
+// conn returns the live connection of slot i, connecting it if needed. A
+// caller waiting for another goroutine's dial gives up when ctx ends.
 func (c *Client) conn(ctx context.Context, i int) (*clientConn, error) {
 	s := &c.slots[i]
 	if cc := s.conn.Load(); cc != nil && !cc.dead.Load() {
 		return cc, nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	select {
+	case s.dialing <- struct{}{}:
+	case <-ctx.Done():
+		return nil, backend.ContextError(ctx)
+	}
+	defer func() { <-s.dialing }()
 	if cc := s.conn.Load(); cc != nil && !cc.dead.Load() {
 		return cc, nil
 	}
@@ -165,17 +188,12 @@ func (c *Client) conn(ctx context.Context, i int) (*clientConn, error) {
 	return cc, nil
 }
 
-// connByID returns the live connection of the given id, nil if it is gone.
-func (c *Client) connByID(id uint64) *clientConn {
-	for i := range c.slots {
-		if cc := c.slots[i].conn.Load(); cc != nil && cc.id == id {
-			if cc.dead.Load() {
-				return nil
-			}
-			return cc
-		}
-	}
-	return nil
+// instance returns the server instance connection id was made to, 0 when
+// unknown.
+func (c *Client) instance(id uint64) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.instances[id]
 }
 
 // connect dials the server, hosting it first when allowed and nothing
@@ -208,11 +226,31 @@ func (c *Client) connect(ctx context.Context) (*clientConn, error) {
 		c.retryAt, c.lastErr = time.Now().Add(c.backoff), err
 		return nil, c.unavailable(err)
 	}
+	if c.dropped {
+		c.dropped = false
+		c.log.Info("reconnected to the limit server", "server_pid", cc.server.pid)
+	}
 	c.backoff, c.retryAt = 0, time.Time{}
 	c.live[cc] = struct{}{}
+	c.instances[cc.id] = cc.server.instance
 	c.wg.Add(1)
 	go cc.readLoop()
 	return cc, nil
+}
+
+// lost takes cc, which has ended, off the live connections, and logs the
+// loss unless the client is closing.
+func (c *Client) lost(cc *clientConn, cause error) {
+	c.mu.Lock()
+	delete(c.live, cc)
+	closed := c.closed
+	if !closed {
+		c.dropped = true
+	}
+	c.mu.Unlock()
+	if !closed {
+		c.log.Warn("connection to the limit server lost", "server_pid", cc.server.pid, "err", cause)
+	}
 }
 
 // noServer reports whether err means nothing listens at the path.
@@ -220,7 +258,7 @@ func noServer(err error) bool {
 	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// dial connects and exchanges hellos.
+// dial connects, checks the server's user and exchanges hellos.
 func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 	d := net.Dialer{Timeout: c.opts.Timeout}
 	nc, err := d.DialContext(ctx, "unix", c.path)
@@ -228,21 +266,32 @@ func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 		return nil, err
 	}
 	uc := nc.(*net.UnixConn)
-	r := wire.NewReader(uc, clientMaxFrame)
-	if err := hello(uc, r, c.opts.Timeout); err != nil {
+	if err := checkServer(uc, c.opts.AllowServerUIDs); err != nil {
 		uc.Close()
 		return nil, err
 	}
-	return newClientConn(c, uc, r, c.cids.Add(1)&(1<<(64-leaseBits)-1)), nil
+	r := wire.NewReader(uc, clientMaxFrame)
+	info, err := hello(uc, r, c.opts.Timeout)
+	if err != nil {
+		uc.Close()
+		return nil, err
+	}
+	return newClientConn(c, uc, r, c.cids.Add(1)&(1<<(64-leaseBits)-1), info), nil
+}
+
+// serverInfo is what a server says of itself in its HelloOK.
+type serverInfo struct {
+	pid, instance uint64
+	sets, waits   int64 // caps per connection
 }
 
 // hello sends the client's Hello and checks the server's answer.
-func hello(uc *net.UnixConn, r *wire.Reader, timeout time.Duration) error {
+func hello(uc *net.UnixConn, r *wire.Reader, timeout time.Duration) (serverInfo, error) {
 	if err := uc.SetDeadline(time.Now().Add(timeout)); err != nil {
-		return err
+		return serverInfo{}, err
 	}
 	if _, err := uc.Write((&wire.Msg{Op: wire.OpHello, Version: wire.Version}).Append(nil)); err != nil {
-		return err
+		return serverInfo{}, err
 	}
 	var m wire.Msg
 	body, err := r.Next()
@@ -251,15 +300,67 @@ func hello(uc *net.UnixConn, r *wire.Reader, timeout time.Duration) error {
 	}
 	switch {
 	case err != nil:
-		return fmt.Errorf("hello: %w", err)
+		return serverInfo{}, fmt.Errorf("hello: %w", err)
 	case m.Op == wire.OpError && m.Code == wire.CodeVersion:
-		return fmt.Errorf("%w: %s", ErrVersionMismatch, m.Text)
+		return serverInfo{}, fmt.Errorf("%w: %s", ErrVersionMismatch, m.Text)
 	case m.Op == wire.OpError && m.Code == wire.CodePermission:
-		return fmt.Errorf("%w: %s", ErrPermissionDenied, m.Text)
+		return serverInfo{}, fmt.Errorf("%w: %s", ErrPermissionDenied, m.Text)
+	case m.Op == wire.OpError:
+		return serverInfo{}, &wire.RemoteError{Code: m.Code, Text: m.Text}
 	case m.Op != wire.OpHelloOK:
-		return fmt.Errorf("hello: unexpected %v: %s", m.Op, m.Text)
+		return serverInfo{}, fmt.Errorf("hello: unexpected %v: %s", m.Op, m.Text)
 	case m.Version != wire.Version:
-		return fmt.Errorf("%w: server version %d, client %d", ErrVersionMismatch, m.Version, wire.Version)
+		return serverInfo{}, fmt.Errorf("%w: server version %d, client %d", ErrVersionMismatch, m.Version, wire.Version)
 	}
-	return uc.SetDeadline(time.Time{})
+	info := serverInfo{
+		pid: m.PID, instance: m.Instance,
+		sets: int64(min(m.ConnSets, 1<<40)), waits: int64(min(m.ConnWaits, 1<<40)),
+	}
+	return info, uc.SetDeadline(time.Time{})
+}
+
+// watchdog drops connections whose server stopped answering, so no call
+// waits forever on a hung server, and stops a server this client hosts that
+// stopped accepting, so that it gives up the lock to a process that can
+// serve.
+func (c *Client) watchdog() {
+	defer c.wg.Done()
+	t := time.NewTicker(max(c.opts.Timeout/4, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-c.quit:
+			return
+		case now := <-t.C:
+			for i := range c.slots {
+				cc := c.slots[i].conn.Load()
+				if cc != nil && !cc.dead.Load() && cc.stuck(now.UnixNano(), c.opts.Timeout) {
+					cc.fail(fmt.Errorf("no answer from the server for %v", c.opts.Timeout))
+				}
+			}
+			c.dropFailedHost()
+		}
+	}
+}
+
+// dropFailedHost closes the server this client hosts once it has stopped
+// accepting connections.
+func (c *Client) dropFailedHost() {
+	c.mu.Lock()
+	host := c.host
+	if host == nil {
+		c.mu.Unlock()
+		return
+	}
+	select {
+	case <-host.Done():
+		c.host = nil
+	default:
+		host = nil
+	}
+	c.mu.Unlock()
+	if host != nil {
+		c.log.Warn("the limit server hosted here stopped accepting; giving up the socket to another process", "err", host.acceptErr)
+		host.Close()
+	}
 }

@@ -27,6 +27,7 @@ func (c *Client) hostAndDial(ctx context.Context) (*clientConn, error) {
 		if old != nil {
 			old.Close() // a server of ours whose listener failed
 		}
+		c.log.Info("nothing listened at the socket; serving the limits from this process")
 		return c.dial(ctx)
 	case !errors.Is(err, ErrServerRunning):
 		return nil, err

@@ -1,7 +1,7 @@
 package unixsock
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"net"
 	"sync"
@@ -18,15 +18,16 @@ const (
 )
 
 // clientConn is the client side of one connection: requests from many
-// goroutines go out through one frameWriter, and one reader goroutine hands each
-// reply to the call waiting for it.
+// goroutines go out through one frameWriter, and one reader goroutine hands
+// each reply to the call waiting for it.
 type clientConn struct {
-	cl   *Client
-	c    *net.UnixConn
-	r    *wire.Reader
-	id   uint64 // names the connection in the leases it grants
-	out  frameWriter
-	dead atomic.Bool
+	cl     *Client
+	c      *net.UnixConn
+	r      *wire.Reader
+	id     uint64 // names the connection in the leases it grants
+	server serverInfo
+	out    frameWriter
+	dead   atomic.Bool
 
 	lastRead atomic.Int64 // Unix ns of the last frame read
 
@@ -36,14 +37,24 @@ type clientConn struct {
 	err    error            // guarded by mu; why the connection ended
 	prompt int              // guarded by mu; calls owed an answer at once
 	since  int64            // guarded by mu; Unix ns prompt last rose from 0
-	sets   map[*Set]uint64  // guarded by mu; server set ids opened here
+	sets   int64            // guarded by mu; sets open (or opening) here
+	waits  int64            // guarded by mu; waiting acquisitions sent and not answered
 }
+
+// callKind says how the server answers a request.
+type callKind uint8
+
+const (
+	callPrompt callKind = iota // answered at once; overdue after Options.Timeout
+	callWait                   // a waiting Acquire: answered when granted or abandoned
+)
 
 // call is one request awaiting its reply. The reader (or fail) fills in the
 // result and then signals ch exactly once.
 type call struct {
 	ch     chan struct{}
 	prompt bool
+	wait   bool
 
 	op    wire.Op
 	num   uint64 // Granted: the lease; Opened: the set id
@@ -56,37 +67,85 @@ type call struct {
 
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan struct{}, 1)} }}
 
-func newClientConn(cl *Client, c *net.UnixConn, r *wire.Reader, id uint64) *clientConn {
+// outcome returns the error a finished call ended with: the connection's
+// failure (matching backend.ErrBackendUnavailable and ErrConnLost), the
+// server's Error reply as a *wire.RemoteError matching its sentinel, or nil.
+func (cl *call) outcome() error {
+	switch {
+	case cl.err != nil:
+		return cl.err
+	case cl.op == wire.OpError:
+		return &wire.RemoteError{Code: cl.code, Text: cl.text}
+	}
+	return nil
+}
+
+// free returns a finished call to the pool.
+func (cl *call) free() { callPool.Put(cl) }
+
+func newClientConn(cl *Client, c *net.UnixConn, r *wire.Reader, id uint64, server serverInfo) *clientConn {
 	cc := &clientConn{
-		cl: cl, c: c, r: r, id: id,
+		cl: cl, c: c, r: r, id: id, server: server,
 		out:   frameWriter{c: c, timeout: cl.opts.Timeout, limit: clientOutLimit},
-		calls: make(map[uint64]*call), sets: make(map[*Set]uint64),
+		calls: make(map[uint64]*call),
 	}
 	cc.lastRead.Store(time.Now().UnixNano())
 	return cc
 }
 
-// start registers a call for m, gives m its id and sends it. prompt marks a
-// request the server answers without waiting.
-func (cc *clientConn) start(m *wire.Msg, prompt bool) (*call, error) {
+// start registers a call for m, gives m its id and sends it. It refuses a
+// wait past the server's cap per connection with ErrServerLimit, sending
+// nothing; the connection's failure comes back wrapped in
+// backend.ErrBackendUnavailable.
+func (cc *clientConn) start(m *wire.Msg, kind callKind) (*call, error) {
 	cl := callPool.Get().(*call)
-	cl.prompt, cl.err, cl.text = prompt, nil, ""
+	cl.prompt, cl.wait, cl.err, cl.text = kind == callPrompt, kind == callWait, nil, ""
 	cc.mu.Lock()
-	if cc.err != nil {
-		err := cc.err
+	var err error
+	switch {
+	case cc.err != nil:
+		err = cc.err
+	case cl.wait && cc.waits >= cc.server.waits:
+		err = fmt.Errorf("%w: %d acquisitions already wait on one connection (the server's MaxConnWaits)", ErrServerLimit, cc.waits)
+	}
+	if err != nil {
 		cc.mu.Unlock()
-		callPool.Put(cl)
+		cl.free()
 		return nil, err
 	}
 	cc.nextID++
 	m.ID = cc.nextID
 	cc.calls[m.ID] = cl
-	if prompt {
+	if cl.prompt {
 		cc.promptLocked()
+	}
+	if cl.wait {
+		cc.waits++
 	}
 	cc.mu.Unlock()
 	if err := cc.out.send(m); err != nil {
 		cc.fail(err)
+	}
+	return cl, nil
+}
+
+// request sends m, which the server answers promptly, and waits for the
+// answer or ctx. It returns the answered call, to be freed by the caller, or
+// the error: the connection's, ctx's, or the server's Error reply. A call
+// abandoned to ctx is left to the garbage collector.
+func (cc *clientConn) request(ctx context.Context, m *wire.Msg) (*call, error) {
+	cl, err := cc.start(m, callPrompt)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-cl.ch:
+	case <-ctx.Done():
+		return nil, backend.ContextError(ctx)
+	}
+	if err := cl.outcome(); err != nil {
+		cl.free()
+		return nil, err
 	}
 	return cl, nil
 }
@@ -115,6 +174,25 @@ func (cc *clientConn) promptLocked() {
 		cc.since = time.Now().UnixNano()
 	}
 	cc.prompt++
+}
+
+// reserveSet counts one more set open on the connection, refusing with
+// ErrServerLimit past the server's cap.
+func (cc *clientConn) reserveSet() error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.sets >= cc.server.sets {
+		return fmt.Errorf("%w: %d sets already open on one connection (the server's MaxConnSets)", ErrServerLimit, cc.sets)
+	}
+	cc.sets++
+	return nil
+}
+
+// releaseSet counts one set fewer open on the connection.
+func (cc *clientConn) releaseSet() {
+	cc.mu.Lock()
+	cc.sets--
+	cc.mu.Unlock()
 }
 
 // cancel asks the server to abandon the waiting call of request id; the
@@ -164,6 +242,9 @@ func (cc *clientConn) deliver(m *wire.Msg) {
 		if cl.prompt {
 			cc.prompt--
 		}
+		if cl.wait {
+			cc.waits--
+		}
 	}
 	cc.mu.Unlock()
 	if cl == nil {
@@ -189,21 +270,17 @@ func (cc *clientConn) fail(cause error) {
 		cc.mu.Unlock()
 		return
 	}
-	if !errors.Is(cause, backend.ErrBackendUnavailable) {
-		cause = fmt.Errorf("%w: %w: %w", backend.ErrBackendUnavailable, ErrConnLost, cause)
-	}
-	cc.err = cause
+	err := cc.cl.unavailable(fmt.Errorf("%w: %w", ErrConnLost, cause))
+	cc.err = err
 	cc.dead.Store(true)
 	calls := cc.calls
 	cc.calls = nil
 	cc.mu.Unlock()
-	cc.out.fail(cause)
+	cc.out.fail(err)
 	cc.c.Close()
-	cc.cl.mu.Lock()
-	delete(cc.cl.live, cc)
-	cc.cl.mu.Unlock()
+	cc.cl.lost(cc, cause)
 	for _, cl := range calls {
-		cl.err = cause
+		cl.err = err
 		cl.ch <- struct{}{}
 	}
 }
@@ -215,23 +292,9 @@ func (cc *clientConn) stuck(now int64, timeout time.Duration) bool {
 	return cc.prompt > 0 && now-max(cc.since, cc.lastRead.Load()) > int64(timeout)
 }
 
-// watchdog drops connections whose server stopped answering, so no call
-// waits forever on a hung server.
-func (c *Client) watchdog() {
-	defer c.wg.Done()
-	t := time.NewTicker(max(c.opts.Timeout/4, time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-c.quit:
-			return
-		case now := <-t.C:
-			for i := range c.slots {
-				cc := c.slots[i].conn.Load()
-				if cc != nil && !cc.dead.Load() && cc.stuck(now.UnixNano(), c.opts.Timeout) {
-					cc.fail(fmt.Errorf("no answer from the server for %v", c.opts.Timeout))
-				}
-			}
-		}
-	}
+// failure returns why the connection ended, nil while it is live.
+func (cc *clientConn) failure() error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.err
 }

@@ -3,7 +3,6 @@ package unixsock
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -11,123 +10,228 @@ import (
 	"github.com/concurry/concurry/backend/unixsock/internal/wire"
 )
 
-// Set is a client's handle on one named set of the server; it implements
-// backend.Set. It is opened lazily on each connection of the client's pool.
-// A Set is safe for concurrent use.
-type Set struct {
-	cl     *Client
-	name   string
-	specs  []backend.Spec
-	slot   int // the pool slot all requests on the set use
-	closed atomic.Bool
-	mu     sync.Mutex // serializes opening the set on a connection, and Close
+// clientSet is a client's handle on one named set of the server; it
+// implements backend.Set and backend.FaultCounter. It is open on one
+// connection at a time (the pool slot of its name) and opens itself again on
+// a new connection when that one drops. It is safe for concurrent use.
+type clientSet struct {
+	cl      *Client
+	name    string
+	specs   []backend.Spec
+	slot    int
+	closed  atomic.Bool
+	lost    atomic.Int64  // holdings that ended with their connection
+	opening chan struct{} // holds a token while a goroutine (re)opens or closes the set
+	b       atomic.Pointer[binding]
 }
 
-var _ backend.Set = (*Set)(nil)
-var _ backend.Backend = (*Client)(nil)
+// binding is the set as opened on one connection, with the id the server
+// gave it there.
+type binding struct {
+	cc  *clientConn
+	sid uint64
 
-// conn returns a connection of the pool and the set's id on it, opening the
-// set there first if needed.
-func (s *Set) conn(ctx context.Context) (*clientConn, uint64, error) {
+	mu   sync.Mutex
+	held int64 // guarded by mu; leases granted here and not yet released
+	gone bool  // guarded by mu; the connection dropped and held was counted lost
+}
+
+var (
+	_ backend.Set          = (*clientSet)(nil)
+	_ backend.FaultCounter = (*clientSet)(nil)
+	_ backend.Backend      = (*Client)(nil)
+)
+
+func newClientSet(c *Client, name string, specs []backend.Spec) *clientSet {
+	return &clientSet{cl: c, name: name, specs: specs, slot: c.slotOf(name), opening: make(chan struct{}, 1)}
+}
+
+// bind returns the set's binding on a live connection, opening the set on
+// the slot's connection (reconnecting if need be) when the last one dropped.
+func (s *clientSet) bind(ctx context.Context) (*binding, error) {
+	if b := s.b.Load(); b != nil && !b.cc.dead.Load() {
+		return b, nil
+	}
+	select {
+	case s.opening <- struct{}{}:
+	case <-ctx.Done():
+		return nil, backend.ContextError(ctx)
+	}
+	defer func() { <-s.opening }()
+	old := s.b.Load()
+	if old != nil && !old.cc.dead.Load() {
+		return old, nil // another goroutine opened it meanwhile
+	}
+	if s.closed.Load() {
+		return nil, backend.ErrClosed
+	}
+	if old != nil {
+		old.retire(s)
+	}
 	cc, err := s.cl.conn(ctx, s.slot)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	cc.mu.Lock()
-	sid := cc.sets[s]
-	cc.mu.Unlock()
-	if sid != 0 {
-		return cc, sid, nil
+	sid, err := s.openOn(ctx, cc)
+	if err != nil {
+		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return nil, 0, backend.ErrClosed
-	}
-	cc.mu.Lock()
-	sid = cc.sets[s]
-	cc.mu.Unlock()
-	if sid != 0 {
-		return cc, sid, nil
-	}
-	if sid, err = s.openOn(cc); err != nil {
-		return nil, 0, err
-	}
-	cc.mu.Lock()
-	cc.sets[s] = sid
-	cc.mu.Unlock()
-	return cc, sid, nil
+	b := &binding{cc: cc, sid: sid}
+	s.b.Store(b)
+	return b, nil
 }
 
 // openOn opens the set on cc and returns its id there.
-func (s *Set) openOn(cc *clientConn) (uint64, error) {
-	cl, err := cc.start(&wire.Msg{Op: wire.OpOpen, Name: s.name, Specs: s.specs}, true)
+func (s *clientSet) openOn(ctx context.Context, cc *clientConn) (uint64, error) {
+	if err := cc.reserveSet(); err != nil {
+		return 0, err
+	}
+	cl, err := cc.request(ctx, &wire.Msg{Op: wire.OpOpen, Name: s.name, Specs: s.specs})
 	if err != nil {
-		return 0, s.cl.unavailable(err)
+		cc.releaseSet()
+		return 0, err
 	}
-	<-cl.ch
-	defer callPool.Put(cl)
-	switch {
-	case cl.err != nil:
-		return 0, s.cl.unavailable(cl.err)
-	case cl.op == wire.OpError:
-		return 0, &wire.RemoteError{Code: cl.code, Text: cl.text}
-	}
+	defer cl.free()
 	return cl.num, nil
 }
 
-// closeOn closes the set of id sid on cc and waits for the answer.
+// closeOn closes the set of id sid on cc and waits for the answer (which
+// the watchdog bounds by Options.Timeout).
 func closeOn(cc *clientConn, sid uint64) {
-	if cl, err := cc.start(&wire.Msg{Op: wire.OpCloseSet, SetID: sid}, true); err == nil {
-		<-cl.ch
-		callPool.Put(cl)
+	if cl, err := cc.request(context.Background(), &wire.Msg{Op: wire.OpCloseSet, SetID: sid}); err == nil {
+		cl.free()
 	}
+	cc.releaseSet()
+}
+
+// view runs f with a connection the set is open on: its binding, or after
+// Close a view of its own, closed again when f returns.
+func (s *clientSet) view(ctx context.Context, f func(cc *clientConn, sid uint64) error) error {
+	if !s.closed.Load() {
+		b, err := s.bind(ctx)
+		if !errors.Is(err, backend.ErrClosed) {
+			if err != nil {
+				return err
+			}
+			return f(b.cc, b.sid)
+		}
+	}
+	cc, err := s.cl.conn(ctx, s.slot)
+	if err != nil {
+		return err
+	}
+	sid, err := s.openOn(ctx, cc)
+	if err != nil {
+		return err
+	}
+	defer closeOn(cc, sid)
+	return f(cc, sid)
+}
+
+// grant records a lease granted on b.
+func (b *binding) grant(s *clientSet) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.gone {
+		s.lost.Add(1)
+		return
+	}
+	b.held++
+}
+
+// end records the release of a lease granted on b. It returns false when
+// the connection has dropped: the lease was lost (and is counted so).
+func (b *binding) end(s *clientSet) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.retireLocked(s)
+	if b.gone {
+		return false
+	}
+	b.held--
+	return true
+}
+
+// retire counts the leases of b lost when its connection has dropped.
+func (b *binding) retire(s *clientSet) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.retireLocked(s)
+}
+
+// retireLocked is retire. Requires b.mu held.
+func (b *binding) retireLocked(s *clientSet) {
+	if !b.gone && b.cc.dead.Load() {
+		b.gone = true
+		s.lost.Add(b.held)
+	}
+}
+
+// Faults implements backend.FaultCounter: LeasesLost counts the holdings
+// that ended because their connection dropped (the server restarted, or
+// dropped this client) while their holder still held them.
+func (s *clientSet) Faults() backend.Faults {
+	if b := s.b.Load(); b != nil {
+		b.retire(s)
+	}
+	return backend.Faults{LeasesLost: s.lost.Load()}
 }
 
 // Acquire implements backend.Set. A waiting Acquire waits in the server; when
 // ctx ends it sends a cancellation and returns ctx's error once the server
-// confirms, so nothing stays taken. With a Claim, a grant that arrives after
-// another set won the claim is given back and ErrClaimed returned.
-func (s *Set) Acquire(ctx context.Context, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
+// confirms, so nothing stays taken. With a Claim, the server grants at most
+// one of the requests sharing it, over all of its connections, so a losing
+// set spends nothing; a grant that arrives after a set of another backend
+// won the claim is given back and ErrClaimed returned.
+func (s *clientSet) Acquire(ctx context.Context, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
 	if s.closed.Load() {
 		return 0, backend.ErrClosed
 	}
 	if opts.Claim != nil && opts.Claim.Taken() {
 		return 0, backend.ErrClaimed
 	}
-	cc, sid, err := s.conn(ctx)
+	b, err := s.bind(ctx)
 	if err != nil {
 		return 0, err
 	}
-	m := wire.Msg{Op: wire.OpAcquire, SetID: sid, Values: amounts}
+	m := wire.Msg{Op: wire.OpAcquire, SetID: b.sid, Values: amounts}
+	kind := callPrompt
 	if opts.Wait {
-		m.Flags = wire.FlagWait
+		m.Flags, kind = wire.FlagWait, callWait
 		if d, ok := ctx.Deadline(); ok {
 			m.Deadline = d.UnixNano()
 		}
 	}
-	cl, err := cc.start(&m, !opts.Wait)
+	if opts.Claim != nil {
+		m.Claim = tokenOf(opts.Claim)
+	}
+	cl, err := b.cc.start(&m, kind)
 	if err != nil {
-		return 0, s.cl.unavailable(err)
+		return 0, err
 	}
 	select {
 	case <-cl.ch:
 	case <-ctx.Done():
-		cc.cancel(cl, m.ID)
+		b.cc.cancel(cl, m.ID)
 		<-cl.ch
 	}
-	defer callPool.Put(cl)
-	switch {
-	case cl.err != nil:
-		return 0, s.cl.unavailable(cl.err)
-	case cl.op == wire.OpError:
-		if (cl.code == wire.CodeCanceled || cl.code == wire.CodeDeadlineExceeded) && ctx.Err() != nil {
+	defer cl.free()
+	if err := cl.outcome(); err != nil {
+		if cl.err == nil && (cl.code == wire.CodeCanceled || cl.code == wire.CodeDeadlineExceeded) && ctx.Err() != nil {
 			return 0, backend.ContextError(ctx)
 		}
-		return 0, &wire.RemoteError{Code: cl.code, Text: cl.text}
+		return 0, err
 	}
-	lease := backend.Lease(cc.id<<leaseBits | cl.num)
-	if opts.Claim != nil && !opts.Claim.TryClaim() {
+	lease := backend.Lease(b.cc.id<<leaseBits | cl.num)
+	b.grant(s)
+	switch {
+	case opts.Wait && ctx.Err() != nil:
+		// ctx ended while the grant was on its way, perhaps before a release
+		// of this client that made the grant possible overtook the
+		// cancellation: the waiter takes nothing.
+		s.giveBack(lease, amounts)
+		return 0, backend.ContextError(ctx)
+	case opts.Claim != nil && !opts.Claim.TryClaim():
 		s.giveBack(lease, amounts)
 		return 0, backend.ErrClaimed
 	}
@@ -136,7 +240,7 @@ func (s *Set) Acquire(ctx context.Context, amounts []int64, opts backend.Acquire
 
 // giveBack ends a lease granted too late: resources return and rate units
 // are refunded where the algorithm refunds.
-func (s *Set) giveBack(lease backend.Lease, amounts []int64) {
+func (s *clientSet) giveBack(lease backend.Lease, amounts []int64) {
 	delta := make([]int64, len(amounts))
 	for i, n := range amounts {
 		if s.specs[i].Kind == backend.Rate {
@@ -144,143 +248,4 @@ func (s *Set) giveBack(lease backend.Lease, amounts []int64) {
 		}
 	}
 	_ = s.Settle(context.Background(), lease, amounts, delta, true, nil)
-}
-
-// Settle implements backend.Set. Non-final deltas of zero cost nothing. A
-// final Settle that has no refund to report back is pipelined: it returns
-// once the request is on its way, and every later request of this client on
-// the set is handled after it (they share a connection). When the lease's
-// connection has dropped, the server has already released what it held: a
-// final Settle then returns nil unless it had overage to charge.
-func (s *Set) Settle(ctx context.Context, lease backend.Lease, held, delta []int64, final bool, refunded []int64) error {
-	charge, change, refund := false, false, false
-	for _, d := range delta {
-		charge, change, refund = charge || d > 0, change || d != 0, refund || d < 0
-	}
-	if !final && !change {
-		return nil
-	}
-	lost := func(err error) error {
-		if final && !charge {
-			return nil
-		}
-		return s.cl.unavailable(fmt.Errorf("%w; usage not charged: %w", ErrConnLost, err))
-	}
-	cc := s.cl.connByID(uint64(lease) >> leaseBits)
-	if cc == nil {
-		return lost(errors.New("lease of a closed connection"))
-	}
-	m := wire.Msg{Op: wire.OpSettle, Lease: uint64(lease) & (1<<leaseBits - 1), Values: delta}
-	if final {
-		m.Flags = wire.FlagFinal
-		if refunded == nil || !refund {
-			m.Flags |= wire.FlagQuiet
-			if err := cc.post(&m); err != nil {
-				return lost(err)
-			}
-			return nil
-		}
-	}
-	cl, err := cc.start(&m, true)
-	if err != nil {
-		return lost(err)
-	}
-	if err := s.await(ctx, cl); err != nil {
-		return err
-	}
-	defer callPool.Put(cl)
-	switch {
-	case cl.err != nil:
-		return lost(cl.err)
-	case cl.op == wire.OpError:
-		return &wire.RemoteError{Code: cl.code, Text: cl.text}
-	}
-	if refunded != nil {
-		copy(refunded, cl.vals)
-	}
-	return nil
-}
-
-// await waits for a prompt reply or ctx; a call abandoned to ctx is left to
-// the garbage collector.
-func (s *Set) await(ctx context.Context, cl *call) error {
-	select {
-	case <-cl.ch:
-		return nil
-	case <-ctx.Done():
-		return backend.ContextError(ctx)
-	}
-}
-
-// Stats implements backend.Set: it reports the server's view, which covers
-// every process. It works after Close too.
-func (s *Set) Stats(ctx context.Context) ([]backend.SpecStats, error) {
-	if s.closed.Load() {
-		cc, err := s.cl.conn(ctx, s.slot)
-		if err != nil {
-			return nil, err
-		}
-		sid, err := s.openOn(cc) // a view of its own, closed again at once
-		if err != nil {
-			return nil, err
-		}
-		defer closeOn(cc, sid)
-		return s.statsOn(ctx, cc, sid)
-	}
-	cc, sid, err := s.conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return s.statsOn(ctx, cc, sid)
-}
-
-func (s *Set) statsOn(ctx context.Context, cc *clientConn, sid uint64) ([]backend.SpecStats, error) {
-	cl, err := cc.start(&wire.Msg{Op: wire.OpStats, SetID: sid}, true)
-	if err != nil {
-		return nil, s.cl.unavailable(err)
-	}
-	if err := s.await(ctx, cl); err != nil {
-		return nil, err
-	}
-	defer callPool.Put(cl)
-	switch {
-	case cl.err != nil:
-		return nil, s.cl.unavailable(cl.err)
-	case cl.op == wire.OpError:
-		return nil, &wire.RemoteError{Code: cl.code, Text: cl.text}
-	}
-	return append([]backend.SpecStats(nil), cl.stats...), nil
-}
-
-// Close implements backend.Set: the server wakes this client's waiters on
-// the set with backend.ErrClosed; later acquisitions fail with it. Granted
-// leases can still be settled. Waiters of other clients are not affected.
-func (s *Set) Close() error {
-	s.mu.Lock()
-	if s.closed.Swap(true) {
-		s.mu.Unlock()
-		return nil
-	}
-	type opened struct {
-		cc  *clientConn
-		sid uint64
-	}
-	var open []opened
-	for i := range s.cl.slots {
-		cc := s.cl.slots[i].conn.Load()
-		if cc == nil || i != s.slot {
-			continue
-		}
-		cc.mu.Lock()
-		if sid := cc.sets[s]; sid != 0 {
-			open = append(open, opened{cc, sid})
-			delete(cc.sets, s)
-		}
-		cc.mu.Unlock()
-	}
-	s.mu.Unlock()
-	for _, o := range open {
-		closeOn(o.cc, o.sid)
-	}
-	return nil
 }

@@ -82,8 +82,8 @@ func TestServerRestart(t *testing.T) {
 	if _, err := ls.TryAcquire(context.Background(), nil); !errors.Is(err, concurry.ErrBackendUnavailable) {
 		t.Fatalf("server down: got %v", err)
 	}
-	if err := held.Release(); err != nil {
-		t.Fatalf("releasing a lease of the old server: %v", err)
+	if err := held.Release(); !errors.Is(err, concurry.ErrLeaseLost) {
+		t.Fatalf("releasing a lease of the old server: got %v, want ErrLeaseLost", err)
 	}
 	srv, err = Listen(path, ServerOptions{Logger: testLogger()})
 	if err != nil {
@@ -250,7 +250,7 @@ func TestSocketFiles(t *testing.T) {
 		t.Fatal("a socket path over 107 bytes was accepted")
 	}
 	c := dial(t, sockPath(t), Options{})
-	if _, err := c.Open(context.Background(), "", connSpecs); !errors.Is(err, ErrNoName) {
+	if _, err := c.Open(context.Background(), "", connSpecs); !errors.Is(err, backend.ErrNameRequired) {
 		t.Fatalf("empty name: %v", err)
 	}
 }
@@ -281,9 +281,9 @@ func TestServe(t *testing.T) {
 // TestManySets opens and closes more sets on one connection than it may
 // have open at once.
 func TestManySets(t *testing.T) {
-	srv := startServer(t, ServerOptions{Retain: -1})
+	srv := startServer(t, ServerOptions{Retain: -1, MaxConnSets: 64})
 	c := dial(t, srv.Path(), Options{Conns: 1})
-	for i := range maxSetsPerConn + 100 {
+	for i := range 64 + 100 {
 		set, err := c.Open(context.Background(), "many", connSpecs)
 		if err != nil {
 			t.Fatalf("open %d: %v", i, err)
@@ -296,7 +296,7 @@ func TestManySets(t *testing.T) {
 }
 
 func TestSentinelsWrap(t *testing.T) {
-	for _, s := range []error{ErrVersionMismatch, ErrPermissionDenied, ErrServerRunning, ErrNoName, ErrConnLost} {
+	for _, s := range []error{ErrVersionMismatch, ErrPermissionDenied, ErrUntrustedServer, ErrServerRunning, ErrServerLimit, ErrNoName, ErrConnLost} {
 		if err := fmt.Errorf("context: %w", s); !errors.Is(err, s) || !strings.HasPrefix(s.Error(), "concurry: ") {
 			t.Errorf("%v", s)
 		}

@@ -27,10 +27,11 @@
 //     that then starts its workers.
 //  3. Auto-host, the default of [Dial]: when nothing listens at the path, the
 //     first process to take the flock on PATH.lock serves from inside itself
-//     and the others connect. When that process exits, the next client to
-//     reconnect takes over. The state restarts on takeover: the new server
-//     starts with full buckets and free resources. Use concurryd (or Serve in
-//     a long-lived parent) when that matters.
+//     and the others connect. When that process exits (or its server stops
+//     accepting for good), the next client to reconnect takes over. The
+//     state restarts on takeover: the new server starts with full buckets
+//     and free resources. Use concurryd (or Serve in a long-lived parent)
+//     when that matters.
 //
 // # Failures
 //
@@ -44,9 +45,25 @@
 // concurry.ErrBackendUnavailable that wraps the cause: the client fails
 // closed, never granting without the server. The next call after a backoff
 // (Options.MinBackoff, doubling up to Options.MaxBackoff) reconnects. A
-// server that stops answering is detected after Options.Timeout. Releasing an
-// acquisition whose connection dropped returns nil: the server released it
-// already.
+// server that stops answering is detected after Options.Timeout.
+//
+// A holder whose connection dropped while it held (the server restarted, or
+// dropped a client that stopped reading) is told: Release returns an error
+// matching concurry.ErrLeaseLost, since another process may have had its
+// resources meanwhile. The rate usage it reports is still charged, to the
+// set of the same name on reconnect, or the error says it was not; and
+// LimitSet.Stats counts such holdings in LeasesLost.
+//
+// # Limits
+//
+// The client refuses, before sending anything, what the server would: a
+// name or definition outside the contract (concurry.ErrInvalidLimit), more
+// sets open or acquisitions waiting on one connection than the server's
+// caps, which it learns at hello (ErrServerLimit). The server caps what
+// clients can make it hold — connections, sets, waits, frame size and time
+// (see ServerOptions) — and forgets a set nobody uses once it is full again.
+// A request past a cap is refused alone: the connection and everything it
+// holds are kept.
 //
 // # Security
 //
@@ -54,10 +71,20 @@
 // connect; ServerOptions.Mode 0660 with ServerOptions.Group admits a group.
 // The server also checks each peer's uid (SO_PEERCRED) and refuses users
 // other than its own unless ServerOptions.AllowUIDs or AllowGIDs admit them.
+// The client checks the server the same way: by default it talks only to a
+// server of its own user or root (Options.AllowServerUIDs admits others), so
+// a squatter on the path cannot grant it anything. The lock file is never
+// opened through a symbolic link, and must be a regular file of the server's
+// user before it is given the group.
+//
 // A malformed or oversized frame, an unknown op or an invalid field closes
 // only that connection, with the reason logged; a client that does not read
-// its replies is dropped after ServerOptions.WriteTimeout, and one that never
-// says hello after ServerOptions.HelloTimeout. No client can hold up another.
+// its replies is dropped after ServerOptions.WriteTimeout, one that stalls
+// inside a frame after ServerOptions.FrameTimeout, and one that never says
+// hello after ServerOptions.HelloTimeout. No client can hold up another.
+//
+// Both sides log with log/slog (Options.Logger, ServerOptions.Logger);
+// the library discards its log by default.
 //
 // # Protocol
 //

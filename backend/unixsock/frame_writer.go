@@ -105,3 +105,10 @@ func (o *frameWriter) fail(err error) {
 	}
 	o.mu.Unlock()
 }
+
+// failure returns the error that ended the writer, nil while it works.
+func (o *frameWriter) failure() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err
+}

@@ -79,7 +79,7 @@ func mute(t *testing.T, version uint64) string {
 		}
 		defer s.Close()
 		wire.NewReader(s, 0).Next()
-		s.Write((&wire.Msg{Op: wire.OpHelloOK, Version: version}).Append(nil))
+		s.Write((&wire.Msg{Op: wire.OpHelloOK, Version: version, ConnSets: 10, ConnWaits: 10}).Append(nil))
 		io.Copy(io.Discard, s)
 	}()
 	return path

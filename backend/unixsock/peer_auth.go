@@ -37,9 +37,36 @@ func newAuthorizer(opts ServerOptions) (authorizer, int, error) {
 
 // check returns the peer's credentials and whether they are admitted.
 func (a authorizer) check(c *net.UnixConn) (*syscall.Ucred, bool, error) {
-	raw, err := c.SyscallConn()
+	cred, err := peerCred(c)
 	if err != nil {
 		return nil, false, err
+	}
+	ok := slices.Contains(a.uids, int(cred.Uid)) || slices.Contains(a.gids, int(cred.Gid))
+	return cred, ok, nil
+}
+
+// checkServer is the client's side of the check: it refuses a server that
+// runs as another user than this process's effective uid, root, or one of
+// allowed, with an error matching ErrUntrustedServer.
+func checkServer(c *net.UnixConn, allowed []int) error {
+	cred, err := peerCred(c)
+	if err != nil {
+		return fmt.Errorf("reading the server's credentials: %w", err)
+	}
+	uid := int(cred.Uid)
+	if uid == os.Geteuid() || uid == 0 || slices.Contains(allowed, uid) {
+		return nil
+	}
+	return fmt.Errorf("%w: the server (pid %d) runs as uid %d; Options.AllowServerUIDs can admit it",
+		ErrUntrustedServer, cred.Pid, uid)
+}
+
+// peerCred returns the credentials (SO_PEERCRED) of the process at the other
+// end of c, as they were when the connection was made.
+func peerCred(c *net.UnixConn) (*syscall.Ucred, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
 	}
 	var cred *syscall.Ucred
 	var cerr error
@@ -49,9 +76,5 @@ func (a authorizer) check(c *net.UnixConn) (*syscall.Ucred, bool, error) {
 	if err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return nil, false, err
-	}
-	ok := slices.Contains(a.uids, int(cred.Uid)) || slices.Contains(a.gids, int(cred.Gid))
-	return cred, ok, nil
+	return cred, err
 }

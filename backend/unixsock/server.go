@@ -5,30 +5,41 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/concurry/concurry/backend/unixsock/internal/wire"
 )
 
 // Server hosts named limit sets in memory (with package memory, so every
 // algorithm, refund and FIFO rule is the same as in one process) and serves
 // them to the clients of one Unix socket. Everything a connection holds is
-// released when it drops. Create one with Listen or Serve; a Server is safe
-// for concurrent use.
+// released when it drops. What clients can make it hold is capped (see
+// ServerOptions); a request past a cap is refused alone. Create one with
+// Listen or Serve; a Server is safe for concurrent use.
 type Server struct {
-	path string
-	opts ServerOptions
-	log  *slog.Logger
-	ln   *net.UnixListener
-	lock *os.File // holds the flock on path+".lock"
-	reg  *registry
-	auth authorizer
+	path     string
+	opts     ServerOptions
+	log      *slog.Logger
+	ln       *net.UnixListener
+	lock     *os.File // holds the flock on path+".lock"
+	reg      *registry
+	claims   *claimRegistry
+	auth     authorizer
+	instance uint64 // random: tells a client a new server from the one it knew
 
 	mu     sync.Mutex
 	conns  map[*serverConn]struct{} // guarded by mu
 	closed bool                     // guarded by mu
 
+	waits     atomic.Int64   // acquisitions waiting, over every connection
+	refusals  logLimiter     // warnings of requests refused
+	quit      chan struct{}  // closed by Close
 	wg        sync.WaitGroup // the accept loop and every connection
 	done      chan struct{}  // closed when the accept loop ends
 	acceptErr error          // set before done is closed
@@ -56,8 +67,8 @@ func Listen(path string, opts ServerOptions) (*Server, error) {
 	}
 	s := &Server{
 		path: path, opts: opts, log: opts.Logger.With("socket", path), ln: ln, lock: lock,
-		reg: newRegistry(opts.Retain), auth: auth,
-		conns: make(map[*serverConn]struct{}), done: make(chan struct{}),
+		reg: newRegistry(opts), claims: newClaimRegistry(), auth: auth, instance: rand.Uint64(),
+		conns: make(map[*serverConn]struct{}), quit: make(chan struct{}), done: make(chan struct{}),
 	}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -86,7 +97,9 @@ func Serve(ctx context.Context, path string, opts ServerOptions) error {
 // Path returns the socket's path.
 func (s *Server) Path() string { return s.path }
 
-// Done returns a channel closed when the server stops accepting connections.
+// Done returns a channel closed when the server stops accepting connections:
+// after Close, or when accepting failed for good (Serve then returns the
+// error).
 func (s *Server) Done() <-chan struct{} { return s.done }
 
 // Close stops the server: it stops accepting, drops every connection, waits
@@ -105,6 +118,7 @@ func (s *Server) Close() error {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	close(s.quit)
 	s.ln.Close()
 	for _, c := range conns {
 		c.c.Close()
@@ -116,35 +130,69 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// acceptLoop accepts connections until Close. Failures a busy machine
+// causes (out of file descriptors or memory) are retried after a backoff
+// from 5ms doubling up to 1s, as net/http does; any other failure stops it.
 func (s *Server) acceptLoop() {
 	defer s.wg.Done()
 	defer close(s.done)
+	var delay time.Duration
 	for {
 		c, err := s.ln.AcceptUnix()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if !closed && !errors.Is(err, net.ErrClosed) {
-				s.acceptErr = err
-				s.log.Error("accept failed; server stopping", "err", err)
-			}
+		if err == nil {
+			delay = 0
+			s.served.Add(1)
+			s.start(c)
+			continue
+		}
+		select {
+		case <-s.quit:
+			return
+		default:
+		}
+		if !temporary(err) {
+			s.acceptErr = err
+			s.log.Error("accept failed; server stopping", "err", err)
 			return
 		}
-		s.served.Add(1)
-		s.start(c)
+		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+		s.log.Warn("accept failed; retrying", "err", err, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-s.quit:
+			t.Stop()
+			return
+		}
 	}
 }
 
-// start registers and serves one accepted connection.
+// temporary reports whether an accept error is a shortage that passes.
+func temporary(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN, syscall.EPROTO} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// start registers and serves one accepted connection, or refuses it past
+// MaxConns.
 func (s *Server) start(c *net.UnixConn) {
-	sc := newServerConn(s, c)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		c.Close()
 		return
 	}
+	if len(s.conns) >= s.opts.MaxConns {
+		s.mu.Unlock()
+		s.refuse(c)
+		return
+	}
+	sc := newServerConn(s, c)
 	s.conns[sc] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -155,6 +203,19 @@ func (s *Server) start(c *net.UnixConn) {
 		delete(s.conns, sc)
 		s.mu.Unlock()
 	}()
+}
+
+// refuse tells a connection past MaxConns so, and closes it.
+func (s *Server) refuse(c *net.UnixConn) {
+	attrs := []any{"max_conns", s.opts.MaxConns}
+	if cred, err := peerCred(c); err == nil {
+		attrs = append(attrs, "peer_pid", cred.Pid, "peer_uid", cred.Uid)
+	}
+	s.log.Warn("connection refused: the server serves MaxConns connections already", attrs...)
+	err := fmt.Errorf("%w: the server at %s serves %d connections already (MaxConns)", ErrServerLimit, s.path, s.opts.MaxConns)
+	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	c.Write((&wire.Msg{Op: wire.OpError, Code: wire.CodeLimit, Text: err.Error()}).Append(nil))
+	c.Close()
 }
 
 // Sets returns the number of named sets the server holds.

@@ -12,23 +12,21 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/concurry/concurry/backend"
 	"github.com/concurry/concurry/backend/unixsock/internal/wire"
 )
 
-// Per-connection bounds; a client past them is broken or hostile and is
-// disconnected.
+// Per-connection bounds that are not options: a client past them is broken
+// or hostile.
 const (
-	maxSetsPerConn   = 4096
-	maxWaitsPerConn  = 1 << 16
 	maxLeasesPerConn = 1 << 20
 	maxServerLease   = 1<<leaseBits - 1
 	serverOutLimit   = 8 << 20
 )
 
-// serverConn is the server side of one client connection: the sets it opened,
-// the leases it holds and its waiting acquisitions. One goroutine reads and
-// handles its frames; each waiting Acquire runs in a goroutine of its own.
+// serverConn is the server side of one client connection: the sets it
+// opened, the leases it holds and its waiting acquisitions. One goroutine
+// reads and handles its frames; each waiting Acquire runs in a goroutine of
+// its own.
 type serverConn struct {
 	srv *Server
 	c   *net.UnixConn
@@ -49,44 +47,6 @@ type serverConn struct {
 	nextLease uint64                        // guarded by mu
 	waits     map[uint64]context.CancelFunc // guarded by mu; by request id
 	wg        sync.WaitGroup                // waiting acquisitions
-}
-
-// serverSet is a set as one connection opened it. Its leases keep it after the
-// connection closes it.
-type serverSet struct {
-	name  string
-	specs []backend.Spec
-	h     backend.Set
-	e     *entry
-}
-
-// lease is one granted acquisition: what it holds and the rate usage charged.
-type lease struct {
-	set       *serverSet
-	amounts   []int64
-	accounted []int64 // owned by the reading goroutine
-}
-
-var leasePool = sync.Pool{New: func() any { return new(lease) }}
-
-// newLease returns a lease of a copy of amounts on ss.
-func newLease(ss *serverSet, amounts []int64) *lease {
-	l := leasePool.Get().(*lease)
-	n := len(amounts)
-	if cap(l.amounts) < n {
-		vals := make([]int64, 2*n)
-		l.amounts, l.accounted = vals[:0:n], vals[n:n]
-	}
-	l.set = ss
-	l.amounts = append(l.amounts[:0], amounts...)
-	l.accounted = append(l.accounted[:0], amounts...)
-	return l
-}
-
-// free returns an ended lease to the pool.
-func (l *lease) free() {
-	l.set = nil
-	leasePool.Put(l)
 }
 
 // errProtocol wraps a reason a client is disconnected for.
@@ -117,10 +77,15 @@ func (sc *serverConn) serve() {
 	r := wire.NewReader(sc.c, sc.srv.opts.MaxFrame)
 	var m wire.Msg
 	if err := sc.hello(r, &m, ok); err != nil {
-		sc.log.Warn("connection refused", "reason", err)
+		if errors.Is(err, io.EOF) {
+			sc.log.Debug("connection closed before its hello")
+		} else {
+			sc.log.Warn("connection refused", "reason", err)
+		}
 		return
 	}
 	sc.log.Debug("client connected")
+	r.SetFrameTimeout(sc.c, sc.srv.opts.FrameTimeout)
 	for {
 		body, err := r.Next()
 		if err == nil {
@@ -136,9 +101,15 @@ func (sc *serverConn) serve() {
 }
 
 // closeWith logs why the connection ends and, for a protocol error, tells
-// the client.
+// the client. A client that goes away is not a warning; one that misbehaves
+// (breaks the protocol, stalls inside a frame, stops reading) is.
 func (sc *serverConn) closeWith(err error) {
+	werr := sc.out.failure()
 	switch {
+	case errors.Is(werr, errSlowPeer), errors.Is(werr, os.ErrDeadlineExceeded):
+		sc.log.Warn("dropping a client that does not read its replies", "reason", werr)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		sc.log.Warn("dropping a client that stalled inside a frame", "frame_timeout", sc.srv.opts.FrameTimeout)
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET):
 		sc.log.Debug("client disconnected")
 	case errors.Is(err, wire.ErrMalformed), errors.Is(err, errProtocol), errors.Is(err, io.ErrUnexpectedEOF):
@@ -149,9 +120,11 @@ func (sc *serverConn) closeWith(err error) {
 	}
 }
 
-// hello reads the client's Hello and answers it.
+// hello reads the client's Hello and answers it with the caps that hold
+// per connection.
 func (sc *serverConn) hello(r *wire.Reader, m *wire.Msg, allowed bool) error {
-	if err := sc.c.SetReadDeadline(time.Now().Add(sc.srv.opts.HelloTimeout)); err != nil {
+	opts := &sc.srv.opts
+	if err := sc.c.SetReadDeadline(time.Now().Add(opts.HelloTimeout)); err != nil {
 		return err
 	}
 	body, err := r.Next()
@@ -172,7 +145,10 @@ func (sc *serverConn) hello(r *wire.Reader, m *wire.Msg, allowed bool) error {
 		sc.send(&wire.Msg{Op: wire.OpError, ID: m.ID, Code: wire.CodePermission, Text: err.Error()})
 		return err
 	}
-	sc.send(&wire.Msg{Op: wire.OpHelloOK, ID: m.ID, Version: wire.Version, PID: uint64(os.Getpid())})
+	sc.send(&wire.Msg{
+		Op: wire.OpHelloOK, ID: m.ID, Version: wire.Version, PID: uint64(os.Getpid()), Instance: sc.srv.instance,
+		ConnSets: uint64(opts.MaxConnSets), ConnWaits: uint64(opts.MaxConnWaits),
+	})
 	return sc.c.SetReadDeadline(time.Time{})
 }
 
@@ -183,24 +159,31 @@ func (sc *serverConn) sendErr(id uint64, err error) {
 }
 
 // cleanup ends every wait and releases every lease and set of the
-// connection: a client that dies holds nothing.
+// connection: a client that dies holds nothing. It first closes the
+// connection's handles, which fails all their waiters in one pass over each
+// queue, so that a client dropping many waits costs the other clients of
+// the set one critical section rather than one per wait.
 func (sc *serverConn) cleanup() {
 	sc.mu.Lock()
 	sc.dead = true
+	sets := sc.sets
+	sc.sets = nil
 	sc.mu.Unlock()
-	sc.cancel()
 	sc.out.fail(net.ErrClosed)
 	sc.c.Close()
+	for _, ss := range sets {
+		ss.h.Close()
+	}
+	sc.cancel()
 	sc.wg.Wait()
 	sc.mu.Lock()
-	leases, sets := sc.leases, sc.sets
-	sc.leases, sc.sets = nil, nil
+	leases := sc.leases
+	sc.leases = nil
 	sc.mu.Unlock()
 	for _, l := range leases {
 		_ = l.set.h.Settle(context.Background(), 0, l.amounts, nil, true, nil)
 	}
 	for _, ss := range sets {
-		ss.h.Close()
 		sc.srv.reg.release(ss.name, ss.e)
 	}
 	if len(leases) > 0 {

@@ -2,6 +2,7 @@ package unixsock
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -15,8 +16,10 @@ import (
 // while nobody has it open, for its retention time. A registry is safe for
 // concurrent use.
 type registry struct {
-	mem    *memory.Backend
-	retain time.Duration // ServerOptions.Retain
+	mem       *memory.Backend
+	retain    time.Duration // ServerOptions.Retain
+	idleCheck time.Duration // ServerOptions.IdleCheck
+	maxSets   int           // ServerOptions.MaxSets
 
 	mu     sync.Mutex
 	sets   map[string]*entry // guarded by mu
@@ -25,32 +28,40 @@ type registry struct {
 
 type entry struct {
 	anchor backend.Set
-	retain time.Duration
+	specs  []backend.Spec
 	users  int         // guarded by registry.mu: open handles
-	timer  *time.Timer // guarded by registry.mu: forgets the set when it fires
+	idle   time.Time   // guarded by registry.mu: when users last fell to 0
+	timer  *time.Timer // guarded by registry.mu: checks the idle set
 }
 
-func newRegistry(retain time.Duration) *registry {
-	return &registry{mem: memory.New(), retain: retain, sets: make(map[string]*entry)}
+func newRegistry(opts ServerOptions) *registry {
+	return &registry{
+		mem: memory.New(), retain: opts.Retain, idleCheck: opts.IdleCheck, maxSets: opts.MaxSets,
+		sets: make(map[string]*entry),
+	}
 }
 
 // open returns a new handle on the set name, creating the set with specs the
 // first time. It fails with backend.ErrLimitMismatch when the set exists
-// with other specs, and with backend.ErrClosed after close.
+// with other specs, with ErrServerLimit when it would be a set past
+// MaxSets, and with backend.ErrClosed after close.
 func (r *registry) open(name string, specs []backend.Spec) (backend.Set, *entry, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, nil, backend.ErrClosed
 	}
+	e := r.sets[name]
+	if e == nil && len(r.sets) >= r.maxSets {
+		return nil, nil, fmt.Errorf("%w: the server holds %d sets (MaxSets)", ErrServerLimit, len(r.sets))
+	}
 	h, err := r.mem.Open(context.Background(), name, specs)
 	if err != nil {
 		return nil, nil, err
 	}
-	e := r.sets[name]
 	if e == nil {
 		anchor, _ := r.mem.Open(context.Background(), name, specs)
-		e = &entry{anchor: anchor, retain: r.retention(specs)}
+		e = &entry{anchor: anchor, specs: specs}
 		r.sets[name] = e
 	}
 	if e.timer != nil {
@@ -61,11 +72,64 @@ func (r *registry) open(name string, specs []backend.Spec) (backend.Set, *entry,
 	return h, e, nil
 }
 
-// retention returns how long a set of specs outlives its last user.
-func (r *registry) retention(specs []backend.Spec) time.Duration {
-	if r.retain != 0 {
-		return max(0, r.retain)
+// release records that a handle of name's set was closed. A set nobody has
+// open is forgotten after Retain, at once when Retain is negative; under the
+// default Retain, as soon as it is full again (checked now and every
+// IdleCheck), and at the latest after its longest window.
+func (r *registry) release(name string, e *entry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.users--; e.users > 0 || r.closed {
+		return
 	}
+	e.idle = time.Now()
+	r.checkLocked(name, e)
+}
+
+// checkLocked forgets the idle set e when its time has come, and otherwise
+// arms its timer to check again. Requires mu held.
+func (r *registry) checkLocked(name string, e *entry) {
+	var wait time.Duration
+	switch {
+	case r.retain < 0:
+	case r.retain > 0:
+		wait = r.retain - time.Since(e.idle)
+	default:
+		if !full(e) {
+			wait = min(r.idleCheck, longestWindow(e.specs)-time.Since(e.idle))
+		}
+	}
+	if wait <= 0 {
+		r.forgetLocked(name, e)
+		return
+	}
+	e.timer = time.AfterFunc(wait, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if e.users == 0 && !r.closed && r.sets[name] == e {
+			r.checkLocked(name, e)
+		}
+	})
+}
+
+// full reports whether the set of e is as a new one would be: every limit at
+// its capacity, so that forgetting it resets nothing.
+func full(e *entry) bool {
+	st, err := e.anchor.Stats(context.Background())
+	if err != nil {
+		return false
+	}
+	for i, s := range e.specs {
+		if st[i].Available < s.Capacity || st[i].InUse > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// longestWindow returns the longest window of the rate limits in specs, 0
+// when there are none.
+func longestWindow(specs []backend.Spec) time.Duration {
 	var d time.Duration
 	for _, s := range specs {
 		if s.Kind == backend.Rate {
@@ -73,26 +137,6 @@ func (r *registry) retention(specs []backend.Spec) time.Duration {
 		}
 	}
 	return d
-}
-
-// release records that a handle of name's set was closed.
-func (r *registry) release(name string, e *entry) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if e.users--; e.users > 0 || r.closed {
-		return
-	}
-	if e.retain == 0 {
-		r.forgetLocked(name, e)
-		return
-	}
-	e.timer = time.AfterFunc(e.retain, func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if e.users == 0 && !r.closed {
-			r.forgetLocked(name, e)
-		}
-	})
 }
 
 // forgetLocked drops the set. Requires mu held.

@@ -6,13 +6,54 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/concurry/concurry/backend"
 	"github.com/concurry/concurry/backend/unixsock/internal/wire"
 )
 
-// handle serves one request. An error closes the connection.
+// serverSet is a set as one connection opened it. Its leases keep it after
+// the connection closes it.
+type serverSet struct {
+	name  string
+	specs []backend.Spec
+	h     backend.Set
+	e     *entry
+}
+
+// lease is one granted acquisition: what it holds and the rate usage charged.
+type lease struct {
+	set       *serverSet
+	amounts   []int64
+	accounted []int64 // owned by the reading goroutine
+}
+
+var leasePool = sync.Pool{New: func() any { return new(lease) }}
+
+// newLease returns a lease of a copy of amounts on ss.
+func newLease(ss *serverSet, amounts []int64) *lease {
+	l := leasePool.Get().(*lease)
+	n := len(amounts)
+	if cap(l.amounts) < n {
+		vals := make([]int64, 2*n)
+		l.amounts, l.accounted = vals[:0:n], vals[n:n]
+	}
+	l.set = ss
+	l.amounts = append(l.amounts[:0], amounts...)
+	l.accounted = append(l.accounted[:0], amounts...)
+	return l
+}
+
+// free returns an ended lease to the pool.
+func (l *lease) free() {
+	l.set = nil
+	leasePool.Put(l)
+}
+
+// handle serves one request. A request the server refuses is answered with
+// an Error; only a violation of the protocol is returned, and closes the
+// connection.
 func (sc *serverConn) handle(m *wire.Msg) error {
 	switch m.Op {
 	case wire.OpOpen:
@@ -29,6 +70,8 @@ func (sc *serverConn) handle(m *wire.Msg) error {
 		return nil
 	case wire.OpSettle:
 		return sc.settle(m)
+	case wire.OpCharge:
+		return sc.charge(m)
 	case wire.OpStats:
 		ss, err := sc.set(m.SetID)
 		if err != nil {
@@ -70,15 +113,37 @@ func (sc *serverConn) answer(id uint64, err error) error {
 	return err
 }
 
+// refuse answers request id with err, a cap reached or a definition outside
+// the contract, and logs it (at most once a second, with a count of those
+// not logged).
+func (sc *serverConn) refuse(id uint64, err error) {
+	sc.sendErr(id, err)
+	if n, ok := sc.srv.refusals.note(time.Now()); ok {
+		sc.log.Warn("request refused", "reason", err, "refused_since_last_log", n)
+	}
+}
+
 func (sc *serverConn) open(m *wire.Msg) error {
+	err := backend.CheckName(m.Name)
+	if err == nil {
+		err = backend.CheckSpecs(m.Specs)
+	}
 	sc.mu.Lock()
 	n := len(sc.sets)
 	sc.mu.Unlock()
-	if n >= maxSetsPerConn {
-		return violation("more than %d sets open", maxSetsPerConn)
+	if err == nil && n >= sc.srv.opts.MaxConnSets {
+		err = fmt.Errorf("%w: %d sets open on this connection (MaxConnSets)", ErrServerLimit, n)
+	}
+	if err != nil {
+		sc.refuse(m.ID, err)
+		return nil
 	}
 	specs := slices.Clone(m.Specs)
 	h, e, err := sc.srv.reg.open(m.Name, specs)
+	if errors.Is(err, ErrServerLimit) {
+		sc.refuse(m.ID, err)
+		return nil
+	}
 	if err != nil {
 		sc.sendErr(m.ID, err)
 		return nil
@@ -105,15 +170,17 @@ func (sc *serverConn) acquire(m *wire.Msg) error {
 			return violation("amount %d of %q is outside [0, %d]", n, ss.specs[i].Key, ss.specs[i].Capacity)
 		}
 	}
-	_, err = ss.h.Acquire(context.Background(), m.Values, backend.AcquireOptions{})
-	switch {
-	case err == nil:
-		sc.grant(m.ID, ss, m.Values)
-	case errors.Is(err, backend.ErrWouldBlock) && m.Flags&wire.FlagWait != 0:
-		return sc.startWait(m.ID, ss, slices.Clone(m.Values), m.Deadline)
-	default:
-		sc.sendErr(m.ID, err)
+	claim := sc.srv.claims.get(m.Claim)
+	_, err = ss.h.Acquire(context.Background(), m.Values, backend.AcquireOptions{Claim: claim})
+	if errors.Is(err, backend.ErrWouldBlock) && m.Flags&wire.FlagWait != 0 {
+		return sc.startWait(m.ID, ss, slices.Clone(m.Values), m.Deadline, m.Claim, claim)
 	}
+	sc.srv.claims.put(m.Claim)
+	if err != nil {
+		sc.sendErr(m.ID, err)
+		return nil
+	}
+	sc.grant(m.ID, ss, m.Values)
 	return nil
 }
 
@@ -128,7 +195,7 @@ func (sc *serverConn) grant(id uint64, ss *serverSet, amounts []int64) {
 		_ = ss.h.Settle(context.Background(), 0, l.amounts, nil, true, nil)
 		l.free()
 		if !dead {
-			sc.sendErr(id, fmt.Errorf("concurry: too many leases on one connection"))
+			sc.refuse(id, fmt.Errorf("%w: too many leases on one connection", ErrServerLimit))
 		}
 		return
 	}
@@ -140,8 +207,10 @@ func (sc *serverConn) grant(id uint64, ss *serverSet, amounts []int64) {
 }
 
 // startWait runs a blocking acquisition in its own goroutine, so one
-// client's wait never holds up its other requests or other clients.
-func (sc *serverConn) startWait(id uint64, ss *serverSet, amounts []int64, deadline int64) error {
+// client's wait never holds up its other requests or other clients. A wait
+// past MaxConnWaits or MaxWaits is refused alone. The wait holds the claim
+// of token until it ends.
+func (sc *serverConn) startWait(id uint64, ss *serverSet, amounts []int64, deadline int64, token uint64, claim *backend.Claim) error {
 	ctx, cancel := context.WithCancel(sc.ctx)
 	if deadline != 0 {
 		var cancelDeadline context.CancelFunc
@@ -149,37 +218,51 @@ func (sc *serverConn) startWait(id uint64, ss *serverSet, amounts []int64, deadl
 		cancelParent := cancel
 		cancel = func() { cancelDeadline(); cancelParent() }
 	}
+	opts := &sc.srv.opts
 	sc.mu.Lock()
 	_, dup := sc.waits[id]
-	full := len(sc.waits) >= maxWaitsPerConn
-	if dup || full || sc.dead {
+	var err error
+	switch {
+	case dup:
+		err = violation("request id %d is already waiting", id)
+	case sc.dead:
+	case len(sc.waits) >= opts.MaxConnWaits:
+		err = fmt.Errorf("%w: %d acquisitions wait on this connection (MaxConnWaits)", ErrServerLimit, len(sc.waits))
+	case sc.srv.waits.Add(1) > int64(opts.MaxWaits):
+		sc.srv.waits.Add(-1)
+		err = fmt.Errorf("%w: %d acquisitions wait in the server (MaxWaits)", ErrServerLimit, opts.MaxWaits)
+	default:
+		sc.waits[id] = cancel
+		sc.wg.Add(1)
 		sc.mu.Unlock()
-		cancel()
-		if dup {
-			return violation("request id %d is already waiting", id)
-		}
-		if full {
-			return violation("more than %d waiting acquisitions", maxWaitsPerConn)
-		}
+		go sc.wait(ctx, cancel, id, ss, amounts, token, claim)
 		return nil
 	}
-	sc.waits[id] = cancel
-	sc.wg.Add(1)
 	sc.mu.Unlock()
-	go func() {
-		defer sc.wg.Done()
-		defer cancel()
-		_, err := ss.h.Acquire(ctx, amounts, backend.AcquireOptions{Wait: true})
-		sc.mu.Lock()
-		delete(sc.waits, id)
-		sc.mu.Unlock()
-		if err != nil {
-			sc.sendErr(id, err)
-			return
-		}
-		sc.grant(id, ss, amounts)
-	}()
-	return nil
+	cancel()
+	sc.srv.claims.put(token)
+	if errors.Is(err, ErrServerLimit) {
+		sc.refuse(id, err)
+		return nil
+	}
+	return err
+}
+
+// wait is the goroutine of one waiting acquisition.
+func (sc *serverConn) wait(ctx context.Context, cancel context.CancelFunc, id uint64, ss *serverSet, amounts []int64, token uint64, claim *backend.Claim) {
+	defer sc.wg.Done()
+	defer sc.srv.waits.Add(-1)
+	defer sc.srv.claims.put(token)
+	defer cancel()
+	_, err := ss.h.Acquire(ctx, amounts, backend.AcquireOptions{Wait: true, Claim: claim})
+	sc.mu.Lock()
+	delete(sc.waits, id)
+	sc.mu.Unlock()
+	if err != nil {
+		sc.sendErr(id, err)
+		return
+	}
+	sc.grant(id, ss, amounts)
 }
 
 func (sc *serverConn) settle(m *wire.Msg) error {
@@ -191,7 +274,8 @@ func (sc *serverConn) settle(m *wire.Msg) error {
 	}
 	sc.mu.Unlock()
 	if l == nil {
-		sc.sendErr(m.ID, fmt.Errorf("concurry: lease %d is not held by this connection", m.Lease))
+		sc.send(&wire.Msg{Op: wire.OpError, ID: m.ID, Code: wire.CodeUnknownLease,
+			Text: fmt.Sprintf("concurry: lease %d is not held by this connection", m.Lease)})
 		return nil
 	}
 	n := len(l.amounts)
@@ -219,6 +303,30 @@ func (sc *serverConn) settle(m *wire.Msg) error {
 		return nil
 	}
 	sc.send(&wire.Msg{Op: wire.OpSettled, ID: m.ID, Values: sc.refunded})
+	return nil
+}
+
+// charge applies usage reported for a lease this client lost with an
+// earlier connection: rate units only, taken as overage.
+func (sc *serverConn) charge(m *wire.Msg) error {
+	ss, err := sc.set(m.SetID)
+	if err != nil {
+		return sc.answer(m.ID, err)
+	}
+	if len(m.Values) != len(ss.specs) {
+		return violation("%d charges for a set of %d limits", len(m.Values), len(ss.specs))
+	}
+	sc.delta = resize(sc.delta, len(ss.specs))
+	for i, d := range m.Values {
+		if d < 0 {
+			return violation("negative charge %d of %q", d, ss.specs[i].Key)
+		}
+		if ss.specs[i].Kind == backend.Rate {
+			sc.delta[i] = d
+		}
+	}
+	_ = ss.h.Settle(context.Background(), 0, nil, sc.delta, false, nil)
+	sc.send(&wire.Msg{Op: wire.OpSettled, ID: m.ID})
 	return nil
 }
 
