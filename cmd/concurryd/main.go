@@ -6,6 +6,11 @@
 //
 //	concurryd -socket /run/myapp/limits.sock [-mode 0660 -group myapp] [-allow-uid 1001,1002]
 //
+// The caps on what clients can make it hold (-max-conns, -max-sets,
+// -max-conn-sets, -max-waits, -max-conn-waits, -max-frame, -frame-timeout)
+// default to those of unixsock.ServerOptions; a request past one is refused
+// alone, and the client that made it keeps its connection and holdings.
+//
 // It runs until SIGTERM or SIGINT, then shuts down gracefully: it stops
 // accepting, drops every connection (their holdings are released) and
 // removes the socket. It logs with log/slog to standard error. Its state
@@ -48,59 +53,94 @@ var errUsage = errors.New("usage")
 
 // run parses args and serves until ctx ends.
 func run(ctx context.Context, args []string, stderr io.Writer) error {
+	socket, opts, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	return unixsock.Serve(ctx, socket, opts)
+}
+
+// flags are the command line's values that need parsing after flag.Parse.
+type flags struct {
+	socket, mode, group, uids, gids, level, format string
+}
+
+// parse reads the command line into the socket path and the server's
+// options. It returns flag.ErrHelp for -h and errUsage, after saying why,
+// for anything it cannot use.
+func parse(args []string, stderr io.Writer) (string, unixsock.ServerOptions, error) {
 	fs := flag.NewFlagSet("concurryd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	socket := fs.String("socket", os.Getenv("CONCURRY_SOCKET"), "path of the Unix socket to serve (default $CONCURRY_SOCKET)")
-	mode := fs.String("mode", "0600", "permission of the socket file, in octal")
-	group := fs.String("group", "", "group (name or id) given the socket and admitted as peers")
-	uids := fs.String("allow-uid", "", "comma-separated user ids admitted besides the daemon's own")
-	gids := fs.String("allow-gid", "", "comma-separated primary group ids admitted")
-	maxFrame := fs.Int("max-frame", 0, "longest frame accepted, in bytes (default 64 KiB)")
-	retain := fs.Duration("retain", 0, "how long an unused set is kept (default: its longest window; negative: forget at once)")
-	level := fs.String("log-level", "info", "debug, info, warn or error")
-	format := fs.String("log-format", "text", "text or json")
+	var f flags
+	var opts unixsock.ServerOptions
+	define(fs, &f, &opts)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return err
+			return "", opts, err
 		}
-		return errUsage
+		return "", opts, errUsage
 	}
-	opts, err := options(*socket, *mode, *uids, *gids, fs.NArg())
+	err := f.apply(&opts, fs.NArg())
+	if err == nil {
+		opts.Logger, err = newLogger(stderr, f.level, f.format)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "concurryd:", err)
 		fs.Usage()
-		return errUsage
+		return "", opts, errUsage
 	}
-	logger, err := newLogger(stderr, *level, *format)
-	if err != nil {
-		fmt.Fprintln(stderr, "concurryd:", err)
-		return errUsage
-	}
-	opts.Group, opts.MaxFrame, opts.Retain, opts.Logger = *group, *maxFrame, *retain, logger
-	return unixsock.Serve(ctx, *socket, opts)
+	return f.socket, opts, nil
 }
 
-// options checks the flags that need parsing.
-func options(socket, mode, uids, gids string, extra int) (unixsock.ServerOptions, error) {
-	var opts unixsock.ServerOptions
-	if socket == "" {
-		return opts, errors.New("-socket is required")
+// define declares the flags: the ones that need parsing into f, the caps
+// straight into opts.
+func define(fs *flag.FlagSet, f *flags, opts *unixsock.ServerOptions) {
+	fs.StringVar(&f.socket, "socket", os.Getenv("CONCURRY_SOCKET"), "path of the Unix socket to serve (default $CONCURRY_SOCKET)")
+	fs.StringVar(&f.mode, "mode", "0600", "permission of the socket file, in octal")
+	fs.StringVar(&f.group, "group", "", "group (name or id) given the socket and admitted as peers")
+	fs.StringVar(&f.uids, "allow-uid", "", "comma-separated user ids admitted besides the daemon's own")
+	fs.StringVar(&f.gids, "allow-gid", "", "comma-separated primary group ids admitted")
+	fs.StringVar(&f.level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.format, "log-format", "text", "text or json")
+	fs.IntVar(&opts.MaxFrame, "max-frame", 0, "longest frame accepted, in bytes (default 64 KiB, at least 20 KiB)")
+	fs.IntVar(&opts.MaxConns, "max-conns", 0, "connections served at once (default 1024)")
+	fs.IntVar(&opts.MaxSets, "max-sets", 0, "named sets held at once, open or retained (default 10000)")
+	fs.IntVar(&opts.MaxConnSets, "max-conn-sets", 0, "sets one connection may have open (default 4096)")
+	fs.IntVar(&opts.MaxWaits, "max-waits", 0, "acquisitions waiting at once, over every connection (default 65536)")
+	fs.IntVar(&opts.MaxConnWaits, "max-conn-waits", 0, "acquisitions one connection may have waiting (default 16384)")
+	fs.DurationVar(&opts.HelloTimeout, "hello-timeout", 0, "time a new connection has to say hello (default 5s)")
+	fs.DurationVar(&opts.FrameTimeout, "frame-timeout", 0, "time the rest of a frame has to arrive once it began (default 10s)")
+	fs.DurationVar(&opts.WriteTimeout, "write-timeout", 0, "time a client may leave its replies unread before it is dropped (default 10s)")
+	fs.DurationVar(&opts.Retain, "retain", 0, "how long an unused set is kept (default: until it is full again, at most its longest window; negative: forget at once)")
+	fs.DurationVar(&opts.IdleCheck, "idle-check", 0, "how often an unused set is checked for being full again (default 1m)")
+}
+
+// apply checks the flags that need parsing and sets them in opts.
+func (f *flags) apply(opts *unixsock.ServerOptions, extra int) error {
+	if f.socket == "" {
+		return errors.New("-socket is required")
 	}
 	if extra > 0 {
-		return opts, errors.New("unexpected arguments")
+		return errors.New("unexpected arguments")
 	}
-	m, err := strconv.ParseUint(mode, 8, 32)
+	m, err := strconv.ParseUint(f.mode, 8, 32)
 	if err != nil || m == 0 || m > 0o777 {
-		return opts, fmt.Errorf("bad -mode %q: want octal permissions such as 0660", mode)
+		return fmt.Errorf("bad -mode %q: want octal permissions such as 0660", f.mode)
 	}
-	opts.Mode = os.FileMode(m)
-	if opts.AllowUIDs, err = ids(uids); err != nil {
-		return opts, fmt.Errorf("bad -allow-uid: %w", err)
+	opts.Mode, opts.Group = os.FileMode(m), f.group
+	if opts.AllowUIDs, err = ids(f.uids); err != nil {
+		return fmt.Errorf("bad -allow-uid: %w", err)
 	}
-	if opts.AllowGIDs, err = ids(gids); err != nil {
-		return opts, fmt.Errorf("bad -allow-gid: %w", err)
+	if opts.AllowGIDs, err = ids(f.gids); err != nil {
+		return fmt.Errorf("bad -allow-gid: %w", err)
 	}
-	return opts, nil
+	for name, n := range map[string]int{"-max-frame": opts.MaxFrame, "-max-conns": opts.MaxConns, "-max-sets": opts.MaxSets,
+		"-max-conn-sets": opts.MaxConnSets, "-max-waits": opts.MaxWaits, "-max-conn-waits": opts.MaxConnWaits} {
+		if n < 0 {
+			return fmt.Errorf("bad %s %d: want a positive number (0 for the default)", name, n)
+		}
+	}
+	return nil
 }
 
 func ids(s string) ([]int, error) {

@@ -88,6 +88,8 @@ func TestFlags(t *testing.T) {
 		{"-socket", "/tmp/x", "-allow-gid", "-1"},
 		{"-socket", "/tmp/x", "-log-level", "loud"},
 		{"-socket", "/tmp/x", "-log-format", "xml"},
+		{"-socket", "/tmp/x", "-max-conns", "-1"},
+		{"-socket", "/tmp/x", "-max-conn-waits", "x"},
 		{"-nope"},
 	}
 	for _, args := range bad {
