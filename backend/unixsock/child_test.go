@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,7 +46,7 @@ type hammerReport struct {
 }
 
 func runChild() int {
-	roles := map[string]func() error{"hammer": childHammer, "hold": childHold, "worker": childWorker, "dial": childDial}
+	roles := map[string]func() error{"hammer": childHammer, "hold": childHold, "worker": childWorker, "dial": childDial, "serve": childServe}
 	role, ok := roles[os.Getenv(childEnv)]
 	if !ok {
 		fmt.Fprintln(os.Stderr, "unknown child role", os.Getenv(childEnv))
@@ -190,6 +192,47 @@ func childDial() error {
 	fmt.Printf("DIAL denied=%t unavailable=%t err=%v\n",
 		errors.Is(err, ErrPermissionDenied), errors.Is(err, backend.ErrBackendUnavailable), err)
 	return nil
+}
+
+// childServe runs a server at CQ_SOCK until stdin closes, and says SERVING.
+// CQ_NOFILE lowers its limit of open files; CQ_ALLOW_UID admits a uid (and
+// makes the socket 0666). Its log goes to stdout, as lines "LOG ...".
+func childServe() error {
+	opts := ServerOptions{Logger: slog.New(slog.NewTextHandler(prefixWriter{os.Stdout}, nil))}
+	if uid := os.Getenv("CQ_ALLOW_UID"); uid != "" {
+		id, err := strconv.Atoi(uid)
+		if err != nil {
+			return err
+		}
+		opts.AllowUIDs, opts.Mode = []int{id}, 0o666
+	}
+	if n := os.Getenv("CQ_NOFILE"); n != "" {
+		limit, err := strconv.ParseUint(n, 10, 64)
+		if err != nil {
+			return err
+		}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: limit, Max: limit}); err != nil {
+			return err
+		}
+	}
+	srv, err := Listen(os.Getenv("CQ_SOCK"), opts)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	fmt.Println("SERVING")
+	io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+// prefixWriter writes each log line to w with "LOG " in front.
+type prefixWriter struct{ w io.Writer }
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	if _, err := p.w.Write(append([]byte("LOG "), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // child is a running child process.
