@@ -197,19 +197,22 @@ func (s *Set) wait(ctx context.Context, w *waiter) (backend.Lease, error) {
 		return 0, w.err
 	case <-ctx.Done():
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// A grant due at this very instant wins over a deadline at the same instant.
-	s.serve(s.now())
-	select {
-	case <-w.done:
-		return 0, w.err
-	default:
-	}
-	if t := s.now(); s.leave(w, t) {
+	t := s.now()
+	s.lock()
+	if s.timerAt != 0 && s.timerAt <= t {
+		// Grants that came due before the timer ran go first; w's own
+		// is one when its deadline was met (see grant).
 		s.serve(t)
 	}
-	return 0, backend.ContextError(ctx)
+	queued := w.queued // false once served or failed, with w.err set
+	if queued && s.leave(w, t) {
+		s.serve(t)
+	}
+	s.mu.Unlock()
+	if queued {
+		return 0, backend.ContextError(ctx)
+	}
+	return 0, w.err
 }
 
 // settle implements Handle.Settle.
