@@ -290,15 +290,15 @@ func hello(uc *net.UnixConn, r *wire.Reader, timeout time.Duration) (serverInfo,
 	if err := uc.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return serverInfo{}, err
 	}
-	if _, err := uc.Write((&wire.Msg{Op: wire.OpHello, Version: wire.Version}).Append(nil)); err != nil {
-		return serverInfo{}, err
-	}
+	_, werr := uc.Write((&wire.Msg{Op: wire.OpHello, Version: wire.Version}).Append(nil))
 	var m wire.Msg
-	body, err := r.Next()
+	body, err := r.Next() // even when the write failed: a server refusing us may have said why, and closed
 	if err == nil {
 		err = m.Decode(body)
 	}
 	switch {
+	case werr != nil && (err != nil || m.Op != wire.OpError):
+		return serverInfo{}, werr
 	case err != nil:
 		return serverInfo{}, fmt.Errorf("hello: %w", err)
 	case m.Op == wire.OpError && m.Code == wire.CodeVersion:
