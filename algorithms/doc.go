@@ -5,7 +5,9 @@
 //
 // Amounts are exact integers. Rates are the rational Capacity/Window; products
 // such as Capacity×Window (up to 2^50 × 366 days in nanoseconds) are computed in
-// 128 bits, so no state drifts or overflows over a long run.
+// 128 bits, so no state drifts or overflows over a long run. Nothing wraps at
+// the ends of the range either: debt from overage stops at [MaxDebt] units,
+// and an instant past the int64 range is [Never].
 //
 // A [State] is not safe for concurrent use; callers (the backends) guard it.
 package algorithms

@@ -33,6 +33,14 @@ func (x u128) sub(y u128) u128 {
 	return u128{hi: hi, lo: lo}
 }
 
+// mul returns x·y modulo 2^128; callers only multiply values whose product
+// fits.
+func (x u128) mul(y uint64) u128 {
+	p := mul64(x.lo, y)
+	p.hi += x.hi * y
+	return p
+}
+
 // less reports whether x < y.
 func (x u128) less(y u128) bool {
 	return x.hi < y.hi || (x.hi == y.hi && x.lo < y.lo)
@@ -71,14 +79,6 @@ func addSat(a int64, b u128) int64 {
 
 // addSat64 returns a+b for b ≥ 0, saturating at math.MaxInt64.
 func addSat64(a, b int64) int64 { return addSat(a, from64(uint64(b))) }
-
-// subSat returns a−b for b ≥ 0, saturating at math.MinInt64.
-func subSat(a, b int64) int64 {
-	if a < math.MinInt64+b {
-		return math.MinInt64
-	}
-	return a - b
-}
 
 // span returns b−a as an unsigned number for a ≤ b; the difference of any two
 // int64 values that are in order fits a uint64.

@@ -30,6 +30,13 @@ const (
 	GCRA
 )
 
+// MaxDebt is the most debt, in units, a [TokenBucket] or [GCRA] keeps:
+// overage (a [State.Take] beyond what is available) is charged until the
+// level reaches −MaxDebt, and stops there. It is 2^52, where the Redis
+// backend's exact arithmetic ends, so that every backend agrees; with
+// capacities up to 2^50 it is at least four full windows of debt.
+const MaxDebt int64 = 1 << 52
+
 // Never is the instant returned by [State.Ready] for a request that can never
 // be granted (more than the capacity) or whose instant does not fit an int64.
 const Never int64 = math.MaxInt64
@@ -43,7 +50,10 @@ type State interface {
 	Ready(now, n int64) int64
 	// Take records n units used at now, unconditionally. When Ready(now, n)
 	// is later than now this puts the limit into debt: that is how usage
-	// beyond a request (overage) is charged.
+	// beyond a request (overage) is charged. Debt stops at MaxDebt units
+	// (TokenBucket, GCRA); a LeakyBucket queue or a FixedWindow count that
+	// would pass the int64 range saturates (Never), and a SlidingWindow
+	// counts at most the capacity per instant.
 	Take(now, n int64)
 	// Refund gives back up to n units taken earlier and returns how many it
 	// gave back: 0 for algorithms that do not refund; for TokenBucket and

@@ -82,10 +82,14 @@ func TestExtremeCapacityAndWindow(t *testing.T) {
 		eq(t, k.String()+" Ready(t0,C/3)", s.Ready(t0, c/3), t0+third)
 		eq(t, k.String()+" Ready(t0,C)", s.Ready(t0, c), t0+w)
 		eq(t, k.String()+" Available(t0+W/2)", s.Available(t0+w/2), c/2)
-		s.Take(t0, 10*c)
-		eq(t, k.String()+" Ready in debt", s.Ready(t0, c), t0+11*w)
-		eq(t, k.String()+" Refund", s.Refund(t0, 5*c), 5*c)
-		eq(t, k.String()+" Ready after refund", s.Ready(t0, c), t0+6*w)
+		s.Take(t0, 3*c)
+		eq(t, k.String()+" Ready in debt", s.Ready(t0, c), t0+4*w)
+		eq(t, k.String()+" Refund", s.Refund(t0, 2*c), 2*c)
+		eq(t, k.String()+" Ready after refund", s.Ready(t0, c), t0+2*w)
+		s.Take(t0, 10*c) // debt stops at MaxDebt = 4C
+		eq(t, k.String()+" Ready at the debt bound", s.Ready(t0, c), t0+5*w)
+		eq(t, k.String()+" Refund from the bound", s.Refund(t0, c), c)
+		eq(t, k.String()+" Ready after refund", s.Ready(t0, c), t0+4*w)
 	}
 	l := newState(algorithms.LeakyBucket, w, c)
 	l.Take(t0, 1)

@@ -6,13 +6,13 @@ import "math"
 // exact rational tokens + frac/window; it refills at capacity/window per
 // nanosecond up to capacity. A negative level is debt left by overage.
 //
-// Invariants: 0 ≤ frac < window; tokens ≤ capacity; frac = 0 when
-// tokens = capacity. Ready and Available never change the state, so asking
+// Invariants: 0 ≤ frac < window; −MaxDebt ≤ tokens ≤ capacity; frac = 0
+// when tokens = capacity. Ready and Available never change the state, so asking
 // about a future instant cannot grant refill early.
 type tokenBucket struct {
 	window   int64  // W in nanoseconds, > 0
 	capacity int64  // C, > 0
-	tokens   int64  // whole tokens at last; saturates at math.MinInt64
+	tokens   int64  // whole tokens at last; at least −MaxDebt
 	frac     uint64 // fractional token at last, in units of 1/window token
 	last     int64  // the latest instant the state was advanced to
 }
@@ -68,12 +68,17 @@ func (b *tokenBucket) Ready(now, n int64) int64 {
 }
 
 // Take removes n tokens at now, going into debt when fewer are available.
+// The whole tokens stop at −MaxDebt; the fraction is kept.
 func (b *tokenBucket) Take(now, n int64) {
 	if n <= 0 {
 		return
 	}
 	b.advance(now)
-	b.tokens = subSat(b.tokens, n)
+	if n > b.tokens+MaxDebt {
+		b.tokens = -MaxDebt
+		return
+	}
+	b.tokens -= n
 }
 
 // Refund adds back n tokens at now, capped at a full bucket. It returns n when

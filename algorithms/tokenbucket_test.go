@@ -49,10 +49,15 @@ func (o *bucketOracle) advance(t int64) {
 	}
 }
 
-// take removes n tokens at t.
+// take removes n tokens at t; the whole tokens stop at −MaxDebt, keeping
+// the fraction.
 func (o *bucketOracle) take(t, n int64) {
 	o.advance(t)
+	frac := new(big.Rat).Sub(o.level, new(big.Rat).SetInt(floorRat(o.level)))
 	o.level.Sub(o.level, new(big.Rat).SetInt64(n))
+	if floor := new(big.Rat).Add(new(big.Rat).SetInt64(-algorithms.MaxDebt), frac); o.level.Cmp(floor) < 0 {
+		o.level = floor
+	}
 }
 
 // refund adds n tokens at t up to full and returns n, or ⌊room⌋ when capped.
