@@ -31,7 +31,7 @@ func rawConn(t *testing.T, path string) net.Conn {
 	return c
 }
 
-func writeMsg(t *testing.T, c net.Conn, m wire.Msg) {
+func writeMsg(t testing.TB, c net.Conn, m wire.Msg) {
 	t.Helper()
 	if _, err := c.Write(m.Append(nil)); err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func writeMsg(t *testing.T, c net.Conn, m wire.Msg) {
 }
 
 // rawHello says hello on c and checks the answer.
-func rawHello(t *testing.T, c net.Conn) {
+func rawHello(t testing.TB, c net.Conn) {
 	t.Helper()
 	writeMsg(t, c, wire.Msg{Op: wire.OpHello, ID: 1, Version: wire.Version})
 	if m := readMsg(t, c); m.Op != wire.OpHelloOK {
@@ -47,7 +47,7 @@ func rawHello(t *testing.T, c net.Conn) {
 	}
 }
 
-func readMsg(t *testing.T, c net.Conn) wire.Msg {
+func readMsg(t testing.TB, c net.Conn) wire.Msg {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	body, err := wire.NewReader(c, 0).Next()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,8 @@ type serverConn struct {
 
 	// Owned by the reading goroutine.
 	delta, refunded []int64
+
+	closing atomic.Bool // set when cleanup begins: waits that end need not report
 
 	mu        sync.Mutex
 	dead      bool                          // guarded by mu
@@ -159,30 +162,27 @@ func (sc *serverConn) sendErr(id uint64, err error) {
 }
 
 // cleanup ends every wait and releases every lease and set of the
-// connection: a client that dies holds nothing. It first closes the
-// connection's handles, which fails all their waiters in one pass over each
-// queue, so that a client dropping many waits costs the other clients of
-// the set one critical section rather than one per wait.
+// connection: a client that dies holds nothing. It closes the connection's
+// handles first, which fails all their waiters in one pass over each queue,
+// and returns its holdings before it waits for the waits' goroutines, so
+// that a client dropping many waits does not hold up the grants of others.
 func (sc *serverConn) cleanup() {
+	sc.closing.Store(true)
 	sc.mu.Lock()
-	sc.dead = true
-	sets := sc.sets
-	sc.sets = nil
+	sc.dead = true // from now on, a wait that is granted gives its grant back
+	sets, leases := sc.sets, sc.leases
+	sc.sets, sc.leases = nil, nil
 	sc.mu.Unlock()
 	sc.out.fail(net.ErrClosed)
 	sc.c.Close()
 	for _, ss := range sets {
 		ss.h.Close()
 	}
-	sc.cancel()
-	sc.wg.Wait()
-	sc.mu.Lock()
-	leases := sc.leases
-	sc.leases = nil
-	sc.mu.Unlock()
 	for _, l := range leases {
 		_ = l.set.h.Settle(context.Background(), 0, l.amounts, nil, true, nil)
 	}
+	sc.cancel()
+	sc.wg.Wait()
 	for _, ss := range sets {
 		sc.srv.reg.release(ss.name, ss.e)
 	}

@@ -255,6 +255,9 @@ func (sc *serverConn) wait(ctx context.Context, cancel context.CancelFunc, id ui
 	defer sc.srv.claims.put(token)
 	defer cancel()
 	_, err := ss.h.Acquire(ctx, amounts, backend.AcquireOptions{Wait: true, Claim: claim})
+	if err != nil && sc.closing.Load() {
+		return // the connection is going: no one to answer, and its map goes with it
+	}
 	sc.mu.Lock()
 	delete(sc.waits, id)
 	sc.mu.Unlock()
