@@ -10,6 +10,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"pgregory.net/rapid"
+
 	"github.com/concurry/concurry/algorithms"
 	"github.com/concurry/concurry/backend"
 )
@@ -198,6 +200,142 @@ func TestSettleBeforeALateTimerKeepsTheSchedule(t *testing.T) {
 		}
 		if got, want := <-returned, 3500*time.Microsecond; got != want {
 			t.Fatalf("second waiter returned at %v, want %v", got, want)
+		}
+	})
+}
+
+// settleAt is a change of a rate limit's usage made at an instant (since the
+// start) by a holder other than the waiters: positive is overage, negative a
+// refund.
+type settleAt struct {
+	at    time.Duration
+	delta int64
+}
+
+// onTimeSchedule returns the instants (since the start) at which a FIFO
+// queue of requests for amounts, all made at the start, comes due on a
+// fresh limit of spec with the settles applied, as an on-time timer would
+// grant them: each no earlier than the one before it, and after every
+// settle that came before it.
+func onTimeSchedule(spec backend.Spec, start int64, amounts []int64, settles []settleAt) []time.Duration {
+	ref := algorithms.New(spec.Algorithm, spec.Window, spec.Capacity)
+	from, j := start, 0
+	var due []time.Duration
+	for _, n := range amounts {
+		g := ref.Ready(from, n)
+		for ; j < len(settles) && start+int64(settles[j].at) < g; j++ {
+			u := start + int64(settles[j].at)
+			if d := settles[j].delta; d > 0 {
+				ref.Take(u, d)
+			} else {
+				ref.Refund(u, -d)
+			}
+			from = max(from, u)
+			g = ref.Ready(from, n)
+		}
+		ref.Take(g, n)
+		due = append(due, time.Duration(g-start))
+		from = g
+	}
+	return due
+}
+
+// TestLateTimersKeepTheSchedule is a property test of grant dating: random
+// limits of every algorithm, a FIFO queue of random requests, settles
+// (overage and refunds) by another holder at random instants, and timers
+// that all fire the same random lateness late. Request k must return no
+// earlier than the instant an on-time timer would have granted it (never
+// more than the algorithm allows) and no later than that instant plus the
+// lateness (never less: the lateness is not carried into the schedule).
+func TestLateTimersKeepTheSchedule(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		kind := rapid.SampledFrom([]algorithms.Kind{algorithms.TokenBucket, algorithms.LeakyBucket,
+			algorithms.SlidingWindow, algorithms.FixedWindow, algorithms.GCRA}).Draw(rt, "kind")
+		capacity := rapid.Int64Range(1, 4).Draw(rt, "capacity")
+		window := rapid.SampledFrom([]time.Duration{time.Millisecond, 3 * time.Millisecond, 10 * time.Millisecond}).Draw(rt, "window")
+		late := time.Duration(rapid.SampledFrom([]float64{0, 0.3, 1.7, 3}).Draw(rt, "late") * float64(window))
+		amounts := rapid.SliceOfN(rapid.Int64Range(1, capacity), 1, 12).Draw(rt, "amounts")
+		horizon := int64(2 * len(amounts) * int(window))
+		settles := rapid.SliceOfN(rapid.Custom(func(rt *rapid.T) settleAt {
+			d := rapid.Int64Range(-2*capacity, 2*capacity).Filter(func(d int64) bool { return d != 0 }).Draw(rt, "delta")
+			return settleAt{at: time.Duration(rapid.Int64Range(1, horizon).Draw(rt, "at")), delta: d}
+		}), 0, 4).Draw(rt, "settles")
+		slices.SortStableFunc(settles, func(a, b settleAt) int { return int(a.at - b.at) })
+		spec := backend.Spec{Key: "r", Kind: backend.Rate, Algorithm: kind, Window: window, Capacity: capacity}
+
+		var msg string
+		synctest.Test(t, func(t *testing.T) {
+			msg = runLateSchedule(t, spec, late, amounts, settles)
+		})
+		if msg != "" {
+			rt.Fatal(msg)
+		}
+	})
+}
+
+// runLateSchedule runs one case of TestLateTimersKeepTheSchedule inside a
+// synctest bubble and returns what went wrong, or "".
+func runLateSchedule(t *testing.T, spec backend.Spec, late time.Duration, amounts []int64, settles []settleAt) string {
+	s := NewSet([]backend.Spec{spec})
+	s.timerLate = late
+	h := s.Handle(nil)
+	defer h.Close()
+	start := time.Now()
+	returned := make([]time.Duration, len(amounts))
+	var wg sync.WaitGroup
+	for k, n := range amounts {
+		wg.Go(func() {
+			if _, err := h.Acquire(bg, []int64{n}, wait); err == nil {
+				returned[k] = time.Since(start)
+			} else {
+				returned[k] = -1
+			}
+		})
+		synctest.Wait() // queued in order
+	}
+	for _, st := range settles {
+		time.Sleep(st.at - time.Since(start))
+		_ = h.Settle(bg, 0, nil, []int64{st.delta}, false, nil)
+	}
+	wg.Wait()
+	due := onTimeSchedule(spec, start.UnixNano(), amounts, settles)
+	for k := range amounts {
+		if returned[k] < due[k] || returned[k] > due[k]+late {
+			return fmt.Sprintf("request %d of %v returned at %v; due at %v, lateness %v", k, amounts, returned[k], due[k], late)
+		}
+	}
+	return ""
+}
+
+// TestRefundOfAFractionWakesTheHead refunds a unit 1ns after it was taken:
+// the bucket had refilled a millionth of it, so the refund gives back no
+// whole unit (Refund returns 0) yet fills the bucket. The waiter that needs
+// it is granted at once, not when its timer fires a millisecond later.
+func TestRefundOfAFractionWakesTheHead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := NewSet([]backend.Spec{{Key: "r", Kind: backend.Rate, Window: time.Millisecond, Capacity: 1}})
+		h := s.Handle(nil)
+		defer h.Close()
+		start := time.Now()
+		if _, err := h.Acquire(bg, []int64{1}, backend.AcquireOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		returned := make(chan time.Duration, 1)
+		go func() {
+			_, _ = h.Acquire(bg, []int64{1}, wait)
+			returned <- time.Since(start)
+		}()
+		synctest.Wait()
+		time.Sleep(time.Nanosecond)
+		refunded := []int64{-1}
+		if err := h.Settle(bg, 0, nil, []int64{-1}, false, refunded); err != nil {
+			t.Fatal(err)
+		}
+		if refunded[0] != 0 {
+			t.Fatalf("refunded %d whole units, want 0", refunded[0])
+		}
+		if got := <-returned; got != time.Nanosecond {
+			t.Fatalf("waiter returned at %v, want 1ns", got)
 		}
 	})
 }

@@ -245,7 +245,9 @@ func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
 			continue
 		}
 		got := r.Refund(t, -d)
-		freed = freed || got > 0
+		// Even a refund that gave back no whole unit may have filled the
+		// fraction a waiter needs.
+		freed = freed || s.specs[i].Algorithm.Refunds()
 		if refunded != nil {
 			refunded[i] = got
 		}
