@@ -211,7 +211,8 @@ func TestVersionMismatch(t *testing.T) {
 // TestSlowClient: a client that never reads its replies is dropped after
 // WriteTimeout, and never holds up a good client.
 func TestSlowClient(t *testing.T) {
-	srv := startServer(t, ServerOptions{WriteTimeout: 300 * time.Millisecond})
+	var log testutil.SyncBuffer
+	srv := startServer(t, ServerOptions{WriteTimeout: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	ls := goodSet(t, srv.Path())
 	c := rawConn(t, srv.Path())
 	openRaw(t, c, wire.Msg{Op: wire.OpOpen, ID: 2, Name: "slow", Specs: []backend.Spec{{Key: "k", Kind: backend.Resource, Capacity: 1}}})
@@ -235,6 +236,12 @@ func TestSlowClient(t *testing.T) {
 		t.Fatal("the server never dropped a client that does not read")
 	}
 	goodCycle(t, ls)
+	eventually(t, "the drop is a warning", func() error {
+		if !strings.Contains(log.String(), `level=WARN msg="dropping a client that does not read its replies"`) {
+			return errors.New(log.String())
+		}
+		return nil
+	})
 }
 
 // TestOtherUID runs a child as another user: refused by default with a

@@ -15,47 +15,59 @@ import (
 )
 
 // TestServerCaps: past MaxConns a connection is refused at its hello, past
-// MaxSets a new name, past MaxWaits a wait — each with ErrServerLimit for
-// the offending request alone, while the clients already served go on.
+// MaxSets a new name — each with ErrServerLimit for the offending request
+// alone, while the clients already served go on.
 func TestServerCaps(t *testing.T) {
 	var log testutil.SyncBuffer
-	srv := startServer(t, ServerOptions{MaxConns: 2, MaxSets: 3, MaxWaits: 2,
-		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	srv := startServer(t, ServerOptions{MaxConns: 2, MaxSets: 3, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	a := dial(t, srv.Path(), Options{DisableAutoHost: true, Conns: 1})
 	b := dial(t, srv.Path(), Options{DisableAutoHost: true, Conns: 1})
-	sa, err := a.Open(context.Background(), "a", connSpecs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := b.Open(context.Background(), "b", connSpecs)
-	if err != nil {
-		t.Fatal(err)
+	for _, open := range []struct {
+		c    *Client
+		name string
+	}{{a, "a"}, {b, "b"}, {a, "a2"}, {b, "a"}} { // three names; the fourth open is of a name held already
+		if _, err := open.c.Open(context.Background(), open.name, connSpecs); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c := dial(t, srv.Path(), Options{DisableAutoHost: true, Conns: 1})
 	if _, err := c.Open(context.Background(), "c", connSpecs); !errors.Is(err, ErrServerLimit) || !errors.Is(err, backend.ErrBackendUnavailable) {
 		t.Fatalf("a third connection past MaxConns 2: %v, want ErrServerLimit", err)
 	}
-	if _, err := a.Open(context.Background(), "a2", connSpecs); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := a.Open(context.Background(), "a3", connSpecs); !errors.Is(err, ErrServerLimit) {
 		t.Fatalf("a fourth set past MaxSets 3: %v, want ErrServerLimit", err)
 	}
-	if _, err := b.Open(context.Background(), "a", connSpecs); err != nil {
-		t.Fatalf("a set the server holds already, past MaxSets: %v", err)
+	if _, err := b.Open(context.Background(), "a2", connSpecs); err != nil {
+		t.Fatalf("the clients served go on: %v", err)
 	}
-	// Two waits, one per connection, fill MaxWaits; a third is refused.
-	hold := func(s backend.Set) backend.Lease {
+	for _, want := range []string{"MaxConns", "request refused"} { // refusals are logged at most once a second
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the log does not mention %q:\n%s", want, log.String())
+		}
+	}
+}
+
+// TestMaxWaits: past MaxWaits, over all connections, a wait is refused with
+// ErrServerLimit, and the waits and holdings already there are kept.
+func TestMaxWaits(t *testing.T) {
+	srv := startServer(t, ServerOptions{MaxWaits: 2})
+	var sets []backend.Set
+	var leases []backend.Lease
+	for range 2 {
+		c := dial(t, srv.Path(), Options{DisableAutoHost: true, Conns: 1})
+		s, err := c.Open(context.Background(), "w", []backend.Spec{{Key: "conn", Kind: backend.Resource, Capacity: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
 		l, err := s.Acquire(context.Background(), []int64{1}, backend.AcquireOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return l
+		sets, leases = append(sets, s), append(leases, l)
 	}
-	la, lb := hold(sa), hold(sb)
 	ctx, cancel := context.WithCancel(context.Background())
 	waits := make(chan error, 2)
-	for _, s := range []backend.Set{sa, sb} {
+	for _, s := range sets {
 		go func() {
 			_, err := s.Acquire(ctx, []int64{1}, backend.AcquireOptions{Wait: true})
 			waits <- err
@@ -67,7 +79,7 @@ func TestServerCaps(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := sa.Acquire(context.Background(), []int64{1}, backend.AcquireOptions{Wait: true}); !errors.Is(err, ErrServerLimit) {
+	if _, err := sets[0].Acquire(context.Background(), []int64{1}, backend.AcquireOptions{Wait: true}); !errors.Is(err, ErrServerLimit) {
 		t.Fatalf("a third wait past MaxWaits 2: %v, want ErrServerLimit", err)
 	}
 	cancel()
@@ -76,17 +88,9 @@ func TestServerCaps(t *testing.T) {
 			t.Fatalf("waiter: %v", err)
 		}
 	}
-	for _, l := range []struct {
-		s backend.Set
-		l backend.Lease
-	}{{sa, la}, {sb, lb}} {
-		if err := l.s.Settle(context.Background(), l.l, []int64{1}, nil, true, nil); err != nil {
-			t.Fatalf("a holding after the refusals: %v", err)
-		}
-	}
-	for _, want := range []string{"MaxConns", "request refused"} { // refusals are logged at most once a second
-		if !strings.Contains(log.String(), want) {
-			t.Errorf("the log does not mention %q:\n%s", want, log.String())
+	for i, s := range sets {
+		if err := s.Settle(context.Background(), leases[i], []int64{1}, nil, true, nil); err != nil {
+			t.Fatalf("a holding after the refusal: %v", err)
 		}
 	}
 }

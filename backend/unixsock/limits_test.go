@@ -3,6 +3,7 @@ package unixsock
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -48,29 +49,7 @@ func TestServerRefusesOneRequest(t *testing.T) {
 			t.Fatalf("%s: answered with %v %d %q, want an error of code %d", what, m.Op, m.Code, m.Text, r.code)
 		}
 	}
-	// One set more than MaxConnSets (the held one is open too), pipelined.
-	var frames []byte
-	for i := range 4096 {
-		frames = (&wire.Msg{Op: wire.OpOpen, ID: uint64(100 + i), Name: "many", Specs: connSpecs}).Append(frames)
-	}
-	if _, err := c.Write(frames); err != nil {
-		t.Fatal(err)
-	}
-	r := wire.NewReader(c, 0)
-	for i := range 4096 {
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		body, err := r.Next()
-		if err != nil {
-			t.Fatalf("open %d: the server closed the connection: %v", i, err)
-		}
-		var m wire.Msg
-		if err := m.Decode(body); err != nil {
-			t.Fatal(err)
-		}
-		if want := i < 4095; (m.Op == wire.OpOpened) != want || !want && m.Code != wire.CodeLimit {
-			t.Fatalf("open %d of 4096 answered with %v %d %q", i+1, m.Op, m.Code, m.Text)
-		}
-	}
+	openPastCap(t, c, 4096) // the held set is open too
 	// The holding survived: another client cannot take it, and it releases.
 	other := dial(t, srv.Path(), Options{DisableAutoHost: true})
 	set, err := other.Open(context.Background(), "held", connSpecs)
@@ -83,6 +62,34 @@ func TestServerRefusesOneRequest(t *testing.T) {
 	writeMsg(t, c, wire.Msg{Op: wire.OpSettle, ID: 9000, Lease: 1, Flags: wire.FlagFinal})
 	if m := readMsg(t, c); m.Op != wire.OpSettled {
 		t.Fatalf("release answered with %v %q", m.Op, m.Text)
+	}
+}
+
+// openPastCap pipelines n opens on c, one more than the connection may have
+// (its other sets count too), and checks that only the last is refused.
+func openPastCap(t *testing.T, c net.Conn, n int) {
+	t.Helper()
+	var frames []byte
+	for i := range n {
+		frames = (&wire.Msg{Op: wire.OpOpen, ID: uint64(100 + i), Name: "many", Specs: connSpecs}).Append(frames)
+	}
+	if _, err := c.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	r := wire.NewReader(c, 0)
+	for i := range n {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		body, err := r.Next()
+		if err != nil {
+			t.Fatalf("open %d: the server closed the connection: %v", i, err)
+		}
+		var m wire.Msg
+		if err := m.Decode(body); err != nil {
+			t.Fatal(err)
+		}
+		if want := i < n-1; (m.Op == wire.OpOpened) != want || !want && m.Code != wire.CodeLimit {
+			t.Fatalf("open %d of %d answered with %v %d %q", i+1, n, m.Op, m.Code, m.Text)
+		}
 	}
 }
 
