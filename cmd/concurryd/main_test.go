@@ -155,3 +155,39 @@ func TestSignal(t *testing.T) {
 }
 
 func errHelp() error { return flag.ErrHelp }
+
+// TestCapFlags: the caps given as flags reach the server: with -max-conns 1
+// a second client is refused with unixsock.ErrServerLimit while the first
+// is served.
+func TestCapFlags(t *testing.T) {
+	path := sockPath(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs testutil.SyncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-socket", path, "-max-conns", "1", "-frame-timeout", "1s"}, &logs) }()
+	first, err := unixsock.Dial(path, unixsock.Options{DisableAutoHost: true, Conns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	spec := []concurry.Limit{concurry.ResourceLimit{Key: "conn", Capacity: 1}}
+	eventually(t, func() error {
+		_, err := concurry.NewLimitSet(spec, concurry.WithName("d"), concurry.WithBackend(first))
+		return err
+	})
+	second, err := unixsock.Dial(path, unixsock.Options{DisableAutoHost: true, Conns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if _, err := concurry.NewLimitSet(spec, concurry.WithName("d"), concurry.WithBackend(second)); !errors.Is(err, unixsock.ErrServerLimit) {
+		t.Fatalf("a second connection with -max-conns 1: %v, want ErrServerLimit", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "MaxConns") {
+		t.Fatalf("the refusal is not in the log:\n%s", logs.String())
+	}
+}
