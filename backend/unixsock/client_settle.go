@@ -150,3 +150,22 @@ func (s *clientSet) Close() error {
 	}
 	return nil
 }
+
+// CheckLease reports whether this process still holds lease: nil while the
+// connection it was granted on is live (and for a lease of a set closed
+// meanwhile), an error matching backend.ErrLeaseLost and ErrConnLost once
+// that connection has dropped, since the server then released what it held
+// and another process may have it. Usage reported to the lease is still
+// charged when it is settled. CheckLease does no I/O; the root package's
+// Update can call it to tell a holder early.
+func (s *clientSet) CheckLease(lease backend.Lease) error {
+	b := s.b.Load()
+	if b != nil && b.cc.id == uint64(lease)>>leaseBits && !b.cc.dead.Load() {
+		return nil
+	}
+	if b != nil {
+		b.retire(s)
+	}
+	return fmt.Errorf("%w: %w: the connection to the server at %s that held it dropped; its resources may be held by another process; usage reported before Release is still charged",
+		backend.ErrLeaseLost, ErrConnLost, s.cl.path)
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/backend"
 )
 
 // TestLeaseLostOnServerKill kills the server process (SIGKILL) while this
@@ -105,5 +106,31 @@ func TestLeaseLostWhenDropped(t *testing.T) {
 	err = b.Release()
 	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, concurry.ErrBackendUnavailable) || !strings.Contains(err.Error(), "not charged") {
 		t.Fatalf("Release with no server to charge: %v, want ErrLeaseLost saying the usage was not charged", err)
+	}
+}
+
+// TestCheckLease: a lease is reported lost, without I/O, once its
+// connection has dropped.
+func TestCheckLease(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	set, err := c.Open(context.Background(), "check", connSpecs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := set.Acquire(context.Background(), []int64{1}, backend.AcquireOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checker := set.(interface{ CheckLease(backend.Lease) error })
+	if err := checker.CheckLease(l); err != nil {
+		t.Fatalf("a live lease: %v", err)
+	}
+	c.slots[c.slotOf("check")].conn.Load().fail(errors.New("dropped by the test"))
+	if err := checker.CheckLease(l); !errors.Is(err, backend.ErrLeaseLost) {
+		t.Fatalf("a lease of a dropped connection: %v, want ErrLeaseLost", err)
+	}
+	if f := set.(backend.FaultCounter).Faults(); f.LeasesLost != 1 {
+		t.Fatalf("Faults: %+v, want one lease lost", f)
 	}
 }
