@@ -211,7 +211,9 @@ func (s *Server) refuse(c *net.UnixConn) {
 	if cred, err := peerCred(c); err == nil {
 		attrs = append(attrs, "peer_pid", cred.Pid, "peer_uid", cred.Uid)
 	}
-	s.log.Warn("connection refused: the server serves MaxConns connections already", attrs...)
+	if held, ok := s.refusals.note(time.Now()); ok {
+		s.log.Warn("connection refused: the server serves MaxConns connections already", append(attrs, "refused_since_last_log", held)...)
+	}
 	err := fmt.Errorf("%w: the server at %s serves %d connections already (MaxConns)", ErrServerLimit, s.path, s.opts.MaxConns)
 	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	c.Write((&wire.Msg{Op: wire.OpError, Code: wire.CodeLimit, Text: err.Error()}).Append(nil))

@@ -161,8 +161,11 @@ func (m *Msg) Decode(body []byte) error {
 		}
 		m.Version = d.uvarint()
 	case OpHelloOK:
-		m.Version, m.PID, m.Instance = d.uvarint(), d.uvarint(), d.u64()
-		m.ConnSets, m.ConnWaits = d.uvarint(), d.uvarint()
+		m.Version, m.PID = d.uvarint(), d.uvarint()
+		if m.Version != Version && len(d.b) == 0 {
+			break // an older server: let the caller report the version
+		}
+		m.Instance, m.ConnSets, m.ConnWaits = d.u64(), d.uvarint(), d.uvarint()
 	case OpOpen:
 		m.decodeOpen(&d)
 	case OpAcquire:

@@ -126,6 +126,16 @@ func TestDecodeLeavesTheContractToTheServer(t *testing.T) {
 	}
 }
 
+// TestOlderHelloOK: the HelloOK of a server of protocol version 1 (version
+// and pid only) decodes, so that the client can say the versions differ.
+func TestOlderHelloOK(t *testing.T) {
+	body := []byte{byte(OpHelloOK), 0, 0, 0, 0, 0, 0, 0, 1, 1, 42}
+	var m Msg
+	if err := m.Decode(body); err != nil || m.Version != 1 || m.PID != 42 {
+		t.Fatalf("a version 1 HelloOK: %+v, %v", m, err)
+	}
+}
+
 func TestReaderLimits(t *testing.T) {
 	big := Msg{Op: OpError, Text: string(make([]byte, 100))}
 	_, err := NewReader(bytes.NewReader(big.Append(nil)), 64).Next()
