@@ -39,6 +39,7 @@ type Server struct {
 
 	waits     atomic.Int64   // acquisitions waiting, over every connection
 	refusals  logLimiter     // warnings of requests refused
+	turnedOff logLimiter     // warnings of connections refused
 	quit      chan struct{}  // closed by Close
 	wg        sync.WaitGroup // the accept loop and every connection
 	done      chan struct{}  // closed when the accept loop ends
@@ -211,7 +212,7 @@ func (s *Server) refuse(c *net.UnixConn) {
 	if cred, err := peerCred(c); err == nil {
 		attrs = append(attrs, "peer_pid", cred.Pid, "peer_uid", cred.Uid)
 	}
-	if held, ok := s.refusals.note(time.Now()); ok {
+	if held, ok := s.turnedOff.note(time.Now()); ok {
 		s.log.Warn("connection refused: the server serves MaxConns connections already", append(attrs, "refused_since_last_log", held)...)
 	}
 	err := fmt.Errorf("%w: the server at %s serves %d connections already (MaxConns)", ErrServerLimit, s.path, s.opts.MaxConns)
