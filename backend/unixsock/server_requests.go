@@ -117,10 +117,10 @@ func (sc *serverConn) answer(id uint64, err error) error {
 // the contract, and logs it (at most once a second, with a count of those
 // not logged).
 func (sc *serverConn) refuse(id uint64, err error) {
-	sc.sendErr(id, err)
 	if n, ok := sc.srv.refusals.note(time.Now()); ok {
 		sc.log.Warn("request refused", "reason", err, "refused_since_last_log", n)
 	}
+	sc.sendErr(id, err)
 }
 
 func (sc *serverConn) open(m *wire.Msg) error {
