@@ -15,9 +15,6 @@ import (
 	"github.com/concurry/concurry/backend"
 )
 
-// maxExact bounds every capacity and window (in µs) the scripts accept: 2^52.
-const maxExact = 1 << 52
-
 // resourceAlg is the algorithm code the scripts use for a Resource spec.
 const resourceAlg = 9
 
@@ -64,19 +61,21 @@ func (b *Backend) counter(name string) *atomic.Int64 {
 // Open returns the set of the given name. The first process to use a name
 // stores its definitions in Redis; a later Open, or any call of a set, that
 // finds other definitions fails with an error matching
-// backend.ErrLimitMismatch. Open fails with ErrNameRequired for an empty
-// name, ErrOutOfRange for a limit the scripts cannot hold exactly, and, under
-// FailClosed, with backend.ErrBackendUnavailable when Redis cannot be
-// reached. Under FailOpen an unreachable Redis does not fail Open: the
-// definitions are checked on the first call that reaches Redis.
+// backend.ErrLimitMismatch. Open fails, before reaching Redis, with
+// backend.ErrNameRequired for an empty name and backend.ErrInvalidLimit for
+// a name or limits outside the contract's range (backend.CheckName and
+// backend.CheckSpecs: the same on every backend); and, under FailClosed,
+// with backend.ErrBackendUnavailable when Redis cannot be reached. Under
+// FailOpen an unreachable Redis does not fail Open: the definitions are
+// checked on the first call that reaches Redis.
 func (b *Backend) Open(ctx context.Context, name string, specs []backend.Spec) (backend.Set, error) {
-	if name == "" {
-		return nil, ErrNameRequired
-	}
-	s, err := newSet(b, name, specs)
-	if err != nil {
+	if err := backend.CheckName(name); err != nil {
 		return nil, err
 	}
+	if err := backend.CheckSpecs(specs); err != nil {
+		return nil, err
+	}
+	s := newSet(b, name, specs)
 	if _, err := s.Stats(ctx); err != nil {
 		if !errors.Is(err, backend.ErrBackendUnavailable) || b.opts.Outage == FailClosed {
 			return nil, err
@@ -100,21 +99,16 @@ func define(specs []backend.Spec) string {
 	return sb.String()
 }
 
-// params returns the five script numbers of sp: algorithm, capacity, window
-// in µs (rounded up), and capacity and window divided by their gcd.
-func params(sp backend.Spec) ([5]int64, error) {
+// params returns the five script numbers of sp, a spec CheckSpecs accepts:
+// algorithm, capacity, window in µs (rounded up), and capacity and window
+// divided by their gcd. Every one is at most 2^50, exact in Lua.
+func params(sp backend.Spec) [5]int64 {
 	if sp.Kind == backend.Resource {
-		if sp.Capacity >= maxExact {
-			return [5]int64{}, fmt.Errorf("%w: resource %q: capacity %d ≥ 2^52", ErrOutOfRange, sp.Key, sp.Capacity)
-		}
-		return [5]int64{resourceAlg, sp.Capacity, 0, 0, 0}, nil
+		return [5]int64{resourceAlg, sp.Capacity, 0, 0, 0}
 	}
 	w := max(1, int64((sp.Window+time.Microsecond-1)/time.Microsecond))
-	if sp.Capacity >= maxExact || w >= maxExact {
-		return [5]int64{}, fmt.Errorf("%w: %q: capacity %d, window %v", ErrOutOfRange, sp.Key, sp.Capacity, sp.Window)
-	}
 	g := gcd(sp.Capacity, w)
-	return [5]int64{int64(sp.Algorithm), sp.Capacity, w, sp.Capacity / g, w / g}, nil
+	return [5]int64{int64(sp.Algorithm), sp.Capacity, w, sp.Capacity / g, w / g}
 }
 
 func gcd(a, b int64) int64 {

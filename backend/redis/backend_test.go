@@ -16,12 +16,12 @@ func TestOpenErrors(t *testing.T) {
 	b := cr.New(redistest.Start(t).Client(), cr.Options{})
 	ctx := context.Background()
 	tokens := []backend.Spec{{Key: "tokens", Kind: backend.Rate, Window: time.Minute, Capacity: 100}}
-	if _, err := b.Open(ctx, "", tokens); !errors.Is(err, cr.ErrNameRequired) {
+	if _, err := b.Open(ctx, "", tokens); !errors.Is(err, backend.ErrNameRequired) || !errors.Is(err, cr.ErrNameRequired) {
 		t.Fatalf("empty name: %v, want ErrNameRequired", err)
 	}
 	huge := []backend.Spec{{Key: "tokens", Kind: backend.Rate, Window: time.Minute, Capacity: 1 << 52}}
-	if _, err := b.Open(ctx, "huge", huge); !errors.Is(err, cr.ErrOutOfRange) {
-		t.Fatalf("capacity 2^52: %v, want ErrOutOfRange", err)
+	if _, err := b.Open(ctx, "huge", huge); !errors.Is(err, backend.ErrInvalidLimit) || !errors.Is(err, cr.ErrOutOfRange) {
+		t.Fatalf("capacity 2^52: %v, want ErrInvalidLimit", err)
 	}
 	set, err := b.Open(ctx, "shared", tokens)
 	if err != nil {

@@ -1,17 +1,26 @@
 package redis
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/concurry/concurry/backend"
+)
 
 // Errors of this package. The backend also returns the sentinels of package
-// backend: ErrLimitMismatch, ErrBackendUnavailable, ErrWouldBlock, ErrClosed
-// and ErrClaimed.
+// backend: ErrLimitMismatch, ErrBackendUnavailable, ErrWouldBlock, ErrClosed,
+// ErrClaimed, ErrInvalidLimit, ErrNameRequired and ErrLeaseLost.
 var (
-	// ErrNameRequired reports an Open without a set name: Redis sets are
-	// shared, and found by name (concurry.WithName).
-	ErrNameRequired = errors.New("concurry: the redis backend needs a set name")
-	// ErrOutOfRange reports a limit whose capacity or window (in µs) is
-	// 2^52 or more: the scripts work in exact integers below 2^53.
-	ErrOutOfRange = errors.New("concurry: limit outside the exact range of the redis backend")
+	// ErrNameRequired is backend.ErrNameRequired, kept under its old name:
+	// Redis sets are shared, and found by name (concurry.WithName).
+	//
+	// Deprecated: match backend.ErrNameRequired (or concurry.ErrNameRequired).
+	ErrNameRequired = backend.ErrNameRequired
+	// ErrOutOfRange is backend.ErrInvalidLimit, kept under its old name: the
+	// backend accepts exactly the range of the contract (capacities up to
+	// 2^50, windows up to 366 days), the same as every backend.
+	//
+	// Deprecated: match backend.ErrInvalidLimit (or concurry.ErrInvalidLimit).
+	ErrOutOfRange = backend.ErrInvalidLimit
 	// ErrScript reports a reply from Redis the backend does not understand,
 	// such as a script error.
 	ErrScript = errors.New("concurry: unexpected reply from the redis script")

@@ -48,7 +48,7 @@ type held struct {
 	pending []int64 // deltas of non-final settles, sent with the final one; nil while none
 }
 
-func newSet(b *Backend, name string, specs []backend.Spec) (*Set, error) {
+func newSet(b *Backend, name string, specs []backend.Spec) *Set {
 	tag := "{" + b.opts.Prefix + ":" + name + "}"
 	s := &Set{
 		b: b, name: name, def: define(specs), n: len(specs),
@@ -62,11 +62,7 @@ func newSet(b *Backend, name string, specs []backend.Spec) (*Set, error) {
 	ps := strconv.AppendUint(nil, binary.BigEndian.Uint64(sum[:])>>12, 10) // below 2^52: exact in Lua
 	ps = strconv.AppendInt(append(ps, ' '), b.opts.LeaseTTL.Microseconds(), 10)
 	for i, sp := range specs {
-		p, err := params(sp)
-		if err != nil {
-			return nil, err
-		}
-		for _, v := range p {
+		for _, v := range params(sp) {
 			ps = strconv.AppendInt(append(ps, ' '), v, 10)
 		}
 		if sp.Kind == backend.Rate && sp.Algorithm == algorithms.SlidingWindow {
@@ -75,7 +71,7 @@ func newSet(b *Backend, name string, specs []backend.Spec) (*Set, error) {
 		s.notify = s.notify || sp.Kind == backend.Resource || sp.Algorithm.Refunds()
 	}
 	s.params = string(append(append(ps, ';'), s.def...))
-	return s, nil
+	return s
 }
 
 // newLease returns a fresh acquisition id: 63 random bits, never 0.
@@ -169,7 +165,8 @@ func (s *Set) track(id backend.Lease, member string) {
 // script call; the deltas of non-final calls (the root package makes none)
 // are added up in this process and sent with it. The script applies a
 // lease's settle at most once: a retried or repeated Settle finds the lease
-// gone and changes nothing, and a refund is never more than was granted. When Redis cannot be reached the lease is
+// gone and changes nothing, and a refund is never more than was granted.
+// Each delta is clamped to ±2^52. When Redis cannot be reached the lease is
 // dropped here: its resources come back when it expires, and its deltas are
 // lost (reported as an error matching backend.ErrBackendUnavailable, or
 // counted in Degraded under FailOpen).
@@ -192,14 +189,7 @@ func (s *Set) Settle(ctx context.Context, lease backend.Lease, _, delta []int64,
 	}
 	s.mu.Unlock()
 	args := append(s.newArgs(1+s.n), h.member)
-	for i := range s.n {
-		var d int64
-		if i < len(delta) {
-			d = delta[i]
-		}
-		if h.pending != nil {
-			d += h.pending[i]
-		}
+	for _, d := range addDelta(h.pending, delta, s.n) {
 		args = append(args, d)
 	}
 	res, err := s.run(context.WithoutCancel(ctx), settleEntry, args)
@@ -219,16 +209,24 @@ func (s *Set) Settle(ctx context.Context, lease backend.Lease, _, delta []int64,
 	return err
 }
 
-// addDelta adds delta into acc, allocating acc (of length n) when needed.
+// maxDelta bounds every settle delta the scripts receive: 2^52, where their
+// debts and counters saturate, so that no sum of theirs leaves the integers
+// a double holds exactly.
+const maxDelta = 1 << 52
+
+// addDelta adds delta into acc (allocating acc, of length n, when nil),
+// clamping every delta and every sum to [-maxDelta, maxDelta].
 func addDelta(acc, delta []int64, n int) []int64 {
 	if acc == nil {
 		acc = make([]int64, n)
 	}
-	for i, d := range delta {
-		acc[i] += d
+	for i, d := range delta[:min(len(delta), n)] {
+		acc[i] = clampDelta(acc[i] + clampDelta(d))
 	}
 	return acc
 }
+
+func clampDelta(d int64) int64 { return min(max(d, -maxDelta), maxDelta) }
 
 // Stats implements backend.Set: it reads the state every process shares.
 func (s *Set) Stats(ctx context.Context) ([]backend.SpecStats, error) {

@@ -98,6 +98,12 @@ ALG[1] = {
 -- KEYS_[s.li] of entries (at, amount) packed as ENTRY, oldest first, one per
 -- distinct instant. An entry counts while t < at + W. The list is empty
 -- when sum is 0: every entry is positive.
+--
+-- An entry's amount is capped at C, and entries older than the newest ones
+-- that already hold C or more are dropped (sw_trim): while those newest
+-- entries count, no request fits, and the older ones expire first, so
+-- neither changes a decision. That keeps sum below 2C ≤ 2^51 however much
+-- overage is charged, so it stays exact.
 local ENTRY = '<dd'
 
 local function sw_prune(s, v, t)
@@ -110,6 +116,18 @@ local function sw_prune(s, v, t)
   end
 end
 
+-- sw_trim drops the oldest entries while the others still hold C or more.
+local function sw_trim(s, v)
+  local o, list = s.o, KEYS_[s.li]
+  while v[o + 1] > s.C do
+    local _, amt = struct.unpack(ENTRY, redis.call('LINDEX', list, 0))
+    if v[o + 1] - amt < s.C then return end
+    redis.call('LPOP', list)
+    v[o + 1] = v[o + 1] - amt
+    v[o + 4] = struct.unpack(ENTRY, redis.call('LINDEX', list, 0))
+  end
+end
+
 local function sw_take(s, v, t, n)
   sw_prune(s, v, t)
   local o, list = s.o, KEYS_[s.li]
@@ -119,6 +137,7 @@ local function sw_take(s, v, t, n)
     local add = math.min(n, s.C - last)
     v[o + 1], v[o + 2] = sum + add, last + add
     redis.call('LSET', list, -1, struct.pack(ENTRY, t, last + add))
+    sw_trim(s, v)
     return
   end
   if n <= 0 then return end
@@ -128,6 +147,7 @@ local function sw_take(s, v, t, n)
   end
   redis.call('RPUSH', list, struct.pack(ENTRY, t, n))
   v[o + 1], v[o + 2], v[o + 3] = sum + n, n, t
+  sw_trim(s, v)
 end
 
 ALG[2] = {

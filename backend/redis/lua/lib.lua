@@ -18,7 +18,11 @@
 --
 -- Every number is an integer below 2^53, so Lua's doubles hold it exactly;
 -- numbers go to redis.call as numbers, which Redis prints as integers below
--- 2^53. Products that may pass 2^52 go through muldiv, which is exact.
+-- 2^53. Products that may pass 2^52 go through muldiv, which is exact. The
+-- inputs are bounded so that every sum stays below 2^53: capacities and
+-- amounts are at most 2^50, windows at most 366 days (< 2^45 µs), instants
+-- below 2^52 (until the year 2112), and the client clamps every settle delta
+-- to [-2^52, 2^52]; debts, counts and instants saturate at 2^52.
 
 local LIM = 4503599627370496   -- 2^52: debts, counts and instants saturate here
 local NEVER = LIM              -- an instant that never comes
