@@ -83,6 +83,11 @@ func (a *Acquisition) Granted(key string) int64 {
 // it. Until then the granted units stay taken. Settling once, at release,
 // makes a whole cycle one backend call after the grant on every backend.
 //
+// When the holding ended before its release (a Redis lease expired, the
+// connection to a Unix-socket server dropped), Update records the usage all
+// the same — it is charged at Release — and returns an error matching
+// ErrLeaseLost, so that the holder knows its exclusivity ended.
+//
 // A CallLimit or ResourceLimit key may be reported only with the amount
 // granted. Update fails, changing nothing, with ErrUnknownKey for a key the
 // acquisition does not hold, ErrInvalidRequest for usage outside
@@ -110,6 +115,9 @@ func (a *Acquisition) Update(usage Amounts) error {
 			accounted[i] = n
 			a.reported |= 1 << i
 		}
+	}
+	if c, ok := ls.set.(backend.LeaseChecker); ok {
+		return c.CheckLease(a.lease) // the usage is recorded all the same
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/concurry/concurry/backend"
@@ -49,7 +51,11 @@ type KeyedOptions struct {
 // A Keyed is safe for concurrent use.
 type Keyed struct {
 	opts   KeyedOptions
-	local  bool // the sets live in this process: forget only full ones
+	local  bool        // the sets live in this process: forget only full ones
+	def    *definition // of Limits, shared by every identity; nil with LimitsFor
+
+	tiersMu sync.Mutex
+	tiers   map[string]*definition // guarded by tiersMu; LimitsFor's definitions, by their text
 	seed   maphash.Seed
 	shards [keyedShards]keyedShard
 }
@@ -74,8 +80,10 @@ type keyedEntry struct {
 // ErrInvalidLimit when neither Limits nor LimitsFor is given, or when Limits
 // is invalid (LimitsFor's definitions are checked as identities appear).
 func NewKeyed(opts KeyedOptions) (*Keyed, error) {
+	var def *definition
 	if opts.LimitsFor == nil {
-		if _, err := validateLimits(opts.Limits); err != nil {
+		var err error
+		if def, err = newDefinition(opts.Limits); err != nil {
 			return nil, err
 		}
 	}
@@ -83,7 +91,7 @@ func NewKeyed(opts KeyedOptions) (*Keyed, error) {
 		opts.Backend = memory.New()
 	}
 	_, local := opts.Backend.(*memory.Backend)
-	k := &Keyed{opts: opts, seed: maphash.MakeSeed(), local: local}
+	k := &Keyed{opts: opts, seed: maphash.MakeSeed(), local: local, def: def}
 	for i := range k.shards {
 		k.shards[i].m = make(map[string]*keyedEntry)
 	}
@@ -128,6 +136,22 @@ func (k *Keyed) Stats(ctx context.Context, identity string) (Stats, error) {
 	}
 	defer e.unref()
 	return e.set.Stats(ctx)
+}
+
+// Limits returns the limits of identity's set: the definition, or the tier
+// LimitsFor gives it. It makes no set.
+func (k *Keyed) Limits(identity string) ([]Limit, error) {
+	sh := k.shard(identity)
+	sh.mu.Lock()
+	e := sh.m[identity]
+	sh.mu.Unlock()
+	if e != nil {
+		return e.set.Limits(), nil
+	}
+	if k.opts.LimitsFor != nil {
+		return k.limitsFor(identity)
+	}
+	return slices.Clone(k.opts.Limits), nil
 }
 
 // Len returns how many identities have a set in this process now.
@@ -228,10 +252,14 @@ func (e *keyedEntry) unref() {
 }
 
 // newSet makes identity's set.
-func (k *Keyed) newSet(identity string) (ls *LimitSet, err error) {
-	limits := k.opts.Limits
-	if k.opts.LimitsFor != nil {
-		if limits, err = k.limitsFor(identity); err != nil {
+func (k *Keyed) newSet(identity string) (*LimitSet, error) {
+	def := k.def
+	if def == nil {
+		limits, err := k.limitsFor(identity)
+		if err != nil {
+			return nil, err
+		}
+		if def, err = k.tier(limits); err != nil {
 			return nil, err
 		}
 	}
@@ -242,11 +270,36 @@ func (k *Keyed) newSet(identity string) (ls *LimitSet, err error) {
 	if len(name) > MaxNameLen {
 		return nil, fmt.Errorf("%w: identity of %d bytes makes a set name over %d bytes", ErrInvalidRequest, len(identity), MaxNameLen)
 	}
-	opts := []Option{WithName(name), WithBackend(k.opts.Backend), WithConfig(k.opts.Config)}
-	if k.local {
-		opts = append(opts, privateSet{}) // no entry in the backend's table of names
+	return newLimitSet(def, &setOptions{name: name, backend: k.opts.Backend, config: k.opts.Config, private: k.local})
+}
+
+// tier returns the definition of limits, shared with every identity whose
+// tier has the same limits.
+func (k *Keyed) tier(limits []Limit) (*definition, error) {
+	var text strings.Builder
+	for _, l := range limits {
+		if l == nil {
+			return newDefinition(limits) // the error
+		}
+		text.WriteString(l.String())
+		text.WriteByte(0)
 	}
-	return NewLimitSet(limits, opts...)
+	k.tiersMu.Lock()
+	defer k.tiersMu.Unlock()
+	if d, ok := k.tiers[text.String()]; ok {
+		return d, nil
+	}
+	d, err := newDefinition(limits)
+	if err != nil {
+		return nil, err
+	}
+	if k.tiers == nil {
+		k.tiers = make(map[string]*definition)
+	}
+	if len(k.tiers) < 1024 { // tiers are few; a func making endless variants gets no cache
+		k.tiers[text.String()] = d
+	}
+	return d, nil
 }
 
 // limitsFor calls LimitsFor, containing a panic or a runtime.Goexit in it:
@@ -358,9 +411,3 @@ func (ls *LimitSet) isFull(ctx context.Context) bool {
 	}
 	return true
 }
-
-// privateSet makes NewLimitSet open its set without a name, keeping the
-// name for display only.
-type privateSet struct{}
-
-func (privateSet) applySet(o *setOptions) { o.private = true }

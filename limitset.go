@@ -44,20 +44,13 @@ type Limiter interface {
 // The state lives in a backend: a private in-memory one by default, or a
 // shared one given with [WithBackend]. A LimitSet is safe for concurrent use.
 type LimitSet struct {
-	name     string
-	config   map[string]any
-	limits   []Limit
-	specs    []backend.Spec
-	kinds    []LimitKind
-	keys     []string
-	keySpecs [][]int          // per key of keys: indices of its specs, shortest window first
-	index    map[string][]int // key → its entry of keySpecs
-	auto     []int            // specs a request takes 1 of when it does not name them
-	hasRate  bool
-	set      backend.Set // nil for an empty set
-	counters []limitCounters
-	closed   atomic.Bool
-	free     *Acquisition // the one acquisition of an empty set
+	*definition // shared with every set made from the same limits (Keyed)
+	name        string
+	config      map[string]any
+	set         backend.Set // nil for an empty set
+	counters    []limitCounters
+	closed      atomic.Bool
+	free        *Acquisition // the one acquisition of an empty set
 }
 
 // limitCounters are one limit's counters. Each saturates at MaxInt64 rather
@@ -83,54 +76,36 @@ func NewLimitSet(limits []Limit, opts ...Option) (*LimitSet, error) {
 	for _, opt := range opts {
 		opt.applySet(&o)
 	}
-	specs, err := validateLimits(limits)
+	def, err := newDefinition(limits)
 	if err != nil {
 		return nil, err
 	}
+	return newLimitSet(def, &o)
+}
+
+// defaultBackend holds the private sets of LimitSets given no backend.
+var defaultBackend = memory.New()
+
+// newLimitSet opens a set of def with the options o.
+func newLimitSet(def *definition, o *setOptions) (*LimitSet, error) {
 	if len(o.name) > MaxNameLen {
 		return nil, fmt.Errorf("%w: set name of %d bytes, more than %d", ErrInvalidLimit, len(o.name), MaxNameLen)
 	}
-	ls := &LimitSet{
-		name:     o.name,
-		config:   o.config,
-		limits:   slices.Clone(limits),
-		specs:    specs,
-		kinds:    make([]LimitKind, len(specs)),
-		index:    make(map[string][]int),
-		counters: make([]limitCounters, len(specs)),
-	}
-	for i, l := range limits {
-		ls.kinds[i] = kindOf(l)
-		key := specs[i].Key
-		if _, seen := ls.index[key]; !seen {
-			ls.keys = append(ls.keys, key)
-		}
-		ls.index[key] = append(ls.index[key], i)
-		switch ls.kinds[i] {
-		case KindRate:
-			ls.hasRate = true
-		default:
-			ls.auto = append(ls.auto, i)
-		}
-	}
-	for _, key := range ls.keys {
-		idx := ls.index[key]
-		slices.SortStableFunc(idx, func(a, b int) int { return int(specs[a].Window - specs[b].Window) })
-		ls.keySpecs = append(ls.keySpecs, idx)
-	}
-	if len(specs) == 0 {
+	ls := &LimitSet{definition: def, name: o.name, config: o.config}
+	if len(def.specs) == 0 {
 		ls.free = &Acquisition{set: ls}
 		return ls, nil
 	}
-	b := o.backend
+	ls.counters = make([]limitCounters, len(def.specs))
+	b, openName := o.backend, o.name
 	if b == nil {
-		b = memory.New()
+		b, openName = defaultBackend, ""
 	}
-	openName := o.name
 	if o.private {
 		openName = ""
 	}
-	if ls.set, err = b.Open(context.Background(), openName, specs); err != nil {
+	var err error
+	if ls.set, err = b.Open(context.Background(), openName, def.specs); err != nil {
 		return nil, err
 	}
 	return ls, nil

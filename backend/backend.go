@@ -143,6 +143,15 @@ type Faults struct {
 	LeasesLost int64
 }
 
+// LeaseChecker is implemented by a Set whose holdings can end before their
+// release (a lease that expired, a connection that dropped). CheckLease
+// reports, without I/O, whether lease is still held: nil while it is, or an
+// error matching ErrLeaseLost once it is known to be lost. The root package
+// calls it from Update, so that a holder hears of the loss before Release.
+type LeaseChecker interface {
+	CheckLease(lease Lease) error
+}
+
 // Releaser is implemented by a Set that ends a lease in one call: it
 // applies the final usage delta (as Settle with final true) and returns the
 // resources in held, without reporting refunded units (the root package

@@ -1,0 +1,55 @@
+package concurry
+
+import (
+	"slices"
+
+	"github.com/concurry/concurry/backend"
+)
+
+// definition is what a LimitSet derives from its limits once: the specs the
+// backend sees and the tables that turn a request into one amount per spec.
+// It never changes after newDefinition, so several sets may share one (every
+// identity of a Keyed does).
+type definition struct {
+	limits   []Limit
+	specs    []backend.Spec
+	kinds    []LimitKind
+	keys     []string
+	keySpecs [][]int          // per key of keys: indices of its specs, shortest window first
+	index    map[string][]int // key → its entry of keySpecs
+	auto     []int            // specs a request takes 1 of when it does not name them
+	hasRate  bool
+}
+
+// newDefinition validates limits and derives their definition.
+func newDefinition(limits []Limit) (*definition, error) {
+	specs, err := validateLimits(limits)
+	if err != nil {
+		return nil, err
+	}
+	d := &definition{
+		limits: slices.Clone(limits),
+		specs:  specs,
+		kinds:  make([]LimitKind, len(specs)),
+		index:  make(map[string][]int),
+	}
+	for i, l := range limits {
+		d.kinds[i] = kindOf(l)
+		key := specs[i].Key
+		if _, seen := d.index[key]; !seen {
+			d.keys = append(d.keys, key)
+		}
+		d.index[key] = append(d.index[key], i)
+		if d.kinds[i] == KindRate {
+			d.hasRate = true
+		} else {
+			d.auto = append(d.auto, i)
+		}
+	}
+	for _, key := range d.keys {
+		idx := d.index[key]
+		slices.SortStableFunc(idx, func(a, b int) int { return int(specs[a].Window - specs[b].Window) })
+		d.keySpecs = append(d.keySpecs, idx)
+	}
+	return d, nil
+}

@@ -1,0 +1,54 @@
+package concurry_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/backend"
+	"github.com/concurry/concurry/backend/memory"
+)
+
+// losingBackend opens in-memory sets whose leases can be declared lost, as a
+// shared backend's are when a lease expires or a connection drops.
+type losingBackend struct{ lost atomic.Bool }
+
+type losingSet struct {
+	backend.Set
+	b *losingBackend
+}
+
+func (b *losingBackend) Open(ctx context.Context, name string, specs []backend.Spec) (backend.Set, error) {
+	s, err := memory.New().Open(ctx, "", specs)
+	return losingSet{s, b}, err
+}
+
+func (s losingSet) CheckLease(backend.Lease) error {
+	if s.b.lost.Load() {
+		return fmt.Errorf("%w: test", backend.ErrLeaseLost)
+	}
+	return nil
+}
+
+// Update of a lost holding says so, and the usage is charged all the same.
+func TestUpdateReportsALostLease(t *testing.T) {
+	ctx := context.Background()
+	b := &losingBackend{}
+	ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.RateLimit{Key: "tokens", Window: time.Hour, Capacity: 1000}}, concurry.WithBackend(b))
+	require.NoError(t, err)
+	a, err := ls.Acquire(ctx, concurry.Amounts{"tokens": 100})
+	require.NoError(t, err)
+	require.NoError(t, a.Update(concurry.Amounts{"tokens": 50}))
+	b.lost.Store(true)
+	require.ErrorIs(t, a.Update(concurry.Amounts{"tokens": 900}), concurry.ErrLeaseLost)
+	require.NoError(t, a.Release())
+	st, err := ls.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(100), st.Limits[0].Available, "the 900 reported after the loss are charged")
+}
