@@ -50,14 +50,14 @@ type KeyedOptions struct {
 //
 // A Keyed is safe for concurrent use.
 type Keyed struct {
-	opts   KeyedOptions
-	local  bool        // the sets live in this process: forget only full ones
-	def    *definition // of Limits, shared by every identity; nil with LimitsFor
+	opts  KeyedOptions
+	local bool        // the sets live in this process: forget only full ones
+	def   *definition // of Limits, shared by every identity; nil with LimitsFor
 
 	tiersMu sync.Mutex
 	tiers   map[string]*definition // guarded by tiersMu; LimitsFor's definitions, by their text
-	seed   maphash.Seed
-	shards [keyedShards]keyedShard
+	seed    maphash.Seed
+	shards  [keyedShards]keyedShard
 }
 
 const keyedShards = 32
