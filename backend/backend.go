@@ -70,6 +70,12 @@ type AcquireReport struct {
 	// Blocker is the index of the spec that kept the request from being
 	// granted at once, -1 when none did or the backend cannot tell.
 	Blocker int
+	// Duration is how long the request waited, from the instant it queued
+	// to the instant its wait ended; 0 when it did not wait.
+	Duration time.Duration
+	// Degraded is true when the decision was made without the backend's
+	// store (an outage policy granted or refused it).
+	Degraded bool
 }
 
 // Set is one named set of limits inside a backend. Implementations must be
