@@ -29,6 +29,7 @@ type Backend struct {
 	scripts atomic.Bool   // the server has no functions: run the entry points as scripts
 	loads   atomic.Uint64 // library loads so far
 	loadMu  sync.Mutex    // one library load at a time
+	down    atomic.Bool   // the latest call found Redis unreachable
 
 	mu       sync.Mutex
 	degraded map[string]*atomic.Int64 // guarded by mu; per set name
@@ -65,9 +66,10 @@ func (b *Backend) counter(name string) *atomic.Int64 {
 // backend.ErrNameRequired for an empty name and backend.ErrInvalidLimit for
 // a name or limits outside the contract's range (backend.CheckName and
 // backend.CheckSpecs: the same on every backend); and, under FailClosed,
-// with backend.ErrBackendUnavailable when Redis cannot be reached. Under
-// FailOpen an unreachable Redis does not fail Open: the definitions are
-// checked on the first call that reaches Redis.
+// with an error matching backend.ErrBackendUnavailable when Redis cannot be
+// reached, or ctx's error when it ends first. Under FailOpen an unreachable
+// Redis does not fail Open: the definitions are checked on the first call
+// that reaches Redis.
 func (b *Backend) Open(ctx context.Context, name string, specs []backend.Spec) (backend.Set, error) {
 	if err := backend.CheckName(name); err != nil {
 		return nil, err
@@ -88,7 +90,7 @@ func (b *Backend) Open(ctx context.Context, name string, specs []backend.Spec) (
 // with the one stored in Redis.
 func define(specs []backend.Spec) string {
 	var sb strings.Builder
-	sb.WriteString("concurry/2")
+	sb.WriteString("concurry/3")
 	for _, sp := range specs {
 		if sp.Kind == backend.Resource {
 			fmt.Fprintf(&sb, "|resource:%d:%s", sp.Capacity, strconv.Quote(sp.Key))
@@ -109,6 +111,20 @@ func params(sp backend.Spec) [5]int64 {
 	w := max(1, int64((sp.Window+time.Microsecond-1)/time.Microsecond))
 	g := gcd(sp.Capacity, w)
 	return [5]int64{int64(sp.Algorithm), sp.Capacity, w, sp.Capacity / g, w / g}
+}
+
+// reached records whether a call reached Redis (err is nil or not an
+// ErrBackendUnavailable) and logs when that changes.
+func (b *Backend) reached(err error) {
+	if err != nil && errors.Is(err, backend.ErrBackendUnavailable) {
+		if !b.down.Swap(true) {
+			b.opts.Logger.Warn("concurry: redis unreachable", "policy", b.opts.Outage.String(), "err", err)
+		}
+		return
+	}
+	if b.down.Load() && b.down.Swap(false) {
+		b.opts.Logger.Info("concurry: redis reachable again")
+	}
 }
 
 func gcd(a, b int64) int64 {

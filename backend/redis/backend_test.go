@@ -57,7 +57,8 @@ func TestOutagePolicyString(t *testing.T) {
 
 // TestRenewalNeverResurrects moves the scripts' clock by hand: a renewed
 // lease outlives its first expiry; an expired one is not renewed, its units
-// come back once, and its late settle changes nothing.
+// come back once, and its late settle returns no units again (and says the
+// lease was lost).
 func TestRenewalNeverResurrects(t *testing.T) {
 	const ttl = time.Second
 	client := redistest.Start(t).Client()
@@ -96,8 +97,8 @@ func TestRenewalNeverResurrects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := set.Settle(ctx, first, []int64{1}, nil, true, nil); err != nil {
-		t.Fatal(err)
+	if err := set.Settle(ctx, first, []int64{1}, nil, true, nil); !errors.Is(err, backend.ErrLeaseLost) {
+		t.Fatalf("the settle of an expired lease: %v, want ErrLeaseLost", err)
 	}
 	if n := inUse(); n != 1 {
 		t.Fatalf("after the expired lease's late settle: %d in use, want 1 (the second lease)", n)

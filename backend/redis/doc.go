@@ -23,14 +23,15 @@
 // set's clock never goes backwards.
 //
 // A set keeps the state of all its limits in one string key, read with one
-// GET and written with one SET per call, and its leases in a sorted set;
-// SlidingWindow limits also keep a list of their entries. The first process
-// to use a name stores the limit definitions; a set that finds other
-// definitions fails with backend.ErrLimitMismatch. Every key expires one to
-// two seconds after the set would be back at its initial state (buckets
-// full, windows empty) and its last lease expired, so idle sets do not fill
-// Redis; the definitions go with them. A busy set moves those expiries about
-// once a second, not on every call.
+// GET and written with one SET per call, its leases in a sorted set, and
+// the records of lost leases (below) in another; SlidingWindow limits also
+// keep a list of their entries. The first process to use a name stores the
+// limit definitions; a set that finds other definitions fails with
+// backend.ErrLimitMismatch. Every key expires one to two seconds after the
+// set would be back at its initial state (buckets full, windows empty), its
+// last lease expired and its last lost-lease record was dropped, so idle
+// sets do not fill Redis; the definitions go with them. A busy set moves
+// those expiries about once a second, not on every call.
 //
 // # Semantics and exactness
 //
@@ -43,17 +44,24 @@
 // (not ns), and the instants a blocked request is told to wait for round up
 // to the µs. Decisions at whole-µs instants are otherwise identical.
 //
-// Lua numbers are doubles, exact for integers below 2^53, and the scripts use
-// nothing else: every quantity they store or compare is an integer. Instants
-// are µs since the Unix epoch (below 2^52 until the year 2112); capacities,
-// amounts and windows in µs must be below 2^52 (Open fails with
-// ErrOutOfRange otherwise); debts, counters and instants saturate at 2^52.
-// Rates are the fraction C/W reduced by gcd(C, W), kept as whole units plus a
-// remainder. A product of two such numbers that reaches 2^52 is divided by an
-// exact double-and-add routine instead of the FPU, so the arithmetic is exact
-// on that whole range, not only for round limits; round limits (a capacity
-// and a window that share factors, as in 10,000 per minute or 2M per day)
-// never need that slower path.
+// The range of limits is the contract's, the same on every backend
+// (backend.CheckSpecs): capacities up to 2^50 and windows up to 366 days;
+// Open refuses anything else with backend.ErrInvalidLimit. Lua numbers are
+// doubles, exact for integers below 2^53, and the scripts use nothing else:
+// every quantity they store or compare is an integer, and every sum stays
+// below 2^53. Instants are µs since the Unix epoch (below 2^52 until the
+// year 2112), windows below 2^45 µs, amounts at most 2^50; the deltas a
+// settle charges are clamped to ±2^52, and debts, counters and instants
+// saturate at 2^52. A SlidingWindow keeps its sum below 2·Capacity however
+// much overage it is charged: entries older than newer ones that already
+// fill the window are dropped, which changes no decision (no request fits
+// while those newer ones count, and the older ones expire first). Rates are
+// the fraction C/W reduced by gcd(C, W), kept as whole units plus a
+// remainder. A product of two such numbers that reaches 2^52 is divided by
+// an exact double-and-add routine instead of the FPU, so the arithmetic is
+// exact on the whole range, not only for round limits; round limits (a
+// capacity and a window that share factors, as in 10,000 per minute or 2M
+// per day) never need that slower path.
 //
 // # Acquisitions and leases
 //
@@ -62,25 +70,61 @@
 // that was already granted returns that grant, so a retried call (go-redis
 // retries on timeouts) never charges twice. A full cycle is two round trips:
 // the acquisition, and the settle at Release, which applies the usage once,
-// ends the lease and never refunds more than was granted; a retried settle
-// finds the lease gone and changes nothing. (Deltas of non-final settles,
-// which the root package does not make, are added up in the process and
-// sent with the final one.)
+// ends the lease and never refunds more than was granted. (Deltas of
+// non-final settles, which the root package does not make, are added up in
+// the process and sent with the final one.)
 //
 // A lease lives Options.LeaseTTL (30 s by default) in Redis. The process
 // renews all the leases it holds in one call every LeaseTTL/3; a renewal
 // never revives a lease that has expired. If the holder dies, its resource
-// units come back when its leases expire.
+// units come back when its leases expire. Exclusivity holds exactly while
+// renewals succeed: a lease renewed at instant r (Redis time) is held until
+// r + LeaseTTL, and the next renewal is sent LeaseTTL/3 after the previous
+// one returned, so a stall of the holder or of Redis (a pause, SIGSTOP, a
+// slow command) shorter than LeaseTTL − LeaseTTL/3, less the renewal's round
+// trip, revokes nothing; a longer one may. A renewal that fails is counted
+// (Stats.RenewFailures, through backend.FaultCounter) and logged
+// (Options.Logger); the lease survives failed renewals until it expires.
+//
+// A lease that expired before its release is lost: its resource units went
+// back when it expired, possibly to another holder. The holder is told:
+// the set's CheckLease (no I/O) reports it once a renewal found the lease
+// gone or none has succeeded for a whole LeaseTTL, and the settle at
+// Release returns an error matching backend.ErrLeaseLost. The usage
+// reported to a lost lease is not the lease's, and is still charged (and
+// refunded where the algorithm refunds): an expired lease leaves a record
+// that its settle finds for an hour, and the settle replaces it with a
+// tombstone, so a retried settle charges nothing twice. Only a holder that
+// comes back more than an hour after its lease expired finds no record:
+// its usage is not charged, and the error says so. Lost leases are counted
+// (Stats.LeasesLost) and logged.
 //
 // # Waiting
 //
 // A blocked Acquire never polls: the script returns the instant the request
-// could succeed, and the client sleeps until then plus a little jitter
-// (Options.Jitter). For resources, and for limits that refund, it also wakes
-// on a pub/sub notice that the scripts publish when units come back; until a
-// notice arrives it sleeps until the earliest lease expiry. A ctx deadline
-// before the instant the rate limits could grant fails at once with an error
-// matching context.DeadlineExceeded.
+// could succeed, and the client sleeps until then (minus the last round
+// trip, so that its next attempt reaches Redis about when it is due). For
+// resources, and for limits that refund, it also wakes on a pub/sub notice
+// that the scripts publish when units come back; until a notice arrives it
+// sleeps until the earliest lease expiry. A wake-up that loses a race (the
+// units it woke for went to another process first) sleeps again with a
+// little jitter (Options.Jitter).
+//
+// A waiter's grant is dated at the instant it became possible, not at the
+// instant its attempt reached Redis: each attempt of a waiter carries a
+// hint, the instant its last refusal said it was due or the instant the
+// waiter ahead of it was granted at, and the script evaluates the rate
+// limits from there on (never before the latest instant any call evaluated
+// them at, nor before the request existed). So the time a waiter takes to
+// wake up and reach Redis is not lost from the schedule: saturated by 64
+// waiters, 1,000/s with a burst of 1 grants within 0.3 % of what it allows.
+//
+// A ctx deadline before the instant the rate limits could grant fails at
+// once with an error matching context.DeadlineExceeded: for the head of the
+// queue from the script's answer, and for a request that joins behind other
+// waiters of its process from a projection through them (each granted as
+// soon as it can, in order, on copies of the state), as the in-memory
+// backend does.
 //
 // Ordering is first come, first served within one process: its blocked
 // requests wait in a FIFO queue, only the head makes attempts, and TryAcquire
@@ -96,11 +140,22 @@
 // that holds the claim keeps waiting for them: no other set of the pool
 // grants, and nothing is granted and given back.
 //
-// # Outages
+// # Contexts and outages
+//
+// Every call returns by its ctx's end (Acquire, TryAcquire, Settle, Stats,
+// Open), with ctx's error, even when Redis does not answer: go-redis bounds
+// its calls by its own timeouts, not by ctx. The call that was in flight
+// goes on in the background, bounded by those timeouts, so that its outcome
+// is known: an acquisition that Redis grants to a caller that is gone (or
+// whose ctx ended as the grant came) is given back at once, refunded where
+// the algorithm refunds; one whose answer never comes is logged, and if
+// Redis granted it, its lease, never renewed, expires within LeaseTTL.
+// Nothing is granted and forgotten.
 //
 // When Redis cannot be reached, a Backend with FailClosed (the default)
 // fails Acquire with an error matching backend.ErrBackendUnavailable, and one
 // with FailOpen grants at once without limits; either way the decision is
-// counted in [Backend.Degraded]. A call whose outcome is unknown is never
-// replayed with a new id: its lease, if it was granted, expires unrenewed.
+// counted in [Backend.Degraded] and Stats.Degraded, and the change from
+// reachable to unreachable and back is logged. A call whose outcome is
+// unknown is never replayed with a new id.
 package redis

@@ -15,18 +15,24 @@ func SetClock(b *Backend, f func() int64) { b.clock = f }
 // and reports whether it was granted. Tests only: it replays an acquisition
 // whose reply was lost.
 func TakeWithID(ctx context.Context, s backend.Set, id backend.Lease, amounts []int64) (bool, error) {
-	m := member(id, amounts)
-	r, err := s.(*Set).attempt(ctx, acquireEntry, m, amounts)
-	if r.code == codeGranted {
-		s.(*Set).track(id, m)
-	}
-	return r.code == codeGranted, err
+	ok, _, err := TakeWithHint(ctx, s, id, amounts, 0)
+	return ok, err
+}
+
+// TakeWithHint runs the acquire script once with the given hint (Redis µs,
+// 0 for none), taking amounts under lease id, and reports whether it was
+// granted and, if so, the instant it was granted at; if not, the instant
+// the rate limits could grant it. Tests only.
+func TakeWithHint(ctx context.Context, s backend.Set, id backend.Lease, amounts []int64, hint int64) (bool, int64, error) {
+	r, err := s.(*set).attempt(ctx, acquireEntry, id, member(id, amounts), amounts, hint, nil)
+	return r.code == codeGranted, r.ready, err
 }
 
 // ReadyIn runs the acquire script in check mode, which takes nothing, and
 // returns how long until amounts could be taken (0: now). Tests only.
 func ReadyIn(ctx context.Context, s backend.Set, amounts []int64) (time.Duration, error) {
-	r, err := s.(*Set).attempt(ctx, checkEntry, member(newLease(), amounts), amounts)
+	id := newLease()
+	r, err := s.(*set).attempt(ctx, checkEntry, id, member(id, amounts), amounts, 0, nil)
 	if err != nil || r.code != codeRefused {
 		return 0, err
 	}
@@ -34,7 +40,10 @@ func ReadyIn(ctx context.Context, s backend.Set, amounts []int64) (time.Duration
 }
 
 // RenewNow renews s's held leases at once. Tests only.
-func RenewNow(s backend.Set) { s.(*Set).renewLeases() }
+func RenewNow(s backend.Set) { s.(*set).renewLeases() }
+
+// WaitBackground waits for the calls of s whose callers gave up. Tests only.
+func WaitBackground(s backend.Set) { s.(*set).bg.Wait() }
 
 // UseScripts makes b run its entry points as scripts (EVALSHA), as on a
 // server without functions. Tests only.
@@ -42,3 +51,22 @@ func UseScripts(b *Backend) { b.scripts.Store(true) }
 
 // UsesScripts reports whether b runs its entry points as scripts. Tests only.
 func UsesScripts(b *Backend) bool { return b.scripts.Load() }
+
+// SettleAgain runs the settle script once more for lease id, granted
+// amounts, with deltas, as a retried call would, and returns the script's
+// code: 1 settled, 2 lost (charged now or before), 0 unknown. Tests only.
+func SettleAgain(ctx context.Context, s backend.Set, id backend.Lease, amounts, deltas []int64) (int64, error) {
+	args := append(s.(*set).newArgs(1+len(deltas)), member(id, amounts))
+	for _, d := range deltas {
+		args = append(args, d)
+	}
+	res, err := s.(*set).run(ctx, settleEntry, args)
+	if err != nil {
+		return 0, err
+	}
+	v, err := integers(res, 0)
+	if err != nil {
+		return 0, err
+	}
+	return v[0], nil
+}

@@ -2,11 +2,69 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/concurry/concurry/backend"
 	cr "github.com/concurry/concurry/backend/redis"
 )
+
+// logRecorder is a slog.Handler that keeps every record's message and
+// attributes as one line, and signals each on a channel.
+type logRecorder struct {
+	mu    sync.Mutex
+	lines []string // guarded by mu
+	ch    chan string
+}
+
+func newLogRecorder() *logRecorder { return &logRecorder{ch: make(chan string, 1024)} }
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s %s", rec.Level, rec.Message)
+	rec.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&sb, " %s=%v", a.Key, a.Value)
+		return true
+	})
+	line := sb.String()
+	r.mu.Lock()
+	r.lines = append(r.lines, line)
+	r.mu.Unlock()
+	select {
+	case r.ch <- line:
+	default:
+	}
+	return nil
+}
+
+func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *logRecorder) WithGroup(string) slog.Handler      { return r }
+
+// await returns the first line logged (from now on, or already waiting in
+// the channel) that contains substr, failing the test after timeout.
+func (r *logRecorder) await(t *testing.T, substr string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line := <-r.ch:
+			if strings.Contains(line, substr) {
+				return line
+			}
+		case <-deadline:
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			t.Fatalf("no log line with %q within %v; got %q", substr, timeout, r.lines)
+			return ""
+		}
+	}
+}
 
 // open opens a set of specs in b under the test's name, closed when the
 // test ends.
@@ -32,4 +90,12 @@ func available(t *testing.T, set backend.Set) []int64 {
 		out[i] = s.Available
 	}
 	return out
+}
+
+// within fails the test unless d ≤ limit.
+func within(t *testing.T, what string, d, limit time.Duration) {
+	t.Helper()
+	if d > limit {
+		t.Fatalf("%s took %v, more than %v", what, d, limit)
+	}
 }

@@ -22,7 +22,7 @@ import (
 // The multi-host simulation re-executes the test binary: a child runs
 // runChild instead of the tests, with its own go-redis client.
 const (
-	childEnv   = "CONCURRY_REDIS_CHILD" // "hammer" or "hold"
+	childEnv   = "CONCURRY_REDIS_CHILD" // "hammer", "hold" or "stall"
 	addrEnv    = "CONCURRY_REDIS_ADDR"
 	nameEnv    = "CONCURRY_REDIS_NAME"
 	calls      = 120                    // the call limit shared by every process
@@ -44,6 +44,9 @@ func sharedLimits() []concurry.Limit {
 func runChild(mode string) int {
 	client := redis.NewClient(&redis.Options{Addr: os.Getenv(addrEnv)})
 	defer client.Close()
+	if mode == "stall" {
+		return runStalled(client)
+	}
 	ls, err := concurry.NewLimitSet(sharedLimits(), concurry.WithName(os.Getenv(nameEnv)),
 		concurry.WithBackend(cr.New(client, cr.Options{LeaseTTL: childTTL})))
 	if err != nil {
@@ -103,6 +106,13 @@ func hammer(client *redis.Client, ls *concurry.LimitSet) (granted, peak int64, e
 func child(t *testing.T, mode, addr, name string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	return cmd, startChild(t, cmd, mode, addr, name)
+}
+
+// startChild starts cmd, the test binary, as a child in mode and returns a
+// reader of its output. It is killed when the test ends.
+func startChild(t *testing.T, cmd *exec.Cmd, mode, addr, name string) *bufio.Scanner {
+	t.Helper()
 	cmd.Env = append(os.Environ(), childEnv+"="+mode, addrEnv+"="+addr, nameEnv+"="+name)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -112,7 +122,7 @@ func child(t *testing.T, mode, addr, name string) (*exec.Cmd, *bufio.Scanner) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return cmd, bufio.NewScanner(out)
+	return bufio.NewScanner(out)
 }
 
 func TestMultiProcessBound(t *testing.T) {

@@ -13,38 +13,37 @@ import (
 // notifier listens on a set's release channel, which the scripts publish to
 // whenever resources come back or units are refunded, and wakes this
 // process's waiters. It starts with the first wait that needs it and stops
-// with Set.Close. The zero value is ready to use.
+// with set.Close. The zero value is ready to use.
 type notifier struct {
 	mu      sync.Mutex
-	gen     chan struct{} // guarded by mu; closed and replaced on every notice
-	ps      *redis.PubSub // guarded by mu; nil until started
+	gen     chan struct{} // guarded by mu; closed and replaced on every notice; nil until subscribed
+	ps      *redis.PubSub // guarded by mu; nil until subscribed
 	ready   chan struct{} // guarded by mu; closed once the first subscription is confirmed or failed
-	done    chan struct{} // guarded by mu; closed when run returns
+	done    chan struct{} // guarded by mu; closed when run returns; nil until started
 	stopped bool          // guarded by mu
 }
 
 // current returns the channel the next notice closes; nil (never ready)
-// before the notifier starts.
+// until the subscription is confirmed (or has failed).
 func (n *notifier) current() <-chan struct{} {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.gen
 }
 
-// start subscribes once, and waits until the subscription is confirmed (or
-// has failed: waiters then rely on their timers), ctx ends, or s closes.
-func (n *notifier) start(ctx context.Context, s *Set) error {
+// start subscribes once, in the background, and waits until the
+// subscription is confirmed (or has failed: waiters then rely on their
+// timers), ctx ends, or s closes.
+func (n *notifier) start(ctx context.Context, s *set) error {
 	n.mu.Lock()
 	if n.stopped {
 		n.mu.Unlock()
 		return backend.ErrClosed
 	}
-	if n.ps == nil {
-		n.gen = make(chan struct{})
+	if n.done == nil {
 		n.ready = make(chan struct{})
 		n.done = make(chan struct{})
-		n.ps = s.b.client.Subscribe(context.Background(), s.channel)
-		go n.run(n.ps, n.ready, n.done)
+		go n.run(s.b.client, s.channel, n.ready, n.done)
 	}
 	ready := n.ready
 	n.mu.Unlock()
@@ -58,11 +57,20 @@ func (n *notifier) start(ctx context.Context, s *Set) error {
 	}
 }
 
-// run receives until the subscription is closed. Every message, and every
-// (re)subscription or error, wakes the waiters: after a reconnection a notice
-// may have been lost, so they look again.
-func (n *notifier) run(ps *redis.PubSub, ready, done chan struct{}) {
+// run subscribes, then receives until the subscription is closed. Every
+// message, and every (re)subscription or error, wakes the waiters: after a
+// reconnection a notice may have been lost, so they look again.
+func (n *notifier) run(client redis.UniversalClient, channel string, ready, done chan struct{}) {
 	defer close(done)
+	ps := client.Subscribe(context.Background(), channel) // dials: not under mu
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		_ = ps.Close()
+		return
+	}
+	n.ps = ps
+	n.mu.Unlock()
 	confirmed := false
 	for {
 		msg, err := ps.Receive(context.Background())
@@ -71,6 +79,9 @@ func (n *notifier) run(ps *redis.PubSub, ready, done chan struct{}) {
 		}
 		if !confirmed {
 			confirmed = true
+			n.mu.Lock()
+			n.gen = make(chan struct{})
+			n.mu.Unlock()
 			close(ready)
 		}
 		if _, pong := msg.(*redis.Pong); !pong {
@@ -101,9 +112,11 @@ func (n *notifier) stop() {
 	n.stopped = true
 	ps, done := n.ps, n.done
 	n.mu.Unlock()
-	if ps == nil {
+	if done == nil {
 		return
 	}
-	_ = ps.Close()
+	if ps != nil {
+		_ = ps.Close()
+	}
 	<-done
 }

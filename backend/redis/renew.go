@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -9,8 +10,13 @@ import (
 	"github.com/concurry/concurry/backend"
 )
 
-// armRenew schedules the next renewal of the held leases. Requires mu held.
-func (s *Set) armRenew() {
+// armRenew schedules the next renewal of the held leases, unless one is
+// scheduled or running. Requires mu held.
+func (s *set) armRenew() {
+	if s.armed {
+		return
+	}
+	s.armed = true
 	period := s.b.opts.LeaseTTL / 3
 	if s.renew == nil {
 		s.renew = time.AfterFunc(period, s.renewLeases)
@@ -19,44 +25,110 @@ func (s *Set) armRenew() {
 	s.renew.Reset(period)
 }
 
-// renewLeases moves the expiry of every lease this Set holds, in one script
-// call, and forgets the leases Redis no longer has (they expired: their
-// settle would change nothing). It runs on the renewal timer's goroutine.
-func (s *Set) renewLeases() {
+// stopRenew stops the renewals once no lease is held. Requires mu held.
+func (s *set) stopRenew() {
+	if len(s.leases) == 0 && s.renew != nil && s.renew.Stop() {
+		s.armed = false
+	}
+}
+
+// renewLeases moves the expiry of every lease this set holds and has not
+// lost, in one script call bounded by Options.RenewTimeout, and marks lost
+// the leases Redis no longer has. It runs on the renewal timer's goroutine.
+// A failed renewal is counted and logged, and the next one comes a period
+// later: a lease survives failed renewals until it expires.
+func (s *set) renewLeases() {
 	s.mu.Lock()
 	var clock any = "" // Redis TIME
 	if s.b.clock != nil {
 		clock = s.b.clock()
 	}
 	args := append(s.newArgs(1+len(s.leases)), clock)
-	for _, h := range s.leases {
-		args = append(args, h.member)
+	ids := make([]backend.Lease, 0, len(s.leases))
+	for id, h := range s.leases {
+		if !h.lost {
+			args = append(args, h.member)
+			ids = append(ids, id)
+		}
+	}
+	sent := time.Now()
+	if len(ids) > 0 {
+		s.renewals = append(s.renewals, sent)
 	}
 	s.mu.Unlock()
-	if len(args) > 2 {
+	if len(ids) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), s.b.opts.RenewTimeout)
-		res, err := s.b.call(ctx, renewEntry, s.keys, args)
-		cancel()
-		if lost, ok := res.([]any); err == nil && ok {
-			s.forget(lost)
+		call := func(ctx context.Context) (any, error) {
+			res, err := s.b.call(ctx, renewEntry, s.keys, args)
+			if err != nil {
+				err = classify(ctx, err)
+			}
+			s.b.reached(err)
+			return res, err
 		}
+		res, err := s.async(ctx, call, func(res any, err error) { s.renewed(ids, sent, res, err, false) })
+		cancel()
+		s.renewed(ids, sent, res, err, true)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.leases) > 0 {
-		s.armRenew()
+	s.armed = false
+	for _, h := range s.leases {
+		if !h.lost {
+			s.armRenew()
+			break
+		}
 	}
 }
 
-// forget drops the leases whose members are in lost.
-func (s *Set) forget(lost []any) {
+// renewed applies the outcome of the renewal of ids sent at sent. A renewal
+// that timed out is counted as failed (when counting), and applied later if
+// its answer comes.
+func (s *set) renewed(ids []backend.Lease, sent time.Time, res any, err error, counting bool) {
+	abandoned := isAbandoned(err)
+	if err != nil {
+		if counting {
+			s.renewFailures.Add(1)
+			s.log.Warn("concurry: lease renewal failed", "leases", len(ids), "err", err,
+				"lease_ttl", s.b.opts.LeaseTTL)
+		}
+		if abandoned {
+			return // the answer may still come: the renewal stays in flight
+		}
+	}
+	receipt := time.Now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	if i := slices.Index(s.renewals, sent); i >= 0 {
+		s.renewals = slices.Delete(s.renewals, i, i+1)
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return
+	}
+	gone := make(map[backend.Lease]bool)
+	lost, _ := res.([]any)
 	for _, v := range lost {
 		str, _ := v.(string)
 		str, _, _ = strings.Cut(str, " ")
 		if id, err := strconv.ParseUint(str, 10, 64); err == nil {
-			delete(s.leases, backend.Lease(id))
+			gone[backend.Lease(id)] = true
 		}
+	}
+	var newly []backend.Lease
+	for _, id := range ids {
+		h := s.leases[id]
+		switch {
+		case h == nil: // settled meanwhile
+		case gone[id]:
+			if s.markLost(h) {
+				newly = append(newly, id)
+			}
+		default:
+			h.expires = receipt.Add(s.b.opts.LeaseTTL)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range newly {
+		s.logLost(id, "a renewal found it expired")
 	}
 }

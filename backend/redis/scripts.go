@@ -26,13 +26,14 @@ const (
 	settleEntry
 	renewEntry
 	statsEntry
+	projectEntry
 	numEntries
 )
 
 // entries are the entry points' Lua names and the files that define them.
 var entries = [numEntries]struct{ name, file string }{
 	{"acquire", "acquire.lua"}, {"check", "acquire.lua"}, {"settle", "settle.lua"},
-	{"renew", "renew.lua"}, {"stats", "stats.lua"},
+	{"renew", "renew.lua"}, {"stats", "stats.lua"}, {"project", "project.lua"},
 }
 
 // library is the Lua code: one function library with every entry point for
@@ -151,7 +152,7 @@ func (b *Backend) loadLibrary(ctx context.Context, gen uint64) error {
 
 // newArgs returns the arguments of a call of the set: its parameters, with
 // room for n more and the test clock.
-func (s *Set) newArgs(n int) []any {
+func (s *set) newArgs(n int) []any {
 	args := make([]any, 1, 2+n)
 	args[0] = s.params
 	return args
@@ -159,14 +160,18 @@ func (s *Set) newArgs(n int) []any {
 
 // run runs entry e over the set's keys with args (from newArgs) and the test
 // clock if there is one, and returns the reply: an integer or a slice.
-// Errors are classified by classify.
-func (s *Set) run(ctx context.Context, e entry, args []any) (any, error) {
+// Errors are classified by classify. See do for a call bounded by ctx.
+func (s *set) run(ctx context.Context, e entry, args []any) (any, error) {
 	if s.b.clock != nil {
 		args = append(args, s.b.clock())
 	}
 	res, err := s.b.call(ctx, e, s.keys, args)
 	if err != nil {
-		return nil, classify(ctx, err)
+		err = classify(ctx, err)
+	}
+	s.b.reached(err)
+	if err != nil {
+		return nil, err
 	}
 	if v, ok := res.([]any); ok && len(v) > 1 && v[0] == int64(-1) {
 		stored, _ := v[1].(string)

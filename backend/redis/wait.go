@@ -9,56 +9,59 @@ import (
 	"github.com/concurry/concurry/backend"
 )
 
-// Replies of the acquire script.
-const (
-	codeRefused  = 0 // not now: see ready, blocked and wake
-	codeGranted  = 1 // taken (or taken by an earlier try of the same id)
-	codeCanGrant = 2 // check mode: could be taken now; nothing was
-)
-
-// reply is the acquire script's answer; instants are Redis µs.
-type reply struct {
-	code    int64
-	now     int64 // the script's instant
-	ready   int64 // when the rate limits could grant, ≥ now
-	blocked bool  // resources are short
-	wake    int64 // the earliest lease expiry while blocked, 0 if none
-}
-
 // waiter is a blocked Acquire of this process; turn is closed when it
 // reaches the head of the queue.
-type waiter struct{ turn chan struct{} }
+type waiter struct {
+	turn    chan struct{}
+	amounts []int64
+	claim   *backend.Claim
+	arrived time.Time // when it started to wait
+	hint    int64     // set before turn is closed: since when (Redis µs) the queue has been waiting, 0 if unknown
+}
 
 // queued reports whether a blocked Acquire of this process is waiting.
-func (s *Set) queued() bool {
+func (s *set) queued() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.queue) > 0
 }
 
-// enqueue appends a waiter and waits until it is the head of the queue.
-func (s *Set) enqueue(ctx context.Context) (*waiter, error) {
-	w := &waiter{turn: make(chan struct{})}
+// enqueue appends a waiter and waits until it is the head of the queue. A
+// waiter that joins behind others with a ctx deadline the rate limits
+// cannot meet once the waiters ahead are served fails at once (see
+// projectDeadline).
+func (s *set) enqueue(ctx context.Context, amounts []int64, claim *backend.Claim) (*waiter, error) {
+	w := &waiter{turn: make(chan struct{}), amounts: amounts, claim: claim, arrived: time.Now()}
 	s.mu.Lock()
 	s.queue = append(s.queue, w)
-	if len(s.queue) == 1 {
+	head := len(s.queue) == 1
+	if head {
+		w.hint = s.dueHint()
 		close(w.turn)
 	}
 	s.mu.Unlock()
+	if _, ok := ctx.Deadline(); ok && !head {
+		if err := s.projectDeadline(ctx, w); err != nil {
+			s.dequeue(w, 0)
+			return nil, err
+		}
+	}
 	select {
 	case <-w.turn:
 		return w, nil
 	case <-ctx.Done():
-		s.dequeue(w)
+		s.dequeue(w, 0)
 		return nil, backend.ContextError(ctx)
 	case <-s.closed:
-		s.dequeue(w)
+		s.dequeue(w, 0)
 		return nil, backend.ErrClosed
 	}
 }
 
-// dequeue removes w and hands the turn to the next waiter.
-func (s *Set) dequeue(w *waiter) {
+// dequeue removes w and hands the turn to the next waiter, with the instant
+// w was granted at (0 if it was not), or the latest refusal's due instant,
+// as that waiter's hint.
+func (s *set) dequeue(w *waiter, granted int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, x := range s.queue {
@@ -67,6 +70,7 @@ func (s *Set) dequeue(w *waiter) {
 		}
 		s.queue = append(s.queue[:i:i], s.queue[i+1:]...)
 		if i == 0 && len(s.queue) > 0 {
+			s.queue[0].hint = max(granted, s.dueHint())
 			close(s.queue[0].turn)
 		}
 		return
@@ -74,17 +78,26 @@ func (s *Set) dequeue(w *waiter) {
 }
 
 // loop makes attempts until the request is granted, refused (without
-// opts.Wait) or abandoned. With a claim it only checks until the request
-// could be granted, then takes the claim and the grant; once the claim is
-// won the request is committed and waits even without opts.Wait.
-func (s *Set) loop(ctx context.Context, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
+// opts.Wait) or abandoned; w is the request's waiter when it waits. With a
+// claim it only checks until the request could be granted, then takes the
+// claim and the grant; once the claim is won the request is committed and
+// waits even without opts.Wait.
+//
+// A waiter's attempt carries a hint: the instant its last refusal said the
+// rate limits could grant it, or the grant of the waiter ahead of it; the
+// script grants as of the instant the request became possible, so time
+// spent waking up is not lost from the schedule.
+func (s *set) loop(ctx context.Context, amounts []int64, opts backend.AcquireOptions, w *waiter) (backend.Lease, error) {
 	id, claim, committed, listening := newLease(), opts.Claim, false, false
 	m := member(id, amounts)
+	hint, woke := s.firstHint(w), int64(0) // woke: the instant the last sleep was for; 0 before any
 	for {
-		if s.isClosed() {
+		switch {
+		case s.isClosed():
 			return 0, backend.ErrClosed
-		}
-		if claim != nil && claim.Taken() {
+		case ctx.Err() != nil:
+			return 0, backend.ContextError(ctx)
+		case claim != nil && claim.Taken():
 			return 0, backend.ErrClaimed
 		}
 		e := acquireEntry
@@ -92,18 +105,17 @@ func (s *Set) loop(ctx context.Context, amounts []int64, opts backend.AcquireOpt
 			e = checkEntry
 		}
 		notice := s.notifier.current()
-		r, err := s.attempt(ctx, e, m, amounts)
+		r, err := s.attempt(ctx, e, id, m, amounts, hint, w)
 		switch {
 		case err != nil:
 			return s.outage(err)
 		case r.code == codeGranted:
-			s.track(id, m)
 			return id, nil
 		case r.code == codeCanGrant:
 			if !claim.TryClaim() {
 				return 0, backend.ErrClaimed
 			}
-			claim, committed = nil, true
+			claim, committed, hint = nil, true, r.ready
 			continue
 		case !opts.Wait && !committed:
 			return 0, backend.ErrWouldBlock
@@ -111,7 +123,12 @@ func (s *Set) loop(ctx context.Context, amounts []int64, opts backend.AcquireOpt
 		if err := checkDeadline(ctx, r); err != nil {
 			return 0, err
 		}
-		if s.notify && !listening {
+		lostRace := woke != 0 && (r.blocked || r.ready > woke)
+		hint = 0
+		if !r.blocked {
+			hint = r.ready
+		}
+		if s.notify && notice == nil && !listening {
 			// Listen first, then look again, so no release is missed.
 			listening = true
 			if err := s.notifier.start(ctx, s); err != nil {
@@ -119,7 +136,10 @@ func (s *Set) loop(ctx context.Context, amounts []int64, opts backend.AcquireOpt
 			}
 			continue
 		}
-		if err := s.sleep(ctx, r, notice); err != nil {
+		if r.ready > r.now && !r.blocked && time.Duration(r.ready-r.now)*time.Microsecond <= r.rtt {
+			continue // due within a round trip: by the time an attempt arrives, it is
+		}
+		if woke, err = s.sleep(ctx, r, notice, lostRace); err != nil {
 			return 0, err
 		}
 	}
@@ -140,8 +160,9 @@ func checkDeadline(ctx context.Context, r reply) error {
 }
 
 // sleep waits until the instant r says the request could be granted (plus
-// jitter), a release notice, the end of ctx, or Close.
-func (s *Set) sleep(ctx context.Context, r reply, notice <-chan struct{}) error {
+// jitter after a lost race), a release notice, the end of ctx, or Close. It
+// returns the instant it waited for.
+func (s *set) sleep(ctx context.Context, r reply, notice <-chan struct{}, lostRace bool) (int64, error) {
 	until := r.ready
 	if r.blocked {
 		// Only a release can help before the earliest lease expires.
@@ -151,20 +172,22 @@ func (s *Set) sleep(ctx context.Context, r reply, notice <-chan struct{}) error 
 		}
 		until = max(until, wake)
 	}
-	d := time.Duration(until-r.now) * time.Microsecond
-	if j := s.b.opts.Jitter; j > 0 {
+	// Wake a round trip early: the next attempt then reaches Redis about
+	// when the request is due, rather than a round trip after.
+	d := time.Duration(until-r.now)*time.Microsecond - r.rtt
+	if j := s.b.opts.Jitter; j > 0 && lostRace {
 		d += rand.N(j)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return nil
+		return until, nil
 	case <-notice:
-		return nil
+		return until, nil
 	case <-ctx.Done():
-		return backend.ContextError(ctx)
+		return 0, backend.ContextError(ctx)
 	case <-s.closed:
-		return backend.ErrClosed
+		return 0, backend.ErrClosed
 	}
 }

@@ -106,13 +106,74 @@ ALG[1] = {
 -- overage is charged, so it stays exact.
 local ENTRY = '<dd'
 
+-- The lists are read and written through LIST: REDIS_LIST, the keys
+-- themselves, on every call but project, which runs the algorithms on a copy
+-- (sim_list) and so writes nothing.
+local REDIS_LIST = {
+  pop = function(k) return redis.call('LPOP', k) end,
+  first = function(k) return redis.call('LINDEX', k, 0) end,
+  all = function(k) return redis.call('LRANGE', k, 0, -1) end,
+  set_last = function(k, e) redis.call('LSET', k, -1, e) end,
+  push = function(k, e) redis.call('RPUSH', k, e) end,
+}
+local LIST = REDIS_LIST
+
+-- sim_list returns list operations on copies of the lists, which read
+-- Redis as they go (an entry at a time, so that pruning a long list costs no
+-- more than it does on the list itself) and never write it: a copy keeps
+-- how many entries it popped, what replaced the last one, and what it
+-- pushed.
+local function sim_list()
+  local copies = {}
+  local function get(k)
+    local c = copies[k]
+    if not c then
+      c = {n = redis.call('LLEN', k), popped = 0, last = nil, tail = {}}
+      copies[k] = c
+    end
+    return c
+  end
+  local function at(c, k, i) -- the i-th entry of the copy, from 0
+    if i >= c.n then return c.tail[i - c.n + 1] end
+    if i == c.n - 1 and c.last then return c.last end
+    return redis.call('LINDEX', k, i)
+  end
+  return {
+    pop = function(k)
+      local c = get(k)
+      local e = at(c, k, c.popped)
+      c.popped = c.popped + 1
+      return e
+    end,
+    first = function(k)
+      local c = get(k)
+      return at(c, k, c.popped)
+    end,
+    all = function(k)
+      local c, out = get(k), {}
+      if c.popped < c.n then out = redis.call('LRANGE', k, c.popped, -1) end
+      if c.last and #out > 0 then out[#out] = c.last end
+      for _, e in ipairs(c.tail) do out[#out + 1] = e end
+      return out
+    end,
+    set_last = function(k, e)
+      local c = get(k)
+      if #c.tail > 0 then c.tail[#c.tail] = e else c.last = e end
+    end,
+    push = function(k, e)
+      local c = get(k)
+      c.tail[#c.tail + 1] = e
+    end,
+  }
+end
+
 local function sw_prune(s, v, t)
   local o, list = s.o, KEYS_[s.li]
   while v[o + 1] > 0 and t - v[o + 4] >= s.W do
     DIRTY = true
-    local _, amt = struct.unpack(ENTRY, redis.call('LPOP', list))
+    local _, amt = struct.unpack(ENTRY, LIST.pop(list))
     v[o + 1] = v[o + 1] - amt
-    if v[o + 1] > 0 then v[o + 4] = struct.unpack(ENTRY, redis.call('LINDEX', list, 0)) end
+    if v[o + 1] > 0 then v[o + 4] = struct.unpack(ENTRY, LIST.first(list)) end
   end
 end
 
@@ -120,11 +181,11 @@ end
 local function sw_trim(s, v)
   local o, list = s.o, KEYS_[s.li]
   while v[o + 1] > s.C do
-    local _, amt = struct.unpack(ENTRY, redis.call('LINDEX', list, 0))
+    local _, amt = struct.unpack(ENTRY, LIST.first(list))
     if v[o + 1] - amt < s.C then return end
-    redis.call('LPOP', list)
+    LIST.pop(list)
     v[o + 1] = v[o + 1] - amt
-    v[o + 4] = struct.unpack(ENTRY, redis.call('LINDEX', list, 0))
+    v[o + 4] = struct.unpack(ENTRY, LIST.first(list))
   end
 end
 
@@ -136,7 +197,7 @@ local function sw_take(s, v, t, n)
   if sum > 0 and v[o + 3] == t then
     local add = math.min(n, s.C - last)
     v[o + 1], v[o + 2] = sum + add, last + add
-    redis.call('LSET', list, -1, struct.pack(ENTRY, t, last + add))
+    LIST.set_last(list, struct.pack(ENTRY, t, last + add))
     sw_trim(s, v)
     return
   end
@@ -145,7 +206,7 @@ local function sw_take(s, v, t, n)
     v[o + 4] = t
     fresh(list)
   end
-  redis.call('RPUSH', list, struct.pack(ENTRY, t, n))
+  LIST.push(list, struct.pack(ENTRY, t, n))
   v[o + 1], v[o + 2], v[o + 3] = sum + n, n, t
   sw_trim(s, v)
 end
@@ -157,7 +218,7 @@ ALG[2] = {
     sw_prune(s, v, t)
     local limit, sum = s.C - n, v[s.o + 1]
     if sum <= limit then return t end
-    for _, e in ipairs(redis.call('LRANGE', KEYS_[s.li], 0, -1)) do
+    for _, e in ipairs(LIST.all(KEYS_[s.li])) do
       local at, amt = struct.unpack(ENTRY, e)
       sum = sum - amt
       if sum <= limit then return math.min(at + s.W, NEVER) end

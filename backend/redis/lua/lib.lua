@@ -8,8 +8,10 @@
 -- struct...) are only there during calls.
 --
 -- KEYS: [1] the set's state (a string, see state.lua), [2] the leases: a
--- zset of "id amount..." -> expiry (µs), then the entry list of every
--- SlidingWindow spec, in spec order. All share one hash tag.
+-- zset of "id amount..." -> expiry (µs), [3] the lost leases: a zset of the
+-- members of leases that expired unreleased -> until when the record is kept
+-- (see reap), then the entry list of every SlidingWindow spec, in spec
+-- order. All share one hash tag.
 -- ARGV: [1] the set's parameters: a digest of its definition (below 2^52),
 -- the lease TTL in µs, 5 numbers per spec (algorithm or 9 for a resource,
 -- capacity C, window W in µs, C/g, W/g with g = gcd(C, W)), then ";" and the
@@ -27,6 +29,7 @@
 local LIM = 4503599627370496   -- 2^52: debts, counts and instants saturate here
 local NEVER = LIM              -- an instant that never comes
 local RESOURCE = 9             -- the algorithm code of a Resource spec
+local KEEP_LOST = 3600000000   -- how long a lost lease's record is kept: 1 h in µs
 local SLIDING = 2              -- the algorithm code of SlidingWindow
 
 -- FUNCTIONS is true in the function library (Redis 7 and later), whose
@@ -35,8 +38,9 @@ local FUNCTIONS = false
 
 -- The call being served. Redis runs one call at a time, so begin sets them
 -- for the call that is running until it returns.
-local KS, KE, KEYS_ = nil, nil, nil
+local KS, KE, KL, KEYS_ = nil, nil, nil, nil
 local DIRTY = false  -- the state changed though nothing was taken
+local TE = nil       -- the instant this call evaluated the rate limits at; nil if it did not (see commit)
 local TESTING = false -- the call runs on a test clock, not Redis TIME
 local FRESH = nil    -- keys this call created, which have no expiry yet
 

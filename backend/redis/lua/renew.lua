@@ -1,7 +1,7 @@
 -- renew: ARGV[2] the test clock ("" for Redis TIME), then lease members.
 -- Moves the expiry of every lease that has not expired yet to now + the
 -- lease TTL; an expired lease is never renewed. Returns the members that
--- could not be renewed.
+-- could not be renewed: their leases are lost (or were settled meanwhile).
 local function renew(keys, args)
   local sp = begin(keys, args)
   local v = load(sp)

@@ -9,10 +9,11 @@
 -- long as the state.
 
 local DIGEST = 1 -- the definition's digest
-local CLOCK = 2  -- the set's clock: the latest instant it has used
+local CLOCK = 2  -- the set's clock: the latest instant its rate limits were evaluated at
 local RH = 3     -- the reap hint: no lease expires before it
 local XP = 4     -- when the keys expire, in server time (µs); 0 for a new set
-local HEAD = 4
+local LX = 5     -- until when lost-lease records are kept (µs); 0 if none was
+local HEAD = 5
 
 -- The parsed parameters, by parameter string. A function library keeps
 -- them from call to call (a script parses them on every call); the cache is
@@ -24,8 +25,8 @@ local function parse(p)
   local w = {}
   for x in string.gmatch(string.sub(p, 1, cut - 1), '%S+') do w[#w + 1] = tonumber(x) end
   local n = (#w - 2) / 5
-  local sp = {ttl = w[2], n = n, res = false, def = string.sub(p, cut + 1), init = {w[1], 0, NEVER, 0}}
-  local o, li = HEAD, 2
+  local sp = {ttl = w[2], n = n, res = false, def = string.sub(p, cut + 1), init = {w[1], 0, NEVER, 0, 0}}
+  local o, li = HEAD, 3
   for i = 1, n do
     local b = 2 + 5 * (i - 1)
     local s = {alg = w[b + 1], C = w[b + 2], W = w[b + 3], cr = w[b + 4], wr = w[b + 5], o = o}
@@ -50,8 +51,8 @@ end
 
 -- begin starts a call: it sets the call's keys and returns its specs.
 local function begin(keys, args)
-  KS, KE, KEYS_ = keys[1], keys[2], keys
-  DIRTY, FRESH = false, nil
+  KS, KE, KL, KEYS_ = keys[1], keys[2], keys[3], keys
+  DIRTY, FRESH, TE, LIST = false, nil, nil, REDIS_LIST
   return SPECS[args[1]] or parse(args[1])
 end
 
@@ -61,7 +62,7 @@ local function load(sp)
   local raw = redis.call('GET', KS)
   if not raw then
     -- leases and lists that outlived their set would be stale
-    redis.call('DEL', KE)
+    redis.call('DEL', KE, KL)
     for i = 1, sp.n do
       if sp[i].li then redis.call('DEL', KEYS_[sp[i].li]) end
     end
@@ -75,6 +76,11 @@ local function load(sp)
   return nil, string.sub(def, 2)
 end
 
+-- member_id returns the id of lease member m, "id amount...".
+local function member_id(m)
+  return string.match(m, '^%S+')
+end
+
 -- member_amounts returns the amounts of lease member m, "id amount...".
 local function member_amounts(m)
   local out, k = {}, 0
@@ -86,11 +92,12 @@ local function member_amounts(m)
 end
 
 -- reap ends up to 64 leases whose expiry is at or before t, returning their
--- resource units. It runs only from the reap hint on, and moves the hint to
--- the next expiry. It returns whether it freed units, and the members it
--- ended.
+-- resource units, and records them as lost in KL, where their holder's
+-- settle still finds them for KEEP_LOST (see settle); it drops the records
+-- kept long enough. It runs only from the reap hint on, and moves the hint
+-- to the next expiry. It returns whether it freed units.
 local function reap(sp, v, t)
-  if t < v[RH] then return false, nil end
+  if t < v[RH] then return false end
   DIRTY = true
   local r = redis.call('ZRANGE', KE, 0, 64, 'WITHSCORES')
   local gone = {}
@@ -100,8 +107,12 @@ local function reap(sp, v, t)
     if e > t or j > 128 then v[RH] = math.min(e, NEVER); break end
     gone[#gone + 1] = r[j]
   end
-  if #gone == 0 then return false, nil end
-  local freed = false
+  if v[LX] > 0 then
+    redis.call('ZREMRANGEBYSCORE', KL, '-inf', t)
+    if v[LX] <= t then v[LX] = 0 end
+  end
+  if #gone == 0 then return false end
+  local freed, keep, records = false, t + KEEP_LOST, {}
   for _, m in ipairs(gone) do
     local held = sp.res and member_amounts(m) or {}
     for i = 1, sp.n do
@@ -111,19 +122,24 @@ local function reap(sp, v, t)
         freed = true
       end
     end
+    records[#records + 1] = keep
+    records[#records + 1] = m
   end
   redis.call('ZREM', KE, unpack(gone))
-  return freed, gone
+  redis.call('ZADD', KL, unpack(records))
+  v[LX] = math.max(v[LX], keep)
+  return freed
 end
 
 -- lifetime returns how long, in ms, the keys must live from t: until a
--- second after the set would be back at its initial state and every lease
--- has expired (leases live at most the lease TTL past t).
+-- second after the set would be back at its initial state, every lease has
+-- expired (leases live at most the lease TTL past t) and every lost-lease
+-- record has been kept long enough.
 local function lifetime(sp, v, t)
-  local idle = t + sp.ttl
+  local idle = math.max(t + sp.ttl, v[LX])
   for i = 1, sp.n do
     local s = sp[i]
-    if s.alg ~= RESOURCE then idle = math.max(idle, s:idle(v, t)) end
+    if s.alg ~= RESOURCE then idle = math.max(idle, s:idle(v, v[CLOCK])) end
   end
   return math.min(math.ceil((idle - t) / 1000), 400 * 86400000) + 1000
 end
@@ -138,7 +154,7 @@ local function deadline(sp, v, t, rt)
   if v[XP] - rt >= need * 1000 then return math.ceil((v[XP] - rt) / 1000), false end
   local ms = need + 1000
   v[XP] = rt + ms * 1000
-  FRESH = {KE}
+  FRESH = {KE, KL}
   for i = 1, sp.n do
     if sp[i].li then FRESH[#FRESH + 1] = KEYS_[sp[i].li] end
   end
@@ -152,7 +168,11 @@ end
 -- clock, which need not run with the server's, is in use.
 local function commit(sp, v, t, rt)
   local new = v[XP] == 0
-  v[CLOCK] = t
+  -- The clock moves only when the rate limits were evaluated (TE): a call
+  -- that changes none (a settle without usage to apply, a renewal, a
+  -- refusal) leaves a waiter's grant free to be dated from the last one on
+  -- (see attempt).
+  if TE then v[CLOCK] = TE end
   local ms, moved = deadline(sp, v, t, rt)
   local blob = struct.pack(sp.fmt, unpack(v, 1, sp.size))
   if moved or TESTING or not FUNCTIONS then

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,6 +62,7 @@ func Start(t testing.TB, args ...string) *Server {
 	s := &Server{t: t, bin: Require(t), dir: t.TempDir(), args: args}
 	s.Addr = "127.0.0.1:" + strconv.Itoa(freePort(t, false))
 	t.Cleanup(s.Kill)
+	t.Cleanup(s.Resume) // runs first: a paused server answers the clients closing
 	if err := s.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +121,29 @@ func (s *Server) Kill() {
 	}
 	_ = s.cmd.Process.Kill()
 	s.wait()
+}
+
+// Pause stops the server with SIGSTOP, as a stall would: it keeps its
+// connections and accepts new ones, but answers nothing until Resume. The
+// server is resumed when the test ends, before it is killed.
+func (s *Server) Pause() {
+	s.signal(syscall.SIGSTOP)
+}
+
+// Resume continues a server stopped by Pause (SIGCONT).
+func (s *Server) Resume() {
+	s.signal(syscall.SIGCONT)
+}
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Errorf("redistest: %v: %v", sig, err)
+	}
 }
 
 // wait reaps the process, killing it if it has not exited in time. Requires

@@ -1,0 +1,131 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/concurry/concurry/backend"
+)
+
+// Replies of the acquire script.
+const (
+	codeRefused  = 0 // not now: see ready, blocked and wake
+	codeGranted  = 1 // taken (or taken by an earlier try of the same id)
+	codeCanGrant = 2 // check mode: could be taken now; nothing was
+)
+
+// reply is the acquire script's answer; instants are Redis µs.
+type reply struct {
+	code    int64
+	now     int64 // the script's instant
+	ready   int64 // refused: when the rate limits could grant, ≥ now; granted: the instant of the grant
+	blocked bool  // resources are short
+	wake    int64 // the earliest lease expiry while blocked, 0 if none
+
+	receipt time.Time     // when the reply came
+	rtt     time.Duration // how long the call took
+}
+
+// parseReply decodes the acquire script's reply.
+func parseReply(res any) (reply, error) {
+	v, err := integers(res, 0)
+	if err != nil {
+		return reply{}, err
+	}
+	switch {
+	case len(v) >= 3 && (v[0] == codeGranted || v[0] == codeCanGrant):
+		return reply{code: v[0], ready: v[1], now: v[2]}, nil
+	case len(v) >= 5 && v[0] == codeRefused:
+		return reply{code: v[0], now: v[1], ready: v[2], blocked: v[3] == 1, wake: v[4]}, nil
+	}
+	return reply{}, fmt.Errorf("%w: %v", ErrScript, v)
+}
+
+// takeTurn takes the set's turn token, which serialises the attempts of the
+// head waiter with the projections of the waiters behind it, so that a
+// projection never counts a waiter that is being granted.
+func (s *set) takeTurn(ctx context.Context) error {
+	select {
+	case s.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return backend.ContextError(ctx)
+	case <-s.closed:
+		return backend.ErrClosed
+	}
+}
+
+func (s *set) giveTurn() { <-s.turn }
+
+// attempt runs entry e (acquire or check) once for lease id of member m,
+// evaluating the rate limits from hint on (see acquire.lua). The head waiter
+// w (nil for a request that does not wait) holds the turn meanwhile and
+// leaves the queue when granted. The call returns by ctx's end; a grant that
+// reaches a caller whose ctx has ended, then or later, is given back.
+func (s *set) attempt(ctx context.Context, e entry, id backend.Lease, m string, amounts []int64, hint int64, w *waiter) (reply, error) {
+	args := append(s.newArgs(2+len(amounts)), m)
+	for _, n := range amounts {
+		args = append(args, n)
+	}
+	args = append(args, hint)
+	if w != nil {
+		if err := s.takeTurn(ctx); err != nil {
+			return reply{}, err
+		}
+		defer s.giveTurn()
+	}
+	var late func(any, error) // only a ctx that can end leaves a call to finish late
+	if ctx.Done() != nil {
+		late = func(res any, err error) { s.late(e, id, m, amounts, res, err) }
+	}
+	sent := time.Now()
+	res, err := s.do(ctx, e, args, late)
+	receipt := time.Now()
+	if err != nil {
+		return reply{}, err
+	}
+	r, err := parseReply(res)
+	r.receipt, r.rtt = receipt, receipt.Sub(sent)
+	if err == nil {
+		s.mu.Lock()
+		s.ref = clockRef{now: r.now, receipt: receipt, rtt: r.rtt}
+		if r.code == codeRefused && !r.blocked {
+			s.noteDue(r)
+		}
+		s.mu.Unlock()
+	}
+	if err != nil || r.code != codeGranted || e != acquireEntry {
+		return r, err
+	}
+	if ctx.Err() != nil {
+		s.bg.Go(func() { s.undo(id, m, amounts) })
+		return reply{}, backend.ContextError(ctx)
+	}
+	s.track(id, m, receipt)
+	if w != nil {
+		s.dequeue(w, r.ready)
+	}
+	return r, nil
+}
+
+// late handles the outcome of an acquisition attempt whose caller gave up
+// before it came: a grant is given back; an unknown outcome is logged (a
+// grant, if Redis made one, expires unrenewed within LeaseTTL).
+func (s *set) late(e entry, id backend.Lease, m string, amounts []int64, res any, err error) {
+	if e != acquireEntry {
+		return
+	}
+	if err != nil {
+		if errors.Is(err, backend.ErrBackendUnavailable) {
+			s.degraded.Add(1)
+		}
+		s.log.Warn("concurry: an acquisition whose caller gave up got no answer from redis; if it was granted, its lease expires unrenewed",
+			"lease", uint64(id), "lease_ttl", s.b.opts.LeaseTTL, "err", err)
+		return
+	}
+	if r, err := parseReply(res); err == nil && r.code == codeGranted {
+		s.undo(id, m, amounts)
+	}
+}

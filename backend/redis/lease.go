@@ -1,0 +1,226 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/concurry/concurry/backend"
+)
+
+// maxDelta bounds every settle delta the scripts receive: 2^52, where their
+// debts and counters saturate, so that no sum of theirs leaves the integers
+// a double holds exactly.
+const maxDelta = 1 << 52
+
+// Replies of the settle script.
+const (
+	settleUnknown = 0 // the lease is gone: settled before, or lost long ago
+	settleLive    = 1 // settled: the lease was live
+	settleLost    = 2 // the lease had expired; its usage was applied all the same
+)
+
+// held is a lease this process holds.
+type held struct {
+	member  string    // its member in the lease zset: "id amount..."
+	pending []int64   // deltas of non-final settles, sent with the final one; nil while none
+	expires time.Time // by then the lease has expired in Redis, unless a renewal has moved it since
+	lost    bool      // the lease is known to have expired; counted in leasesLost
+}
+
+// track records a lease granted by a reply received at receipt, for renewal
+// and settling.
+func (s *set) track(id backend.Lease, member string, receipt time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leases[id] = &held{member: member, expires: receipt.Add(s.b.opts.LeaseTTL)}
+	s.armRenew()
+}
+
+// expired reports whether h's lease has surely expired in Redis at now: no
+// renewal moved it since h.expires (the reply that set it came after Redis
+// set the expiry), and no renewal sent before then is still unanswered.
+// Requires mu held.
+func (s *set) expired(h *held, now time.Time) bool {
+	if h.lost {
+		return true
+	}
+	if !now.After(h.expires) {
+		return false
+	}
+	for _, sent := range s.renewals {
+		if sent.Before(h.expires) {
+			return false // that renewal may have moved the expiry
+		}
+	}
+	return true
+}
+
+// markLost marks h lost and reports whether it was not already, in which
+// case the caller logs it. Requires mu held.
+func (s *set) markLost(h *held) bool {
+	if h.lost {
+		return false
+	}
+	h.lost = true
+	s.leasesLost.Add(1)
+	return true
+}
+
+// logLost logs the loss of lease id.
+func (s *set) logLost(id backend.Lease, why string) {
+	s.log.Warn("concurry: lease lost before its release", "lease", uint64(id), "reason", why,
+		"lease_ttl", s.b.opts.LeaseTTL)
+}
+
+// CheckLease reports whether this process still holds lease exclusively:
+// nil while it does, and also for a lease it does not know (released, or
+// granted without Redis under FailOpen); an error matching
+// backend.ErrLeaseLost once the lease is known to have expired in Redis (a
+// renewal found it gone, or none has succeeded for a whole LeaseTTL), so
+// that its resources may have gone to another holder. Usage reported to the
+// lease is still charged when it is settled. CheckLease does no I/O.
+func (s *set) CheckLease(lease backend.Lease) error {
+	s.mu.Lock()
+	h, ok := s.leases[lease]
+	lost := ok && s.expired(h, time.Now())
+	newly := lost && s.markLost(h)
+	s.mu.Unlock()
+	if newly {
+		s.logLost(lease, "no renewal succeeded for a whole lease TTL")
+	}
+	if !lost {
+		return nil
+	}
+	return fmt.Errorf("%w: the redis lease of set %q expired before its release (renewals failed, or this process or redis stalled longer than the lease TTL %v); its resources may be held by another process; usage reported before Release is still charged",
+		backend.ErrLeaseLost, s.name, s.b.opts.LeaseTTL)
+}
+
+// Settle implements backend.Set. The final call ends the lease in one
+// script call; the deltas of non-final calls (the root package makes none)
+// are added up in this process and sent with it. Each delta is clamped to
+// ±2^52. The script applies a lease's settle at most once: a repeated
+// Settle finds the lease gone and changes nothing, and a refund is never
+// more than was granted.
+//
+// A lease that expired before its settle (lost) is still settled: its usage
+// is charged (and refunded where the algorithm refunds), and Settle returns
+// an error matching backend.ErrLeaseLost that says so; only a lease lost more
+// than an hour before is no longer known, and then the error says that its
+// usage was not charged. When Redis cannot be reached the lease is dropped
+// here: its resources come back when it expires, and its deltas are lost
+// (reported as an error matching backend.ErrBackendUnavailable, or counted
+// in Degraded under FailOpen). When ctx ends first, Settle returns ctx's
+// error; the call goes on in the background, and a failure of it is counted
+// in Degraded and logged.
+func (s *set) Settle(ctx context.Context, lease backend.Lease, _, delta []int64, final bool, refunded []int64) error {
+	if lease&degradedBit != 0 {
+		return nil
+	}
+	s.mu.Lock()
+	h, ok := s.leases[lease]
+	if !ok || !final {
+		if ok && delta != nil {
+			h.pending = addDelta(h.pending, delta, s.n)
+		}
+		s.mu.Unlock()
+		return nil
+	}
+	delete(s.leases, lease)
+	s.stopRenew()
+	wasLost := s.expired(h, time.Now())
+	s.mu.Unlock()
+	args := append(s.newArgs(1+s.n), h.member)
+	sum := addDelta(h.pending, delta, s.n)
+	for _, d := range sum {
+		args = append(args, d)
+	}
+	res, err := s.do(ctx, settleEntry, args, func(res any, err error) {
+		if err := s.settled(lease, h, wasLost, res, err, nil); err != nil && !errors.Is(err, backend.ErrLeaseLost) {
+			s.log.Warn("concurry: a settle whose caller gave up failed: its usage was not charged; its resources come back when its lease expires",
+				"lease", uint64(lease), "err", err)
+		}
+	})
+	if isAbandoned(err) {
+		return err // the background call reports its outcome
+	}
+	return s.settled(lease, h, wasLost, res, err, refunded)
+}
+
+// settled interprets the reply of lease's settle. wasLost says whether the
+// lease was known to have expired before the call.
+func (s *set) settled(lease backend.Lease, h *held, wasLost bool, res any, err error, refunded []int64) error {
+	if err != nil {
+		if errors.Is(err, backend.ErrBackendUnavailable) {
+			s.degraded.Add(1)
+			if s.b.opts.Outage == FailOpen {
+				return nil
+			}
+		}
+		return err
+	}
+	got, err := integers(res, 0)
+	if err != nil {
+		return err
+	}
+	code := got[0]
+	if code == settleUnknown && !wasLost {
+		return nil // a retried settle whose first try was applied
+	}
+	if code == settleLive {
+		if refunded != nil && len(got)-1 == len(refunded) {
+			copy(refunded, got[1:])
+		}
+		return nil
+	}
+	s.mu.Lock()
+	newly := s.markLost(h)
+	s.mu.Unlock()
+	if newly {
+		s.logLost(lease, "expired before its release")
+	}
+	if code == settleLost {
+		if refunded != nil && len(got)-1 == len(refunded) {
+			copy(refunded, got[1:])
+		}
+		return fmt.Errorf("%w: the redis lease of set %q expired before its release, so its resources may have gone to another process; the reported usage was charged",
+			backend.ErrLeaseLost, s.name)
+	}
+	return fmt.Errorf("%w: the redis lease of set %q expired more than an hour before its release and is forgotten; the reported usage was not charged",
+		backend.ErrLeaseLost, s.name)
+}
+
+// addDelta adds delta into acc (allocating acc, of length n, when nil),
+// clamping every delta and every sum to [-maxDelta, maxDelta].
+func addDelta(acc, delta []int64, n int) []int64 {
+	if acc == nil {
+		acc = make([]int64, n)
+	}
+	for i, d := range delta[:min(len(delta), n)] {
+		acc[i] = clampDelta(acc[i] + clampDelta(d))
+	}
+	return acc
+}
+
+func clampDelta(d int64) int64 { return min(max(d, -maxDelta), maxDelta) }
+
+// undo ends lease id, granted to a caller that is gone (its ctx ended before
+// the grant reached it), refunding what its algorithms refund, so that
+// nothing is granted and forgotten. It runs in the background.
+func (s *set) undo(id backend.Lease, m string, amounts []int64) {
+	args := append(s.newArgs(1+s.n), m)
+	for i, n := range amounts {
+		if s.rate[i] {
+			args = append(args, -n)
+		} else {
+			args = append(args, 0)
+		}
+	}
+	if _, err := s.run(context.Background(), settleEntry, args); err != nil {
+		s.log.Warn("concurry: a grant whose caller had gone could not be given back; its resources come back when its lease expires",
+			"lease", uint64(id), "err", err)
+		return
+	}
+	s.log.Info("concurry: gave back a grant whose caller had gone", "lease", uint64(id))
+}
