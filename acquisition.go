@@ -21,10 +21,11 @@ const inlineSpecs = 4
 // The acquisitions of an empty LimitSet hold nothing: Update accepts any usage
 // and Release always returns nil.
 type Acquisition struct {
-	set   *LimitSet
-	ext   []int64 // the vectors, when the set has more than inlineSpecs limits
-	lease backend.Lease
-	keyed *keyedEntry // the Keyed identity that granted it, or nil
+	set    *LimitSet
+	ext    []int64 // the vectors, when the set has more than inlineSpecs limits
+	lease  backend.Lease
+	keyed  *keyedEntry // the Keyed identity that granted it, or nil
+	report backend.AcquireReport
 
 	mu       sync.Mutex
 	released bool   // guarded by mu
@@ -117,7 +118,14 @@ func (a *Acquisition) Update(usage Amounts) error {
 		}
 	}
 	if c, ok := ls.set.(backend.LeaseChecker); ok {
-		return c.CheckLease(a.lease) // the usage is recorded all the same
+		if err := c.CheckLease(a.lease); err != nil { // the usage is recorded all the same
+			if h := ls.hooks; h != nil && h.LeaseLost != nil {
+				a.mu.Unlock()
+				callHook(h.LeaseLost, LeaseLostInfo{Set: ls, Err: err})
+				a.mu.Lock()
+			}
+			return err
+		}
 	}
 	return nil
 }
@@ -161,8 +169,8 @@ func (a *Acquisition) Release() error {
 		return nil
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.released {
+		a.mu.Unlock()
 		return nil
 	}
 	a.released = true
@@ -174,8 +182,35 @@ func (a *Acquisition) Release() error {
 		}
 		delta[i] = accounted[i] - n
 	}
-	clear(refunded)
-	err := ls.set.Settle(context.Background(), a.lease, granted, delta, true, refunded)
+	a.mu.Unlock() // released: nothing else touches the vectors now
+	err := a.settle(granted, delta, refunded)
+	if missing != nil {
+		err = errors.Join(fmt.Errorf("%w: %v counted as requested", ErrUsageNotReported, missing), err)
+	}
+	if a.keyed != nil {
+		a.keyed.unref()
+	}
+	return err
+}
+
+// settle ends the lease in the backend, counts refunds and overage, and
+// calls the Settled and LeaseLost hooks.
+func (a *Acquisition) settle(granted, delta, refunded []int64) error {
+	ls := a.set
+	var err error
+	if r, ok := ls.set.(backend.Releaser); ok {
+		err = r.Release(context.Background(), a.lease, granted, delta)
+		for i, d := range delta {
+			refunded[i] = 0
+			if d < 0 && ls.kinds[i] != KindResource && ls.specs[i].Algorithm.Refunds() {
+				refunded[i] = -d
+			}
+		}
+	} else {
+		clear(refunded)
+		err = ls.set.Settle(context.Background(), a.lease, granted, delta, true, refunded)
+	}
+	h := ls.hooks
 	for i, d := range delta {
 		if d > 0 {
 			addCount(&ls.counters[i].overage, d)
@@ -183,12 +218,12 @@ func (a *Acquisition) Release() error {
 		if refunded[i] > 0 {
 			addCount(&ls.counters[i].refunded, refunded[i])
 		}
+		if h != nil && h.Settled != nil && (d > 0 || refunded[i] > 0) && ls.index[ls.specs[i].Key][0] == i {
+			callHook(h.Settled, SettleInfo{Set: ls, Key: ls.specs[i].Key, Refunded: refunded[i], Overage: max(d, 0)})
+		}
 	}
-	if missing != nil {
-		err = errors.Join(fmt.Errorf("%w: %v counted as requested", ErrUsageNotReported, missing), err)
-	}
-	if a.keyed != nil {
-		a.keyed.unref()
+	if err != nil && h != nil && h.LeaseLost != nil && errors.Is(err, ErrLeaseLost) {
+		callHook(h.LeaseLost, LeaseLostInfo{Set: ls, Err: err})
 	}
 	return err
 }

@@ -55,6 +55,8 @@ const (
 	CauseInvalid                         // the request could never be granted (unknown key, bad amount, over capacity)
 )
 
+const causeCount = int(CauseInvalid) + 1
+
 var causeNames = [...]string{"would_block", "deadline", "canceled", "closed", "unavailable", "invalid"}
 
 // String returns the cause in snake case, such as "would_block", for use as
@@ -76,7 +78,7 @@ type GrantInfo struct {
 
 // RefusalInfo describes a failed acquisition.
 type RefusalInfo struct {
-	Set        *LimitSet // the set that refused (for a pool, the last set tried)
+	Set        *LimitSet // the set that refused; nil for a LimitPool's own Refused
 	Request    Amounts   // the request as the caller gave it; do not modify
 	Cause      RefusalCause
 	Key        string        // the key that refused, when known
@@ -86,7 +88,7 @@ type RefusalInfo struct {
 
 // WaitInfo describes a wait.
 type WaitInfo struct {
-	Set     *LimitSet
+	Set     *LimitSet // nil for a LimitPool's own wait, on all its sets at once
 	Request Amounts // the request as the caller gave it; do not modify
 	Key     string  // the key that blocks it; "" when the backend cannot tell
 	// Waited and Err are set in WaitDone: how long it waited, and nil when
@@ -116,4 +118,28 @@ type FeedbackInfo struct {
 type LeaseLostInfo struct {
 	Set *LimitSet
 	Err error // the error Update or Release returned, matching ErrLeaseLost
+}
+
+// callHook calls a hook, containing a panic in it.
+func callHook[T any](f func(T), info T) {
+	defer func() { _ = recover() }() // a panicking hook is ignored: the decision stands
+	f(info)
+}
+
+// callGranted calls the Granted hook for a, containing a panic, and
+// releasing a when the hook ends its goroutine with runtime.Goexit (its
+// caller will never see a). It reports whether the hook returned.
+func callGranted(f func(GrantInfo), info GrantInfo, a *Acquisition) (returned bool) {
+	defer func() {
+		if returned {
+			return
+		}
+		if recover() != nil {
+			returned = true // a panic, contained: the grant stands
+			return
+		}
+		_ = a.Release() // runtime.Goexit
+	}()
+	f(info)
+	return true
 }

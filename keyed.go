@@ -33,6 +33,9 @@ type KeyedOptions struct {
 	Backend backend.Backend
 	// Config is handed to every identity's set, as WithConfig does.
 	Config map[string]any
+	// Hooks are called by every identity's set, as WithHooks does; nil
+	// means none.
+	Hooks *Hooks
 }
 
 // Keyed gives every identity — a user, an API key, an IP address, a tenant —
@@ -270,7 +273,7 @@ func (k *Keyed) newSet(identity string) (*LimitSet, error) {
 	if len(name) > MaxNameLen {
 		return nil, fmt.Errorf("%w: identity of %d bytes makes a set name over %d bytes", ErrInvalidRequest, len(identity), MaxNameLen)
 	}
-	return newLimitSet(def, &setOptions{name: name, backend: k.opts.Backend, config: k.opts.Config, private: k.local})
+	return newLimitSet(def, &setOptions{name: name, backend: k.opts.Backend, config: k.opts.Config, private: k.local, hooks: k.opts.Hooks})
 }
 
 // tier returns the definition of limits, shared with every identity whose

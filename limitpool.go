@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
+	"time"
 
 	"github.com/concurry/concurry/backend"
 )
@@ -25,6 +26,7 @@ type LimitPool struct {
 	workerIndex int
 	next        atomic.Uint64
 	dispatched  []atomic.Int64
+	hooks       *Hooks // nil when none were given
 }
 
 // NewLimitPool returns a pool over sets, which must not be empty or hold nil.
@@ -54,6 +56,7 @@ func NewLimitPool(sets []*LimitSet, opts ...PoolOption) (*LimitPool, error) {
 		balancing:   o.balancing,
 		workerIndex: o.workerIndex,
 		dispatched:  make([]atomic.Int64, len(sets)),
+		hooks:       o.hooks,
 	}, nil
 }
 
@@ -77,6 +80,27 @@ func (p *LimitPool) pick() int {
 // the request for another reason (such as ErrUnknownKey).
 func (p *LimitPool) TryAcquire(ctx context.Context, req Amounts) (*Acquisition, error) {
 	a, _, err := p.tryAll(ctx, req)
+	return p.outcome(req, a, err, 0)
+}
+
+// outcome calls the pool's Granted or Refused hook for the result of one
+// acquisition from the pool, and returns it.
+func (p *LimitPool) outcome(req Amounts, a *Acquisition, err error, waited time.Duration) (*Acquisition, error) {
+	h := p.hooks
+	switch {
+	case h == nil:
+	case err == nil && h.Granted != nil:
+		if !callGranted(h.Granted, GrantInfo{Set: a.Set(), Request: req, Waited: waited}, a) {
+			return nil, ErrReleased // unreachable: the goroutine has exited
+		}
+	case err != nil && h.Refused != nil:
+		info := RefusalInfo{Request: req, Cause: causeOf(err), Err: err}
+		var r *RefusalError
+		if errors.As(err, &r) {
+			info.Key, info.RetryAfter = r.Key, r.RetryAfter
+		}
+		callHook(h.Refused, info)
+	}
 	return a, err
 }
 
@@ -86,9 +110,25 @@ func (p *LimitPool) TryAcquire(ctx context.Context, req Amounts) (*Acquisition, 
 func (p *LimitPool) Acquire(ctx context.Context, req Amounts) (*Acquisition, error) {
 	a, blocked, err := p.tryAll(ctx, req)
 	if a != nil || len(blocked) == 0 {
-		return a, err
+		return p.outcome(req, a, err, 0)
 	}
-	return p.waitAny(ctx, req, blocked)
+	h := p.hooks
+	if h != nil && h.WaitStart != nil {
+		callHook(h.WaitStart, WaitInfo{Request: req})
+	}
+	var start time.Time
+	if h != nil {
+		start = time.Now()
+	}
+	a, err = p.waitAny(ctx, req, blocked)
+	var waited time.Duration
+	if h != nil {
+		waited = time.Since(start)
+		if h.WaitDone != nil {
+			callHook(h.WaitDone, WaitInfo{Request: req, Waited: waited, Err: err})
+		}
+	}
+	return p.outcome(req, a, err, waited)
 }
 
 // Do acquires req from the pool, runs fn and releases, as LimitSet.Do does.

@@ -8,7 +8,6 @@ import (
 	"math"
 	"slices"
 	"sync/atomic"
-	"time"
 
 	"github.com/concurry/concurry/backend"
 	"github.com/concurry/concurry/backend/memory"
@@ -51,12 +50,14 @@ type LimitSet struct {
 	counters    []limitCounters
 	closed      atomic.Bool
 	free        *Acquisition // the one acquisition of an empty set
+	hooks       *Hooks       // nil when none were given
+	refusals    [causeCount]atomic.Int64
 }
 
 // limitCounters are one limit's counters. Each saturates at MaxInt64 rather
 // than wrapping (see addCount).
 type limitCounters struct {
-	granted, rejected, waited, refunded, overage atomic.Int64
+	granted, rejected, blocked, waited, refunded, overage, feedback atomic.Int64
 }
 
 // addCount adds n ≥ 0 to c, saturating at math.MaxInt64: a counter that
@@ -91,7 +92,7 @@ func newLimitSet(def *definition, o *setOptions) (*LimitSet, error) {
 	if len(o.name) > MaxNameLen {
 		return nil, fmt.Errorf("%w: set name of %d bytes, more than %d", ErrInvalidLimit, len(o.name), MaxNameLen)
 	}
-	ls := &LimitSet{definition: def, name: o.name, config: o.config}
+	ls := &LimitSet{definition: def, name: o.name, config: o.config, hooks: o.hooks}
 	if len(def.specs) == 0 {
 		ls.free = &Acquisition{set: ls}
 		return ls, nil
@@ -169,42 +170,112 @@ func (ls *LimitSet) Close() error {
 }
 
 func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *backend.Claim) (*Acquisition, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	if ctx.Err() != nil {
+		return nil, ls.refuse(req, backend.ContextError(ctx), nil)
 	}
 	if ls.closed.Load() {
-		return nil, ErrClosed
+		return nil, ls.refuse(req, ErrClosed, nil)
 	}
 	if ls.set == nil {
+		if h := ls.hooks; h != nil && h.Granted != nil {
+			callGranted(h.Granted, GrantInfo{Set: ls, Request: req}, ls.free)
+		}
 		return ls.free, nil
 	}
 	a := newAcquisition(ls)
 	granted := a.granted()
 	if err := ls.fill(req, granted); err != nil {
-		return nil, err
+		return nil, ls.refuse(req, err, nil)
 	}
-	lease, err := ls.set.Acquire(ctx, granted, backend.AcquireOptions{Claim: claim})
-	var waited time.Duration
-	if wait && errors.Is(err, ErrWouldBlock) {
-		start := time.Now()
-		lease, err = ls.set.Acquire(ctx, granted, backend.AcquireOptions{Wait: true, Claim: claim})
-		waited = time.Since(start)
+	rep := &a.report
+	rep.Blocker = -1
+	opts := backend.AcquireOptions{Wait: wait, Claim: claim, Report: rep}
+	if h := ls.hooks; h != nil && h.WaitStart != nil {
+		opts.OnWait = func(spec int) { callHook(h.WaitStart, WaitInfo{Set: ls, Request: req, Key: ls.keyOf(spec)}) }
+	}
+	lease, err := ls.set.Acquire(ctx, granted, opts)
+	if rep.Waited && rep.Blocker >= 0 {
+		c := &ls.counters[rep.Blocker]
+		addCount(&c.blocked, 1)
+		addCount(&c.waited, int64(rep.Duration))
+	}
+	if h := ls.hooks; h != nil && h.WaitDone != nil && rep.Waited {
+		callHook(h.WaitDone, WaitInfo{Set: ls, Request: req, Key: ls.keyOf(rep.Blocker), Waited: rep.Duration, Err: err})
 	}
 	if err != nil {
-		if !wait && errors.Is(err, ErrWouldBlock) {
-			ls.count(granted, func(c *limitCounters, _ int64) { addCount(&c.rejected, 1) })
-		}
-		return nil, err
+		return nil, ls.refuse(req, err, granted)
 	}
 	a.lease = lease
 	copy(a.accounted(), granted)
-	ls.count(granted, func(c *limitCounters, n int64) {
-		addCount(&c.granted, n)
-		if waited > 0 {
-			addCount(&c.waited, int64(waited))
+	for i, n := range granted {
+		if n > 0 {
+			addCount(&ls.counters[i].granted, n)
 		}
-	})
+	}
+	if h := ls.hooks; h != nil && h.Granted != nil {
+		if !callGranted(h.Granted, GrantInfo{Set: ls, Request: req, Waited: rep.Duration, Key: ls.keyOf(rep.Blocker)}, a) {
+			return nil, ErrReleased // unreachable: the goroutine has exited
+		}
+	}
 	return a, nil
+}
+
+// refuse counts a failed acquisition by its cause, calls the Refused hook,
+// and returns err. amounts is the request per spec, nil when it was not
+// known yet.
+func (ls *LimitSet) refuse(req Amounts, err error, amounts []int64) error {
+	if errors.Is(err, backend.ErrClaimed) {
+		return err // a pool granted elsewhere: no refusal of the caller's
+	}
+	cause := causeOf(err)
+	addCount(&ls.refusals[cause], 1)
+	var r *RefusalError
+	hasFacts := errors.As(err, &r)
+	if cause == CauseWouldBlock {
+		for i, n := range amounts {
+			if n > 0 {
+				addCount(&ls.counters[i].rejected, 1)
+			}
+		}
+		if hasFacts && r.Key != "" {
+			if idx, ok := ls.index[r.Key]; ok {
+				addCount(&ls.counters[idx[0]].blocked, 1)
+			}
+		}
+	}
+	if h := ls.hooks; h != nil && h.Refused != nil {
+		info := RefusalInfo{Set: ls, Request: req, Cause: cause, Err: err}
+		if hasFacts {
+			info.Key, info.RetryAfter = r.Key, r.RetryAfter
+		}
+		callHook(h.Refused, info)
+	}
+	return err
+}
+
+// causeOf classifies the error of a failed acquisition.
+func causeOf(err error) RefusalCause {
+	switch {
+	case errors.Is(err, ErrWouldBlock):
+		return CauseWouldBlock
+	case errors.Is(err, context.DeadlineExceeded):
+		return CauseDeadline
+	case errors.Is(err, context.Canceled):
+		return CauseCanceled
+	case errors.Is(err, ErrClosed):
+		return CauseClosed
+	case errors.Is(err, ErrInvalidRequest), errors.Is(err, ErrUnknownKey), errors.Is(err, ErrExceedsCapacity), errors.Is(err, ErrInvalidLimit):
+		return CauseInvalid
+	}
+	return CauseUnavailable
+}
+
+// keyOf returns the key of spec i, "" when i < 0.
+func (ls *LimitSet) keyOf(i int) string {
+	if i < 0 || i >= len(ls.specs) {
+		return ""
+	}
+	return ls.specs[i].Key
 }
 
 // fill turns req into one amount per spec, validating it. It looks the set's
@@ -260,13 +331,4 @@ func (ls *LimitSet) rateKeys() []string {
 		}
 	}
 	return keys
-}
-
-// count calls f with the counters and amount of every spec amounts takes.
-func (ls *LimitSet) count(amounts []int64, f func(*limitCounters, int64)) {
-	for i, n := range amounts {
-		if n > 0 {
-			f(&ls.counters[i], n)
-		}
-	}
 }

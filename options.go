@@ -13,6 +13,7 @@ type Option interface{ applySet(*setOptions) }
 
 type setOptions struct {
 	private bool // open the backend set without a name (Keyed, in memory)
+	hooks   *Hooks
 	name    string
 	config  map[string]any
 	backend backend.Backend
@@ -68,6 +69,7 @@ type PoolOption interface{ applyPool(*poolOptions) }
 type poolOptions struct {
 	balancing   Balancing
 	workerIndex int
+	hooks       *Hooks
 }
 
 type poolOptionFunc func(*poolOptions)
@@ -86,3 +88,18 @@ func WithBalancing(b Balancing) PoolOption {
 func WithWorkerIndex(i int) PoolOption {
 	return poolOptionFunc(func(o *poolOptions) { o.workerIndex = i })
 }
+
+// SetPoolOption configures a LimitSet or a LimitPool.
+type SetPoolOption interface {
+	Option
+	PoolOption
+}
+
+// WithHooks sets the hooks a LimitSet or LimitPool calls as it decides (see
+// [Hooks]). The struct is copied; nil fields are never called.
+func WithHooks(h Hooks) SetPoolOption { return hooksOption{&h} }
+
+type hooksOption struct{ h *Hooks }
+
+func (o hooksOption) applySet(s *setOptions)   { s.hooks = o.h }
+func (o hooksOption) applyPool(p *poolOptions) { p.hooks = o.h }

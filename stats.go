@@ -7,23 +7,37 @@ import (
 	"github.com/concurry/concurry/backend"
 )
 
-// LimitStats describes one limit of a set. Available, InUse and Utilization
-// are read from the backend, so for a shared set they cover every process; the
-// counters (Granted to Overage) count what this LimitSet value did.
+// LimitStats describes one limit of a set. Available, InUse, Debt and
+// Utilization are read from the backend, so for a shared set they cover every
+// process; the counters (Granted to Feedback) count what this LimitSet value
+// did. Every counter saturates at math.MaxInt64 rather than wrapping.
 type LimitStats struct {
 	Key         string
 	Kind        LimitKind
 	Algorithm   Algorithm     // rate and call limits only
 	Capacity    int64         //
 	Window      time.Duration // rate and call limits only
-	Available   int64         // units that could be taken now
+	Available   int64         // units that could be taken now; never negative
 	InUse       int64         // resource units held now
+	Debt        int64         // rate units charged beyond the limit (overage) and not yet refilled
 	Utilization float64       // 0..1: the share of capacity not available now
-	Granted     int64         // units granted (every counter saturates at MaxInt64, never wraps)
+	Granted     int64         // units granted
 	Rejected    int64         // TryAcquire calls refused that asked for this limit
-	Waited      time.Duration // total time granted Acquire calls spent waiting
-	Refunded    int64         // units given back by Update
-	Overage     int64         // units used beyond what was granted
+	Blocked     int64         // requests this limit kept from being granted at once (refusals it caused and waits on it)
+	Waited      time.Duration // total time requests waited on this limit, the one that blocked them
+	Refunded    int64         // units given back because they were granted but not used (refunding algorithms)
+	Overage     int64         // units used beyond what was granted, charged as debt
+	Feedback    int64         // upstream feedback applied to this limit (Pause, Lower); a pause of every key counts on the first
+}
+
+// Refusals counts failed acquisitions of a set by cause (see RefusalCause).
+type Refusals struct {
+	WouldBlock  int64 // TryAcquire could not be granted at once
+	Deadline    int64 // a deadline came, or would come, before the grant
+	Canceled    int64 // the caller's context was cancelled
+	Closed      int64 // the set was closed
+	Unavailable int64 // a shared backend could not be reached
+	Invalid     int64 // the request could never be granted
 }
 
 // Stats describes a LimitSet at an instant.
@@ -40,6 +54,9 @@ type Stats struct {
 	// are 0 for the in-memory backend.
 	RenewFailures int64
 	LeasesLost    int64
+	// Refusals counts the acquisitions of this LimitSet value that failed,
+	// by cause.
+	Refusals Refusals
 }
 
 // Limit returns the stats of key's limit; where several limits share the key,
@@ -64,6 +81,11 @@ func (ls *LimitSet) Stats(ctx context.Context) (Stats, error) {
 	if d, ok := ls.set.(backend.DegradedCounter); ok {
 		st.Degraded = d.Degraded()
 	}
+	r := &ls.refusals
+	st.Refusals = Refusals{
+		WouldBlock: r[CauseWouldBlock].Load(), Deadline: r[CauseDeadline].Load(), Canceled: r[CauseCanceled].Load(),
+		Closed: r[CauseClosed].Load(), Unavailable: r[CauseUnavailable].Load(), Invalid: r[CauseInvalid].Load(),
+	}
 	if f, ok := ls.set.(backend.FaultCounter); ok {
 		faults := f.Faults()
 		st.RenewFailures, st.LeasesLost = faults.RenewFailures, faults.LeasesLost
@@ -77,14 +99,14 @@ func (ls *LimitSet) Stats(ctx context.Context) (Stats, error) {
 		c := &ls.counters[i]
 		l := LimitStats{
 			Key: sp.Key, Kind: ls.kinds[i], Capacity: sp.Capacity,
-			Granted: c.granted.Load(), Rejected: c.rejected.Load(), Waited: time.Duration(c.waited.Load()),
-			Refunded: c.refunded.Load(), Overage: c.overage.Load(),
+			Granted: c.granted.Load(), Rejected: c.rejected.Load(), Blocked: c.blocked.Load(), Waited: time.Duration(c.waited.Load()),
+			Refunded: c.refunded.Load(), Overage: c.overage.Load(), Feedback: c.feedback.Load(),
 		}
 		if sp.Kind == backend.Rate {
 			l.Algorithm, l.Window = Algorithm(sp.Algorithm), sp.Window
 		}
 		if err == nil {
-			l.Available, l.InUse = now[i].Available, now[i].InUse
+			l.Available, l.InUse, l.Debt = now[i].Available, now[i].InUse, now[i].Debt
 			l.Utilization = min(1, max(0, float64(sp.Capacity-l.Available)/float64(sp.Capacity)))
 		}
 		st.Limits[i] = l
