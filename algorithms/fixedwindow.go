@@ -77,6 +77,19 @@ func (f *fixedWindow) Available(now int64) int64 {
 	return max(f.capacity-count, 0)
 }
 
+// Debt returns 0: units beyond the capacity show as nothing available
+// until they expire.
+func (f *fixedWindow) Debt(int64) int64 { return 0 }
+
+// Lower takes Available(now) − remaining units at now when that is
+// positive, counting them in its window's counter, so that exactly remaining are
+// available.
+func (f *fixedWindow) Lower(now, remaining int64) {
+	if k := f.Available(now) - max(remaining, 0); k > 0 {
+		f.Take(now, k)
+	}
+}
+
 // Clone returns a copy of the state.
 func (b *fixedWindow) Clone() State {
 	c := *b

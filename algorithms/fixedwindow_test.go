@@ -83,24 +83,37 @@ func TestFixedWindowNeverOverAdmits(t *testing.T) {
 }
 
 // TestFixedWindowMatchesBruteForce replays random traces of conditional and
-// overage takes, with steps back in time, through FixedWindow and the
-// brute-force counters: Ready and Available must agree at every step.
+// overage takes and of lowering, with steps back in time, through
+// FixedWindow and the brute-force counters: Ready and Available must agree
+// at every step, and Debt stays 0.
 func TestFixedWindowMatchesBruteForce(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		p := drawParams(t)
 		s := newState(algorithms.FixedWindow, p.window, p.capacity)
 		o := &fixedOracle{w: p.window, c: p.capacity, counts: map[int64]int64{}}
 		now, last := p.start, int64(math.MinInt64) // last: the last take's instant
-		for _, st := range drawTrace(t, p, []opKind{opTry, opForce}, true) {
+		for _, st := range drawTrace(t, p, []opKind{opTry, opForce, opLower}, true) {
 			now += st.dt
-			n := min(st.n, p.capacity)
+			n := min(max(st.n, 1), p.capacity)
 			fits := func(at int64) bool { return o.counts[o.index(max(at, last))]+n <= p.capacity }
 			checkReady(t, s, now, n, fits)
 			if r := s.Ready(now, n); r != now && r != (o.index(max(now, last))+1)*p.window {
 				t.Fatalf("Ready(%d, %d) = %d, not the next window's start", now, n, r)
 			}
-			if got, want := s.Available(now), max(p.capacity-o.counts[o.index(max(now, last))], 0); got != want {
-				t.Fatalf("Available(%d) = %d, want %d", now, got, want)
+			avail := max(p.capacity-o.counts[o.index(max(now, last))], 0)
+			if got := s.Available(now); got != avail {
+				t.Fatalf("Available(%d) = %d, want %d", now, got, avail)
+			}
+			if got := s.Debt(now); got != 0 {
+				t.Fatalf("Debt(%d) = %d, want 0", now, got)
+			}
+			if st.op == opLower {
+				s.Lower(now, st.n)
+				if k := avail - max(st.n, 0); k > 0 { // counted in now's window
+					last = max(last, now)
+					o.counts[o.index(last)] += k
+				}
+				continue
 			}
 			if st.op == opForce || s.Ready(now, n) == now {
 				last = max(last, now)

@@ -117,15 +117,33 @@ func (g *gcra) Refund(now, n int64) int64 {
 // Available returns C − ⌈(TAT − now)·C/W⌉, clamped to [0, capacity]: the
 // whole units a token bucket would hold.
 func (g *gcra) Available(now int64) int64 {
-	b, late := g.backlog(max(now, g.last))
+	return max(g.whole(max(now, g.last)), 0)
+}
+
+// whole returns C − ⌈(TAT − t)·C/W⌉: the level a token bucket would have at
+// t, rounded down, negative in debt. It requires t ≥ last, where the
+// deficit is at most C + MaxDebt.
+func (g *gcra) whole(t int64) int64 {
+	b, late := g.backlog(t)
 	if !late {
 		return g.capacity
 	}
-	deficit := b.ceilDiv(uint64(g.window))
-	if !deficit.less(from64(uint64(g.capacity))) {
-		return 0
+	return g.capacity - int64(b.ceilDiv(uint64(g.window)).lo)
+}
+
+// Debt returns ⌈(TAT − now)·C/W⌉ − C when that is positive, else 0: the
+// debt a token bucket would have.
+func (g *gcra) Debt(now int64) int64 {
+	return max(-g.whole(max(now, g.last)), 0)
+}
+
+// Lower takes whole − remaining units at now when that is positive, moving
+// TAT so that the level, rounded down, becomes remaining (at least
+// −MaxDebt), as [TokenBucket] does.
+func (g *gcra) Lower(now, remaining int64) {
+	if k := g.whole(max(now, g.last)) - max(remaining, -MaxDebt); k > 0 {
+		g.Take(now, k)
 	}
-	return g.capacity - int64(deficit.lo)
 }
 
 // Clone returns a copy of the state.

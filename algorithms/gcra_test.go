@@ -41,17 +41,18 @@ func TestGCRATolerance(t *testing.T) {
 }
 
 // TestGCRAMatchesTokenBucket replays random traces of every operation —
-// conditional takes, overage, refunds, steps back in time — through GCRA and
-// TokenBucket and requires identical Ready, Available and Refund results.
+// conditional takes, overage, refunds, lowering, steps back in time —
+// through GCRA and TokenBucket and requires identical Ready, Available, Debt
+// and Refund results.
 func TestGCRAMatchesTokenBucket(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		p := drawParams(t)
 		g := newState(algorithms.GCRA, p.window, p.capacity)
 		b := newState(algorithms.TokenBucket, p.window, p.capacity)
 		now := p.start
-		for i, st := range drawTrace(t, p, []opKind{opTry, opForce, opRefund}, true) {
+		for i, st := range drawTrace(t, p, []opKind{opTry, opForce, opRefund, opLower}, true) {
 			now += st.dt
-			n := min(st.n, p.capacity)
+			n := min(max(st.n, 1), p.capacity)
 			for _, k := range []int64{1, n, p.capacity} {
 				if rg, rb := g.Ready(now, k), b.Ready(now, k); rg != rb {
 					t.Fatalf("step %d: Ready(%d, %d): GCRA %d, TokenBucket %d", i, now, k, rg, rb)
@@ -60,7 +61,13 @@ func TestGCRAMatchesTokenBucket(t *testing.T) {
 			if ag, ab := g.Available(now), b.Available(now); ag != ab {
 				t.Fatalf("step %d: Available(%d): GCRA %d, TokenBucket %d", i, now, ag, ab)
 			}
+			if dg, db := g.Debt(now), b.Debt(now); dg != db {
+				t.Fatalf("step %d: Debt(%d): GCRA %d, TokenBucket %d", i, now, dg, db)
+			}
 			switch st.op {
+			case opLower:
+				g.Lower(now, st.n)
+				b.Lower(now, st.n)
 			case opTry:
 				if g.Ready(now, n) == now {
 					g.Take(now, n)

@@ -78,6 +78,7 @@ const (
 	opForce                // take n unconditionally (overage, up to 3×capacity)
 	opRefund               // refund n
 	opQueue                // take n when Available(now) ≥ n (a queued request)
+	opLower                // lower to n remaining, n in [−2×capacity, capacity+1]
 )
 
 // step is one operation of a random trace, dt after the previous one.
@@ -130,9 +131,12 @@ func drawTrace(t *rapid.T, p limitParams, ops []opKind, back bool) []step {
 	small := rapid.OneOf(rapid.Int64Range(1, min(p.capacity, 5)), rapid.Int64Range(1, p.capacity))
 	gen := rapid.Custom(func(t *rapid.T) step {
 		s := step{dt: dt.Draw(t, "dt"), op: rapid.SampledFrom(ops).Draw(t, "op")}
-		if s.op == opForce {
+		switch s.op {
+		case opForce:
 			s.n = rapid.Int64Range(1, 3*p.capacity).Draw(t, "n")
-		} else {
+		case opLower:
+			s.n = rapid.OneOf(rapid.Int64Range(-2*p.capacity, p.capacity+1), small).Draw(t, "remaining")
+		default:
 			s.n = small.Draw(t, "n")
 		}
 		return s

@@ -82,6 +82,31 @@ func (l *leakyBucket) Available(now int64) int64 {
 	return l.capacity - int64(queued.lo)
 }
 
+// Debt returns 0: a queue beyond its capacity shows as no room until it
+// drains.
+func (l *leakyBucket) Debt(int64) int64 { return 0 }
+
+// Lower grows the queue by exactly the drain time of k = Available(now) −
+// remaining units, when k is positive: next becomes max(next, now) + k·T, so
+// that the room left is exactly remaining. Unlike [leakyBucket.Take] it does
+// not round next up to a whole nanosecond first: no request departs.
+func (l *leakyBucket) Lower(now, remaining int64) {
+	k := l.Available(now) - max(remaining, 0)
+	if k <= 0 {
+		return
+	}
+	t := max(now, l.last)
+	l.last = t
+	if l.next < t {
+		l.next, l.rem = t, 0 // drained: the queue restarts at t
+	}
+	q, r := mul64(uint64(k), uint64(l.window)).add(from64(l.rem)).divmod(uint64(l.capacity))
+	l.next, l.rem = addSat(l.next, q), r
+	if l.next == math.MaxInt64 {
+		l.rem = 0
+	}
+}
+
 // Clone returns a copy of the state.
 func (b *leakyBucket) Clone() State {
 	c := *b

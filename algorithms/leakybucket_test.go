@@ -93,6 +93,20 @@ func (o *leakyOracle) take(now, n int64) {
 	o.next = d.Add(d, new(big.Rat).SetFrac(new(big.Int).Mul(bi(n), bi(o.w)), bi(o.c)))
 }
 
+// lower grows the queue by the drain time of k = available(now) − max(r, 0)
+// units when k is positive: next becomes max(next, now) + k·W/C, unrounded.
+func (o *leakyOracle) lower(now, r int64) {
+	k := o.available(now) - max(r, 0)
+	if k <= 0 {
+		return
+	}
+	d := new(big.Rat).SetInt64(now)
+	if o.next != nil {
+		d = maxRat(new(big.Rat).Set(o.next), d)
+	}
+	o.next = d.Add(d, new(big.Rat).SetFrac(new(big.Int).Mul(bi(k), bi(o.w)), bi(o.c)))
+}
+
 // maxRat returns the larger of a and b.
 func maxRat(a, b *big.Rat) *big.Rat {
 	if a.Cmp(b) >= 0 {
@@ -115,7 +129,8 @@ func (o *leakyOracle) available(now int64) int64 {
 }
 
 // TestLeakyBucketProperties replays random traces of conditional, queued and
-// overage takes: Ready and Available must match the exact model, and
+// overage takes and of lowering: Ready and Available must match the exact
+// model, Debt stays 0, and
 // consecutive departures must be at least the earlier request's n·T apart.
 func TestLeakyBucketProperties(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
@@ -125,15 +140,23 @@ func TestLeakyBucketProperties(t *testing.T) {
 		now := p.start
 		var prevD, prevN int64
 		gap, need := new(big.Int), new(big.Int)
-		for i, st := range drawTrace(t, p, []opKind{opTry, opQueue, opForce}, false) {
+		for i, st := range drawTrace(t, p, []opKind{opTry, opQueue, opForce, opLower}, false) {
 			now += st.dt
-			n := min(st.n, p.capacity)
+			n := min(max(st.n, 1), p.capacity)
 			d := o.departure(now)
 			if got := s.Ready(now, n); got != d {
 				t.Fatalf("step %d: Ready(%d, %d) = %d, want %d", i, now, n, got, d)
 			}
 			if got, want := s.Available(now), o.available(now); got != want {
 				t.Fatalf("step %d: Available(%d) = %d, want %d", i, now, got, want)
+			}
+			if got := s.Debt(now); got != 0 {
+				t.Fatalf("step %d: Debt(%d) = %d, want 0", i, now, got)
+			}
+			if st.op == opLower {
+				s.Lower(now, st.n)
+				o.lower(now, st.n)
+				continue
 			}
 			take := st.op == opForce || (st.op == opTry && d == now) ||
 				(st.op == opQueue && s.Available(now) >= st.n)

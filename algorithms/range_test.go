@@ -52,8 +52,11 @@ func later(now, dt int64) int64 {
 // the int64 range (the last instant before Never). Nothing may wrap: Available stays in [0, C]; Ready is now
 // or a later instant at which the request fits and 1ns before which it does
 // not, or Never; a request above the capacity is Never; Refund gives back
-// between 0 and what was asked (0 for the kinds that do not refund); and
-// TokenBucket and GCRA, run in lockstep, make the same decisions.
+// between 0 and what was asked (0 for the kinds that do not refund); Debt
+// stays in [0, MaxDebt] and is 0 while anything is available; Lower of any
+// remaining never raises Available and leaves at most max(remaining, 0)
+// (unless the queue saturated at the end of the int64 range);
+// and TokenBucket and GCRA, run in lockstep, make the same decisions.
 func TestRangeEnds(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		p := drawRangeParams(t)
@@ -84,7 +87,7 @@ func TestRangeEnds(t *testing.T) {
 			if tb != gcra {
 				t.Fatalf("step %d: Ready(%d, %d): TokenBucket %d, GCRA %d", i, now, n, tb, gcra)
 			}
-			switch op := rapid.IntRange(0, 2).Draw(t, "op"); op {
+			switch op := rapid.IntRange(0, 3).Draw(t, "op"); op {
 			case 0: // a request granted when it fits
 				for _, s := range states {
 					if s.Ready(now, n) == now {
@@ -108,6 +111,18 @@ func TestRangeEnds(t *testing.T) {
 				if got[0] != got[4] {
 					t.Fatalf("step %d: Refund(%d, %d): TokenBucket %d, GCRA %d", i, now, m, got[0], got[4])
 				}
+			case 3: // upstream feedback, down to any remaining
+				r := rapid.OneOf(amount, rapid.Int64Range(math.MinInt64, p.capacity)).Draw(t, "remaining")
+				for j, s := range states {
+					before := s.Available(now)
+					s.Lower(now, r)
+					// Past the end of the int64 range a queue saturates: what
+					// is left then is not lowered, but nothing fits either.
+					got, saturated := s.Available(now), s.Ready(now, 1) == algorithms.Never
+					if got > before || got > max(r, 0) && got != before && !saturated {
+						t.Fatalf("step %d: %v Lower(%d, %d): Available %d, was %d", i, allKinds[j], now, r, got, before)
+					}
+				}
 			}
 		}
 	})
@@ -120,6 +135,9 @@ func checkRangeStep(t *rapid.T, kind algorithms.Kind, s algorithms.State, p limi
 	avail := s.Available(now)
 	if avail < 0 || avail > p.capacity {
 		t.Fatalf("%v: Available(%d) = %d, outside [0, %d]", kind, now, avail, p.capacity)
+	}
+	if debt := s.Debt(now); debt < 0 || debt > algorithms.MaxDebt || (debt > 0 && avail > 0) {
+		t.Fatalf("%v: Debt(%d) = %d with %d available", kind, now, debt, avail)
 	}
 	if r := s.Ready(now, p.capacity+1); r != algorithms.Never {
 		t.Fatalf("%v: Ready(%d, C+1) = %d, want Never", kind, now, r)

@@ -125,6 +125,19 @@ func (s *slidingWindow) Available(now int64) int64 {
 	return s.capacity - int64(sum.lo)
 }
 
+// Debt returns 0: units beyond the capacity show as nothing available
+// until they expire.
+func (s *slidingWindow) Debt(int64) int64 { return 0 }
+
+// Lower takes Available(now) − remaining units at now when that is
+// positive, counting them in its window, so that exactly remaining are
+// available.
+func (s *slidingWindow) Lower(now, remaining int64) {
+	if k := s.Available(now) - max(remaining, 0); k > 0 {
+		s.Take(now, k)
+	}
+}
+
 // Clone returns a copy of the state with its own live entries.
 func (s *slidingWindow) Clone() State {
 	c := *s

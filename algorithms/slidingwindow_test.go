@@ -87,8 +87,9 @@ func TestSlidingWindowNeverOverAdmits(t *testing.T) {
 }
 
 // TestSlidingWindowMatchesBruteForce replays random traces of conditional and
-// overage takes, with steps back in time, through SlidingWindow and the
-// brute-force window: Ready and Available must agree at every step.
+// overage takes and of lowering, with steps back in time, through
+// SlidingWindow and the brute-force window: Ready and Available must agree
+// at every step, and Debt stays 0.
 func TestSlidingWindowMatchesBruteForce(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		p := drawParams(t)
@@ -96,12 +97,24 @@ func TestSlidingWindowMatchesBruteForce(t *testing.T) {
 		o := &slidingOracle{w: p.window, c: p.capacity}
 		// An instant before the last take counts as that take's instant.
 		now, last := p.start, int64(math.MinInt64)
-		for _, st := range drawTrace(t, p, []opKind{opTry, opForce}, true) {
+		for _, st := range drawTrace(t, p, []opKind{opTry, opForce, opLower}, true) {
 			now += st.dt
-			n := min(st.n, p.capacity)
+			n := min(max(st.n, 1), p.capacity)
 			checkReady(t, s, now, n, func(at int64) bool { return o.sum(max(at, last))+n <= p.capacity })
-			if got, want := s.Available(now), max(p.capacity-o.sum(max(now, last)), 0); got != want {
-				t.Fatalf("Available(%d) = %d, want %d", now, got, want)
+			avail := max(p.capacity-o.sum(max(now, last)), 0)
+			if got := s.Available(now); got != avail {
+				t.Fatalf("Available(%d) = %d, want %d", now, got, avail)
+			}
+			if got := s.Debt(now); got != 0 {
+				t.Fatalf("Debt(%d) = %d, want 0", now, got)
+			}
+			if st.op == opLower {
+				s.Lower(now, st.n)
+				if k := avail - max(st.n, 0); k > 0 { // counted as taken at now
+					last = max(last, now)
+					o.takes = append(o.takes, [2]int64{last, k})
+				}
+				continue
 			}
 			if st.op == opForce || s.Ready(now, n) == now {
 				last = max(last, now)

@@ -62,6 +62,24 @@ type State interface {
 	// Available returns how many units could be taken at now, between 0 and
 	// the capacity.
 	Available(now int64) int64
+	// Debt returns the units taken beyond the limit (overage) that have not
+	// been refilled by now: how far the level is below zero, in whole units
+	// rounded up, so that Available(now) − Debt(now) is the level rounded
+	// down. It is between 0 and MaxDebt for TokenBucket and GCRA, and
+	// always 0 for the algorithms that keep no debt (LeakyBucket,
+	// SlidingWindow, FixedWindow): their overage shows as nothing available
+	// until it drains or expires.
+	Debt(now int64) int64
+	// Lower takes units at now so that at most remaining are available
+	// then, as after a report from upstream that only remaining are left.
+	// It never gives units back: when no more than remaining are available
+	// it does nothing. TokenBucket and GCRA take ⌊level⌋ − remaining, so a
+	// negative remaining leaves that much debt (remaining below −MaxDebt
+	// counts as −MaxDebt); the others take Available(now) − remaining,
+	// reading a negative remaining as 0: a SlidingWindow or FixedWindow
+	// counts the units as taken at now, and a LeakyBucket queue grows by
+	// exactly their drain time.
+	Lower(now, remaining int64)
 	// Clone returns an independent copy of the state, for projecting what
 	// a queue of requests would do without changing the original.
 	Clone() State

@@ -108,6 +108,22 @@ func (b *tokenBucket) Available(now int64) int64 {
 	return max(tokens, 0)
 }
 
+// Debt returns −⌊level⌋ at now when the level is below zero, else 0.
+func (b *tokenBucket) Debt(now int64) int64 {
+	tokens, _ := b.at(max(now, b.last))
+	return max(-tokens, 0)
+}
+
+// Lower takes ⌊level⌋ − remaining tokens at now when that is positive, so
+// that ⌊level⌋ becomes remaining (at least −MaxDebt) and the fraction of a
+// token is kept.
+func (b *tokenBucket) Lower(now, remaining int64) {
+	tokens, _ := b.at(max(now, b.last))
+	if k := tokens - max(remaining, -MaxDebt); k > 0 { // tokens ≥ −MaxDebt: no overflow
+		b.Take(now, k)
+	}
+}
+
 // Clone returns a copy of the state.
 func (b *tokenBucket) Clone() State {
 	c := *b

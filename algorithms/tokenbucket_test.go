@@ -75,6 +75,23 @@ func (o *bucketOracle) refund(t, n int64) int64 {
 // available returns ⌊level⌋ at t clamped to [0, c].
 func (o *bucketOracle) available(t int64) int64 { return clampInt(floorRat(o.at(t)), o.c) }
 
+// debt returns −⌊level⌋ at t when the level is negative, else 0.
+func (o *bucketOracle) debt(t int64) int64 {
+	return max(-floorRat(o.at(t)).Int64(), 0)
+}
+
+// lower leaves r + the fraction of a token at t (r at least −MaxDebt) when
+// ⌊level⌋ is more than r; otherwise it changes nothing.
+func (o *bucketOracle) lower(t, r int64) {
+	r = max(r, -algorithms.MaxDebt)
+	if floorRat(o.at(t)).Cmp(bi(r)) <= 0 {
+		return
+	}
+	o.advance(t)
+	frac := new(big.Rat).Sub(o.level, new(big.Rat).SetInt(floorRat(o.level)))
+	o.level = frac.Add(frac, new(big.Rat).SetInt64(r))
+}
+
 // bucketTable checks the exact instants of a token bucket (TokenBucket and
 // GCRA share it: they admit the same).
 func bucketTable(t *testing.T, kind algorithms.Kind) {
@@ -199,23 +216,29 @@ func bucketNeverOverAdmits(t *testing.T, kind algorithms.Kind, withRefunds bool)
 	})
 }
 
-// bucketMatchesOracle replays random traces of every operation, overage and
-// steps back in time included, against the exact oracle: Ready, Available
-// and Refund must agree at every step.
+// bucketMatchesOracle replays random traces of every operation, overage,
+// lowering and steps back in time included, against the exact oracle:
+// Ready, Available, Debt and Refund must agree at every step.
 func bucketMatchesOracle(t *testing.T, kind algorithms.Kind) {
 	rapid.Check(t, func(t *rapid.T) {
 		p := drawParams(t)
 		s := newState(kind, p.window, p.capacity)
 		o := newBucketOracle(p.window, p.capacity)
 		now := p.start
-		for _, st := range drawTrace(t, p, []opKind{opTry, opForce, opRefund}, true) {
+		for _, st := range drawTrace(t, p, []opKind{opTry, opForce, opRefund, opLower}, true) {
 			now += st.dt
-			n := min(st.n, p.capacity)
+			n := min(max(st.n, 1), p.capacity)
 			checkReady(t, s, now, n, func(at int64) bool { return o.fits(at, n) })
 			if got, want := s.Available(now), o.available(now); got != want {
 				t.Fatalf("Available(%d) = %d, want %d", now, got, want)
 			}
+			if got, want := s.Debt(now), o.debt(now); got != want {
+				t.Fatalf("Debt(%d) = %d, want %d", now, got, want)
+			}
 			switch st.op {
+			case opLower:
+				s.Lower(now, st.n)
+				o.lower(now, st.n)
 			case opTry:
 				if s.Ready(now, n) == now {
 					s.Take(now, n)
