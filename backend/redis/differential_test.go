@@ -55,6 +55,8 @@ func diffSpecs(alg algorithms.Kind) [][]backend.Spec {
 		{rate(time.Second, 10), rate(10*time.Second, 37), res},
 		{rate(24*time.Hour, 999_983)}, // C·W in µs ≈ 2^56: the exact slow path
 		{rate(7*time.Millisecond, 5), res},
+		{rate(backend.MaxWindow, backend.MaxCapacity), rate(time.Hour, backend.MaxCapacity-1)}, // the ends of the range
+		{rate(time.Microsecond, 1), rate(2*time.Microsecond, 1)},                               // the smallest whole-µs windows
 	}
 	if alg != algorithms.LeakyBucket { // LeakyBucket rounds departures to µs: see the package doc
 		sets = append(sets, []backend.Spec{rate(1001*time.Microsecond, 3), rate(time.Second, 7)})
