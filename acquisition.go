@@ -185,7 +185,11 @@ func (a *Acquisition) Release() error {
 	a.mu.Unlock() // released: nothing else touches the vectors now
 	err := a.settle(granted, delta, refunded)
 	if missing != nil {
-		err = errors.Join(fmt.Errorf("%w: %v counted as requested", ErrUsageNotReported, missing), err)
+		if err == nil {
+			err = &unreportedError{missing}
+		} else {
+			err = errors.Join(&unreportedError{missing}, err)
+		}
 	}
 	if a.keyed != nil {
 		a.keyed.unref()
@@ -227,6 +231,17 @@ func (a *Acquisition) settle(granted, delta, refunded []int64) error {
 	}
 	return err
 }
+
+// unreportedError is ErrUsageNotReported naming the keys; it formats its
+// message only when asked, since callers that count unreported usage as
+// requested on purpose (the HTTP middleware) never read it.
+type unreportedError struct{ keys []string }
+
+func (e *unreportedError) Error() string {
+	return fmt.Sprintf("%v: %v counted as requested", ErrUsageNotReported, e.keys)
+}
+
+func (e *unreportedError) Unwrap() error { return ErrUsageNotReported }
 
 func containsStr(s []string, x string) bool {
 	for _, y := range s {

@@ -403,6 +403,9 @@ func (ls *LimitSet) isFull(ctx context.Context) bool {
 	if ls.set == nil {
 		return true
 	}
+	if i, ok := ls.set.(backend.Idler); ok {
+		return i.Idle()
+	}
 	st, err := ls.set.Stats(ctx)
 	if err != nil {
 		return false

@@ -158,6 +158,14 @@ type LeaseChecker interface {
 	CheckLease(lease Lease) error
 }
 
+// Idler is implemented by a Set that can tell cheaply, without I/O or
+// allocation, whether it is exactly as a new set of its specs would be:
+// every limit full, nothing held, nobody waiting, no feedback in force. Keyed
+// forgets only such sets.
+type Idler interface {
+	Idle() bool
+}
+
 // Releaser is implemented by a Set that ends a lease in one call: it
 // applies the final usage delta (as Settle with final true) and returns the
 // resources in held, without reporting refunded units (the root package

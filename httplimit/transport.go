@@ -1,0 +1,319 @@
+package httplimit
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/concurry/concurry"
+)
+
+// Transport is an http.RoundTripper that puts an upstream API's limits in
+// front of a client — an LLM SDK's HTTP client, say — so that the client
+// never sends a request the upstream would refuse. For each request it:
+//
+//   - reads the body (it keeps it, to send it again if it must) and asks the
+//     API for the request's cost (its tokens, its one call);
+//   - acquires the cost from Limiter, a LimitSet or a LimitPool of one set per
+//     endpoint (region, account), waiting as long as the request's context
+//     allows;
+//   - routes the request to the granting set's endpoint ([ConfigBaseURL],
+//     [ConfigHeaders] in the set's config), so one client spreads over many
+//     accounts;
+//   - holds the acquisition, and with it every resource limit (concurrent
+//     connections), until the response body is closed;
+//   - settles the real usage, read from the response as the caller reads it
+//     (a JSON body's usage, or a stream's usage events) without consuming
+//     anything the caller would read;
+//   - applies the upstream's rate-limit headers to the set on every response,
+//     less what is still in flight (see [concurry.LimitSet.Lower]), and turns a
+//     429 or 503 into a pause of the set until its Retry-After, then sends
+//     the request again — on another set of a pool when one can grant — up
+//     to MaxRetries times.
+//
+// The zero values of the optional fields are their defaults. A Transport is
+// safe for concurrent use; do not change its fields after first use.
+type Transport struct {
+	// Base sends the requests; nil means http.DefaultTransport.
+	Base http.RoundTripper
+	// Limiter grants each request: a *concurry.LimitSet, or a
+	// *concurry.LimitPool of one LimitSet per endpoint. Required.
+	Limiter concurry.Limiter
+	// API reads the upstream's requests and responses. Required: OpenAI,
+	// Anthropic, or one of your own.
+	API API
+	// MaxRetries bounds how many times a request the upstream refused with
+	// 429 or 503 is sent again: 0 means 3, negative means never.
+	MaxRetries int
+	// NoFeedback turns off what the Transport learns from the upstream: no
+	// rate-limit header lowers a set and no 429 pauses one (retries still
+	// happen). For comparisons.
+	NoFeedback bool
+	// MaxBody bounds the request body the Transport reads; 0 means 32 MiB.
+	// A larger body fails the request.
+	MaxBody int64
+	// Margin is subtracted from every remaining count the upstream reports,
+	// as a share of the limit's capacity: 0 means 0.02. It covers requests
+	// the upstream counts before this process sees them answered.
+	Margin float64
+
+	once     sync.Once
+	keys     map[string]bool // what the limiter's sets hold
+	inflight sync.Map        // *concurry.LimitSet → *flights
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.once.Do(t.init)
+	body, err := t.readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	cost, err := t.API.Cost(r, body)
+	if err != nil {
+		return nil, fmt.Errorf("httplimit: the cost of %s %s: %w", r.Method, r.URL, err)
+	}
+	for k := range cost {
+		if !t.keys[k] {
+			delete(cost, k)
+		}
+	}
+	retries := t.MaxRetries
+	if retries == 0 {
+		retries = 3
+	}
+	for attempt := 0; ; attempt++ {
+		resp, again, err := t.attempt(r, body, cost, attempt < retries)
+		if !again {
+			return resp, err
+		}
+	}
+}
+
+func (t *Transport) init() {
+	if t.Limiter == nil || t.API == nil {
+		panic("httplimit: Transport needs a Limiter and an API")
+	}
+	t.keys = make(map[string]bool)
+	for _, ls := range sets(t.Limiter) {
+		for _, k := range ls.Keys() {
+			t.keys[k] = true
+		}
+	}
+}
+
+// sets returns the LimitSets behind lim.
+func sets(lim concurry.Limiter) []*concurry.LimitSet {
+	switch l := lim.(type) {
+	case *concurry.LimitSet:
+		return []*concurry.LimitSet{l}
+	case *concurry.LimitPool:
+		out := make([]*concurry.LimitSet, l.Len())
+		for i := range out {
+			out[i] = l.At(i)
+		}
+		return out
+	}
+	return nil
+}
+
+func (t *Transport) readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	defer r.Body.Close()
+	max := t.MaxBody
+	if max <= 0 {
+		max = 32 << 20
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("httplimit: reading the request body: %w", err)
+	}
+	if int64(len(body)) > max {
+		return nil, fmt.Errorf("httplimit: request body over %d bytes", max)
+	}
+	return body, nil
+}
+
+// attempt acquires, sends and handles one try. again says whether to try
+// once more (the upstream refused and retry allows it).
+func (t *Transport) attempt(r *http.Request, body []byte, cost concurry.Amounts, retry bool) (*http.Response, bool, error) {
+	ctx := r.Context()
+	acq, err := t.Limiter.Acquire(ctx, cost)
+	if err != nil {
+		return nil, false, fmt.Errorf("httplimit: %w", err)
+	}
+	out, err := route(r, body, acq.Config())
+	if err != nil {
+		_ = acq.Release()
+		return nil, false, err
+	}
+	f := t.flights(acq.Set())
+	f.add(cost, 1)
+	sent := time.Now()
+	resp, err := t.base().RoundTrip(out)
+	if err != nil {
+		f.add(cost, -1)
+		_ = acq.Release() // unknown whether the upstream counted it: charged as acquired
+		return nil, false, err
+	}
+	f.add(cost, -1)
+	if !t.NoFeedback {
+		t.apply(ctx, acq.Set(), resp, sent)
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		// The upstream counted nothing: give back what the request took.
+		_ = acq.Update(zero(cost))
+		_ = acq.Release()
+		if retry && ctx.Err() == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			return nil, true, nil
+		}
+		return resp, false, nil
+	}
+	resp.Body = newUsageBody(resp, acq, t.API)
+	return resp, false, nil
+}
+
+func (t *Transport) base() http.RoundTripper {
+	if t.Base != nil {
+		return t.Base
+	}
+	return http.DefaultTransport
+}
+
+// route returns the request to send for one attempt: a clone of r with the
+// body and the granting set's endpoint.
+func route(r *http.Request, body []byte, config map[string]any) (*http.Request, error) {
+	out := r.Clone(r.Context())
+	if body != nil {
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		out.ContentLength = int64(len(body))
+	}
+	if v, ok := config[ConfigBaseURL]; ok {
+		s, _ := v.(string)
+		base, err := url.Parse(s)
+		if err != nil || base.Host == "" {
+			return nil, fmt.Errorf("httplimit: config %s %q is not an absolute URL", ConfigBaseURL, s)
+		}
+		u := *out.URL
+		u.Scheme, u.Host = base.Scheme, base.Host
+		if p := trimSlash(base.Path); p != "" {
+			u.Path = p + u.Path
+			if u.RawPath != "" {
+				u.RawPath = trimSlash(base.EscapedPath()) + u.RawPath
+			}
+		}
+		out.URL, out.Host = &u, ""
+	}
+	if v, ok := config[ConfigHeaders]; ok {
+		h, ok := v.(map[string]string)
+		if !ok {
+			return nil, fmt.Errorf("httplimit: config %s is a %T, not a map[string]string", ConfigHeaders, v)
+		}
+		for k, val := range h {
+			out.Header.Set(k, val)
+		}
+	}
+	return out, nil
+}
+
+func trimSlash(p string) string {
+	for len(p) > 0 && p[len(p)-1] == '/' {
+		p = p[:len(p)-1]
+	}
+	return p
+}
+
+// zero returns amounts with every key at 0.
+func zero(a concurry.Amounts) concurry.Amounts {
+	z := make(concurry.Amounts, len(a))
+	for k := range a {
+		z[k] = 0
+	}
+	return z
+}
+
+// apply turns what resp says of the upstream's limits into feedback on ls.
+func (t *Transport) apply(ctx context.Context, ls *concurry.LimitSet, resp *http.Response, sent time.Time) {
+	now := time.Now()
+	f := t.flights(ls)
+	margin := t.Margin
+	if margin == 0 {
+		margin = 0.02
+	}
+	for _, rem := range t.API.Limits(resp.Header, now) {
+		l, ok := ls.Limit(rem.Key)
+		if !ok {
+			continue
+		}
+		left := rem.Remaining - f.get(rem.Key) - int64(margin*float64(capacity(l))+0.999999)
+		_ = ls.Lower(ctx, rem.Key, left, sent)
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		_ = ls.Pause(ctx, "", now.Add(retryAfter(resp.Header, now)))
+	}
+}
+
+func capacity(l concurry.Limit) int64 {
+	_, _, c := describe(l)
+	return c
+}
+
+// retryAfter reads retry-after-ms or Retry-After (seconds or an HTTP date),
+// and defaults to one second.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := h.Get("retry-after-ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	if v := h.Get("Retry-After"); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+			return time.Duration(s * float64(time.Second))
+		}
+		if at, err := http.ParseTime(v); err == nil {
+			return max(0, at.Sub(now))
+		}
+	}
+	return time.Second
+}
+
+// flights counts, per key, the units of requests sent to one set and not
+// yet answered.
+type flights struct {
+	mu sync.Mutex
+	n  map[string]int64 // guarded by mu
+}
+
+func (t *Transport) flights(ls *concurry.LimitSet) *flights {
+	if f, ok := t.inflight.Load(ls); ok {
+		return f.(*flights)
+	}
+	f, _ := t.inflight.LoadOrStore(ls, &flights{n: make(map[string]int64)})
+	return f.(*flights)
+}
+
+func (f *flights) add(cost concurry.Amounts, sign int64) {
+	f.mu.Lock()
+	for k, n := range cost {
+		f.n[k] += sign * n
+	}
+	f.n[concurry.CallKey] += sign
+	f.mu.Unlock()
+}
+
+func (f *flights) get(key string) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n[key]
+}
