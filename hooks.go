@@ -89,8 +89,8 @@ type RefusalInfo struct {
 // WaitInfo describes a wait.
 type WaitInfo struct {
 	Set     *LimitSet // nil for a LimitPool's own wait, on all its sets at once
-	Request Amounts // the request as the caller gave it; do not modify
-	Key     string  // the key that blocks it; "" when the backend cannot tell
+	Request Amounts   // the request as the caller gave it; do not modify
+	Key     string    // the key that blocks it; "" when the backend cannot tell
 	// Waited and Err are set in WaitDone: how long it waited, and nil when
 	// it was granted or the error the caller receives.
 	Waited time.Duration

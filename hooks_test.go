@@ -31,7 +31,12 @@ func (r *recorder) add(e string) { r.mu.Lock(); r.events = append(r.events, e); 
 
 func (r *recorder) hooks() concurry.Hooks {
 	return concurry.Hooks{
-		Granted: func(i concurry.GrantInfo) { r.add("granted"); r.mu.Lock(); r.granted = append(r.granted, i); r.mu.Unlock() },
+		Granted: func(i concurry.GrantInfo) {
+			r.add("granted")
+			r.mu.Lock()
+			r.granted = append(r.granted, i)
+			r.mu.Unlock()
+		},
 		Refused: func(i concurry.RefusalInfo) {
 			r.add("refused:" + i.Cause.String())
 			r.mu.Lock()
@@ -40,9 +45,19 @@ func (r *recorder) hooks() concurry.Hooks {
 		},
 		WaitStart: func(i concurry.WaitInfo) { r.add("wait:" + i.Key) },
 		WaitDone:  func(i concurry.WaitInfo) { r.add("waited"); r.mu.Lock(); r.waits = append(r.waits, i); r.mu.Unlock() },
-		Settled:   func(i concurry.SettleInfo) { r.add("settled:" + i.Key); r.mu.Lock(); r.settled = append(r.settled, i); r.mu.Unlock() },
+		Settled: func(i concurry.SettleInfo) {
+			r.add("settled:" + i.Key)
+			r.mu.Lock()
+			r.settled = append(r.settled, i)
+			r.mu.Unlock()
+		},
 		LeaseLost: func(i concurry.LeaseLostInfo) { r.add("lost"); r.mu.Lock(); r.lost = append(r.lost, i); r.mu.Unlock() },
-		Feedback:  func(i concurry.FeedbackInfo) { r.add("feedback"); r.mu.Lock(); r.feedback = append(r.feedback, i); r.mu.Unlock() },
+		Feedback: func(i concurry.FeedbackInfo) {
+			r.add("feedback")
+			r.mu.Lock()
+			r.feedback = append(r.feedback, i)
+			r.mu.Unlock()
+		},
 	}
 }
 
