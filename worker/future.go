@@ -3,20 +3,39 @@ package worker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // Future is the pending result of a submitted task. It completes exactly
 // once, when the task returns (after its last retry), fails, or is cancelled.
 // A Future is safe for concurrent use.
+//
+// A Future holds only the task's outcome, not the task, its context or its
+// limiter, which are freed when the task ends: a completed future whose
+// result is not read yet takes 40 bytes plus the size of R (48 for an int).
 type Future[R any] struct {
-	done chan struct{}
-	val  R     // written once before done is closed
-	err  error // written once before done is closed
-
-	mu        sync.Mutex
-	completed bool      // guarded by mu
-	watchers  []watcher // guarded by mu; told the future's index when it completes
+	// waiters is nil while the future is pending and nothing but Result
+	// with a context that never ends waits on it; then the Done channel and
+	// the Gather and Wait calls waiting; completedWaiters once complete.
+	waiters atomic.Pointer[futureWaiters]
+	wg      sync.WaitGroup // one count, done when the future completes
+	val     R              // written once before waiters is set to completedWaiters
+	err     error          // written once before waiters is set to completedWaiters
 }
+
+// futureWaiters are what waits on a future other than Result with a context
+// that never ends: the channel Done returned, and the Gather and Wait calls
+// watching the future. A future makes them only when it has some.
+type futureWaiters struct {
+	mu       sync.Mutex
+	told     bool          // guarded by mu; the future has completed and told everyone
+	done     chan struct{} // guarded by mu; made by the first Done, closed when told
+	watchers []watcher     // guarded by mu; told the future's index when it completes
+	first    [1]watcher    // the room of the first watcher
+}
+
+// completedWaiters marks a completed future.
+var completedWaiters = &futureWaiters{told: true, done: closedChan}
 
 // watcher is a Wait or Gather call waiting on a future: it receives index i
 // on ch, whose buffer has room for every future of that call.
@@ -25,15 +44,36 @@ type watcher struct {
 	i  int
 }
 
-// closedChan is the Done channel of futures completed at submission.
+// closedChan is the Done channel of completed futures.
 var closedChan = func() chan struct{} {
 	c := make(chan struct{})
 	close(c)
 	return c
 }()
 
+// newFuture returns a pending future, which complete completes.
+func newFuture[R any]() *Future[R] {
+	f := &Future[R]{}
+	f.wg.Add(1)
+	return f
+}
+
 // Done returns a channel that is closed when the future completes.
-func (f *Future[R]) Done() <-chan struct{} { return f.done }
+func (f *Future[R]) Done() <-chan struct{} {
+	w := f.waitList()
+	if w == completedWaiters {
+		return closedChan
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.told {
+		return closedChan
+	}
+	if w.done == nil {
+		w.done = make(chan struct{})
+	}
+	return w.done
+}
 
 // Result waits for the future to complete and returns what the task's last
 // attempt returned and the error that ended the task: the task's own, a
@@ -41,15 +81,18 @@ func (f *Future[R]) Done() <-chan struct{} { return f.done }
 // never ran returns the zero R. If ctx ends first, Result returns ctx's
 // error; the task goes on.
 func (f *Future[R]) Result(ctx context.Context) (R, error) {
-	select {
-	case <-f.done:
+	if f.Completed() {
 		return f.val, f.err
-	default:
+	}
+	stop := ctx.Done()
+	if stop == nil { // ctx never ends: wait without making a channel
+		f.wg.Wait()
+		return f.val, f.err
 	}
 	select {
-	case <-f.done:
+	case <-f.Done():
 		return f.val, f.err
-	case <-ctx.Done():
+	case <-stop:
 		var zero R
 		return zero, ctx.Err()
 	}
@@ -58,58 +101,76 @@ func (f *Future[R]) Result(ctx context.Context) (R, error) {
 // Err returns nil while the task is unfinished, and the task's error once the
 // future has completed (nil if it succeeded).
 func (f *Future[R]) Err() error {
-	select {
-	case <-f.done:
+	if f.Completed() {
 		return f.err
-	default:
-		return nil
 	}
+	return nil
 }
 
 // Completed reports whether the future has completed.
-func (f *Future[R]) Completed() bool {
-	select {
-	case <-f.done:
-		return true
-	default:
-		return false
-	}
-}
+func (f *Future[R]) Completed() bool { return f.waiters.Load() == completedWaiters }
 
-// complete sets the outcome and tells every watcher.
+// complete sets the outcome and tells whatever waits. It is called once.
 func (f *Future[R]) complete(v R, err error) {
 	f.val, f.err = v, err
-	f.mu.Lock()
-	f.completed = true
-	ws := f.watchers
-	f.watchers = nil
-	f.mu.Unlock()
-	close(f.done)
-	for _, w := range ws {
-		w.ch <- w.i // never blocks: the buffer holds one send per future
+	if w := f.waiters.Swap(completedWaiters); w != nil {
+		w.mu.Lock()
+		done, ws := w.done, w.watchers
+		w.told, w.watchers = true, nil
+		w.mu.Unlock()
+		if done != nil {
+			close(done)
+		}
+		for _, x := range ws {
+			x.ch <- x.i // never blocks: the buffer holds one send per future
+		}
 	}
+	f.wg.Done()
+}
+
+// waitList returns f's waiters, making them if f has none yet:
+// completedWaiters once f has completed.
+func (f *Future[R]) waitList() *futureWaiters {
+	if w := f.waiters.Load(); w != nil {
+		return w
+	}
+	w := &futureWaiters{}
+	if f.waiters.CompareAndSwap(nil, w) {
+		return w
+	}
+	return f.waiters.Load() // made by another call, or completed
 }
 
 // watch arranges for i to be sent on ch when f completes, at once if it
 // already has.
 func (f *Future[R]) watch(ch chan<- int, i int) {
-	f.mu.Lock()
-	if f.completed {
-		f.mu.Unlock()
-		ch <- i
-		return
+	w := f.waitList()
+	if w != completedWaiters {
+		w.mu.Lock()
+		if !w.told {
+			if w.watchers == nil {
+				w.watchers = w.first[:0]
+			}
+			w.watchers = append(w.watchers, watcher{ch, i})
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
 	}
-	f.watchers = append(f.watchers, watcher{ch, i})
-	f.mu.Unlock()
+	ch <- i
 }
 
 // unwatch forgets the watcher of ch, if it has not been told yet.
 func (f *Future[R]) unwatch(ch chan<- int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for k, w := range f.watchers {
-		if w.ch == ch {
-			f.watchers = append(f.watchers[:k:k], f.watchers[k+1:]...)
+	w := f.waiters.Load()
+	if w == nil || w == completedWaiters {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k, x := range w.watchers {
+		if x.ch == ch {
+			w.watchers = append(w.watchers[:k:k], w.watchers[k+1:]...)
 			return
 		}
 	}

@@ -37,7 +37,7 @@ type core struct {
 	counters []counters           // per worker index
 	rr       atomic.Uint64        // RoundRobin cursor
 
-	slots    []taskSlot    // per worker index: the running task's cancel
+	slots    []taskSlot    // per worker index: the running task's context
 	halting  atomic.Bool   // start no task; see halt
 	closing  chan struct{} // closed when Stop begins
 	stopped  atomic.Bool   // Stop has begun
@@ -53,7 +53,6 @@ type core struct {
 // counters are the statistics of one worker index.
 type counters struct {
 	unfinished, dispatched, completed, failed, retried atomic.Int64
-	running                                            atomic.Int32
 }
 
 // NewPool builds a pool. In Goroutine mode it starts MaxWorkers workers and

@@ -41,7 +41,7 @@ func (p *Pool[T]) Stats() Stats {
 	for i := range p.counters {
 		c := &p.counters[i]
 		ws := WorkerStats{
-			Index: i, InFlight: int(c.running.Load()), Dispatched: c.dispatched.Load(),
+			Index: i, InFlight: p.slots[i].inFlight(), Dispatched: c.dispatched.Load(),
 			Completed: c.completed.Load(), Failed: c.failed.Load(), Retried: c.retried.Load(),
 			QueueCapacity: p.opts.MaxQueuedTasks,
 		}

@@ -44,7 +44,9 @@ func Submit[T, R any](ctx context.Context, p *Pool[T], task Task[T, R], opts ...
 	if p.stopped.Load() {
 		return nil, ErrStopped
 	}
-	c := &call[T, R]{task: task, ctx: ctx}
+	f := newFuture[R]()
+	c := &call[T, R]{future: f, task: task}
+	c.tctx.parent = ctx
 	for _, o := range opts {
 		if o.until != nil {
 			c.until = o.until
@@ -62,16 +64,14 @@ func Submit[T, R any](ctx context.Context, p *Pool[T], task Task[T, R], opts ...
 		}
 		err = p.runSync(ctx, c)
 	case OnDemand:
-		c.done = make(chan struct{})
 		err = p.startOnDemand(ctx, c, own != nil && p.opts.MaxWorkers == 1)
 	default:
-		c.done = make(chan struct{})
 		err = p.enqueue(ctx, c, own)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &c.Future, nil
+	return f, nil
 }
 
 // Run submits task and waits for its result: the blocking form of Submit.

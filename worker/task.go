@@ -25,14 +25,17 @@ import (
 // Either way the worker, and its value, live on.
 type Task[T, R any] func(ctx context.Context, t T, lim concurry.Limiter) (R, error)
 
-// call is one submitted task and its future, in one allocation.
+// call is one submitted task: what it runs with, in one allocation, and the
+// future it completes. The future does not point back, so a held future
+// keeps none of this alive once the task has ended. The task's context and
+// limiter are handed to the task, which may keep them, so a call is never
+// reused.
 type call[T, R any] struct {
-	Future[R]
-	task  Task[T, R]
-	ctx   context.Context // the submitter's; dropped when the task ends
-	until func(R) bool
-	lim   attemptLimiter
-	tctx  taskContext
+	future *Future[R]
+	task   Task[T, R]
+	until  func(R) bool
+	lim    attemptLimiter
+	tctx   taskContext // its parent is the submitter's context
 }
 
 // job is a call whatever its result type, as a worker sees it.
@@ -58,7 +61,6 @@ type env[T any] struct {
 // runtime.Goexit: the deferred function then still runs, with the task's
 // frames on the stack.
 func (c *call[T, R]) run(e *env[T]) {
-	e.st.running.Add(1)
 	var r R
 	var err error
 	begun, exited := false, true
@@ -72,9 +74,9 @@ func (c *call[T, R]) run(e *env[T]) {
 		}
 		c.finish(e, r, err)
 	}()
-	if err = e.c.halted(c.ctx); err == nil {
+	if err = e.c.halted(c.tctx.parent); err == nil {
 		begun = true
-		if err = c.tctx.begin(c.ctx, e.c, e.index); err == nil {
+		if err = c.tctx.begin(e.c, e.index); err == nil {
 			r, err = c.execute(&c.tctx, e)
 		}
 	}
@@ -83,21 +85,18 @@ func (c *call[T, R]) run(e *env[T]) {
 
 // finish counts the task's end, frees its slot and completes its future.
 func (c *call[T, R]) finish(e *env[T], r R, err error) {
-	c.ctx, c.task, c.until = nil, nil, nil
+	c.task, c.until = nil, nil
 	if err != nil {
 		e.st.failed.Add(1)
 	} else {
 		e.st.completed.Add(1)
 	}
-	e.st.running.Add(-1)
 	if e.release != nil {
 		e.release() // so that whoever sees the future complete sees the slot free
 	}
-	if c.done == nil { // Sync: completed before Submit returns, no one waits yet
-		c.val, c.err, c.completed, c.done = r, err, true, closedChan
-		return
-	}
-	c.complete(r, err)
+	f := c.future
+	c.future = nil
+	f.complete(r, err)
 }
 
 // execute builds the task's value in OnDemand mode, and runs the attempts.
