@@ -8,9 +8,10 @@ import (
 // gate is a counting semaphore whose blocked acquirers are served first come,
 // first served: a freed slot is handed to the oldest waiter, so a stream of
 // new submissions never overtakes one that is waiting. It bounds a worker's
-// unfinished tasks, and the tasks alive in an OnDemand pool.
+// unfinished tasks, under the worker's own mutex, and the tasks alive in an
+// OnDemand pool.
 type gate struct {
-	mu      sync.Mutex
+	mu      *sync.Mutex       // the gate's lock, which its owner may share
 	free    int               // guarded by mu
 	waiters ring[*gateWaiter] // guarded by mu
 }
@@ -20,7 +21,24 @@ type gateWaiter struct {
 	granted bool // guarded by gate.mu
 }
 
-func newGate(n int) *gate { return &gate{free: n} }
+// newGate returns a gate of n slots guarded by mu, or by a mutex of its own
+// when mu is nil.
+func newGate(n int, mu *sync.Mutex) *gate {
+	if mu == nil {
+		mu = new(sync.Mutex)
+	}
+	return &gate{mu: mu, free: n}
+}
+
+// tryLocked takes a slot if one is free and nobody waits for one. Requires
+// g.mu held.
+func (g *gate) tryLocked() bool {
+	if g.free > 0 && g.waiters.len() == 0 {
+		g.free--
+		return true
+	}
+	return false
+}
 
 // acquire takes a slot, waiting while there is none. It fails with ctx's
 // error when ctx ends, and with ErrStopped when stop is closed, first. When
@@ -28,8 +46,7 @@ func newGate(n int) *gate { return &gate{free: n} }
 // gate's own worker), so it fails with ErrDeadlock instead of waiting.
 func (g *gate) acquire(ctx context.Context, stop <-chan struct{}, noWait bool) error {
 	g.mu.Lock()
-	if g.free > 0 && g.waiters.len() == 0 {
-		g.free--
+	if g.tryLocked() {
 		g.mu.Unlock()
 		return nil
 	}
@@ -62,13 +79,22 @@ func (g *gate) acquire(ctx context.Context, stop <-chan struct{}, noWait bool) e
 // release frees a slot, handing it to the oldest waiter if there is one.
 func (g *gate) release() {
 	g.mu.Lock()
+	w := g.releaseLocked()
+	g.mu.Unlock()
+	if w != nil {
+		close(w.ready)
+	}
+}
+
+// releaseLocked frees a slot. When it grants the slot to a waiter, it
+// returns the waiter, whose ready the caller must close after unlocking.
+// Requires g.mu held.
+func (g *gate) releaseLocked() *gateWaiter {
 	if g.waiters.len() == 0 {
 		g.free++
-		g.mu.Unlock()
-		return
+		return nil
 	}
 	w := g.waiters.pop()
 	w.granted = true
-	g.mu.Unlock()
-	close(w.ready)
+	return w
 }

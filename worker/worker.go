@@ -12,7 +12,7 @@ import (
 // and runs the tasks of its queue one at a time, in order.
 type worker[T any] struct {
 	env[T]
-	gate *gate // bounds unfinished tasks; nil when the queue is unbounded
+	gate *gate // bounds unfinished tasks, under mu; nil when the queue is unbounded
 
 	mu       sync.Mutex
 	queue    ring[job[T]] // guarded by mu; submitted, not started
@@ -31,7 +31,7 @@ func (p *Pool[T]) startWorkers(ctx context.Context) error {
 			wake: make(chan struct{}, 1),
 		}
 		if n := p.opts.MaxQueuedTasks; n > 0 {
-			w.gate = newGate(n)
+			w.gate = newGate(n, &w.mu)
 		}
 		w.release = w.finished
 		p.workers[i] = w
@@ -117,13 +117,20 @@ func (w *worker[T]) next() job[T] {
 	return j
 }
 
-// push appends j to the queue; false once the worker is stopping.
-func (w *worker[T]) push(j job[T]) bool {
+// push appends j to the queue, taking a slot of the gate unless the caller
+// holds one (slotHeld). It reports false, and queues nothing, when the
+// worker is stopping (err ErrStopped) or has no free slot (err nil).
+func (w *worker[T]) push(j job[T], slotHeld bool) (ok bool, err error) {
 	w.mu.Lock()
 	if w.stopping {
 		w.mu.Unlock()
-		return false
+		return false, ErrStopped
 	}
+	if !slotHeld && w.gate != nil && !w.gate.tryLocked() {
+		w.mu.Unlock()
+		return false, nil
+	}
+	w.st.unfinished.Add(1)
 	w.queue.push(j)
 	wake := w.idle
 	w.idle = false
@@ -131,7 +138,7 @@ func (w *worker[T]) push(j job[T]) bool {
 	if wake {
 		w.wake <- struct{}{} // never blocks: one send per idle spell
 	}
-	return true
+	return true, nil
 }
 
 // stop makes the worker exit once its queue is empty.
@@ -157,18 +164,17 @@ func (w *worker[T]) queued() int {
 // worker could only wait for itself, so it fails with ErrDeadlock.
 func (p *Pool[T]) enqueue(ctx context.Context, j job[T], own *taskOwner) error {
 	w := p.pick()
-	if w.gate != nil {
-		if err := w.gate.acquire(ctx, p.closing, own != nil && own.index == w.index); err != nil {
+	ok, err := w.push(j, false)
+	if !ok && err == nil { // full: wait for a slot, first come first served
+		if err = w.gate.acquire(ctx, p.closing, own != nil && own.index == w.index); err != nil {
 			return err
 		}
-	}
-	w.st.unfinished.Add(1)
-	if !w.push(j) {
-		w.st.unfinished.Add(-1)
-		if w.gate != nil {
+		if ok, err = w.push(j, true); !ok {
 			w.gate.release()
 		}
-		return ErrStopped
+	}
+	if !ok {
+		return err
 	}
 	w.st.dispatched.Add(1)
 	return nil
