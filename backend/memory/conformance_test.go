@@ -9,7 +9,8 @@ import (
 )
 
 // TestConformance runs the backend conformance suite on a fresh in-memory
-// backend per case.
+// backend per case, with every capability.
 func TestConformance(t *testing.T) {
-	backendtest.Run(t, func(*testing.T) backend.Backend { return memory.New() })
+	caps := backendtest.Capabilities{Facts: true, Feedback: true}
+	backendtest.RunWith(t, caps, func(*testing.T) backend.Backend { return memory.New() })
 }

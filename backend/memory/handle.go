@@ -15,6 +15,13 @@ type Handle struct {
 	closed  bool // guarded by s.mu
 }
 
+var (
+	_ backend.Set      = (*Handle)(nil)
+	_ backend.Releaser = (*Handle)(nil)
+	_ backend.Feedback = (*Handle)(nil)
+	_ backend.Idler    = (*Handle)(nil)
+)
+
 // Handle returns a new handle on s; onClose, when not nil, runs once when the
 // handle is closed.
 func (s *Set) Handle(onClose func()) *Handle { return &Handle{s: s, onClose: onClose} }
@@ -30,8 +37,22 @@ func (h *Handle) Settle(_ context.Context, _ backend.Lease, held, delta []int64,
 	return nil
 }
 
-// Stats implements backend.Set. It never fails.
+// Release implements backend.Releaser: Settle with final true, without the
+// refunded units. It never fails.
+func (h *Handle) Release(_ context.Context, _ backend.Lease, held, delta []int64) error {
+	h.s.settle(held, delta, true, nil)
+	return nil
+}
+
+// Stats implements backend.Set. It never fails. Debt is reported for
+// TokenBucket and GCRA; a paused spec has nothing available until its pause
+// ends.
 func (h *Handle) Stats(context.Context) ([]backend.SpecStats, error) { return h.s.stats(), nil }
+
+// Idle implements backend.Idler: it reports whether the set is as a new
+// one would be: every rate limit full, no resource held, nobody waiting,
+// no pause in force. It allocates nothing.
+func (h *Handle) Idle() bool { return h.s.idle() }
 
 // Close implements backend.Set: it fails the handle's waiters with
 // backend.ErrClosed and every later Acquire through it.

@@ -25,6 +25,13 @@ type Set struct {
 	waiters waitQueue          // guarded by mu
 	timer   *time.Timer        // guarded by mu; wakes the head waiter
 	timerAt int64              // guarded by mu; instant timer is set for, 0 when idle
+	// paused is, per spec, the instant a pause of it ends (Unix ns; 0 when
+	// never paused), and pausedEnd the latest of them. Guarded by mu.
+	paused    []int64
+	pausedEnd int64
+	// reported is, per rate spec, the newest asOf of an upstream report
+	// Lower applied. Guarded by mu.
+	reported []int64
 	// timerLate is added to every timer, to model a timer that fires late
 	// (a busy machine); always 0 outside tests. Guarded by mu.
 	timerLate time.Duration
@@ -51,11 +58,14 @@ func NewSet(specs []backend.Spec) *Set {
 		rates:    make([]algorithms.State, len(specs)),
 		changed:  make([]int64, len(specs)),
 		held:     make([]int64, len(specs)),
+		paused:   make([]int64, len(specs)),
+		reported: make([]int64, len(specs)),
 	}
 	for i, sp := range specs {
 		if sp.Kind == backend.Rate {
 			s.rates[i] = algorithms.New(sp.Algorithm, sp.Window, sp.Capacity)
 			s.changed[i] = math.MinInt64
+			s.reported[i] = math.MinInt64
 		}
 	}
 	return s
@@ -68,75 +78,6 @@ func (s *Set) Specs() []backend.Spec { return s.specs }
 
 // now returns the current instant in Unix nanoseconds.
 func (s *Set) now() int64 { return s.baseUnix + int64(time.Since(s.base)) }
-
-// readyAt returns the earliest instant ≥ t at which amounts fits the rate
-// limits, and whether the resources it asks for are free now. With dated, it
-// is the instant a grant can be dated at: each rate limit is asked no earlier
-// than its latest change, since its state cannot take before that (an
-// earlier instant would date the grant before a refund that made it
-// possible). Requires mu held.
-func (s *Set) readyAt(t int64, amounts []int64, dated bool) (ready int64, resourcesFree bool) {
-	ready, resourcesFree = t, true
-	for i, n := range amounts {
-		if n <= 0 {
-			continue
-		}
-		if r := s.rates[i]; r != nil {
-			at := t
-			if dated {
-				at = max(t, s.changed[i])
-			}
-			ready = max(ready, r.Ready(at, n))
-		} else if n > s.specs[i].Capacity-s.held[i] {
-			resourcesFree = false
-		}
-	}
-	return ready, resourcesFree
-}
-
-// projectedReady returns the earliest instant the rate limits could grant
-// amounts if it joined the queue now: every waiter ahead is granted first, in
-// order, each no earlier than the one before it. Releases and refunds may
-// still make it earlier; resources are not projected. ready is the answer
-// for an empty queue. Requires mu held.
-func (s *Set) projectedReady(t, ready int64, amounts []int64) int64 {
-	if s.waiters.empty() {
-		return ready
-	}
-	rates := make([]algorithms.State, len(s.rates))
-	for i, r := range s.rates {
-		if r != nil {
-			rates[i] = r.Clone()
-		}
-	}
-	at := t
-	for w := s.waiters.head(); w != nil; w = w.next {
-		if w.claim != nil && w.claim.Taken() {
-			continue
-		}
-		at = max(at, rateReady(rates, at, w.amounts))
-		if at == algorithms.Never {
-			return at
-		}
-		for i, n := range w.amounts {
-			if rates[i] != nil && n > 0 {
-				rates[i].Take(at, n)
-			}
-		}
-	}
-	return max(at, rateReady(rates, at, amounts))
-}
-
-// rateReady is the rate part of readyAt, over the given states.
-func rateReady(rates []algorithms.State, t int64, amounts []int64) int64 {
-	ready := t
-	for i, n := range amounts {
-		if r := rates[i]; r != nil && n > 0 {
-			ready = max(ready, r.Ready(t, n))
-		}
-	}
-	return ready
-}
 
 // take records amounts as granted at t. Requires mu held.
 func (s *Set) take(t int64, amounts []int64) {
@@ -159,35 +100,67 @@ func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts back
 	s.lock()
 	if h.closed {
 		s.mu.Unlock()
+		report(opts.Report, false, -1)
 		return 0, backend.ErrClosed
 	}
-	ready, free := s.readyAt(t, amounts, false)
-	if s.waiters.empty() && ready == t && free && (opts.Claim == nil || opts.Claim.TryClaim()) {
+	f := s.fitAt(t, amounts, false)
+	if s.waiters.empty() && f.grantable(t) && (opts.Claim == nil || opts.Claim.TryClaim()) {
 		s.take(t, amounts)
 		s.mu.Unlock()
+		report(opts.Report, false, -1)
 		return 0, nil
 	}
-	if opts.Claim != nil && opts.Claim.Taken() {
-		s.mu.Unlock()
-		return 0, backend.ErrClaimed
-	}
-	if !opts.Wait {
-		s.mu.Unlock()
-		return 0, backend.ErrWouldBlock
-	}
-	if d, ok := ctx.Deadline(); ok {
-		if ready = s.projectedReady(t, ready, amounts); ready > d.UnixNano() {
-			s.mu.Unlock()
-			return 0, errDeadline(ready)
+	return s.acquireSlow(ctx, h, t, f, amounts, opts)
+}
+
+// acquireSlow is acquire for a request that cannot be granted at once, of
+// fit f at t: it fails, or queues the request and waits. A refusal carries
+// its facts (see refusal), projected through the waiters ahead. Requires mu
+// held; it unlocks.
+func (s *Set) acquireSlow(ctx context.Context, h *Handle, t int64, f fit, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
+	blocker := s.blocker(f)
+	var err error
+	switch queued := !s.waiters.empty(); {
+	case opts.Claim != nil && opts.Claim.Taken():
+		err = backend.ErrClaimed
+	case !opts.Wait:
+		err = s.refusal(t, s.projected(t, amounts, f), false, queued)
+	default:
+		if d, ok := ctx.Deadline(); ok {
+			if p := s.projected(t, amounts, f); p.ready > d.UnixNano() {
+				err = s.refusal(t, p, true, queued)
+			}
 		}
 	}
+	if err != nil {
+		s.mu.Unlock()
+		report(opts.Report, false, blocker)
+		return 0, err
+	}
 	w := newWaiter(ctx, h, amounts, opts.Claim, t)
+	w.blocker = blocker
 	s.waiters.push(w)
 	if s.waiters.head() == w {
 		s.serve(t)
 	}
 	s.mu.Unlock()
-	return s.wait(ctx, w)
+	report(opts.Report, true, blocker)
+	if opts.OnWait != nil {
+		s.notifyWait(w, opts.OnWait, blocker)
+	}
+	lease, err := s.wait(ctx, w)
+	if opts.Report != nil {
+		opts.Report.Duration = time.Duration(s.now() - t)
+	}
+	return lease, err
+}
+
+// report fills r, when not nil, with what an Acquire learned; the duration
+// of a wait is added when it ends.
+func report(r *backend.AcquireReport, waited bool, blocker int) {
+	if r != nil {
+		*r = backend.AcquireReport{Waited: waited, Blocker: blocker}
+	}
 }
 
 // wait blocks until w is granted or failed, or ctx ends.
@@ -227,11 +200,8 @@ func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
 	}
 	s.lock()
 	defer s.mu.Unlock()
-	if rates && s.timerAt != 0 && s.timerAt <= t {
-		// The timer is late: grant what came due before this change first,
-		// dated as an on-time timer would have, so that the change does
-		// not push them back.
-		s.serve(t)
+	if rates {
+		s.catchUp(t)
 	}
 	freed := false
 	for i, d := range delta {
@@ -268,6 +238,16 @@ func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
 	}
 }
 
+// catchUp serves the queue at t when the timer is late, before a change
+// made at t: what came due before the change is granted first, dated as an
+// on-time timer would have, so that the change does not push it back.
+// Requires mu held.
+func (s *Set) catchUp(t int64) {
+	if s.timerAt != 0 && s.timerAt <= t {
+		s.serve(t)
+	}
+}
+
 // settleHasWork reports whether settle would change a rate limit or return
 // resources, so that the common release of a call-only acquisition takes no
 // lock and one that changes no rate limit reads no clock.
@@ -289,7 +269,8 @@ func (s *Set) settleHasWork(held, delta []int64, final bool) (rates, resources b
 	return rates, resources
 }
 
-// stats implements Handle.Stats.
+// stats implements Handle.Stats. A paused spec has nothing available
+// until its pause ends.
 func (s *Set) stats() []backend.SpecStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -297,12 +278,34 @@ func (s *Set) stats() []backend.SpecStats {
 	out := make([]backend.SpecStats, len(s.specs))
 	for i, sp := range s.specs {
 		if r := s.rates[i]; r != nil {
-			out[i].Available = r.Available(t)
+			out[i] = backend.SpecStats{Available: r.Available(t), Debt: r.Debt(t)}
 		} else {
 			out[i] = backend.SpecStats{Available: max(0, sp.Capacity-s.held[i]), InUse: s.held[i]}
 		}
+		if s.paused[i] > t {
+			out[i].Available = 0
+		}
 	}
 	return out
+}
+
+// idle implements Handle.Idle.
+func (s *Set) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.waiters.empty() {
+		return false
+	}
+	t := s.now()
+	if s.pausedEnd > t {
+		return false
+	}
+	for i, sp := range s.specs {
+		if r := s.rates[i]; r != nil && r.Available(t) < sp.Capacity || s.held[i] != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // lock takes mu for the hot paths (acquire, settle). Under contention it

@@ -3,7 +3,6 @@ package memory
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/concurry/concurry/algorithms"
@@ -19,6 +18,9 @@ type waiter struct {
 	owner    *Handle
 	claim    *backend.Claim
 	deadline int64 // Unix ns; 0 when the request has none
+	// blocker is the spec that kept the request from being granted at
+	// once, -1 when none can be named (see Set.blocker).
+	blocker int
 	// since is the earliest instant the grant may be dated at: the arrival,
 	// raised to the instant the waiter became the head (FIFO held it until
 	// then), or resourceWait while the head finds its resources held (the
@@ -104,16 +106,10 @@ func (s *Set) leave(w *waiter, at int64) (wasHead bool) {
 	return true
 }
 
-// errDeadline is returned when a request cannot fit before its deadline.
-func errDeadline(ready int64) error {
-	return fmt.Errorf("concurry: limits available at %v, after the context deadline: %w",
-		time.Unix(0, ready).UTC().Format(time.RFC3339Nano), context.DeadlineExceeded)
-}
-
 // serve grants waiters from the head of the queue while their requests fit
-// at t, fails those that can no longer meet their deadline, lost their claim
-// or whose ctx ended, and arms the timer for the instant the head will fit.
-// Requires mu held.
+// at t, fails those that can no longer meet their deadline (with a
+// backend.RefusalError), lost their claim or whose ctx ended, and arms the
+// timer for the instant the head will fit. Requires mu held.
 //
 // A grant is dated at the instant it became possible, not at t: a timer that
 // fires late (scheduling, a busy machine) must not push the whole schedule
@@ -134,23 +130,23 @@ func (s *Set) serve(t int64) {
 		if from == resourceWait {
 			from = t // its resources were held; the release that freed them came at t
 		}
-		ready, free := s.readyAt(from, w.amounts, true)
+		f := s.fitAt(from, w.amounts, true)
 		switch {
-		case ready <= t && free:
-			s.leave(w, ready)
-			s.grant(w, ready)
+		case f.grantable(t):
+			s.leave(w, f.ready)
+			s.grant(w, f.ready)
 			continue
-		case w.deadline != 0 && ready > w.deadline:
+		case w.deadline != 0 && f.ready > w.deadline:
 			s.leave(w, t)
-			w.finish(errDeadline(ready))
+			w.finish(s.refusal(t, f, true, false))
 			continue
-		case free:
+		case f.held < 0:
 			w.since = from
 		default:
 			w.since = resourceWait
 		}
-		if ready > t {
-			s.setTimer(t, ready)
+		if f.ready > t {
+			s.setTimer(t, f.ready)
 		} else {
 			s.stopTimer() // only a release can help
 		}
@@ -204,4 +200,47 @@ func (s *Set) onTimer() {
 	defer s.mu.Unlock()
 	s.timerAt = 0
 	s.serve(s.now())
+}
+
+// notifyWait calls onWait(spec) for w, which was queued (and may have been
+// served since), outside the lock. A panic in onWait is recovered and
+// ignored: the wait goes on. If onWait ends the goroutine instead
+// (runtime.Goexit), w is abandoned, so that nothing is left behind.
+func (s *Set) notifyWait(w *waiter, onWait func(int), spec int) {
+	returned := false
+	defer func() {
+		if !returned {
+			s.abandon(w)
+		}
+	}()
+	func() {
+		defer func() { _ = recover() }()
+		onWait(spec)
+	}()
+	returned = true
+}
+
+// abandon ends the wait of w, whose caller is gone: it leaves the queue as
+// a cancelled waiter does, or, when it was granted meanwhile, what it took
+// is given back (resources returned, rate units refunded where the
+// algorithm refunds).
+func (s *Set) abandon(w *waiter) {
+	t := s.now()
+	s.lock()
+	queued := w.queued
+	if queued {
+		if s.leave(w, t) {
+			s.serve(t)
+		}
+		w.finish(context.Canceled)
+	}
+	granted := !queued && w.err == nil // finish ran under mu
+	s.mu.Unlock()
+	if granted {
+		refund := make([]int64, len(w.amounts))
+		for i, n := range w.amounts {
+			refund[i] = -n
+		}
+		s.settle(w.amounts, refund, true, nil)
+	}
 }
