@@ -51,6 +51,8 @@ func Cases() []Case {
 	cs = append(cs, deadlineCases()...)
 	cs = append(cs, poolCases()...)
 	cs = append(cs, inputCases()...)
+	cs = append(cs, factsCases()...)
+	cs = append(cs, feedbackCases()...)
 	return cs
 }
 
@@ -58,13 +60,30 @@ func Cases() []Case {
 // newBackend. Set names are unique per run, so a backend with persistent
 // state (Redis) can be reused across runs.
 func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
+	RunWith(t, Capabilities{}, newBackend)
+}
+
+// RunWith is Run for a backend that has the given capabilities: the cases
+// that need one it lacks are skipped.
+func RunWith(t *testing.T, caps Capabilities, newBackend func(t *testing.T) backend.Backend) {
 	prefix := fmt.Sprintf("backendtest/%d/%d", os.Getpid(), time.Now().UnixNano())
 	for _, c := range Cases() {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
-			c.Test(t, &Env{T: t, Backend: newBackend(t), prefix: prefix + "/" + t.Name()})
+			c.Test(t, &Env{T: t, Backend: newBackend(t), Caps: caps, prefix: prefix + "/" + t.Name()})
 		})
 	}
+}
+
+// Capabilities are parts of the contract a backend may not implement yet;
+// the cases that need one are skipped unless the backend under test claims
+// it. The zero value claims none.
+type Capabilities struct {
+	// Facts: refusals carry a *backend.RefusalError (the key that blocked
+	// and RetryAfter), and Stats report Debt.
+	Facts bool
+	// Feedback: sets implement backend.Feedback (LimitSet.Pause and Lower).
+	Feedback bool
 }
 
 // Env is what a case works with: the backend under test and helpers. Run
@@ -73,9 +92,19 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 type Env struct {
 	T       *testing.T
 	Backend backend.Backend
+	Caps    Capabilities // what the backend claims beyond the core; see Capabilities
 	once    sync.Once
 	prefix  string
 	n       atomic.Int64
+}
+
+// Need skips the test unless has is true: unless the backend claims the
+// capability named what (a field of Env.Caps).
+func (e *Env) Need(has bool, what string) {
+	e.T.Helper()
+	if !has {
+		e.T.Skipf("the backend does not claim %s (backendtest.Capabilities)", what)
+	}
 }
 
 // Name returns a set name no other test uses, in this run or another.
