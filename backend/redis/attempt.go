@@ -30,6 +30,9 @@ type reply struct {
 
 // parseReply decodes the acquire script's reply.
 func parseReply(res any) (reply, error) {
+	if res == int64(codeGranted) { // a grant to a request without a hint
+		return reply{code: codeGranted}, nil
+	}
 	v, err := integers(res, 0)
 	if err != nil {
 		return reply{}, err
@@ -69,6 +72,9 @@ func (s *set) attempt(ctx context.Context, e entry, id backend.Lease, m string, 
 	for _, n := range amounts {
 		args = append(args, n)
 	}
+	if hint == 0 && w != nil {
+		hint = -1 // no hint, but the instant of a grant is the next waiter's
+	}
 	args = append(args, hint)
 	if w != nil {
 		if err := s.takeTurn(ctx); err != nil {
@@ -88,7 +94,7 @@ func (s *set) attempt(ctx context.Context, e entry, id backend.Lease, m string, 
 	}
 	r, err := parseReply(res)
 	r.receipt, r.rtt = receipt, receipt.Sub(sent)
-	if err == nil {
+	if err == nil && r.now != 0 {
 		s.mu.Lock()
 		s.ref = clockRef{now: r.now, receipt: receipt, rtt: r.rtt}
 		if r.code == codeRefused && !r.blocked {

@@ -27,6 +27,9 @@ type inflight struct {
 // outcome is known, and late, when not nil, gets that outcome. A ctx that
 // can never end costs no goroutine.
 func (s *set) do(ctx context.Context, e entry, args []any, late func(any, error)) (any, error) {
+	if ctx.Done() == nil {
+		return s.run(ctx, e, args) // no closure to allocate
+	}
 	return s.async(ctx, func(ctx context.Context) (any, error) { return s.run(ctx, e, args) }, late)
 }
 

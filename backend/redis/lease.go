@@ -132,16 +132,26 @@ func (s *set) Settle(ctx context.Context, lease backend.Lease, _, delta []int64,
 	wasLost := s.expired(h, time.Now())
 	s.mu.Unlock()
 	args := append(s.newArgs(1+s.n), h.member)
-	sum := addDelta(h.pending, delta, s.n)
-	for _, d := range sum {
+	for i := range s.n {
+		var d int64
+		if i < len(delta) {
+			d = clampDelta(delta[i])
+		}
+		if h.pending != nil {
+			d = clampDelta(h.pending[i] + d)
+		}
 		args = append(args, d)
 	}
-	res, err := s.do(ctx, settleEntry, args, func(res any, err error) {
-		if err := s.settled(lease, h, wasLost, res, err, nil); err != nil && !errors.Is(err, backend.ErrLeaseLost) {
-			s.log.Warn("concurry: a settle whose caller gave up failed: its usage was not charged; its resources come back when its lease expires",
-				"lease", uint64(lease), "err", err)
+	var late func(any, error) // only a ctx that can end leaves a call to finish late
+	if ctx.Done() != nil {
+		late = func(res any, err error) {
+			if err := s.settled(lease, h, wasLost, res, err, nil); err != nil && !errors.Is(err, backend.ErrLeaseLost) {
+				s.log.Warn("concurry: a settle whose caller gave up failed: its usage was not charged; its resources come back when its lease expires",
+					"lease", uint64(lease), "err", err)
+			}
 		}
-	})
+	}
+	res, err := s.do(ctx, settleEntry, args, late)
 	if isAbandoned(err) {
 		return err // the background call reports its outcome
 	}

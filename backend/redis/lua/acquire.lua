@@ -1,5 +1,6 @@
 -- acquire and check: ARGV[2] the lease's member ("id amount..."), then n
--- amounts, then the hint (0 for none), then the test clock if any.
+-- amounts, then the hint (0 for none, -1 for none from a waiter), then the
+-- test clock if any.
 --
 -- Without a hint the request is evaluated at the call's instant t. With one
 -- (an instant the request has been waiting since: the ready instant of an
@@ -11,8 +12,9 @@
 -- instant any earlier call evaluated the rate limits at.
 --
 -- acquire returns {1, p, t} when granted as of p (or granted before: a
--- retry); check takes nothing and returns {2, p, t} when it could grant as
--- of p. Both
+-- retry), or just 1 when the hint is 0 (p is then t: a request that does
+-- not wait needs no more); check takes nothing and returns {2, p, t} when
+-- it could grant as of p. Both
 -- return {0, t, ready, blocked, wake} when refused: ready is when the rate
 -- limits could grant, blocked is 1 when resources are short, wake is the
 -- earliest lease expiry then (0 if none); and {-1, def} when the stored
@@ -20,11 +22,11 @@
 
 -- refuse answers a request that takes nothing now, saving what reaping and
 -- pruning changed.
-local function refuse(sp, v, t, rt, take, m, freed, ready, blocked)
+local function refuse(sp, v, t, rt, take, m, freed, ready, blocked, hint)
   local before = take and redis.call('ZSCORE', KE, m)
   if DIRTY then commit(sp, v, t, rt) end
   notify(freed)
-  if before then return {1, t, t} end
+  if before then return hint == 0 and 1 or {1, t, t} end
   if ready <= t and not blocked then return {2, ready, t} end
   local wake = 0
   if blocked then
@@ -69,7 +71,7 @@ local function attempt(keys, args, take)
     end
   end
   if ready > t or blocked or not take then
-    return refuse(sp, v, t, rt, take, m, freed, ready, blocked)
+    return refuse(sp, v, t, rt, take, m, freed, ready, blocked, hint)
   end
   local e = t + sp.ttl
   local new = redis.call('ZADD', KE, 'NX', e, m) == 1 -- else granted before
@@ -79,6 +81,7 @@ local function attempt(keys, args, take)
   end
   if new or DIRTY then commit(sp, v, t, rt) end
   notify(freed)
+  if hint == 0 then return 1 end
   if not new then return {1, t, t} end
   return {1, ready, t}
 end
