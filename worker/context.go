@@ -5,126 +5,148 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/concurry/concurry"
 )
 
-// taskContext is the context a task runs under: the submitter's context,
-// cancelled with cause ErrStopped when the pool halts (stops without
-// draining), and cancelled when the task ends. Its value for ownerKey names
-// the task's pool and worker, so that Submit can tell a submission from
-// inside a task that could only wait for that task. It lives inside the
-// task's call.
+// taskScope is what one task runs with: its context and its limiter, both
+// this one value (it implements context.Context here and concurry.Limiter in
+// limiter.go). The task may keep either past its end, so a scope is never
+// reused; it lives inside the task's call.
 //
-// The context.WithCancelCause behind it is made on first use by Done, by
-// Value of another key than ownerKey, or by Err once something has ended
-// it: a task that never waits on its context costs no allocation for it.
-// A cancellation that comes first is kept in state and applied when the
+// As a context it is the submitter's context, cancelled with cause
+// ErrStopped when the pool halts (stops without draining), and cancelled
+// when the task ends. Its value for ownerKey is the scope itself, so that
+// Submit can tell a submission from inside a task that could only wait for
+// that task. The context.WithCancelCause behind it is made on first use by
+// Done, by Value of another key than ownerKey, or by Err once something has
+// ended it: a task that never waits on its context costs no allocation for
+// it. A cancellation that comes first is kept in state and applied when the
 // context is made, so the task sees the same context either way.
-type taskContext struct {
+type taskScope struct {
 	parent context.Context // the submitter's
-	owner  taskOwner
-	ended  atomic.Bool // the task has returned
+	c      *core           // the task's pool; set by begin
+	index  int32           // the task's worker index; set by begin
 
-	state  atomic.Uint32           // ctxLive, ctxCanceled or ctxStopped until made, then ctxMade
-	mu     sync.Mutex              // held while making the context
-	ctx    context.Context         // written once before state becomes ctxMade
-	cancel context.CancelCauseFunc // written once before state becomes ctxMade
+	// state holds the first cancellation of the context (ctxLive until
+	// then) and, in bit scopeTracked, whether the limiter holds acquisitions.
+	state atomic.Uint32
+	made  atomic.Pointer[madeContext] // nil until the context is made
+
+	held []*concurry.Acquisition // guarded by the slot's mu; see limiter.go
+	buf  [1]*concurry.Acquisition
 }
 
-// The states of a taskContext.
+// The states of a scope's context, in its state's low bits.
 const (
-	ctxLive     = iota // not made, not cancelled
-	ctxCanceled        // not made, cancelled because the task ended
-	ctxStopped         // not made, cancelled because the pool halted
-	ctxMade            // ctx and cancel are set
+	ctxLive     = iota // not cancelled
+	ctxCanceled        // cancelled because the task ended
+	ctxStopped         // cancelled because the pool halted
+	ctxMask     = 3
+
+	scopeTracked = 4 // the scope's limiter holds acquisitions
 )
 
-// taskOwner names the worker a task runs on.
-type taskOwner struct {
-	c     *core // the task's pool
-	index int   // the task's worker index
+// madeContext is a scope's context.WithCancelCause, once made.
+type madeContext struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 }
 
-// ownerKey is the context key of a task's *taskContext.
+// ownerKey is the context key of a task's *taskScope.
 type ownerKey struct{}
 
 // Deadline returns the submitter's deadline, which the task's context
 // shares.
-func (tc *taskContext) Deadline() (time.Time, bool) { return tc.parent.Deadline() }
+func (s *taskScope) Deadline() (time.Time, bool) { return s.parent.Deadline() }
 
 // Done returns the channel closed when the task's context ends.
-func (tc *taskContext) Done() <-chan struct{} { return tc.context().Done() }
+func (s *taskScope) Done() <-chan struct{} { return s.context().Done() }
 
 // Err returns why the task's context ended, or nil while it has not.
-func (tc *taskContext) Err() error {
-	if tc.state.Load() == ctxLive && tc.parent.Err() == nil {
+func (s *taskScope) Err() error {
+	if s.made.Load() == nil && s.state.Load()&ctxMask == ctxLive && s.parent.Err() == nil {
 		return nil // nothing has ended it: no need to make it
 	}
-	return tc.context().Err()
+	return s.context().Err()
 }
 
-// Value returns tc itself for ownerKey, and the values of the submitter's
+// Value returns s itself for ownerKey, and the values of the submitter's
 // context (and those context.WithCancelCause adds) otherwise.
-func (tc *taskContext) Value(key any) any {
+func (s *taskScope) Value(key any) any {
 	if key == (ownerKey{}) {
-		return tc
+		return s
 	}
-	return tc.context().Value(key)
+	return s.context().Value(key)
 }
 
 // context returns the context.WithCancelCause of the submitter's context,
 // making it on first use, cancelled already when the task has been.
-func (tc *taskContext) context() context.Context {
-	if tc.state.Load() == ctxMade {
-		return tc.ctx
+func (s *taskScope) context() context.Context {
+	if m := s.made.Load(); m != nil {
+		return m.ctx
 	}
-	tc.mu.Lock()
-	defer tc.mu.Unlock()
-	if tc.state.Load() == ctxMade {
-		return tc.ctx
+	ctx, cancel := context.WithCancelCause(s.parent)
+	if !s.made.CompareAndSwap(nil, &madeContext{ctx, cancel}) {
+		cancel(nil) // another call made it first: leave the submitter's context
+		return s.made.Load().ctx
 	}
-	tc.ctx, tc.cancel = context.WithCancelCause(tc.parent)
-	for {
-		// Only cancelWith changes state meanwhile, and only from ctxLive.
-		s := tc.state.Load()
-		if tc.state.CompareAndSwap(s, ctxMade) {
-			switch s {
-			case ctxCanceled:
-				tc.cancel(context.Canceled)
-			case ctxStopped:
-				tc.cancel(ErrStopped)
-			}
-			return tc.ctx
-		}
-	}
+	// cancelWith records its cause, then looks for the context; this looks
+	// for a cause once the context is there. One of the two applies it.
+	s.applyCause()
+	return ctx
 }
 
 // cancelWith ends the task's context, unless it has ended already: with
 // cause ErrStopped when stopped, and context.Canceled otherwise.
-func (tc *taskContext) cancelWith(stopped bool) {
-	cause, s := error(context.Canceled), uint32(ctxCanceled)
+func (s *taskScope) cancelWith(stopped bool) {
+	code := uint32(ctxCanceled)
 	if stopped {
-		cause, s = ErrStopped, ctxStopped
+		code = ctxStopped
 	}
-	if !tc.state.CompareAndSwap(ctxLive, s) && tc.state.Load() == ctxMade {
-		tc.cancel(cause)
+	for {
+		st := s.state.Load()
+		if st&ctxMask != ctxLive {
+			return // the first cancellation is the one that counts
+		}
+		if s.state.CompareAndSwap(st, st&^ctxMask|code) {
+			break
+		}
+	}
+	s.applyCause()
+}
+
+// applyCause cancels the made context with the recorded cause, if both are
+// there; cancelling again does nothing.
+func (s *taskScope) applyCause() {
+	m := s.made.Load()
+	if m == nil {
+		return
+	}
+	switch s.state.Load() & ctxMask {
+	case ctxCanceled:
+		m.cancel(context.Canceled)
+	case ctxStopped:
+		m.cancel(ErrStopped)
 	}
 }
 
 // ownerOf returns the running task whose context ctx is or derives from, or
 // nil.
-func ownerOf(ctx context.Context) *taskOwner {
-	tc, _ := ctx.Value(ownerKey{}).(*taskContext)
-	if tc == nil || tc.ended.Load() {
-		return nil
+func ownerOf(ctx context.Context) *taskScope {
+	s, _ := ctx.Value(ownerKey{}).(*taskScope)
+	if s == nil || s.c == nil || s.c.slots[s.index].running.Load() != s {
+		return nil // not a task's, or the task has ended
 	}
-	return &tc.owner
+	return s
 }
 
-// taskSlot is where the task running at one worker index leaves its
-// context, so that halt ends it at once. Each index runs one task at a time:
+// taskSlot is where the task running at one worker index leaves its scope,
+// so that halt ends its context at once. Each index runs one task at a time:
 // a Goroutine worker, an OnDemand slot, the Sync worker.
 type taskSlot struct {
-	running atomic.Pointer[taskContext] // nil while no task runs
+	running atomic.Pointer[taskScope] // nil while no task runs
+	mu      sync.Mutex                // guards the held acquisitions of the index's scopes
 }
 
 // inFlight returns 1 while a task runs at the slot's index, retry waits
@@ -136,13 +158,12 @@ func (s *taskSlot) inFlight() int {
 	return 0
 }
 
-// begin sets up the task's context, whose parent is set, and registers it in
-// the slot of its worker index. It fails with ErrStopped, and the task must
-// not run, when the pool has halted. Call end after the task.
-func (tc *taskContext) begin(c *core, index int) error {
-	tc.owner = taskOwner{c: c, index: index}
-	s := &c.slots[index]
-	s.running.Store(tc)
+// begin registers the task's scope, whose parent is set, in the slot of its
+// worker index. It fails with ErrStopped, and the task must not run, when
+// the pool has halted. Call end after the task.
+func (s *taskScope) begin(c *core, index int) error {
+	s.c, s.index = c, int32(index)
+	c.slots[index].running.Store(s)
 	// halt sets halting, then reads the slots; begin writes the slot, then
 	// reads halting. So either halt sees this task, or this task sees halt.
 	if c.halting.Load() {
@@ -153,10 +174,9 @@ func (tc *taskContext) begin(c *core, index int) error {
 
 // end unregisters the task and cancels its context; contexts derived from it
 // may outlive it.
-func (tc *taskContext) end() {
-	tc.ended.Store(true)
-	tc.owner.c.slots[tc.owner.index].running.Store(nil)
-	tc.cancelWith(false)
+func (s *taskScope) end() {
+	s.c.slots[s.index].running.Store(nil)
+	s.cancelWith(false)
 }
 
 // halt makes the pool start no more tasks, and ends the contexts of those
@@ -164,8 +184,8 @@ func (tc *taskContext) end() {
 func (c *core) halt() {
 	c.halting.Store(true)
 	for i := range c.slots {
-		if tc := c.slots[i].running.Load(); tc != nil {
-			tc.cancelWith(true) // a task that has ended since ignores it
+		if s := c.slots[i].running.Load(); s != nil {
+			s.cancelWith(true) // a task that has ended since ignores it
 		}
 	}
 }

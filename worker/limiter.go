@@ -2,82 +2,74 @@ package worker
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 
 	"github.com/concurry/concurry"
 )
 
-// attemptLimiter is the Limiter a task receives: the worker's limiter, which
-// also remembers every acquisition of the attempt so that whatever the task
-// did not release is released when the attempt ends. So a failed attempt never
-// holds resources through the wait before the next, even if it panicked.
-// It lives inside the task's call and is reused by each attempt.
-type attemptLimiter struct {
-	inner concurry.Limiter
+// A task's scope is also the Limiter it receives: the worker's limiter,
+// which also remembers every acquisition of the attempt so that whatever the
+// task did not release is released when the attempt ends. So a failed
+// attempt never holds resources through the wait before the next, even if
+// it panicked. Each attempt of the task reuses it.
 
-	tracked atomic.Bool // something was acquired since the last releaseAll
-	mu      sync.Mutex
-	held    []*concurry.Acquisition // guarded by mu
-	buf     [inlineHeld]*concurry.Acquisition
-}
+// inner returns the worker's limiter.
+func (s *taskScope) inner() concurry.Limiter { return s.c.lims[s.index] }
 
 // Acquire implements concurry.Limiter.
-func (l *attemptLimiter) Acquire(ctx context.Context, req concurry.Amounts) (*concurry.Acquisition, error) {
-	a, err := l.inner.Acquire(ctx, req)
+func (s *taskScope) Acquire(ctx context.Context, req concurry.Amounts) (*concurry.Acquisition, error) {
+	a, err := s.inner().Acquire(ctx, req)
 	if err == nil {
-		l.track(a)
+		s.track(a)
 	}
 	return a, err
 }
 
 // TryAcquire implements concurry.Limiter.
-func (l *attemptLimiter) TryAcquire(ctx context.Context, req concurry.Amounts) (*concurry.Acquisition, error) {
-	a, err := l.inner.TryAcquire(ctx, req)
+func (s *taskScope) TryAcquire(ctx context.Context, req concurry.Amounts) (*concurry.Acquisition, error) {
+	a, err := s.inner().TryAcquire(ctx, req)
 	if err == nil {
-		l.track(a)
+		s.track(a)
 	}
 	return a, err
 }
 
 // Do implements concurry.Limiter; Do releases by itself.
-func (l *attemptLimiter) Do(ctx context.Context, req concurry.Amounts, fn func(context.Context, *concurry.Acquisition) error) error {
-	return l.inner.Do(ctx, req, fn)
+func (s *taskScope) Do(ctx context.Context, req concurry.Amounts, fn func(context.Context, *concurry.Acquisition) error) error {
+	return s.inner().Do(ctx, req, fn)
 }
 
-func (l *attemptLimiter) track(a *concurry.Acquisition) {
-	l.mu.Lock()
-	if l.held == nil {
-		l.held = l.buf[:0]
+func (s *taskScope) track(a *concurry.Acquisition) {
+	mu := &s.c.slots[s.index].mu
+	mu.Lock()
+	if s.held == nil {
+		s.held = s.buf[:0]
 	}
-	l.held = append(l.held, a)
-	l.tracked.Store(true)
-	l.mu.Unlock()
+	s.held = append(s.held, a)
+	s.state.Or(scopeTracked)
+	mu.Unlock()
 }
 
 // releaseAll releases what the attempt still holds. Release is idempotent,
 // so acquisitions the task released itself are untouched.
-func (l *attemptLimiter) releaseAll() {
-	if !l.tracked.Load() {
+func (s *taskScope) releaseAll() {
+	if s.state.Load()&scopeTracked == 0 {
 		return // the common case of a task that acquired nothing: no lock
 	}
-	var local [inlineHeld]*concurry.Acquisition
-	l.mu.Lock()
-	held := l.held
+	var local [len(s.buf)]*concurry.Acquisition
+	mu := &s.c.slots[s.index].mu
+	mu.Lock()
+	held := s.held
 	if len(held) <= len(local) {
 		held = local[:copy(local[:], held)] // buf may be reused at once
 	}
-	l.held = nil
-	clear(l.buf[:])
-	l.tracked.Store(false)
-	l.mu.Unlock()
+	s.held = nil
+	clear(s.buf[:])
+	s.state.And(^uint32(scopeTracked))
+	mu.Unlock()
 	for _, a := range held {
 		_ = a.Release() // a missing usage report is the task's bug; the resources go back regardless
 	}
 }
-
-// inlineHeld is how many acquisitions an attempt tracks without allocating.
-const inlineHeld = 2
 
 // Unwrap returns the limiter behind the lim a task receives: the worker's
 // limiter, as [Pool.Limiter] returns it — Options.Limiter itself, the
@@ -92,8 +84,8 @@ const inlineHeld = 2
 // Acquisitions made on the unwrapped limiter are not released for the task
 // when its attempt ends. Unwrap returns any other limiter as it is.
 func Unwrap(lim concurry.Limiter) concurry.Limiter {
-	if l, ok := lim.(*attemptLimiter); ok {
-		return l.inner
+	if s, ok := lim.(*taskScope); ok {
+		return s.inner()
 	}
 	return lim
 }

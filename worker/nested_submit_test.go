@@ -91,3 +91,31 @@ func TestANestedSubmitToAnotherFullWorkerHonoursItsContext(t *testing.T) {
 		}
 	})
 }
+
+// A task's context kept past the task's end no longer names it: a
+// submission under it to the worker, full by then, waits for room like any
+// other instead of failing with ErrDeadlock.
+func TestAKeptContextOfAnEndedTaskWaitsForRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPool(t, indexFactory, worker.Options{MaxQueuedTasks: 1})
+		var kept context.Context
+		result(t, submit(t, p, func(ctx context.Context, i int, _ concurry.Limiter) (int, error) {
+			kept = context.WithoutCancel(ctx)
+			return i, nil
+		}))
+		release := make(chan struct{})
+		busy := submit(t, p, blocker(release))
+		later := goSubmit(kept, p, index)
+		synctest.Wait()
+		if later.done.Load() {
+			t.Fatalf("Submit returned while the worker was full: %v", later.err)
+		}
+		close(release)
+		synctest.Wait()
+		if !later.done.Load() || later.err != nil {
+			t.Fatalf("Submit under a kept context: %v", later.err)
+		}
+		result(t, busy)
+		result(t, later.f)
+	})
+}

@@ -86,7 +86,7 @@ func (p *Pool[T]) startOnDemand(ctx context.Context, j job[T], noWait bool) erro
 		p.od.gate.release()
 		return ErrStopped
 	}
-	e := &env[T]{c: &p.core, index: i, st: &p.counters[i], lim: p.lims[i], factory: p.factory}
+	e := &env[T]{c: &p.core, index: i, st: &p.counters[i], factory: p.factory}
 	e.release = func() {
 		p.od.put(i)
 		p.od.gate.release()

@@ -108,7 +108,7 @@ func (p *Pool[T]) startSync(ctx context.Context) error {
 		}
 		return err
 	}
-	p.sync = &env[T]{c: &p.core, st: &p.counters[0], lim: p.lims[0], t: t}
+	p.sync = &env[T]{c: &p.core, st: &p.counters[0], t: t}
 	p.syncSem = make(chan struct{}, 1)
 	return nil
 }

@@ -45,8 +45,8 @@ func (p *Pool[T]) Stats() Stats {
 			Completed: c.completed.Load(), Failed: c.failed.Load(), Retried: c.retried.Load(),
 			QueueCapacity: p.opts.MaxQueuedTasks,
 		}
-		if p.workers != nil {
-			ws.Queued = p.workers[i].queued()
+		if p.workers != nil { // unfinished: queued, handed to the idle worker, or running
+			ws.Queued = max(0, int(c.unfinished.Load())-ws.InFlight)
 		}
 		st.Workers[i] = ws
 	}

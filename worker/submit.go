@@ -46,7 +46,7 @@ func Submit[T, R any](ctx context.Context, p *Pool[T], task Task[T, R], opts ...
 	}
 	f := newFuture[R]()
 	c := &call[T, R]{future: f, task: task}
-	c.tctx.parent = ctx
+	c.scope.parent = ctx
 	for _, o := range opts {
 		if o.until != nil {
 			c.until = o.until

@@ -34,8 +34,7 @@ type call[T, R any] struct {
 	future *Future[R]
 	task   Task[T, R]
 	until  func(R) bool
-	lim    attemptLimiter
-	tctx   taskContext // its parent is the submitter's context
+	scope  taskScope // the task's context and limiter; its parent is the submitter's context
 }
 
 // job is a call whatever its result type, as a worker sees it.
@@ -44,13 +43,12 @@ type job[T any] interface {
 }
 
 // env is what a task runs with: its pool, a worker index and its counters,
-// limiter and value. An OnDemand task has its own env, with the factory that
-// builds its value.
+// and its value; its limiter is the pool's of that index. An OnDemand task
+// has its own env, with the factory that builds its value.
 type env[T any] struct {
 	c       *core
 	index   int
 	st      *counters
-	lim     concurry.Limiter
 	t       T
 	factory func(ctx context.Context, index int) (T, error) // OnDemand only
 	release func()                                          // frees the task's slot; runs before its future completes
@@ -68,16 +66,16 @@ func (c *call[T, R]) run(e *env[T]) {
 		if exited {
 			err = newGoexitError()
 		}
-		c.lim.releaseAll() // already done unless the goroutine is exiting
+		c.scope.releaseAll() // already done unless the goroutine is exiting
 		if begun {
-			c.tctx.end()
+			c.scope.end()
 		}
 		c.finish(e, r, err)
 	}()
-	if err = e.c.halted(c.tctx.parent); err == nil {
+	if err = e.c.halted(c.scope.parent); err == nil {
 		begun = true
-		if err = c.tctx.begin(e.c, e.index); err == nil {
-			r, err = c.execute(&c.tctx, e)
+		if err = c.scope.begin(e.c, e.index); err == nil {
+			r, err = c.execute(&c.scope, e)
 		}
 	}
 	exited = false
@@ -120,10 +118,9 @@ func (c *call[T, R]) execute(ctx context.Context, e *env[T]) (r R, err error) {
 func (c *call[T, R]) attempts(ctx context.Context, e *env[T], t T) (R, error) {
 	o := &e.c.opts
 	var rejected *RejectedError[R]
-	c.lim.inner = e.lim
 	for retry := 0; ; retry++ {
 		r, err := c.attempt(ctx, t)
-		c.lim.releaseAll()
+		c.scope.releaseAll()
 		if err == nil {
 			if c.until == nil {
 				return r, nil
@@ -164,7 +161,7 @@ func (c *call[T, R]) attempt(ctx context.Context, t T) (r R, err error) {
 			err = newPanicError(v, "task")
 		}
 	}()
-	return c.task(ctx, t, &c.lim)
+	return c.task(ctx, t, &c.scope)
 }
 
 // retryable reports whether the failed attempt's *err is worth a retry: never

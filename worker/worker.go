@@ -16,9 +16,16 @@ type worker[T any] struct {
 
 	mu       sync.Mutex
 	queue    ring[job[T]] // guarded by mu; submitted, not started
-	idle     bool         // guarded by mu; the goroutine waits on wake
+	idle     bool         // guarded by mu; the goroutine waits on wake, the queue empty
 	stopping bool         // guarded by mu; take no more tasks, exit when empty
-	wake     chan struct{}
+	// wake ends an idle spell: it carries the task submitted to the idle
+	// worker, handed over without the queue, or nil when the worker is to
+	// look at its state (it is stopping). One send per idle spell, so it
+	// never blocks.
+	wake chan job[T]
+	// asleep is set, by the worker's goroutine only, when it went idle as
+	// it freed its last task's slot: its next look for a task waits on wake.
+	asleep bool
 }
 
 // startWorkers starts every worker and waits until each has built its value.
@@ -27,8 +34,8 @@ func (p *Pool[T]) startWorkers(ctx context.Context) error {
 	p.workers = make([]*worker[T], p.opts.MaxWorkers)
 	for i := range p.workers {
 		w := &worker[T]{
-			env:  env[T]{c: &p.core, index: i, st: &p.counters[i], lim: p.lims[i]},
-			wake: make(chan struct{}, 1),
+			env:  env[T]{c: &p.core, index: i, st: &p.counters[i]},
+			wake: make(chan job[T], 1),
 		}
 		if n := p.opts.MaxQueuedTasks; n > 0 {
 			w.gate = newGate(n, &w.mu)
@@ -91,16 +98,33 @@ func (w *worker[T]) serve() {
 	closed = true
 }
 
-// finished frees the slot of a task that has ended.
+// finished frees the slot of a task that has ended, on the worker's
+// goroutine; when nothing is queued the worker goes idle at once, in the
+// same critical section.
 func (w *worker[T]) finished() {
 	w.st.unfinished.Add(-1)
+	var granted *gateWaiter
+	w.mu.Lock()
 	if w.gate != nil {
-		w.gate.release()
+		granted = w.gate.releaseLocked()
+	}
+	if w.queue.len() == 0 && !w.stopping {
+		w.idle, w.asleep = true, true
+	}
+	w.mu.Unlock()
+	if granted != nil {
+		close(granted.ready)
 	}
 }
 
 // next returns the next task, waiting for one; nil when the worker must exit.
 func (w *worker[T]) next() job[T] {
+	if w.asleep {
+		w.asleep = false
+		if j := <-w.wake; j != nil {
+			return j
+		}
+	}
 	w.mu.Lock()
 	for w.queue.len() == 0 {
 		if w.stopping {
@@ -109,7 +133,9 @@ func (w *worker[T]) next() job[T] {
 		}
 		w.idle = true
 		w.mu.Unlock()
-		<-w.wake
+		if j := <-w.wake; j != nil {
+			return j
+		}
 		w.mu.Lock()
 	}
 	j := w.queue.pop()
@@ -131,12 +157,15 @@ func (w *worker[T]) push(j job[T], slotHeld bool) (ok bool, err error) {
 		return false, nil
 	}
 	w.st.unfinished.Add(1)
-	w.queue.push(j)
-	wake := w.idle
-	w.idle = false
+	idle := w.idle
+	if idle { // the queue is empty: hand j over directly
+		w.idle = false
+	} else {
+		w.queue.push(j)
+	}
 	w.mu.Unlock()
-	if wake {
-		w.wake <- struct{}{} // never blocks: one send per idle spell
+	if idle {
+		w.wake <- j
 	}
 	return true, nil
 }
@@ -149,24 +178,18 @@ func (w *worker[T]) stop() {
 	w.idle = false
 	w.mu.Unlock()
 	if wake {
-		w.wake <- struct{}{}
+		w.wake <- nil
 	}
-}
-
-func (w *worker[T]) queued() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.queue.len()
 }
 
 // enqueue gives j to the worker the balancing picks, waiting for room. own
 // is the task of p submitting j, or nil: a task that submits to its own full
 // worker could only wait for itself, so it fails with ErrDeadlock.
-func (p *Pool[T]) enqueue(ctx context.Context, j job[T], own *taskOwner) error {
+func (p *Pool[T]) enqueue(ctx context.Context, j job[T], own *taskScope) error {
 	w := p.pick()
 	ok, err := w.push(j, false)
 	if !ok && err == nil { // full: wait for a slot, first come first served
-		if err = w.gate.acquire(ctx, p.closing, own != nil && own.index == w.index); err != nil {
+		if err = w.gate.acquire(ctx, p.closing, own != nil && int(own.index) == w.index); err != nil {
 			return err
 		}
 		if ok, err = w.push(j, true); !ok {
