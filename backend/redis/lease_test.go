@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -251,5 +253,51 @@ func TestCheckLease(t *testing.T) {
 	}
 	if f := set.(backend.FaultCounter).Faults(); f.LeasesLost != 1 || f.RenewFailures < 4 {
 		t.Fatalf("faults %+v, want 1 lease lost, at least 4 renewal failures", f)
+	}
+}
+
+// TestManyLostLeases: more leases expire at once than one call reaps (64);
+// the settle of each says it was lost, charges its usage once (a retry
+// finds a tombstone, whether the lease was reaped or still unreaped), and
+// every unit comes back exactly once.
+func TestManyLostLeases(t *testing.T) {
+	const n = 70
+	b := cr.New(redistest.Start(t).Client(), cr.Options{LeaseTTL: time.Second})
+	now := time.Now().UnixMicro()
+	cr.SetClock(b, func() int64 { return now })
+	ctx := context.Background()
+	set := open(t, b,
+		backend.Spec{Key: "tokens", Kind: backend.Rate, Window: time.Hour, Capacity: 1000},
+		backend.Spec{Key: "slot", Kind: backend.Resource, Capacity: n})
+	leases := make([]backend.Lease, n)
+	for i := range leases {
+		l, err := set.Acquire(ctx, []int64{1, 1}, backend.AcquireOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases[i] = l
+	}
+	now += time.Second.Microseconds() + 1 // all expired, none reaped yet
+	// The reap takes the least members of the lease zset first ("id amounts",
+	// equal scores): settle the greatest first, which that reap leaves.
+	slices.SortFunc(leases, func(a, b backend.Lease) int {
+		return -strings.Compare(strconv.FormatUint(uint64(a), 10), strconv.FormatUint(uint64(b), 10))
+	})
+	for _, l := range leases {
+		if err := set.Settle(ctx, l, []int64{1, 1}, []int64{2, 0}, true, nil); !errors.Is(err, backend.ErrLeaseLost) {
+			t.Fatalf("settling a lost lease: %v, want ErrLeaseLost", err)
+		}
+	}
+	for _, l := range leases {
+		if code, err := cr.SettleAgain(ctx, set, l, []int64{1, 1}, []int64{2, 0}); err != nil || code != 2 {
+			t.Fatalf("a retried settle: code %d, %v; want 2", code, err)
+		}
+	}
+	st, err := set.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].Available != 1000-3*n || st[1].InUse != 0 {
+		t.Fatalf("stats %+v, want %d tokens (each lease's 1 + 2 charged once) and no slot in use", st, 1000-3*n)
 	}
 }

@@ -6,8 +6,8 @@
 -- Usage is not the lease's: the deltas of a lease that expired before its
 -- settle (lost: its resources went back when it expired, maybe to another
 -- holder) are applied all the same, as long as its record is kept (see
--- reap). A lost lease's record is replaced by a tombstone, so that a retried
--- settle is not charged twice.
+-- reap). A lost lease's settle leaves a tombstone in its place, so that a
+-- retried settle is not charged twice.
 --
 -- Returns {1, refunded per spec...} for a live lease, {2, refunded per
 -- spec...} for a lost one, and {0} when the lease is unknown: settled
@@ -23,7 +23,11 @@ local function settle(keys, args)
   local exp = redis.call('ZSCORE', KE, m)
   if exp then
     redis.call('ZREM', KE, m)
-    if tonumber(exp) <= t then code = 2 end -- expired, not reaped yet: lost all the same
+    if tonumber(exp) <= t then -- expired, not reaped yet: lost all the same
+      code = 2
+      redis.call('ZADD', KL, t + KEEP_LOST, '~' .. member_id(m))
+      v[LX] = math.max(v[LX], t + KEEP_LOST)
+    end
     for i = 1, sp.n do
       local s = sp[i]
       if s.alg == RESOURCE and granted[i] > 0 then
