@@ -193,13 +193,16 @@ func ExampleRateLimit_severalWindows() {
 		return acq.Update(concurry.Amounts{"tokens": 800})
 	})
 	_, err := ls.TryAcquire(ctx, concurry.Amounts{"tokens": 300})
-	fmt.Println("300 more now:", err)
+	var refusal *concurry.RefusalError
+	if errors.As(err, &refusal) {
+		fmt.Printf("300 more now: refused by %q, fits again in about %v\n", refusal.Key, refusal.RetryAfter.Round(time.Minute))
+	}
 	st, _ := ls.Stats(ctx)
 	for _, l := range st.Limits {
 		fmt.Printf("per %v: %d of %d available\n", l.Window, l.Available, l.Capacity)
 	}
 	// Output:
-	// 300 more now: concurry: limits not available now
+	// 300 more now: refused by "tokens", fits again in about 6m0s
 	// per 1h0m0s: 200 of 1000 available
 	// per 24h0m0s: 4200 of 5000 available
 }

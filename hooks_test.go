@@ -96,7 +96,7 @@ func TestHooksSeeEveryDecision(t *testing.T) {
 		}, rec.events)
 		assert.Equal(t, []concurry.SettleInfo{{Set: ls, Key: "tokens", Refunded: 40}, {Set: ls, Key: "tokens", Overage: 20}}, rec.settled)
 		assert.Equal(t, "tokens", rec.refused[0].Key)
-		assert.Equal(t, 500*time.Millisecond, rec.refused[0].RetryAfter, "50 tokens at 100/s")
+		assert.Equal(t, 100*time.Millisecond, rec.refused[0].RetryAfter, "40 tokens left: 10 more at 100/s")
 		assert.Equal(t, 100*time.Millisecond, rec.waits[0].Waited)
 		assert.Equal(t, "tokens", rec.granted[1].Key)
 		assert.Equal(t, 100*time.Millisecond, rec.granted[1].Waited)

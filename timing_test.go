@@ -229,7 +229,7 @@ func TestStatsCountWaitsAndRejections(t *testing.T) {
 		l := st.Limits[0]
 		assert.Equal(t, concurry.LimitStats{
 			Key: "u", Kind: concurry.KindRate, Algorithm: concurry.TokenBucket, Capacity: 10, Window: time.Second,
-			Available: 3, Utilization: 0.7, Granted: 14, Rejected: 1, Waited: 400 * time.Millisecond, Refunded: 3,
+			Available: 3, Utilization: 0.7, Granted: 14, Rejected: 1, Blocked: 2, Waited: 400 * time.Millisecond, Refunded: 3,
 		}, l)
 	})
 }
