@@ -1,0 +1,98 @@
+package concurryprom
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/concurry/concurry"
+)
+
+// Collect reads the Stats of every registered source, outside the
+// registry's lock and within Options.StatsTimeout, and sends their metrics
+// and those the hooks recorded. A failed read is counted in
+// concurry_stats_errors_total and logged; it does not fail the scrape.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.statsTimeout)
+	defer cancel()
+	sets, pools, keyed := c.reg.snapshot()
+	seen := make(map[*concurry.LimitSet]bool, len(sets))
+	for _, s := range sets {
+		seen[s.set] = true
+		st, err := s.set.Stats(ctx)
+		c.collectSet(ch, s.set.Name(), s.backend, st, err)
+	}
+	for _, p := range pools {
+		c.collectPool(ctx, ch, p, seen)
+	}
+	for _, k := range keyed {
+		ch <- prometheus.MustNewConstMetric(c.identities, prometheus.GaugeValue, float64(k.keyed.Len()), k.name, k.backend)
+	}
+	for _, v := range c.vectors() {
+		v.Collect(ch)
+	}
+}
+
+// collectPool sends the dispatch counts of p and the metrics of its sets
+// not in seen. When the pool's Stats fail, it counts the failure and reads
+// each set on its own, so that one failing set hides no other.
+func (c *Collector) collectPool(ctx context.Context, ch chan<- prometheus.Metric, p poolSource, seen map[*concurry.LimitSet]bool) {
+	ps, err := p.pool.Stats(ctx)
+	if err != nil {
+		c.statsErrors.WithLabelValues("", p.name, p.backend).Inc()
+		c.logger.Warn("concurry: stats of a pool not read", "pool", p.name, "err", err)
+		for i := range p.pool.Len() {
+			ls := p.pool.At(i)
+			if !seen[ls] {
+				seen[ls] = true
+				st, err := ls.Stats(ctx)
+				c.collectSet(ch, ls.Name(), p.backend, st, err)
+			}
+		}
+		return
+	}
+	for i, st := range ps.Sets {
+		ls := p.pool.At(i)
+		ch <- prometheus.MustNewConstMetric(c.dispatched, prometheus.CounterValue, float64(ps.Dispatched[i]),
+			p.name, strconv.Itoa(i), ls.Name())
+		if !seen[ls] {
+			seen[ls] = true
+			c.collectSet(ch, ls.Name(), p.backend, st, nil)
+		}
+	}
+}
+
+// collectSet sends the metrics of one set from its stats st, read with the
+// error err. On an error it sends only the counters Stats still reports
+// (degraded decisions, renewal failures, lost leases).
+func (c *Collector) collectSet(ch chan<- prometheus.Metric, name, backend string, st concurry.Stats, err error) {
+	if err != nil {
+		c.statsErrors.WithLabelValues(name, "", backend).Inc()
+		c.logger.Warn("concurry: stats of a set not read", "set", name, "err", err)
+	}
+	counter := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), name, backend)
+	}
+	counter(c.degraded, st.Degraded)
+	counter(c.renewFailures, st.RenewFailures)
+	counter(c.leasesLost, st.LeasesLost)
+	if err != nil {
+		return
+	}
+	for _, l := range st.Limits {
+		window := ""
+		if l.Kind != concurry.KindResource {
+			window = l.Window.String()
+		}
+		labels := []string{name, backend, l.Key, statsAlgorithm(l), window}
+		gauge := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+		}
+		gauge(c.available, float64(l.Available))
+		gauge(c.inUse, float64(l.InUse))
+		gauge(c.debt, float64(l.Debt))
+		gauge(c.capacity, float64(l.Capacity))
+		gauge(c.utilization, l.Utilization)
+	}
+}

@@ -1,0 +1,159 @@
+package concurryprom_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/backend"
+	"github.com/concurry/concurry/backend/memory"
+	"github.com/concurry/concurry/extra/concurryprom"
+)
+
+// faultyBackend keeps its sets in memory, and fails as a shared backend can
+// when told to: holdings lost, Stats unreadable, and fault counts to report.
+type faultyBackend struct {
+	mem      *memory.Backend
+	lost     atomic.Bool // holdings are lost
+	unread   atomic.Bool // Stats fail
+	hang     atomic.Bool // Stats wait for their ctx to end
+	faults   backend.Faults
+	degraded int64
+}
+
+type faultySet struct {
+	backend.Set
+	b *faultyBackend
+}
+
+var errLost = fmt.Errorf("%w: the test dropped it", backend.ErrLeaseLost)
+
+func (b *faultyBackend) Open(ctx context.Context, _ string, specs []backend.Spec) (backend.Set, error) {
+	s, err := b.mem.Open(ctx, "", specs)
+	return &faultySet{Set: s, b: b}, err
+}
+
+func (s *faultySet) CheckLease(backend.Lease) error {
+	if s.b.lost.Load() {
+		return errLost
+	}
+	return nil
+}
+
+func (s *faultySet) Settle(ctx context.Context, l backend.Lease, held, delta []int64, final bool, refunded []int64) error {
+	err := s.Set.Settle(ctx, l, held, delta, final, refunded)
+	if s.b.lost.Load() {
+		err = errors.Join(err, errLost)
+	}
+	return err
+}
+
+func (s *faultySet) Stats(ctx context.Context) ([]backend.SpecStats, error) {
+	if s.b.hang.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	if s.b.unread.Load() {
+		return nil, fmt.Errorf("%w: the test made it so", backend.ErrBackendUnavailable)
+	}
+	return s.Set.Stats(ctx)
+}
+
+func (s *faultySet) Faults() backend.Faults { return s.b.faults }
+func (s *faultySet) Degraded() int64        { return s.b.degraded }
+
+// logged collects the records of a slog.Logger.
+type logged struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (l *logged) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logged) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = append(l.records, r)
+	return nil
+}
+func (l *logged) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logged) WithGroup(string) slog.Handler      { return l }
+
+// errOf returns the "err" attribute of r.
+func errOf(r slog.Record) error {
+	var err error
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" {
+			err, _ = a.Value.Any().(error)
+		}
+		return true
+	})
+	return err
+}
+
+func TestFaultsAreCountedAndStatsErrorsReported(t *testing.T) {
+	log := &logged{}
+	c, h := newCollector(t, concurryprom.Options{Logger: slog.New(log)})
+	b := &faultyBackend{mem: memory.New(), faults: backend.Faults{RenewFailures: 3, LeasesLost: 1}, degraded: 2}
+	set, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conns", Capacity: 4}},
+		concurry.WithName("shared"), concurry.WithBackend(b), concurry.WithHooks(c.Hooks()))
+	require.NoError(t, err)
+	defer set.Close()
+	require.NoError(t, c.Register(set, concurryprom.WithBackend(b)))
+
+	a, err := set.TryAcquire(context.Background(), nil)
+	require.NoError(t, err)
+	b.lost.Store(true)
+	require.ErrorIs(t, a.Update(concurry.Amounts{"conns": 1}), concurry.ErrLeaseLost)
+	require.ErrorIs(t, a.Release(), concurry.ErrLeaseLost)
+
+	const shared = "backend=concurryprom_test,set=shared" // the backend's package
+	assert.Equal(t, map[string]float64{
+		"concurry_lease_lost_errors_total{" + shared + "}":                                             2,
+		"concurry_degraded_decisions_total{" + shared + "}":                                            2,
+		"concurry_lease_renewal_failures_total{" + shared + "}":                                        3,
+		"concurry_leases_lost_total{" + shared + "}":                                                   1,
+		"concurry_limit_available{algorithm=semaphore,backend=concurryprom_test,key=conns,set=shared}": 4,
+	}, only(scrape(t, h), "concurry_lease", "concurry_degraded", "concurry_limit_available", "concurry_stats"))
+	assert.Empty(t, log.records)
+
+	b.unread.Store(true)
+	assert.Equal(t, map[string]float64{
+		"concurry_stats_errors_total{" + shared + "}":           1,
+		"concurry_lease_lost_errors_total{" + shared + "}":      2,
+		"concurry_degraded_decisions_total{" + shared + "}":     2,
+		"concurry_lease_renewal_failures_total{" + shared + "}": 3,
+		"concurry_leases_lost_total{" + shared + "}":            1,
+	}, only(scrape(t, h), "concurry_lease", "concurry_degraded", "concurry_limit_", "concurry_stats"),
+		"the counters Stats still reports are sent; the gauges are not, and the scrape succeeds")
+	require.Len(t, log.records, 1)
+	assert.Equal(t, slog.LevelWarn, log.records[0].Level)
+	assert.ErrorIs(t, errOf(log.records[0]), concurry.ErrBackendUnavailable)
+}
+
+// A scrape reads no longer than StatsTimeout, whatever the backend.
+func TestStatsTimeoutBoundsCollection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, h := newCollector(t, concurryprom.Options{StatsTimeout: 3 * time.Second})
+		b := &faultyBackend{mem: memory.New()}
+		b.hang.Store(true)
+		set, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conns", Capacity: 4}},
+			concurry.WithName("stuck"), concurry.WithBackend(b))
+		require.NoError(t, err)
+		defer set.Close()
+		require.NoError(t, c.Register(set, concurryprom.WithBackend(b)))
+		start := time.Now()
+		got := scrape(t, h)
+		assert.Equal(t, 3*time.Second, time.Since(start))
+		assert.Equal(t, 1.0, got["concurry_stats_errors_total{backend=concurryprom_test,set=stuck}"])
+	})
+}
