@@ -10,7 +10,7 @@
 //
 //	m, err := concurryotel.New(meterProvider, concurryotel.Options{})
 //	set, err := concurry.NewLimitSet(limits, concurry.WithName("openai"), concurry.WithHooks(m.Hooks()))
-//	m.Register(set)
+//	err = m.Register(set)
 //
 // # Instruments
 //
@@ -60,7 +60,10 @@
 // Stats), concurry.lease.lost_errors the errors that told their holders
 // (an Update and then a Release of one holding both say so).
 //
-// A failed Stats read (a shared backend unreachable) is counted in
-// concurry.stats.errors and handed to otel.Handle; the set's gauges are left
-// out of that collection, and the rest is collected as usual.
+// Registered sets must have distinct names (Register and RegisterPool fail
+// with [ErrDuplicateName] otherwise): one collection must not observe two
+// values for one series. A failed Stats read (a shared backend unreachable)
+// is counted in concurry.stats.errors and handed to otel.Handle; the set's
+// gauges are left out of that collection, and the rest is collected as
+// usual.
 package concurryotel

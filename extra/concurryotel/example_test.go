@@ -31,7 +31,9 @@ func ExampleMetrics() {
 	if err != nil {
 		panic(err)
 	}
-	m.Register(set)
+	if err := m.Register(set); err != nil {
+		panic(err)
+	}
 
 	_ = set.Do(ctx, concurry.Amounts{"tokens": 500}, func(_ context.Context, a *concurry.Acquisition) error {
 		return a.Update(concurry.Amounts{"tokens": 200}) // 300 refunded

@@ -94,7 +94,7 @@ func TestFaultsAreCountedAndStatsErrorsReported(t *testing.T) {
 		concurry.WithName("shared"), concurry.WithBackend(b), concurry.WithHooks(m.Hooks()))
 	require.NoError(t, err)
 	defer set.Close()
-	m.Register(set, concurryotel.WithBackend(b))
+	require.NoError(t, m.Register(set, concurryotel.WithBackend(b)))
 
 	a, err := set.TryAcquire(context.Background(), nil)
 	require.NoError(t, err)
@@ -139,7 +139,7 @@ func TestStatsTimeoutBoundsCollection(t *testing.T) {
 			concurry.WithName("stuck"), concurry.WithBackend(b))
 		require.NoError(t, err)
 		defer set.Close()
-		m.Register(set, concurryotel.WithBackend(b))
+		require.NoError(t, m.Register(set, concurryotel.WithBackend(b)))
 		start := time.Now()
 		got := collect(t, reader)
 		assert.Equal(t, 3*time.Second, time.Since(start))

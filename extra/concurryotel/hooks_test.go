@@ -86,7 +86,7 @@ func TestGaugesReadStats(t *testing.T) {
 		set, err := concurry.NewLimitSet(scriptLimits(), concurry.WithName("api"), concurry.WithHooks(m.Hooks()))
 		require.NoError(t, err)
 		defer set.Close()
-		m.Register(set)
+		require.NoError(t, m.Register(set))
 		held := script(t, set)
 
 		const api, name = "backend=memory", ",set.name=api"

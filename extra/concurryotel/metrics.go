@@ -180,33 +180,38 @@ func (m *Metrics) newObservables(meter metric.Meter) error {
 // Register adds ls to the sets whose gauges are observed at each
 // collection, with the attributes of its limits; WithBackend names its
 // backend for them and for the hooks. Registering a set again replaces its
-// options. It panics when ls is nil.
-func (m *Metrics) Register(ls *concurry.LimitSet, opts ...RegisterOption) {
+// options. It fails with ErrDuplicateName, registering nothing, when another
+// registered set has ls's name. It panics when ls is nil.
+func (m *Metrics) Register(ls *concurry.LimitSet, opts ...RegisterOption) error {
 	if ls == nil {
 		panic("concurry: Metrics.Register of a nil LimitSet")
 	}
-	m.reg.addSet(ls, m.reg.newSource("", opts))
+	return m.reg.addSet(ls, m.reg.newSource("", opts))
 }
 
 // RegisterPool adds p, under name (the concurry.pool.name attribute), to
 // the sources observed at each collection: concurry.pool.dispatched per set,
 // and the gauges of each of its sets that is not registered itself.
-// WithBackend names the backend of those sets. It panics when p is nil.
-func (m *Metrics) RegisterPool(p *concurry.LimitPool, name string, opts ...RegisterOption) {
+// WithBackend names the backend of those sets. It fails with
+// ErrDuplicateName, registering nothing, when two of the sets, or one of
+// them and another registered set, share a name. It panics when p is nil.
+func (m *Metrics) RegisterPool(p *concurry.LimitPool, name string, opts ...RegisterOption) error {
 	if p == nil {
 		panic("concurry: Metrics.RegisterPool of a nil LimitPool")
 	}
-	m.reg.addPool(p, m.reg.newSource(name, opts))
+	return m.reg.addPool(p, m.reg.newSource(name, opts))
 }
 
 // RegisterKeyed adds k, under name (its concurry.set.name attribute, best
 // KeyedOptions.Name), to the sources observed at each collection:
-// concurry.keyed.identities. It panics when k is nil.
-func (m *Metrics) RegisterKeyed(k *concurry.Keyed, name string, opts ...RegisterOption) {
+// concurry.keyed.identities. It fails with ErrDuplicateName, registering
+// nothing, when another registered Keyed has that name. It panics when k is
+// nil.
+func (m *Metrics) RegisterKeyed(k *concurry.Keyed, name string, opts ...RegisterOption) error {
 	if k == nil {
 		panic("concurry: Metrics.RegisterKeyed of a nil Keyed")
 	}
-	m.reg.addKeyed(k, m.reg.newSource(name, opts))
+	return m.reg.addKeyed(k, m.reg.newSource(name, opts))
 }
 
 // Unregister removes a *concurry.LimitSet, *concurry.LimitPool or

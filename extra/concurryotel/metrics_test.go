@@ -34,6 +34,7 @@ func TestInvalidOptions(t *testing.T) {
 		assert.ErrorIs(t, wrapped, concurryotel.ErrInvalidOptions)
 		assert.Contains(t, err.Error(), "concurry: ")
 	}
+	assert.ErrorIs(t, fmt.Errorf("setup: %w", concurryotel.ErrDuplicateName), concurryotel.ErrDuplicateName)
 }
 
 func TestBackendName(t *testing.T) {
@@ -57,7 +58,7 @@ func TestCloseStopsObserving(t *testing.T) {
 	set, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conns", Capacity: 1}},
 		concurry.WithName("x"), concurry.WithHooks(m.Hooks()))
 	require.NoError(t, err)
-	m.Register(set)
+	require.NoError(t, m.Register(set))
 	require.Contains(t, collect(t, reader), "concurry.limit.available{backend=memory,limit.algorithm=semaphore,limit.key=conns,set.name=x}")
 	require.NoError(t, m.Close())
 	require.NoError(t, m.Close(), "idempotent")
@@ -70,9 +71,9 @@ func TestCloseStopsObserving(t *testing.T) {
 
 func TestRegisterNilPanics(t *testing.T) {
 	m, _ := newMetrics(t, concurryotel.Options{})
-	assert.PanicsWithValue(t, "concurry: Metrics.Register of a nil LimitSet", func() { m.Register(nil) })
-	assert.Panics(t, func() { m.RegisterPool(nil, "p") })
-	assert.Panics(t, func() { m.RegisterKeyed(nil, "k") })
+	assert.PanicsWithValue(t, "concurry: Metrics.Register of a nil LimitSet", func() { _ = m.Register(nil) })
+	assert.Panics(t, func() { _ = m.RegisterPool(nil, "p") })
+	assert.Panics(t, func() { _ = m.RegisterKeyed(nil, "k") })
 	assert.False(t, m.Unregister("not a source"))
 }
 

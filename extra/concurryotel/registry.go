@@ -1,6 +1,7 @@
 package concurryotel
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/concurry/concurry"
@@ -88,32 +89,81 @@ func (r *registry) backendOf(ls *concurry.LimitSet) string {
 	return r.defaultBackend
 }
 
-func (r *registry) addSet(ls *concurry.LimitSet, s source) {
+// addSet registers ls, or fails with ErrDuplicateName leaving the
+// registry as it was.
+func (r *registry) addSet(ls *concurry.LimitSet, s source) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.sets[ls]; !ok {
+	old, had := r.sets[ls]
+	r.sets[ls] = s
+	if err := r.checkNames(); err != nil {
+		if had {
+			r.sets[ls] = old
+		} else {
+			delete(r.sets, ls)
+		}
+		return err
+	}
+	if !had {
 		r.order = append(r.order, ls)
 	}
-	r.sets[ls] = s
+	return nil
 }
 
-func (r *registry) addPool(p *concurry.LimitPool, s source) {
+// addPool registers p, or fails with ErrDuplicateName leaving the registry
+// as it was.
+func (r *registry) addPool(p *concurry.LimitPool, s source) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.pools[p]; !ok {
+	old, had := r.pools[p]
+	r.pools[p] = s
+	if !had {
 		r.order = append(r.order, p)
 	}
-	r.pools[p] = s
 	r.indexPoolSets()
+	if err := r.checkNames(); err != nil {
+		if had {
+			r.pools[p] = old
+		} else {
+			delete(r.pools, p)
+			r.order = r.order[:len(r.order)-1]
+		}
+		r.indexPoolSets()
+		return err
+	}
+	return nil
 }
 
-func (r *registry) addKeyed(k *concurry.Keyed, s source) {
+// addKeyed registers k, or fails with ErrDuplicateName when another
+// registered Keyed has its name.
+func (r *registry) addKeyed(k *concurry.Keyed, s source) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for other, o := range r.keyed {
+		if other != k && o.name == s.name {
+			return fmt.Errorf("%w: two Keyeds are named %q", ErrDuplicateName, s.name)
+		}
+	}
 	if _, ok := r.keyed[k]; !ok {
 		r.order = append(r.order, k)
 	}
 	r.keyed[k] = s
+	return nil
+}
+
+// checkNames fails with ErrDuplicateName when two registered sets, on their
+// own or in pools, have one name. Requires mu held.
+func (r *registry) checkNames() error {
+	seen := make(map[string]*concurry.LimitSet, len(r.sets)+len(r.poolSets))
+	for _, m := range []map[*concurry.LimitSet]source{r.sets, r.poolSets} {
+		for ls := range m {
+			if other, ok := seen[ls.Name()]; ok && other != ls {
+				return fmt.Errorf("%w: two sets are named %q", ErrDuplicateName, ls.Name())
+			}
+			seen[ls.Name()] = ls
+		}
+	}
+	return nil
 }
 
 // remove forgets a registered source and reports whether it was registered.

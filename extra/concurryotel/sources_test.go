@@ -29,7 +29,7 @@ func TestPoolHooksAndDispatched(t *testing.T) {
 		east, west := newSet("east", time.Second), newSet("west", 2*time.Second)
 		pool, err := concurry.NewLimitPool([]*concurry.LimitSet{east, west}, concurry.WithHooks(m.PoolHooks("regions")))
 		require.NoError(t, err)
-		m.RegisterPool(pool, "regions")
+		require.NoError(t, m.RegisterPool(pool, "regions"))
 
 		for range 2 { // east, then west
 			a, err := pool.TryAcquire(ctx, nil)
@@ -86,7 +86,7 @@ func TestKeyedHooksShareOneSeries(t *testing.T) {
 		})
 		require.NoError(t, err)
 		defer k.Close()
-		m.RegisterKeyed(k, "users")
+		require.NoError(t, m.RegisterKeyed(k, "users"))
 		for _, id := range []string{"alice", "bob"} {
 			a, err := k.TryAcquire(ctx, id, nil)
 			require.NoError(t, err)
@@ -101,4 +101,33 @@ func TestKeyedHooksShareOneSeries(t *testing.T) {
 			"concurry.keyed.identities{backend=memory,set.name=users}":                                                                   2,
 		}, collect(t, reader))
 	})
+}
+
+// Two registered sets of one name could not be told apart: the second is
+// refused, and so is a Keyed under a taken name.
+func TestDuplicateNamesAreRefused(t *testing.T) {
+	m, _ := newMetrics(t, concurryotel.Options{})
+	newSet := func(name string) *concurry.LimitSet {
+		ls, err := concurry.NewLimitSet(nil, concurry.WithName(name))
+		require.NoError(t, err)
+		return ls
+	}
+	a, b, other := newSet("a"), newSet("a"), newSet("b")
+	require.NoError(t, m.Register(a))
+	require.NoError(t, m.Register(a), "registering again replaces")
+	require.ErrorIs(t, m.Register(b), concurryotel.ErrDuplicateName)
+	pool, err := concurry.NewLimitPool([]*concurry.LimitSet{other, b})
+	require.NoError(t, err)
+	require.ErrorIs(t, m.RegisterPool(pool, "p"), concurryotel.ErrDuplicateName)
+	assert.False(t, m.Unregister(pool), "nothing was registered")
+	require.True(t, m.Unregister(a))
+	require.NoError(t, m.RegisterPool(pool, "p"))
+	require.ErrorIs(t, m.Register(a), concurryotel.ErrDuplicateName, "b is in the pool")
+
+	k1, err := concurry.NewKeyed(concurry.KeyedOptions{})
+	require.NoError(t, err)
+	k2, err := concurry.NewKeyed(concurry.KeyedOptions{})
+	require.NoError(t, err)
+	require.NoError(t, m.RegisterKeyed(k1, "users"))
+	require.ErrorIs(t, m.RegisterKeyed(k2, "users"), concurryotel.ErrDuplicateName)
 }
