@@ -7,7 +7,7 @@
 GO ?= go
 FUZZTIME ?= 10s
 STATICCHECK_VERSION ?= v0.8.2
-MODULES := . backend/redis examples bench
+MODULES := . backend/redis examples bench extra/concurryotel extra/concurryprom
 GOBIN := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 
@@ -31,6 +31,8 @@ staticcheck: $(STATICCHECK)
 unit:
 	$(GO) test -race -count=1 ./...
 	cd examples && $(GO) test -race -count=1 ./...
+	cd extra/concurryotel && $(GO) test -race -count=1 ./...
+	cd extra/concurryprom && $(GO) test -race -count=1 ./...
 	@rc=0; scripts/redis-available || rc=$$?; \
 	if [ $$rc = 0 ]; then cd backend/redis && $(GO) test -race -count=1 ./...; \
 	elif [ $$rc != 1 ]; then exit 1; fi
