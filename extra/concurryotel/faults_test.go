@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -147,4 +148,28 @@ func TestStatsTimeoutBoundsCollection(t *testing.T) {
 		require.Len(t, handled.errs, 1)
 		assert.ErrorIs(t, handled.errs[0], context.DeadlineExceeded)
 	})
+}
+
+// An error handler that panics or calls runtime.Goexit fails neither the
+// collection nor the count of the error it was told.
+func TestMisbehavingErrorHandlerIsContained(t *testing.T) {
+	prev := otel.GetErrorHandler()
+	defer otel.SetErrorHandler(prev)
+	for _, goexit := range []bool{false, true} {
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(error) {
+			if goexit {
+				runtime.Goexit()
+			}
+			panic("handler bug")
+		}))
+		m, reader := newMetrics(t, concurryotel.Options{})
+		b := &faultyBackend{mem: memory.New()}
+		b.unread.Store(true)
+		set, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conns", Capacity: 4}},
+			concurry.WithName("shared"), concurry.WithBackend(b))
+		require.NoError(t, err)
+		require.NoError(t, m.Register(set, concurryotel.WithBackend(b)))
+		assert.Equal(t, 1.0, collect(t, reader)["concurry.stats.errors{backend=concurryotel_test,set.name=shared}"], "goexit %v", goexit)
+		require.NoError(t, set.Close())
+	}
 }

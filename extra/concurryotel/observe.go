@@ -43,7 +43,7 @@ func (m *Metrics) observePool(ctx context.Context, o metric.Observer, p poolSour
 	ps, err := p.pool.Stats(ctx)
 	if err != nil {
 		m.statsFailed(ctx, attribute.String(AttrPool, p.name), attribute.String(AttrBackend, p.backend))
-		otel.Handle(fmt.Errorf("concurry: stats of pool %q: %w", p.name, err))
+		handle(fmt.Errorf("concurry: stats of pool %q: %w", p.name, err))
 		for i := range p.pool.Len() {
 			ls := p.pool.At(i)
 			if !seen[ls] {
@@ -72,7 +72,7 @@ func (m *Metrics) observeSet(ctx context.Context, o metric.Observer, name, backe
 	set := []attribute.KeyValue{attribute.String(AttrSet, name), attribute.String(AttrBackend, backend)}
 	if err != nil {
 		m.statsFailed(ctx, set...)
-		otel.Handle(fmt.Errorf("concurry: stats of set %q: %w", name, err))
+		handle(fmt.Errorf("concurry: stats of set %q: %w", name, err))
 	}
 	setAttrs := metric.WithAttributes(set...)
 	o.ObserveInt64(m.degraded, st.Degraded, setAttrs)
@@ -97,4 +97,17 @@ func (m *Metrics) observeSet(ctx context.Context, o metric.Observer, name, backe
 
 func (m *Metrics) statsFailed(ctx context.Context, attrs ...attribute.KeyValue) {
 	m.statsErrors.Add(ctx, 1, metric.WithAttributes(attrs...))
+}
+
+// handle hands err to otel.Handle, whose handler may be the user's: it runs
+// in a goroutine of its own, so that a panic or a runtime.Goexit in it ends
+// only that goroutine, and the collection goes on.
+func handle(err error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { _ = recover() }()
+		otel.Handle(err)
+	}()
+	<-done
 }

@@ -41,7 +41,7 @@ func (c *Collector) collectPool(ctx context.Context, ch chan<- prometheus.Metric
 	ps, err := p.pool.Stats(ctx)
 	if err != nil {
 		c.statsErrors.WithLabelValues("", p.name, p.backend).Inc()
-		c.logger.Warn("concurry: stats of a pool not read", "pool", p.name, "err", err)
+		c.warn("concurry: stats of a pool not read", "pool", p.name, "err", err)
 		for i := range p.pool.Len() {
 			ls := p.pool.At(i)
 			if !seen[ls] {
@@ -69,7 +69,7 @@ func (c *Collector) collectPool(ctx context.Context, ch chan<- prometheus.Metric
 func (c *Collector) collectSet(ch chan<- prometheus.Metric, name, backend string, st concurry.Stats, err error) {
 	if err != nil {
 		c.statsErrors.WithLabelValues(name, "", backend).Inc()
-		c.logger.Warn("concurry: stats of a set not read", "set", name, "err", err)
+		c.warn("concurry: stats of a set not read", "set", name, "err", err)
 	}
 	counter := func(d *prometheus.Desc, v int64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), name, backend)
@@ -95,4 +95,17 @@ func (c *Collector) collectSet(ch chan<- prometheus.Metric, name, backend string
 		gauge(c.capacity, float64(l.Capacity))
 		gauge(c.utilization, l.Utilization)
 	}
+}
+
+// warn logs a warning to Options.Logger, whose handler is the user's: it
+// runs in a goroutine of its own, so that a panic or a runtime.Goexit in it
+// ends only that goroutine, and the scrape goes on.
+func (c *Collector) warn(msg string, args ...any) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { _ = recover() }()
+		c.logger.Warn(msg, args...)
+	}()
+	<-done
 }

@@ -21,7 +21,6 @@ import (
 // A real promhttp handler on a real socket: a scrape over HTTP parses to
 // what the set did. Windows of a year keep refills out of the values.
 func TestScrapeOverHTTP(t *testing.T) {
-	ctx := context.Background()
 	c, h := newCollector(t, concurryprom.Options{})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -36,25 +35,7 @@ func TestScrapeOverHTTP(t *testing.T) {
 	defer set.Close()
 	require.NoError(t, c.Register(set))
 
-	a, err := set.TryAcquire(ctx, concurry.Amounts{"tokens": 500})
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() {
-		b, err := set.Acquire(ctx, concurry.Amounts{"tokens": 100}) // waits for conns
-		if err == nil {
-			_ = b.Update(concurry.Amounts{"tokens": 50}) // 50 refunded
-			err = b.Release()
-		}
-		done <- err
-	}()
-	select {
-	case <-waiting:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the second acquisition never waited")
-	}
-	require.NoError(t, a.Update(concurry.Amounts{"tokens": 500}))
-	require.NoError(t, a.Release())
-	require.NoError(t, <-done)
+	waitBehind(t, set, waiting)
 
 	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Get(srv.URL + "/metrics")
@@ -87,6 +68,33 @@ func TestScrapeOverHTTP(t *testing.T) {
 		"concurry_lease_renewal_failures_total{backend=memory,set=api}":             0,
 		"concurry_leases_lost_total{backend=memory,set=api}":                        0,
 	}, got)
+}
+
+// waitBehind holds 500 tokens and the one connection of set while a second
+// acquisition of 100 tokens waits for it; once waiting has said it waits,
+// it releases, and the second, granted, reports 50 and releases.
+func waitBehind(t *testing.T, set *concurry.LimitSet, waiting <-chan struct{}) {
+	t.Helper()
+	ctx := context.Background()
+	a, err := set.TryAcquire(ctx, concurry.Amounts{"tokens": 500})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		b, err := set.Acquire(ctx, concurry.Amounts{"tokens": 100}) // waits for conns
+		if err == nil {
+			_ = b.Update(concurry.Amounts{"tokens": 50}) // 50 refunded
+			err = b.Release()
+		}
+		done <- err
+	}()
+	select {
+	case <-waiting:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second acquisition never waited")
+	}
+	require.NoError(t, a.Update(concurry.Amounts{"tokens": 500}))
+	require.NoError(t, a.Release())
+	require.NoError(t, <-done)
 }
 
 func TestInvalidOptions(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,4 +157,33 @@ func TestStatsTimeoutBoundsCollection(t *testing.T) {
 		assert.Equal(t, 3*time.Second, time.Since(start))
 		assert.Equal(t, 1.0, got["concurry_stats_errors_total{backend=concurryprom_test,set=stuck}"])
 	})
+}
+
+// misbehaving is a slog handler that panics or ends its goroutine.
+type misbehaving struct {
+	logged
+	goexit bool
+}
+
+func (m *misbehaving) Handle(context.Context, slog.Record) error {
+	if m.goexit {
+		runtime.Goexit()
+	}
+	panic("logger bug")
+}
+
+// A logger that panics or calls runtime.Goexit fails neither the scrape nor
+// the count of the error it was told.
+func TestMisbehavingLoggerIsContained(t *testing.T) {
+	for _, goexit := range []bool{false, true} {
+		c, h := newCollector(t, concurryprom.Options{Logger: slog.New(&misbehaving{goexit: goexit})})
+		b := &faultyBackend{mem: memory.New()}
+		b.unread.Store(true)
+		set, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conns", Capacity: 4}},
+			concurry.WithName("shared"), concurry.WithBackend(b))
+		require.NoError(t, err)
+		require.NoError(t, c.Register(set, concurryprom.WithBackend(b)))
+		assert.Equal(t, 1.0, scrape(t, h)["concurry_stats_errors_total{backend=concurryprom_test,set=shared}"], "goexit %v", goexit)
+		require.NoError(t, set.Close())
+	}
 }
