@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 const ScopeName = "github.com/concurry/concurry/extra/concurryotel"
 
 // DefaultWaitBuckets are the bucket boundaries, in seconds, of the wait
-// histograms when Options.WaitBuckets is nil: from a millisecond to ten
+// histograms when Options.WaitBuckets is empty: from a millisecond to ten
 // minutes.
 var DefaultWaitBuckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600}
 
@@ -25,7 +26,7 @@ var DefaultWaitBuckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 type Options struct {
 	// WaitBuckets are the explicit bucket boundaries, in seconds, of
 	// concurry.wait.duration and concurry.pool.wait.duration; finite and
-	// strictly increasing. nil means DefaultWaitBuckets.
+	// strictly increasing. Empty means DefaultWaitBuckets.
 	WaitBuckets []float64
 	// Backend is the concurry.backend attribute of sets registered without
 	// WithBackend, or not registered at all. "" means "memory", the backend
@@ -74,9 +75,10 @@ func New(mp metric.MeterProvider, opts Options) (*Metrics, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	if opts.WaitBuckets == nil {
+	if len(opts.WaitBuckets) == 0 {
 		opts.WaitBuckets = DefaultWaitBuckets
 	}
+	opts.WaitBuckets = slices.Clone(opts.WaitBuckets) // the caller's slice may change later
 	if opts.Backend == "" {
 		opts.Backend = defaultBackend
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -99,4 +100,25 @@ func TestHooksDoNotAllocate(t *testing.T) {
 	}
 	cycle(hooked)() // the series are made once
 	assert.Equal(t, testing.AllocsPerRun(100, cycle(plain)), testing.AllocsPerRun(100, cycle(hooked)))
+}
+
+// Options.WaitBuckets are the histogram's boundaries, copied: changing the
+// caller's slice later changes nothing.
+func TestWaitBuckets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		buckets := []float64{0.05, 0.2}
+		m, reader := newMetrics(t, concurryotel.Options{WaitBuckets: buckets})
+		buckets[1] = 0.06
+		set, err := concurry.NewLimitSet([]concurry.Limit{concurry.CallLimit{Window: time.Second, Capacity: 10}},
+			concurry.WithName("x"), concurry.WithHooks(m.Hooks()))
+		require.NoError(t, err)
+		defer set.Close()
+		_, err = set.TryAcquire(context.Background(), concurry.Amounts{concurry.CallKey: 10})
+		require.NoError(t, err)
+		_, err = set.Acquire(context.Background(), concurry.Amounts{concurry.CallKey: 1}) // 100ms
+		require.NoError(t, err)
+		assert.Equal(t, map[string]float64{
+			"concurry.wait.duration_bucket{backend=memory,limit.algorithm=token_bucket,limit.key=call_count,outcome=granted,set.name=x,le=0.2}": 1,
+		}, only(collect(t, reader), "concurry.wait.duration_bucket"))
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,7 +13,7 @@ import (
 )
 
 // DefaultWaitBuckets are the buckets, in seconds, of the wait histograms
-// when Options.WaitBuckets is nil: from a millisecond to ten minutes.
+// when Options.WaitBuckets is empty: from a millisecond to ten minutes.
 var DefaultWaitBuckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600}
 
 // Options configure NewCollector. The zero value of each field is its
@@ -20,7 +21,7 @@ var DefaultWaitBuckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 type Options struct {
 	// WaitBuckets are the upper bounds, in seconds, of the buckets of
 	// concurry_wait_seconds and concurry_pool_wait_seconds; finite and
-	// strictly increasing. nil means DefaultWaitBuckets.
+	// strictly increasing. Empty means DefaultWaitBuckets.
 	WaitBuckets []float64
 	// Backend is the backend label of sets registered without WithBackend,
 	// or not registered at all. "" means "memory", the backend of a set
@@ -78,9 +79,10 @@ func NewCollector(opts Options) (*Collector, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	if opts.WaitBuckets == nil {
+	if len(opts.WaitBuckets) == 0 {
 		opts.WaitBuckets = DefaultWaitBuckets
 	}
+	opts.WaitBuckets = slices.Clone(opts.WaitBuckets) // the caller's slice may change later
 	if opts.Backend == "" {
 		opts.Backend = defaultBackend
 	}

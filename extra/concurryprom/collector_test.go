@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -160,4 +161,26 @@ func TestHooksDoNotAllocate(t *testing.T) {
 	}
 	cycle(hooked)() // the series are made once
 	assert.Equal(t, testing.AllocsPerRun(100, cycle(plain)), testing.AllocsPerRun(100, cycle(hooked)))
+}
+
+// Options.WaitBuckets are the histogram's buckets, copied: changing the
+// caller's slice later changes nothing.
+func TestWaitBuckets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		buckets := []float64{0.05, 0.2}
+		c, h := newCollector(t, concurryprom.Options{WaitBuckets: buckets})
+		buckets[1] = 0.06
+		set, err := concurry.NewLimitSet([]concurry.Limit{concurry.CallLimit{Window: time.Second, Capacity: 10}},
+			concurry.WithName("x"), concurry.WithHooks(c.Hooks()))
+		require.NoError(t, err)
+		defer set.Close()
+		_, err = set.TryAcquire(context.Background(), concurry.Amounts{concurry.CallKey: 10})
+		require.NoError(t, err)
+		_, err = set.Acquire(context.Background(), concurry.Amounts{concurry.CallKey: 1}) // 100ms
+		require.NoError(t, err)
+		got := only(scrape(t, h), "concurry_wait_seconds_bucket")
+		assert.Equal(t, map[string]float64{
+			"concurry_wait_seconds_bucket{algorithm=token_bucket,backend=memory,key=call_count,outcome=granted,set=x,le=0.2}": 1,
+		}, got)
+	})
 }
