@@ -43,6 +43,7 @@ func (s *Set) pause(h *Handle, spec int, until int64) error {
 		return nil
 	}
 	s.catchUp(t)
+	s.invalidate()
 	lo, hi := spec, spec+1
 	if spec < 0 {
 		lo, hi = 0, len(s.specs)
@@ -76,6 +77,7 @@ func (s *Set) lower(h *Handle, spec int, remaining, asOf int64) error {
 	}
 	s.reported[spec] = asOf
 	s.catchUp(t)
+	s.invalidate()
 	s.rates[spec].Lower(t, remaining)
 	s.changed[spec] = max(s.changed[spec], t)
 	if !s.waiters.empty() {

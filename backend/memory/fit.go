@@ -1,7 +1,6 @@
 package memory
 
 import (
-	"slices"
 	"time"
 
 	"github.com/concurry/concurry/algorithms"
@@ -61,64 +60,6 @@ func (s *Set) fitAt(t int64, amounts []int64, dated bool) fit {
 		changed = s.changed
 	}
 	return s.fitIn(s.rates, s.held, changed, t, amounts)
-}
-
-// projected returns the fit of amounts at t if it joined the queue now:
-// every waiter ahead is granted first, in order, each no earlier than the
-// one before it, and keeps the resources it takes. ready is the earliest
-// instant the rate limits and pauses could grant it; releases and refunds
-// may still make it earlier. slow is the request's own bottleneck when it
-// is later than the queue's, else the spec that held up the last waiter
-// ahead; held is the request's own resource without room, else the first
-// resource a waiter ahead lacks (only a release can move the queue). f is
-// the fit for an empty queue. Requires mu held.
-//
-// It walks the whole queue: the cost of a refusal, or of a wait with a
-// deadline, grows with the number of waiters.
-func (s *Set) projected(t int64, amounts []int64, f fit) fit {
-	if s.waiters.empty() {
-		return f
-	}
-	rates := make([]algorithms.State, len(s.rates))
-	for i, r := range s.rates {
-		if r != nil {
-			rates[i] = r.Clone()
-		}
-	}
-	held := slices.Clone(s.held)
-	q := fit{ready: t, slow: -1, held: -1}
-	for w := s.waiters.head(); w != nil; w = w.next {
-		if w.claim != nil && w.claim.Taken() {
-			continue // it leaves without taking anything
-		}
-		wf := s.fitIn(rates, held, nil, q.ready, w.amounts)
-		if wf.ready > q.ready {
-			q.ready, q.slow = wf.ready, wf.slow
-		}
-		if q.held < 0 {
-			q.held = wf.held
-		}
-		if q.ready == algorithms.Never {
-			return q
-		}
-		for i, n := range w.amounts {
-			switch {
-			case n <= 0:
-			case rates[i] != nil:
-				rates[i].Take(q.ready, n)
-			default:
-				held[i] += n // at most the capacity per waiter: no overflow
-			}
-		}
-	}
-	own := s.fitIn(rates, held, nil, q.ready, amounts)
-	if own.ready > q.ready {
-		q.ready, q.slow = own.ready, own.slow
-	}
-	if own.held >= 0 {
-		q.held = own.held
-	}
-	return q
 }
 
 // blocker returns the spec that keeps a request of fit f from being

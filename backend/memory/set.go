@@ -32,6 +32,7 @@ type Set struct {
 	// reported is, per rate spec, the newest asOf of an upstream report
 	// Lower applied. Guarded by mu.
 	reported []int64
+	proj     projection // guarded by mu; the queue's projection, see projected
 	// timerLate is added to every timer, to model a timer that fires late
 	// (a busy machine); always 0 outside tests. Guarded by mu.
 	timerLate time.Duration
@@ -81,6 +82,7 @@ func (s *Set) now() int64 { return s.baseUnix + int64(time.Since(s.base)) }
 
 // take records amounts as granted at t. Requires mu held.
 func (s *Set) take(t int64, amounts []int64) {
+	s.invalidate()
 	for i, n := range amounts {
 		if n <= 0 {
 			continue
@@ -140,6 +142,7 @@ func (s *Set) acquireSlow(ctx context.Context, h *Handle, t int64, f fit, amount
 	w := newWaiter(ctx, h, amounts, opts.Claim, t)
 	w.blocker = blocker
 	s.waiters.push(w)
+	s.joined(w)
 	if s.waiters.head() == w {
 		s.serve(t)
 	}
@@ -203,6 +206,7 @@ func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
 	if rates {
 		s.catchUp(t)
 	}
+	s.invalidate()
 	freed := false
 	for i, d := range delta {
 		r := s.rates[i]

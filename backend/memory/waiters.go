@@ -97,6 +97,9 @@ func (wq *waitQueue) remove(w *waiter) (wasHead bool) {
 // instant: FIFO kept it from being granted earlier, so its grant is dated no
 // earlier. Requires mu held.
 func (s *Set) leave(w *waiter, at int64) (wasHead bool) {
+	if w.queued {
+		s.invalidate()
+	}
 	if !s.waiters.remove(w) {
 		return false
 	}
