@@ -29,6 +29,7 @@ type Acquisition struct {
 
 	mu       sync.Mutex
 	released bool   // guarded by mu
+	lostSeen bool   // guarded by mu; the LeaseLost hook was called
 	reported uint64 // guarded by mu; bit i: spec i's usage was reported
 
 	// buf holds four vectors of one amount per spec: granted (0 where not
@@ -119,7 +120,8 @@ func (a *Acquisition) Update(usage Amounts) error {
 	}
 	if c, ok := ls.set.(backend.LeaseChecker); ok {
 		if err := c.CheckLease(a.lease); err != nil { // the usage is recorded all the same
-			if h := ls.hooks; h != nil && h.LeaseLost != nil {
+			if h := ls.hooks; h != nil && h.LeaseLost != nil && !a.lostSeen {
+				a.lostSeen = true
 				a.mu.Unlock()
 				callHook(h.LeaseLost, LeaseLostInfo{Set: ls, Err: err})
 				a.mu.Lock()
@@ -226,7 +228,7 @@ func (a *Acquisition) settle(granted, delta, refunded []int64) error {
 			callHook(h.Settled, SettleInfo{Set: ls, Key: ls.specs[i].Key, Refunded: refunded[i], Overage: max(d, 0)})
 		}
 	}
-	if err != nil && h != nil && h.LeaseLost != nil && errors.Is(err, ErrLeaseLost) {
+	if err != nil && h != nil && h.LeaseLost != nil && errors.Is(err, ErrLeaseLost) && !a.lostSeen {
 		callHook(h.LeaseLost, LeaseLostInfo{Set: ls, Err: err})
 	}
 	return err

@@ -37,8 +37,8 @@ type Hooks struct {
 	Settled func(SettleInfo)
 	// Feedback is called when upstream feedback was applied to the set.
 	Feedback func(FeedbackInfo)
-	// LeaseLost is called when Update or Release learns that the holding of
-	// an acquisition ended before its release.
+	// LeaseLost is called once per acquisition, when Update or Release
+	// first learns that its holding ended before its release.
 	LeaseLost func(LeaseLostInfo)
 }
 
@@ -74,6 +74,9 @@ type GrantInfo struct {
 	Request Amounts       // the request as the caller gave it; do not modify
 	Waited  time.Duration // how long it waited; 0 when granted at once
 	Key     string        // for a wait, the key that kept it waiting
+	// Degraded is true when a shared backend's outage policy granted it
+	// without its store (FailOpen).
+	Degraded bool
 }
 
 // RefusalInfo describes a failed acquisition.

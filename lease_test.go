@@ -52,3 +52,21 @@ func TestUpdateReportsALostLease(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(100), st.Limits[0].Available, "the 900 reported after the loss are charged")
 }
+
+// LeaseLost is called once per acquisition, whether Update, Release or both
+// learn of the loss.
+func TestLeaseLostHookOnce(t *testing.T) {
+	ctx := context.Background()
+	b := &losingBackend{}
+	var calls atomic.Int64
+	ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.RateLimit{Key: "tokens", Window: time.Hour, Capacity: 1000}},
+		concurry.WithBackend(b), concurry.WithHooks(concurry.Hooks{LeaseLost: func(concurry.LeaseLostInfo) { calls.Add(1) }}))
+	require.NoError(t, err)
+	a, err := ls.Acquire(ctx, concurry.Amounts{"tokens": 100})
+	require.NoError(t, err)
+	b.lost.Store(true)
+	require.ErrorIs(t, a.Update(concurry.Amounts{"tokens": 10}), concurry.ErrLeaseLost)
+	require.ErrorIs(t, a.Update(concurry.Amounts{"tokens": 20}), concurry.ErrLeaseLost)
+	require.NoError(t, a.Release())
+	assert.Equal(t, int64(1), calls.Load())
+}

@@ -94,7 +94,7 @@ func (p *LimitPool) outcome(req Amounts, a *Acquisition, err error, waited time.
 			return nil, ErrReleased // unreachable: the goroutine has exited
 		}
 	case err != nil && h.Refused != nil:
-		info := RefusalInfo{Request: req, Cause: causeOf(err), Err: err}
+		info := RefusalInfo{Request: req, Cause: CauseOf(err), Err: err}
 		var r *RefusalError
 		if errors.As(err, &r) {
 			info.Key, info.RetryAfter = r.Key, r.RetryAfter

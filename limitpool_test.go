@@ -180,3 +180,33 @@ func TestNewLimitPoolRejectsBadOptions(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, p.Len())
 }
+
+// The sets that lose a pool's wait count no refusal for it (the caller was
+// granted); each counts the pool's non-blocking pass that it refused.
+func TestPoolLosersCountNoRefusal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		mk := func(w time.Duration) *concurry.LimitSet {
+			ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.CallLimit{Window: w, Capacity: 1}})
+			require.NoError(t, err)
+			return ls
+		}
+		fast, slow := mk(time.Second), mk(time.Hour)
+		pool, err := concurry.NewLimitPool([]*concurry.LimitSet{fast, slow})
+		require.NoError(t, err)
+		for range 2 {
+			a, err := pool.TryAcquire(ctx, nil)
+			require.NoError(t, err)
+			require.NoError(t, a.Release())
+		}
+		a, err := pool.Acquire(ctx, nil)
+		require.NoError(t, err)
+		require.NoError(t, a.Release())
+		assert.Same(t, fast, a.Set())
+		for _, ls := range []*concurry.LimitSet{fast, slow} {
+			st, err := ls.Stats(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, concurry.Refusals{WouldBlock: 1}, st.Refusals, ls.Name())
+		}
+	})
+}

@@ -194,6 +194,9 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 		opts.OnWait = func(spec int) { callHook(h.WaitStart, WaitInfo{Set: ls, Request: req, Key: ls.keyOf(spec)}) }
 	}
 	lease, err := ls.set.Acquire(ctx, granted, opts)
+	if err != nil && claim != nil && claim.Taken() {
+		err = backend.ErrClaimed // another set of the pool granted; its cancel of this wait is no refusal
+	}
 	if rep.Waited && rep.Blocker >= 0 {
 		c := &ls.counters[rep.Blocker]
 		addCount(&c.blocked, 1)
@@ -213,7 +216,7 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 		}
 	}
 	if h := ls.hooks; h != nil && h.Granted != nil {
-		if !callGranted(h.Granted, GrantInfo{Set: ls, Request: req, Waited: rep.Duration, Key: ls.keyOf(rep.Blocker)}, a) {
+		if !callGranted(h.Granted, GrantInfo{Set: ls, Request: req, Waited: rep.Duration, Key: ls.keyOf(rep.Blocker), Degraded: rep.Degraded}, a) {
 			return nil, ErrReleased // unreachable: the goroutine has exited
 		}
 	}
@@ -227,7 +230,7 @@ func (ls *LimitSet) refuse(req Amounts, err error, amounts []int64) error {
 	if errors.Is(err, backend.ErrClaimed) {
 		return err // a pool granted elsewhere: no refusal of the caller's
 	}
-	cause := causeOf(err)
+	cause := CauseOf(err)
 	addCount(&ls.refusals[cause], 1)
 	var r *RefusalError
 	hasFacts := errors.As(err, &r)
@@ -253,8 +256,10 @@ func (ls *LimitSet) refuse(req Amounts, err error, amounts []int64) error {
 	return err
 }
 
-// causeOf classifies the error of a failed acquisition.
-func causeOf(err error) RefusalCause {
+// CauseOf classifies the error of a failed Acquire or TryAcquire by its
+// cause, as Stats.Refusals and the Refused hook do. An error that matches
+// none of the known causes is CauseUnavailable.
+func CauseOf(err error) RefusalCause {
 	switch {
 	case errors.Is(err, ErrWouldBlock):
 		return CauseWouldBlock

@@ -54,17 +54,16 @@ func TestPoolHooksAndDispatched(t *testing.T) {
 			"concurry.pool.dispatched{pool.index=1,pool.name=regions,set.name=west}":     1,
 			// The sets: each refused twice (the pool's two passes over both);
 			// west's wait ended when east won.
-			"concurry.acquisitions{backend=memory,outcome=granted,set.name=east}":                            2,
-			"concurry.acquisitions{backend=memory" + calls + ",outcome=would_block,set.name=east}":           2,
-			"concurry.acquisitions{backend=memory,outcome=granted,set.name=west}":                            1,
-			"concurry.acquisitions{backend=memory" + calls + ",outcome=would_block,set.name=west}":           2,
-			"concurry.acquisitions{backend=memory,outcome=canceled,set.name=west}":                           1,
-			"concurry.wait.duration_count{backend=memory" + calls + ",outcome=granted,set.name=east}":        1,
-			"concurry.wait.duration_sum{backend=memory" + calls + ",outcome=granted,set.name=east}":          1,
-			"concurry.wait.duration_bucket{backend=memory" + calls + ",outcome=granted,set.name=east,le=1}":  1,
-			"concurry.wait.duration_count{backend=memory" + calls + ",outcome=canceled,set.name=west}":       1,
-			"concurry.wait.duration_sum{backend=memory" + calls + ",outcome=canceled,set.name=west}":         1,
-			"concurry.wait.duration_bucket{backend=memory" + calls + ",outcome=canceled,set.name=west,le=1}": 1,
+			"concurry.acquisitions{backend=memory,outcome=granted,set.name=east}":                           2,
+			"concurry.acquisitions{backend=memory" + calls + ",outcome=would_block,set.name=east}":          2,
+			"concurry.acquisitions{backend=memory,outcome=granted,set.name=west}":                           1,
+			"concurry.acquisitions{backend=memory" + calls + ",outcome=would_block,set.name=west}":          2,
+			"concurry.wait.duration_count{backend=memory" + calls + ",outcome=granted,set.name=east}":       1,
+			"concurry.wait.duration_sum{backend=memory" + calls + ",outcome=granted,set.name=east}":         1,
+			"concurry.wait.duration_bucket{backend=memory" + calls + ",outcome=granted,set.name=east,le=1}": 1,
+			"concurry.wait.duration_count{backend=memory" + calls + ",outcome=claimed,set.name=west}":       1,
+			"concurry.wait.duration_sum{backend=memory" + calls + ",outcome=claimed,set.name=west}":         1,
+			"concurry.wait.duration_bucket{backend=memory" + calls + ",outcome=claimed,set.name=west,le=1}": 1,
 		}, only(collect(t, reader), "concurry.pool.", "concurry.acquisitions", "concurry.wait."))
 
 		got := collect(t, reader)

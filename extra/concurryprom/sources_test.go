@@ -54,17 +54,16 @@ func TestPoolHooksAndDispatched(t *testing.T) {
 			"concurry_pool_dispatched_total{index=1,pool=regions,set=west}":        1,
 			// The sets: each refused twice (the pool's two passes over both);
 			// west's wait ended when east won.
-			"concurry_acquisitions_total{backend=memory,outcome=granted,set=east}":       2,
-			"concurry_acquisitions_total{" + calls + ",outcome=would_block,set=east}":    2,
-			"concurry_acquisitions_total{backend=memory,outcome=granted,set=west}":       1,
-			"concurry_acquisitions_total{" + calls + ",outcome=would_block,set=west}":    2,
-			"concurry_acquisitions_total{backend=memory,outcome=canceled,set=west}":      1,
-			"concurry_wait_seconds_count{" + calls + ",outcome=granted,set=east}":        1,
-			"concurry_wait_seconds_sum{" + calls + ",outcome=granted,set=east}":          1,
-			"concurry_wait_seconds_bucket{" + calls + ",outcome=granted,set=east,le=1}":  1,
-			"concurry_wait_seconds_count{" + calls + ",outcome=canceled,set=west}":       1,
-			"concurry_wait_seconds_sum{" + calls + ",outcome=canceled,set=west}":         1,
-			"concurry_wait_seconds_bucket{" + calls + ",outcome=canceled,set=west,le=1}": 1,
+			"concurry_acquisitions_total{backend=memory,outcome=granted,set=east}":      2,
+			"concurry_acquisitions_total{" + calls + ",outcome=would_block,set=east}":   2,
+			"concurry_acquisitions_total{backend=memory,outcome=granted,set=west}":      1,
+			"concurry_acquisitions_total{" + calls + ",outcome=would_block,set=west}":   2,
+			"concurry_wait_seconds_count{" + calls + ",outcome=granted,set=east}":       1,
+			"concurry_wait_seconds_sum{" + calls + ",outcome=granted,set=east}":         1,
+			"concurry_wait_seconds_bucket{" + calls + ",outcome=granted,set=east,le=1}": 1,
+			"concurry_wait_seconds_count{" + calls + ",outcome=claimed,set=west}":       1,
+			"concurry_wait_seconds_sum{" + calls + ",outcome=claimed,set=west}":         1,
+			"concurry_wait_seconds_bucket{" + calls + ",outcome=claimed,set=west,le=1}": 1,
 		}, only(scrape(t, h), "concurry_pool_", "concurry_acquisitions", "concurry_wait_"))
 
 		got := scrape(t, h)
