@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/concurry/concurry/examples/llm-batch/provider"
 	"github.com/concurry/concurry/worker"
 )
 
@@ -22,9 +23,14 @@ type client struct {
 
 // clientFactory returns the worker pool's factory of clients of the
 // provider at base. Each client opens its connection at once, so that no call
-// waits for a dial between its grant and its arrival at the provider.
-func clientFactory(base string) func(context.Context, int) (*client, error) {
+// waits for a dial between its grant and its arrival at the provider. With
+// a transport (the provider's in-memory one), the clients share it and
+// have nothing to dial.
+func clientFactory(base string, transport http.RoundTripper) func(context.Context, int) (*client, error) {
 	return func(ctx context.Context, _ int) (*client, error) {
+		if transport != nil {
+			return &client{http: &http.Client{Transport: transport}}, nil
+		}
 		c := &client{http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}}
 		req, err := http.NewRequestWithContext(ctx, http.MethodHead, base+"/", nil)
 		if err != nil {
@@ -51,9 +57,9 @@ func (c *client) Close() error {
 // *worker.RetryAfterError wrapping ErrQuotaExceeded, with the wait the
 // provider asked for; a call that got no response as ErrTransport; any other
 // failure as ErrBadResponse.
-func (c *client) call(ctx context.Context, url string, p Prompt) (InvokeResponse, error) {
-	var out InvokeResponse
-	body, err := json.Marshal(InvokeRequest{Prompt: p.Text, MaxTokens: p.MaxTokens})
+func (c *client) call(ctx context.Context, url string, p Prompt) (provider.InvokeResponse, error) {
+	var out provider.InvokeResponse
+	body, err := json.Marshal(provider.InvokeRequest{Prompt: p.Text, MaxTokens: p.MaxTokens})
 	if err != nil {
 		return out, err
 	}

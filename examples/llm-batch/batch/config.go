@@ -86,6 +86,12 @@ type Config struct {
 	// Seed makes the prompts and the provider's randomness repeatable.
 	// Default 1.
 	Seed uint64
+	// InMemory runs the provider in the process alone, with no socket: the
+	// clients reach it through its in-memory transport. Inside a
+	// testing/synctest bubble a run is then on the bubble's fake clock, and
+	// exact: every call reaches the provider at the instant it was granted.
+	// Default false: a loopback socket, as a real provider would be.
+	InMemory bool
 
 	// Progress, when not nil, is called every ProgressInterval while the
 	// batch runs, and once at its end, from a goroutine of Run's.

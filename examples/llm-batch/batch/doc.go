@@ -3,9 +3,11 @@
 // with Bedrock-style quotas — requests, input tokens and output tokens per
 // minute, and a cap on concurrent connections.
 //
-// The provider ([StartProvider]) is a real HTTP server on 127.0.0.1 that
+// The provider (package provider) is a real HTTP server on 127.0.0.1 that
 // enforces its quotas with its own accounting, independent of concurry, and
-// answers 429 with Retry-After when a call would exceed one. [Run] sends the
+// answers 429 with Retry-After when a call would exceed one; with
+// [Config].InMemory it runs in the process alone, and a run inside a
+// testing/synctest bubble is exact. [Run] sends the
 // batch through a worker pool whose tasks acquire from a concurry.LimitPool
 // over one concurry.LimitSet per (region, account): each task asks for its
 // input tokens (counted exactly) and max_tokens of output, calls the endpoint

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/examples/llm-batch/provider"
 )
 
 // Keys of the client's limits, besides concurry.CallKey for requests.
@@ -91,12 +92,12 @@ func (c Config) Margin() float64 { return float64(c.Delay) / float64(c.Minute) }
 // newLimits returns one LimitSet of limits per endpoint of p, in p.Report
 // order, each with the endpoint's region, account and URL as config, and a
 // LimitPool over them.
-func newLimits(c Config, limits []concurry.Limit, p *Provider) ([]*concurry.LimitSet, *concurry.LimitPool, error) {
+func newLimits(c Config, limits []concurry.Limit, p *provider.Server) ([]*concurry.LimitSet, *concurry.LimitPool, error) {
 	var sets []*concurry.LimitSet
 	for _, region := range c.Regions {
 		for _, account := range c.Accounts {
 			ls, err := concurry.NewLimitSet(limits, concurry.WithConfig(map[string]any{
-				"region": region, "account": account, "endpoint": p.Endpoint(region, account),
+				"region": region, "account": account, "endpoint": p.InvokeURL(region, account),
 			}))
 			if err != nil {
 				closeSets(sets)

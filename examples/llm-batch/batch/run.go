@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -11,7 +12,8 @@ import (
 	"github.com/concurry/concurry/worker"
 )
 
-// Run starts a provider on 127.0.0.1, sends it a batch of cfg.Prompts
+// Run starts a provider on 127.0.0.1 (in the process alone with
+// cfg.InMemory), sends it a batch of cfg.Prompts
 // prompts, and returns what happened, with the provider's own accounting.
 // It fails with ErrInvalidConfig for settings that can never run. When ctx
 // ends first, or some prompt failed for good, it returns the summary so far
@@ -31,10 +33,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			return Summary{}, err
 		}
 	}
-	prov, err := StartProvider(ProviderOptions{
-		Regions: cfg.Regions, Accounts: cfg.Accounts, Quota: cfg.Quota, Minute: cfg.Minute,
-		MinLatency: cfg.MinLatency, MaxLatency: cfg.MaxLatency, Seed: cfg.Seed,
-	})
+	prov, err := startProvider(cfg)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -49,7 +48,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		defer closeSets(sets)
 		lim = pool
 	}
-	wp, err := worker.NewPool(ctx, clientFactory(prov.URL), r.poolOptions(lim))
+	var transport http.RoundTripper // a new one per client, on a socket
+	if cfg.InMemory {
+		transport = prov.Transport()
+	}
+	wp, err := worker.NewPool(ctx, clientFactory(prov.URL, transport), r.poolOptions(lim))
 	if err != nil {
 		return Summary{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -14,14 +15,15 @@ import (
 	"github.com/concurry/concurry"
 )
 
-// testConfig is a small batch with short latencies. Delay is generous, a
-// quarter of a minute: the tests share two cores with the race detector and
-// with other packages' tests, and a call may wait that long between its grant
-// and the provider's count of it.
+// testConfig is a small batch with short latencies, so that refunds of
+// unused output come back soon in a short run, and the provider in memory:
+// run inside a synctest bubble, its time is fake, and every call reaches
+// the provider at the instant it was granted, whatever the load of the
+// machine — so the run is exact and its asserts hold every time.
 func testConfig(n int) Config {
 	return Config{
-		Prompts: n, MinLatency: 10 * time.Millisecond, MaxLatency: 40 * time.Millisecond,
-		Delay: 250 * time.Millisecond, ProgressInterval: 20 * time.Millisecond,
+		Prompts: n, InMemory: true, MinLatency: 10 * time.Millisecond, MaxLatency: 40 * time.Millisecond,
+		ProgressInterval: 20 * time.Millisecond,
 	}
 }
 
@@ -44,65 +46,82 @@ func TestRunNeverGetsA429(t *testing.T) {
 	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA, concurry.SlidingWindow, concurry.LeakyBucket, concurry.FixedWindow} {
 		t.Run(alg.String(), func(t *testing.T) {
 			t.Parallel()
-			const n = 300
-			cfg := testConfig(n)
-			cfg.Algorithm = alg
-			var last Progress
-			cfg.Progress = func(p Progress) { last = p }
-			s, err := Run(context.Background(), cfg)
-			require.NoError(t, err)
-			assert.Zero(t, s.RateLimited, "429s received")
-			for _, e := range s.Endpoints {
-				assert.Zero(t, e.ProviderRejected, "%s/%s: the provider refused calls, by quota: %v", e.Region, e.Account, e.RejectedBy)
-				assert.LessOrEqual(t, e.MaxConnections, DefaultQuota.Concurrency)
-			}
-			checkEveryPromptOnce(t, s, n)
-			assert.Equal(t, Progress{Done: n, Total: n, Elapsed: s.Wall, Final: true}, last)
-			t.Logf("%v: %.1fs, throughput %.0f%% of the quota-bound maximum (%s binds)", alg, s.WallSeconds, 100*s.Throughput, s.Binding)
-			if alg.Refunds() {
-				assert.GreaterOrEqual(t, s.Throughput, 0.8, "throughput as a fraction of the quota-bound maximum")
-			}
+			synctest.Test(t, func(t *testing.T) {
+				const n = 300
+				cfg := testConfig(n)
+				cfg.Algorithm = alg
+				var last Progress
+				cfg.Progress = func(p Progress) { last = p }
+				s, err := Run(context.Background(), cfg)
+				require.NoError(t, err)
+				assert.Zero(t, s.RateLimited, "429s received")
+				for _, e := range s.Endpoints {
+					assert.Zero(t, e.ProviderRejected, "%s/%s: the provider refused calls, by quota: %v", e.Region, e.Account, e.RejectedBy)
+					assert.LessOrEqual(t, e.MaxConnections, DefaultQuota.Concurrency)
+				}
+				checkEveryPromptOnce(t, s, n)
+				assert.Equal(t, Progress{Done: n, Total: n, Elapsed: s.Wall, Final: true}, last)
+				t.Logf("%v: %.2fs, throughput %.0f%% of the quota-bound maximum (%s binds)", alg, s.WallSeconds, 100*s.Throughput, s.Binding)
+				if alg.Refunds() {
+					assert.GreaterOrEqual(t, s.Throughput, 0.8, "throughput as a fraction of the quota-bound maximum")
+				}
+			})
 		})
 	}
 }
 
 func TestRunNaiveGets429sAndStillCompletes(t *testing.T) {
 	t.Parallel()
-	const n = 300
-	cfg := testConfig(n)
-	cfg.Naive = true
-	s, err := Run(context.Background(), cfg)
-	require.NoError(t, err)
-	assert.Equal(t, "naive", s.Mode)
-	assert.Positive(t, s.RateLimited, "a batch with no limiter runs into the quotas")
-	assert.Equal(t, s.RateLimited, s.Total.ProviderRejected, "every 429 the provider sent was received")
-	assert.Equal(t, int64(n)+s.RateLimited, s.Attempts)
-	checkEveryPromptOnce(t, s, n)
+	synctest.Test(t, func(t *testing.T) {
+		const n = 300
+		cfg := testConfig(n)
+		cfg.Naive = true
+		s, err := Run(context.Background(), cfg)
+		require.NoError(t, err)
+		assert.Equal(t, "naive", s.Mode)
+		assert.Positive(t, s.RateLimited, "a batch with no limiter runs into the quotas")
+		assert.Equal(t, s.RateLimited, s.Total.ProviderRejected, "every 429 the provider sent was received")
+		assert.Equal(t, int64(n)+s.RateLimited, s.Attempts)
+		checkEveryPromptOnce(t, s, n)
 
-	var text bytes.Buffer
-	require.NoError(t, s.WriteText(&text))
-	assert.Contains(t, text.String(), "300 prompts answered of 300")
-	var svg bytes.Buffer
-	require.NoError(t, s.WriteSVG(&svg))
-	assert.True(t, strings.HasPrefix(svg.String(), "<svg") && strings.HasSuffix(svg.String(), "</svg>\n"))
-	assert.Equal(t, 3, strings.Count(svg.String(), "<polyline"), "one line per region")
+		var text bytes.Buffer
+		require.NoError(t, s.WriteText(&text))
+		assert.Contains(t, text.String(), "300 prompts answered of 300")
+		var svg bytes.Buffer
+		require.NoError(t, s.WriteSVG(&svg))
+		assert.True(t, strings.HasPrefix(svg.String(), "<svg") && strings.HasSuffix(svg.String(), "</svg>\n"))
+		assert.Equal(t, 3, strings.Count(svg.String(), "<polyline"), "one line per region")
+	})
 }
 
 func TestRunStopsWhenCancelled(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cfg := testConfig(5000)
-	cfg.Progress = func(p Progress) {
-		if p.Done >= 20 {
-			cancel()
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		cfg := testConfig(1000)
+		cfg.Progress = func(p Progress) {
+			if p.Done >= 20 {
+				cancel()
+			}
 		}
-	}
-	s, err := Run(ctx, cfg)
-	require.ErrorIs(t, err, context.Canceled)
-	assert.GreaterOrEqual(t, s.Completed, 20)
-	assert.Less(t, s.Completed, 1000)
-	assert.Equal(t, 5000, s.Completed+s.Failed, "every prompt is answered or failed")
+		s, err := Run(ctx, cfg)
+		require.ErrorIs(t, err, context.Canceled)
+		assert.GreaterOrEqual(t, s.Completed, 20)
+		assert.Less(t, s.Completed, 200, "it stopped within a progress interval (20ms) of the 20th answer")
+		assert.Equal(t, 1000, s.Completed+s.Failed, "every prompt is answered or failed")
+	})
+}
+
+// The same batch over a real loopback socket, as the demo runs it: real
+// time, so nothing here depends on how fast the machine is.
+func TestRunOverASocket(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(60)
+	cfg.InMemory = false
+	s, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	checkEveryPromptOnce(t, s, 60)
 }
 
 func TestRunRejectsBadConfigs(t *testing.T) {

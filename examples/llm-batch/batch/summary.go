@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/concurry/concurry/examples/llm-batch/provider"
 	"github.com/concurry/concurry/worker"
 )
 
@@ -74,7 +75,7 @@ type Utilization struct {
 
 // summarize puts together the client's counters, the futures' outcomes and
 // the provider's report.
-func (r *run) summarize(report []EndpointReport, futures []*worker.Future[Result], wall time.Duration) Summary {
+func (r *run) summarize(report []provider.AccountReport, futures []*worker.Future[Result], wall time.Duration) Summary {
 	c := r.cfg
 	s := Summary{
 		Mode: "concurry", Algorithm: c.Algorithm.String(), Balancing: c.Balancing.String(), Workers: c.Workers,
@@ -108,7 +109,7 @@ func (r *run) summarize(report []EndpointReport, futures []*worker.Future[Result
 }
 
 // endpoints fills in Endpoints and Total from the provider's report.
-func (s *Summary) endpoints(report []EndpointReport, r *run) {
+func (s *Summary) endpoints(report []provider.AccountReport, r *run) {
 	for i, e := range report {
 		es := EndpointSummary{
 			Region: e.Region, Account: e.Account, Requests: e.Served, InputTokens: e.InputTokens,

@@ -54,30 +54,30 @@ func TestRetryAfter(t *testing.T) {
 }
 
 func TestCallClassifiesFailures(t *testing.T) {
-	p, err := StartProvider(ProviderOptions{
-		Regions: []string{"r"}, Accounts: []string{"a"}, Minute: time.Hour,
+	p, err := startProvider(Config{
+		Regions: []string{"r"}, Accounts: []string{"a"}, Minute: time.Hour, MaxTokens: 5,
 		Quota: Quota{RequestsPerMinute: 1, InputTokensPerMinute: 100, OutputTokensPerMinute: 100, Concurrency: 1},
 	})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close(context.Background())) }()
-	c, err := clientFactory(p.URL)(context.Background(), 0)
+	c, err := clientFactory(p.URL, nil)(context.Background(), 0)
 	require.NoError(t, err)
 	defer c.Close()
 	ctx := context.Background()
 	prompt := Prompt{Text: "one two", InputTokens: 2, MaxTokens: 5}
 
-	resp, err := c.call(ctx, p.Endpoint("r", "a"), prompt)
+	resp, err := c.call(ctx, p.InvokeURL("r", "a"), prompt)
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), resp.Usage.InputTokens)
 
-	_, err = c.call(ctx, p.Endpoint("r", "a"), prompt)
+	_, err = c.call(ctx, p.InvokeURL("r", "a"), prompt)
 	require.ErrorIs(t, err, ErrQuotaExceeded, "one request per hour")
 	assert.True(t, retryable(err))
 	var ra *worker.RetryAfterError
 	require.ErrorAs(t, err, &ra)
 	assert.InDelta(t, time.Hour.Seconds(), ra.Wait.Seconds(), 2, "the provider's Retry-After-Ms")
 
-	_, err = c.call(ctx, p.Endpoint("nowhere", "a"), prompt)
+	_, err = c.call(ctx, p.InvokeURL("nowhere", "a"), prompt)
 	require.ErrorIs(t, err, ErrBadResponse)
 	assert.False(t, retryable(err))
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/concurry/concurry/examples/llm-batch/provider"
 )
 
 // The table sizes its columns to what they hold — a region name longer than
@@ -21,7 +23,7 @@ func TestWriteTextTable(t *testing.T) {
 	}
 	r := &run{rateLimited: make([]atomic.Int64, 2)}
 	r.rateLimited[1].Store(2)
-	s.endpoints([]EndpointReport{
+	s.endpoints([]provider.AccountReport{
 		{Region: "ap-southeast-2", Account: "123456789012", Served: 12, InputTokens: 1_200, OutputTokens: 150, MaxInFlight: 8},
 		{Region: "eu-west-3", Account: "234567890123", Served: 18, InputTokens: 950, OutputTokens: 190, MaxInFlight: 5},
 	}, r)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/examples/llm-batch/provider"
 	"github.com/concurry/concurry/worker"
 )
 
@@ -50,11 +51,11 @@ type run struct {
 	admissions []Admission // guarded by mu
 }
 
-func newRun(cfg Config, p *Provider) *run {
+func newRun(cfg Config, p *provider.Server) *run {
 	r := &run{cfg: cfg, index: map[string]int{}}
 	for _, region := range cfg.Regions {
 		for _, account := range cfg.Accounts {
-			url := p.Endpoint(region, account)
+			url := p.InvokeURL(region, account)
 			r.index[url] = len(r.endpoints)
 			r.endpoints = append(r.endpoints, endpointRef{region, account, url})
 		}
