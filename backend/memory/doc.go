@@ -3,6 +3,11 @@
 // timer per set wakes the head of the queue at the exact instant its request
 // fits. Nothing polls.
 //
+// A refusal says why and when: a *backend.RefusalError names the limit that
+// blocked and how long until the whole request would fit, projected through
+// the requests already waiting. Upstream feedback (Handle.Pause,
+// Handle.Lower) acts on the same queue and timer.
+//
 // The Unix-socket server of package unixsock hosts its sets with this package,
 // so every algorithm, refund and ordering rule is the same across processes.
 package memory
