@@ -13,13 +13,18 @@ type Deadliner interface {
 	SetReadDeadline(t time.Time) error
 }
 
+// BufferSize is the size of a Reader's buffer: a frame no longer than it is
+// read whole into the buffer before Next consumes any of it, so that a read
+// that fails midway (a deadline set to interrupt it) loses nothing and the
+// next call resumes where it stopped.
+const BufferSize = 16 << 10
+
 // Reader splits a byte stream into frame bodies. A Reader is not safe for
 // concurrent use.
 type Reader struct {
 	r     *bufio.Reader
 	limit int
 	buf   []byte
-	hdr   [4]byte
 
 	conn    Deadliner     // set by SetFrameTimeout
 	timeout time.Duration // set by SetFrameTimeout; 0 for none
@@ -32,7 +37,7 @@ func NewReader(r io.Reader, limit int) *Reader {
 	if limit <= 0 {
 		limit = DefaultLimit
 	}
-	return &Reader{r: bufio.NewReaderSize(r, 16<<10), limit: limit}
+	return &Reader{r: bufio.NewReaderSize(r, BufferSize), limit: limit}
 }
 
 // SetFrameTimeout bounds how long the rest of a frame may take to arrive
@@ -47,30 +52,51 @@ func (r *Reader) SetFrameTimeout(conn Deadliner, timeout time.Duration) {
 // Next returns the body of the next frame (op, id and payload). The slice is
 // valid until the next call. It returns io.EOF at a clean end of stream,
 // io.ErrUnexpectedEOF for a truncated frame, an error wrapping ErrMalformed
-// for a length out of range, and the connection's timeout error when a frame
-// stalls past the frame timeout.
+// for a length out of range, and the connection's error when a read fails
+// (a timeout when a frame stalls past the frame timeout). After a failed
+// read of a frame no longer than BufferSize, nothing is consumed: a later
+// Next resumes.
 func (r *Reader) Next() ([]byte, error) {
 	if err := r.begin(); err != nil {
 		return nil, err
 	}
-	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
+	hdr, err := r.r.Peek(4)
+	if err != nil {
+		if err == io.EOF && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, err
 	}
-	n := binary.BigEndian.Uint32(r.hdr[:])
+	n := binary.BigEndian.Uint32(hdr)
 	if n < HeaderSize-4 || n > uint32(r.limit) {
 		return nil, fmt.Errorf("%w: frame length %d outside [%d, %d]", ErrMalformed, n, HeaderSize-4, r.limit)
 	}
+	size := 4 + int(n)
+	if size <= r.r.Size() {
+		frame, err := r.r.Peek(size)
+		if err != nil {
+			return nil, unexpected(err)
+		}
+		r.r.Discard(size) // cannot fail: the bytes are buffered; frame stays valid until the next read
+		return frame[4:], nil
+	}
+	r.r.Discard(4)
 	if cap(r.buf) < int(n) {
 		r.buf = make([]byte, n)
 	}
 	body := r.buf[:n]
 	if _, err := io.ReadFull(r.r, body); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
+		return nil, unexpected(err)
 	}
 	return body, nil
+}
+
+// unexpected turns an end of stream inside a frame into io.ErrUnexpectedEOF.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // begin waits without a deadline for the next frame to start and, when the

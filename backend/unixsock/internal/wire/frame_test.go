@@ -42,3 +42,31 @@ func TestFrameTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestNextResumes: a read interrupted inside a frame (here by a deadline,
+// as a client interrupts the goroutine reading for it) consumes nothing,
+// and the next call returns the whole frame once the rest arrives.
+func TestNextResumes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, server := net.Pipe()
+		defer client.Close()
+		defer server.Close()
+		r := NewReader(server, 0)
+		frame := (&Msg{Op: OpGranted, ID: 7, Lease: 1 << 39}).Append(nil)
+		go client.Write(frame[:6])
+		server.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := r.Next(); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("interrupted inside a frame: got %v, want a deadline error", err)
+		}
+		server.SetReadDeadline(time.Time{})
+		go client.Write(frame[6:])
+		body, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m Msg
+		if err := m.Decode(body); err != nil || m.ID != 7 || m.Lease != 1<<39 {
+			t.Fatalf("resumed frame decoded as %+v, %v", m, err)
+		}
+	})
+}

@@ -30,10 +30,15 @@ func samples() []Msg {
 		{Op: OpSettle, ID: 4, Lease: 5, Flags: FlagFinal, Values: []int64{0, -300, 0}},
 		{Op: OpSettled, ID: 4, Values: []int64{0, 300, 0}},
 		{Op: OpStats, ID: 5, SetID: 7},
-		{Op: OpStatsOK, ID: 5, Stats: []backend.SpecStats{{Available: 499}, {Available: 1 << 39}, {Available: 7, InUse: 1}}},
+		{Op: OpStatsOK, ID: 5, Stats: []backend.SpecStats{{Available: 499}, {Available: 0, Debt: 1 << 40}, {Available: 7, InUse: 1}}},
 		{Op: OpCloseSet, ID: 6, SetID: 7},
 		{Op: OpCharge, ID: 7, SetID: 7, Values: []int64{0, 1 << 50, 0}},
 		{Op: OpSetClosed, ID: 6},
+		{Op: OpPause, ID: 8, SetID: 7, Spec: -1, Until: time.Now().UnixNano()},
+		{Op: OpLower, ID: 9, SetID: 7, Spec: 1, Remaining: 1 << 50, AsOf: time.Now().UnixNano()},
+		{Op: OpApplied, ID: 9},
+		{Op: OpQueued, ID: 3, Spec: 2},
+		{Op: OpRefused, ID: 3, Flags: RefusedDeadline | RefusedQueued, Spec: -1, RetryAfter: int64(time.Hour), Key: "tokens"},
 		{Op: OpError, ID: 6, Code: CodeLimitMismatch, Text: "concurry: limit definitions differ"},
 	}
 }
@@ -87,6 +92,12 @@ func TestDecodeRejects(t *testing.T) {
 		"short instance":  append([]byte{byte(OpHelloOK), 0, 0, 0, 0, 0, 0, 0, 0}, 2, 1, 0, 0),
 		"too many values": valid(Msg{Op: OpCharge, SetID: 1, Values: make([]int64, MaxValues+1)}),
 		"bad flags":       valid(Msg{Op: OpAcquire, Flags: 0x80}),
+		"refusal flags":   valid(Msg{Op: OpRefused, Flags: 4}),
+		"negative retry":  valid(Msg{Op: OpRefused, RetryAfter: -1}),
+		"refused by 64":   valid(Msg{Op: OpRefused, Spec: MaxValues}),
+		"queued on -2":    valid(Msg{Op: OpQueued, Spec: -2}),
+		"pause of -2":     valid(Msg{Op: OpPause, Spec: -2}),
+		"lower of -1":     valid(Msg{Op: OpLower, Spec: -1}),
 		"huge count":      append([]byte{byte(OpSettled), 0, 0, 0, 0, 0, 0, 0, 0}, 0xff, 0xff, 0xff, 0xff, 0x0f),
 		"overlong count":  append([]byte{byte(OpSettled), 0, 0, 0, 0, 0, 0, 0, 0}, 0x05, 1, 1),
 	}
@@ -169,6 +180,16 @@ func TestRemoteError(t *testing.T) {
 	}
 	if (&RemoteError{Code: CodeVersion}).Error() == "" {
 		t.Error("empty message")
+	}
+}
+
+// TestLongErrorText: an Error whose message is longer than a decoder
+// accepts is cut to MaxText bytes, so that it still decodes.
+func TestLongErrorText(t *testing.T) {
+	m := Msg{Op: OpError, ID: 1, Code: CodeLimitMismatch, Text: string(bytes.Repeat([]byte("x"), 3*MaxText))}
+	var got Msg
+	if err := got.Decode(m.Append(nil)[4:]); err != nil || len(got.Text) != MaxText {
+		t.Fatalf("a long error decoded with %d bytes of text: %v", len(got.Text), err)
 	}
 }
 
