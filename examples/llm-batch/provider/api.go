@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -207,6 +208,14 @@ func (r *refusal) message(acct *account) string {
 // roundUpMilliseconds rounds d up to a whole millisecond.
 func roundUpMilliseconds(d time.Duration) time.Duration {
 	return time.Duration(ceilMilliseconds(d)) * time.Millisecond
+}
+
+// writeJSON writes v as the JSON body of a response of status. A client
+// gone before it is written is no error of the provider's.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // maxTokens returns the first of the maxima that is set, or the model's

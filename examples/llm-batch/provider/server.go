@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -38,8 +39,9 @@ type Server struct {
 	closed bool           // guarded by mu
 	active sync.WaitGroup // handlers running; Add is called under mu while not closed
 
-	http   *http.Server  // nil without a socket
-	served chan struct{} // closed when http's Serve returns
+	http     *http.Server  // nil without a socket
+	served   chan struct{} // closed when http's Serve returns
+	serveErr error         // why Serve returned; read after served is closed
 }
 
 // New returns a Server for o with no socket: reach it with Transport or
@@ -80,7 +82,9 @@ func Start(o Options) (*Server, error) {
 	s.served = make(chan struct{})
 	go func() {
 		defer close(s.served)
-		_ = s.http.Serve(ln)
+		if err := s.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr = err
+		}
 	}()
 	return s, nil
 }
@@ -137,7 +141,8 @@ func (s *Server) enter() bool {
 // Close stops the Server: it takes no more calls, and waits for those in
 // flight to end — streams included — until ctx ends; then it cuts them off
 // (their contexts end, their writes fail), waits for their handlers to
-// return, and returns ctx's error. Later calls of Close return at once.
+// return, and returns ctx's error. A socket that stopped serving before
+// Close is reported too. Later calls of Close return at once.
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	first := !s.closed
@@ -150,6 +155,7 @@ func (s *Server) Close(ctx context.Context) error {
 			_ = s.http.Close()
 		}
 		<-s.served
+		err = errors.Join(err, s.serveErr)
 	}
 	done := make(chan struct{})
 	go func() {

@@ -5,13 +5,6 @@ import (
 	"net/http"
 )
 
-// writeJSON writes v as the JSON body of a response of status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 // sseWriter writes a stream of server-sent events, flushing each. After a
 // write fails (the client went away) it writes nothing more.
 type sseWriter struct {
