@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -46,7 +47,10 @@ type hammerReport struct {
 }
 
 func runChild() int {
-	roles := map[string]func() error{"hammer": childHammer, "hold": childHold, "worker": childWorker, "dial": childDial, "serve": childServe}
+	roles := map[string]func() error{
+		"hammer": childHammer, "hold": childHold, "worker": childWorker, "dial": childDial, "serve": childServe,
+		"echo": childEcho,
+	}
 	role, ok := roles[os.Getenv(childEnv)]
 	if !ok {
 		fmt.Fprintln(os.Stderr, "unknown child role", os.Getenv(childEnv))
@@ -243,7 +247,7 @@ type child struct {
 }
 
 // startChild runs this test binary (or exe, when not empty) in the role.
-func startChild(t *testing.T, exe, role string, attr *syscall.SysProcAttr, env ...string) *child {
+func startChild(t testing.TB, exe, role string, attr *syscall.SysProcAttr, env ...string) *child {
 	t.Helper()
 	if exe == "" {
 		exe = os.Args[0]
@@ -277,7 +281,7 @@ func startChild(t *testing.T, exe, role string, attr *syscall.SysProcAttr, env .
 }
 
 // expect returns the next line that starts with prefix, without the prefix.
-func (c *child) expect(t *testing.T, prefix string, timeout time.Duration) string {
+func (c *child) expect(t testing.TB, prefix string, timeout time.Duration) string {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -304,4 +308,30 @@ func (c *child) stop(kill bool) error {
 	for range c.lines {
 	}
 	return c.cmd.Wait()
+}
+
+// childEcho listens at CQ_SOCK, says SERVING, and echoes every byte of every
+// connection until stdin closes: the peer of BenchmarkEcho, a separate
+// process as the server of the other benchmarks is.
+func childEcho() error {
+	os.Remove(os.Getenv("CQ_SOCK"))
+	ln, err := net.Listen("unix", os.Getenv("CQ_SOCK"))
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	fmt.Println("SERVING")
+	io.Copy(io.Discard, os.Stdin)
+	return ln.Close()
 }

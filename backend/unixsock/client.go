@@ -234,7 +234,7 @@ func (c *Client) connect(ctx context.Context) (*clientConn, error) {
 	c.live[cc] = struct{}{}
 	c.instances[cc.id] = cc.server.instance
 	c.wg.Add(1)
-	go cc.readLoop()
+	go cc.background()
 	return cc, nil
 }
 
@@ -319,13 +319,17 @@ func hello(uc *net.UnixConn, r *wire.Reader, timeout time.Duration) (serverInfo,
 	return info, uc.SetDeadline(time.Time{})
 }
 
+// watchdogTick is the longest period of the watchdog.
+const watchdogTick = 250 * time.Millisecond
+
 // watchdog drops connections whose server stopped answering, so no call
-// waits forever on a hung server, and stops a server this client hosts that
-// stopped accepting, so that it gives up the lock to a process that can
-// serve.
+// waits forever on a hung server; writes lazy frames that no later request
+// carried; has idle connections watched, so that a drop is noticed at once
+// (see readTurn); and stops a server this client hosts that stopped
+// accepting, so that it gives up the lock to a process that can serve.
 func (c *Client) watchdog() {
 	defer c.wg.Done()
-	t := time.NewTicker(max(c.opts.Timeout/4, time.Millisecond))
+	t := time.NewTicker(max(min(c.opts.Timeout/4, watchdogTick), time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -334,8 +338,15 @@ func (c *Client) watchdog() {
 		case now := <-t.C:
 			for i := range c.slots {
 				cc := c.slots[i].conn.Load()
-				if cc != nil && !cc.dead.Load() && cc.stuck(now.UnixNano(), c.opts.Timeout) {
+				switch {
+				case cc == nil || cc.dead.Load():
+				case cc.stuck(now.UnixNano(), c.opts.Timeout):
 					cc.fail(fmt.Errorf("no answer from the server for %v", c.opts.Timeout))
+				default:
+					if err := cc.out.flush(); err != nil {
+						cc.fail(err)
+					}
+					cc.watch()
 				}
 			}
 			c.dropFailedHost()

@@ -14,9 +14,8 @@ import (
 var errOldConn = errors.New("the connection that held it dropped")
 
 // Settle implements backend.Set. Non-final deltas of zero cost nothing. A
-// final Settle that has no refund to report back is pipelined: it returns
-// once the request is on its way, and every later request of this client on
-// the set is handled after it (they share a connection).
+// final Settle is Release, except that it waits for the server's answer
+// when it has a refund to report in refunded.
 //
 // When the lease's connection has dropped, the server has already released
 // what it held, and Settle returns an error matching backend.ErrLeaseLost
@@ -27,11 +26,14 @@ var errOldConn = errors.New("the connection that held it dropped")
 // and the error says whether that was done; if it could not be, the error
 // also wraps the reason.
 func (s *clientSet) Settle(ctx context.Context, lease backend.Lease, held, delta []int64, final bool, refunded []int64) error {
-	charge, change, refund := false, false, false
-	for _, d := range delta {
-		charge, change, refund = charge || d > 0, change || d != 0, refund || d < 0
+	if final {
+		return s.end(ctx, lease, held, delta, refunded)
 	}
-	if !final && !change {
+	change := false
+	for _, d := range delta {
+		change = change || d != 0
+	}
+	if !change {
 		return nil
 	}
 	connID := uint64(lease) >> leaseBits
@@ -39,39 +41,78 @@ func (s *clientSet) Settle(ctx context.Context, lease backend.Lease, held, delta
 	switch {
 	case b == nil || b.cc.id != connID:
 		return s.settleLost(ctx, connID, held, delta, errOldConn)
-	case final && !b.end(s):
-		return s.settleLost(ctx, connID, held, delta, b.cc.failure())
-	case !final && b.cc.dead.Load():
+	case b.cc.dead.Load():
 		b.retire(s)
 		return s.settleLost(ctx, connID, held, delta, b.cc.failure())
 	}
-	m := wire.Msg{Op: wire.OpSettle, Lease: uint64(lease) & (1<<leaseBits - 1), Values: delta}
-	if final {
-		m.Flags = wire.FlagFinal
-		if refunded == nil || !refund {
-			m.Flags |= wire.FlagQuiet
-			if err := b.cc.post(&m); err != nil {
-				s.lost.Add(1)
-				return s.settleLost(ctx, connID, held, delta, err)
-			}
-			return nil
+	cl, err := b.cc.request(ctx, &wire.Msg{Op: wire.OpSettle, Lease: uint64(lease) & (1<<leaseBits - 1), Values: delta})
+	if errors.Is(err, ErrConnLost) {
+		return s.settleLost(ctx, connID, held, delta, err)
+	}
+	if err == nil {
+		cl.free()
+	}
+	return err
+}
+
+// Release implements backend.Releaser: it ends the lease, applying the
+// final usage delta and returning the resources in held, without waiting
+// for the server. It is pipelined: every later request of this client on
+// the set is handled after it (they share a connection). A release that
+// changes nothing another process could see (rate limits only, exactly the
+// usage granted) does not even cost a write of its own: it goes out with
+// the next request, or within a tick of the client's watchdog (250ms at
+// most). One that charges overage returns once it is written, so that a
+// failure reaches the holder; a refund lost with its connection is counted
+// in Faults (LeasesLost) and logged. Errors are those of Settle.
+func (s *clientSet) Release(ctx context.Context, lease backend.Lease, held, delta []int64) error {
+	return s.end(ctx, lease, held, delta, nil)
+}
+
+// end ends a lease, pipelined unless refunded asks for the units refunded.
+func (s *clientSet) end(ctx context.Context, lease backend.Lease, held, delta, refunded []int64) error {
+	connID := uint64(lease) >> leaseBits
+	b := s.b.Load()
+	switch {
+	case b == nil || b.cc.id != connID:
+		return s.settleLost(ctx, connID, held, delta, errOldConn)
+	case !b.end(s):
+		return s.settleLost(ctx, connID, held, delta, b.cc.failure())
+	}
+	charge, refund := false, false
+	for _, d := range delta {
+		charge, refund = charge || d > 0, refund || d < 0
+	}
+	m := wire.Msg{Op: wire.OpSettle, Lease: uint64(lease) & (1<<leaseBits - 1), Flags: wire.FlagFinal, Values: delta}
+	if refunded == nil || !refund {
+		lazy := !charge && !refund && !s.holdsResources(held)
+		if err := b.cc.release(&m, b.sid, lazy, charge); err != nil {
+			s.lost.Add(1)
+			return s.settleLost(ctx, connID, held, delta, err)
 		}
+		return nil
 	}
 	cl, err := b.cc.request(ctx, &m)
 	if errors.Is(err, ErrConnLost) {
-		if final {
-			s.lost.Add(1)
-		}
+		s.lost.Add(1)
 		return s.settleLost(ctx, connID, held, delta, err)
 	}
 	if err != nil {
 		return err
 	}
-	defer cl.free()
-	if refunded != nil {
-		copy(refunded, cl.vals)
-	}
+	copy(refunded, cl.vals)
+	cl.free()
 	return nil
+}
+
+// holdsResources reports whether held has units of a Resource spec.
+func (s *clientSet) holdsResources(held []int64) bool {
+	for i, n := range held {
+		if n > 0 && s.specs[i].Kind == backend.Resource {
+			return true
+		}
+	}
+	return false
 }
 
 // settleLost reports a lease lost with connection connID, charging its

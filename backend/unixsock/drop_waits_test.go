@@ -3,6 +3,7 @@ package unixsock
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"syscall"
 	"testing"
@@ -24,6 +25,7 @@ func dropWaits(tb testing.TB, n int) time.Duration {
 	}
 	defer dropper.Close()
 	rawHello(tb, dropper)
+	go io.Copy(io.Discard, dropper) // the server says each wait is queued: a client reads what it is sent
 	frames := (&wire.Msg{Op: wire.OpOpen, ID: 2, Name: "contended", Specs: connSpecs}).Append(nil)
 	frames = (&wire.Msg{Op: wire.OpAcquire, ID: 3, SetID: 1, Values: []int64{1}}).Append(frames)
 	for i := range n {

@@ -45,8 +45,8 @@ func TestLeaseLostOnServerKill(t *testing.T) {
 	})
 	second := startChild(t, "", "serve", nil, "CQ_SOCK="+path)
 	second.expect(t, "SERVING", 10*time.Second)
-	if err := held.Update(concurry.Amounts{"tokens": 300}); err != nil {
-		t.Fatal(err)
+	if err := held.Update(concurry.Amounts{"tokens": 300}); !errors.Is(err, concurry.ErrLeaseLost) {
+		t.Fatalf("Update of a holding of the killed server: %v, want ErrLeaseLost", err)
 	}
 	err = held.Release()
 	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, ErrConnLost) || !strings.Contains(err.Error(), "was charged") {

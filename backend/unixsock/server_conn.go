@@ -61,11 +61,12 @@ func violation(format string, args ...any) error {
 
 func newServerConn(s *Server, c *net.UnixConn) *serverConn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &serverConn{
+	sc := &serverConn{
 		srv: s, c: c, log: s.log, ctx: ctx, cancel: cancel,
-		out:    frameWriter{c: c, timeout: s.opts.WriteTimeout, limit: serverOutLimit},
 		leases: make(map[uint64]*lease), waits: make(map[uint64]context.CancelFunc), sets: make(map[uint64]*serverSet),
 	}
+	sc.out.init(c, s.opts.WriteTimeout, serverOutLimit, nil)
+	return sc
 }
 
 // serve runs the connection until it ends, then releases its holdings.

@@ -171,13 +171,14 @@ func (sc *serverConn) acquire(m *wire.Msg) error {
 		}
 	}
 	claim := sc.srv.claims.get(m.Claim)
-	_, err = ss.h.Acquire(context.Background(), m.Values, backend.AcquireOptions{Claim: claim})
+	var rep backend.AcquireReport
+	_, err = ss.h.Acquire(context.Background(), m.Values, backend.AcquireOptions{Claim: claim, Report: &rep})
 	if errors.Is(err, backend.ErrWouldBlock) && m.Flags&wire.FlagWait != 0 {
 		return sc.startWait(m.ID, ss, slices.Clone(m.Values), m.Deadline, m.Claim, claim)
 	}
 	sc.srv.claims.put(m.Claim)
 	if err != nil {
-		sc.sendErr(m.ID, err)
+		sc.sendRefusal(m.ID, err, rep.Blocker)
 		return nil
 	}
 	sc.grant(m.ID, ss, m.Values)
@@ -254,7 +255,9 @@ func (sc *serverConn) wait(ctx context.Context, cancel context.CancelFunc, id ui
 	defer sc.srv.waits.Add(-1)
 	defer sc.srv.claims.put(token)
 	defer cancel()
-	_, err := ss.h.Acquire(ctx, amounts, backend.AcquireOptions{Wait: true, Claim: claim})
+	var rep backend.AcquireReport
+	queued := func(spec int) { sc.send(&wire.Msg{Op: wire.OpQueued, ID: id, Spec: specIndex(spec)}) }
+	_, err := ss.h.Acquire(ctx, amounts, backend.AcquireOptions{Wait: true, Claim: claim, Report: &rep, OnWait: queued})
 	if err != nil && sc.closing.Load() {
 		return // the connection is going: no one to answer, and its map goes with it
 	}
@@ -262,7 +265,7 @@ func (sc *serverConn) wait(ctx context.Context, cancel context.CancelFunc, id ui
 	delete(sc.waits, id)
 	sc.mu.Unlock()
 	if err != nil {
-		sc.sendErr(id, err)
+		sc.sendRefusal(id, err, rep.Blocker)
 		return
 	}
 	sc.grant(id, ss, amounts)
@@ -331,6 +334,34 @@ func (sc *serverConn) charge(m *wire.Msg) error {
 	_ = ss.h.Settle(context.Background(), 0, nil, sc.delta, false, nil)
 	sc.send(&wire.Msg{Op: wire.OpSettled, ID: m.ID})
 	return nil
+}
+
+// sendRefusal answers Acquire id with err: a Refused frame with its facts
+// when err is a *backend.RefusalError (blocker is the spec that blocked the
+// request), an Error otherwise.
+func (sc *serverConn) sendRefusal(id uint64, err error, blocker int) {
+	var r *backend.RefusalError
+	if !errors.As(err, &r) {
+		sc.sendErr(id, err)
+		return
+	}
+	var flags uint8
+	if r.Deadline {
+		flags |= wire.RefusedDeadline
+	}
+	if r.Queued {
+		flags |= wire.RefusedQueued
+	}
+	sc.send(&wire.Msg{Op: wire.OpRefused, ID: id, Flags: flags, Spec: specIndex(blocker),
+		RetryAfter: int64(max(r.RetryAfter, 0)), Key: r.Key})
+}
+
+// specIndex returns spec as a frame carries it: -1 when it names no spec.
+func specIndex(spec int) int64 {
+	if spec < 0 || spec >= wire.MaxValues {
+		return -1
+	}
+	return int64(spec)
 }
 
 // resize returns s with length n, zeroed.
