@@ -66,7 +66,9 @@ type Options struct {
 	// none.
 	ForeignShare float64
 	// CountTokens is the provider's tokenizer, applied to every text of a
-	// request's prompt. Default CountTokens: one token per word.
+	// request's prompt; a negative count is 0. One that panics or calls
+	// runtime.Goexit costs its call a 500 (ErrTokenizerFailed) and the
+	// Server serves on. Default CountTokens: one token per word.
 	CountTokens func(string) int64
 	// Seed makes outputs and latencies repeatable: a call's output length,
 	// text and latency are drawn from Seed and the bytes of its request.

@@ -100,10 +100,11 @@ func (s *Server) region(r *http.Request, segs []string) string {
 	return ""
 }
 
-// apiKey returns the key of Authorization: Bearer, else of x-api-key.
+// apiKey returns the key of Authorization: Bearer (the scheme in any
+// case), else of x-api-key.
 func apiKey(r *http.Request) string {
-	if k, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return strings.TrimSpace(k)
+	if scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(key)
 	}
 	return strings.TrimSpace(r.Header.Get("X-Api-Key"))
 }

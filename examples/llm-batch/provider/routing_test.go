@@ -31,7 +31,7 @@ func TestRoutingByPathHostAndKey(t *testing.T) {
 		{"path", s.OpenAIBaseURL("r2", "a2") + "chat/completions", chat("x", 1), nil},
 		{"host and x-api-key", "http://r2.provider.invalid/v1/messages", message("x", 1), []string{"X-Api-Key", "a1"}},
 		{"host with a port and bearer", "http://r1.anything.test:8080/v1/responses", map[string]any{"model": "m", "input": "x"}, []string{"Authorization", "Bearer a2"}},
-		{"path region and bearer", s.URL + "/r1/v1/chat/completions", chat("x", 1), []string{"Authorization", "Bearer a1"}},
+		{"path region and bearer", s.URL + "/r1/v1/chat/completions", chat("x", 1), []string{"Authorization", "bearer a1"}},
 		{"plain endpoint", s.InvokeURL("r1", "a1"), InvokeRequest{Prompt: "x", MaxTokens: 1}, nil},
 	} {
 		resp, body := post(t, c, tc.url, tc.body, tc.headers...)
