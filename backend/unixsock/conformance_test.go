@@ -7,8 +7,8 @@ import (
 	"github.com/concurry/concurry/internal/backendtest"
 )
 
-// caps are what the unix-socket backend claims of the contract.
-var caps = backendtest.Capabilities{Facts: true}
+// caps are what the unix-socket backend claims of the contract: every part.
+var caps = backendtest.Capabilities{Facts: true, Feedback: true}
 
 // TestConformance runs the backend conformance suite against a server
 // started with Listen and a client with auto-hosting off.

@@ -82,6 +82,8 @@ func (sc *serverConn) handle(m *wire.Msg) error {
 		return nil
 	case wire.OpCloseSet:
 		return sc.closeSet(m)
+	case wire.OpPause, wire.OpLower:
+		return sc.feedback(m)
 	}
 	return violation("unexpected %v frame", m.Op)
 }
@@ -362,6 +364,30 @@ func specIndex(spec int) int64 {
 		return -1
 	}
 	return int64(spec)
+}
+
+// feedback applies a Pause or Lower to the set, for every connection that
+// shares it, and answers Applied, or the set's error.
+func (sc *serverConn) feedback(m *wire.Msg) error {
+	ss, err := sc.set(m.SetID)
+	if err != nil {
+		return sc.answer(m.ID, err)
+	}
+	f, ok := ss.h.(backend.Feedback)
+	switch {
+	case !ok:
+		err = errors.New("concurry: the server's sets take no feedback")
+	case m.Op == wire.OpPause:
+		err = f.Pause(context.Background(), int(m.Spec), m.Until)
+	default:
+		err = f.Lower(context.Background(), int(m.Spec), m.Remaining, m.AsOf)
+	}
+	if err != nil {
+		sc.sendErr(m.ID, err)
+		return nil
+	}
+	sc.send(&wire.Msg{Op: wire.OpApplied, ID: m.ID})
+	return nil
 }
 
 // resize returns s with length n, zeroed.
