@@ -60,10 +60,12 @@ type ServerOptions struct {
 	MaxConnWaits int
 	// Retain is how long a set that no connection has open is kept before it
 	// is forgotten (and may be defined anew). Default: until it is full again
-	// (every rate limit back at capacity, so that forgetting it resets
-	// nothing), checked every IdleCheck, and at most its longest window — a
-	// client restarting cannot reset a rate limit by reconnecting. Negative:
-	// forget at once.
+	// — every rate limit back at capacity, no debt left, no pause in force,
+	// no resource held — checked every IdleCheck, however long that takes,
+	// so that forgetting it resets nothing: a client restarting, or a Keyed
+	// forgetting an idle identity, cannot reset a budget. A positive Retain
+	// forgets after that long whatever the set's state; negative: forget at
+	// once.
 	Retain time.Duration
 	// IdleCheck is how often a set that no connection has open is checked
 	// for being full again, under the default Retain. Default 1 minute.

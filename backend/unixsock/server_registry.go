@@ -75,7 +75,8 @@ func (r *registry) open(name string, specs []backend.Spec) (backend.Set, *entry,
 // release records that a handle of name's set was closed. A set nobody has
 // open is forgotten after Retain, at once when Retain is negative; under the
 // default Retain, as soon as it is full again (checked now and every
-// IdleCheck), and at the latest after its longest window.
+// IdleCheck), however long that takes: a set in debt or paused is kept, so
+// that forgetting it never resets a budget.
 func (r *registry) release(name string, e *entry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -96,7 +97,7 @@ func (r *registry) checkLocked(name string, e *entry) {
 		wait = r.retain - time.Since(e.idle)
 	default:
 		if !full(e) {
-			wait = min(r.idleCheck, longestWindow(e.specs)-time.Since(e.idle))
+			wait = r.idleCheck
 		}
 	}
 	if wait <= 0 {
@@ -113,30 +114,22 @@ func (r *registry) checkLocked(name string, e *entry) {
 }
 
 // full reports whether the set of e is as a new one would be: every limit at
-// its capacity, so that forgetting it resets nothing.
+// its capacity, no debt, no pause in force, so that forgetting it resets
+// nothing.
 func full(e *entry) bool {
+	if i, ok := e.anchor.(backend.Idler); ok {
+		return i.Idle()
+	}
 	st, err := e.anchor.Stats(context.Background())
 	if err != nil {
 		return false
 	}
 	for i, s := range e.specs {
-		if st[i].Available < s.Capacity || st[i].InUse > 0 {
+		if st[i].Available < s.Capacity || st[i].InUse > 0 || st[i].Debt > 0 {
 			return false
 		}
 	}
 	return true
-}
-
-// longestWindow returns the longest window of the rate limits in specs, 0
-// when there are none.
-func longestWindow(specs []backend.Spec) time.Duration {
-	var d time.Duration
-	for _, s := range specs {
-		if s.Kind == backend.Rate {
-			d = max(d, s.Window)
-		}
-	}
-	return d
 }
 
 // forgetLocked drops the set. Requires mu held.
