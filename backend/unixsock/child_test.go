@@ -49,7 +49,7 @@ type hammerReport struct {
 func runChild() int {
 	roles := map[string]func() error{
 		"hammer": childHammer, "hold": childHold, "worker": childWorker, "dial": childDial, "serve": childServe,
-		"echo": childEcho, "paused": childPaused,
+		"echo": childEcho, "paused": childPaused, "keyed": childKeyed,
 	}
 	role, ok := roles[os.Getenv(childEnv)]
 	if !ok {
