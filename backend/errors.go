@@ -70,8 +70,9 @@ type RefusalError struct {
 	// Deadline is true for a wait whose deadline cannot be met, false for a
 	// non-waiting acquire.
 	Deadline bool
-	// Queued is true when the request would fit but earlier requests are
-	// waiting in the set, which are served first.
+	// Queued is true when earlier requests are waiting in the set: they are
+	// served first, RetryAfter counts them, and Key may name the limit that
+	// holds up the queue rather than one of this request's.
 	Queued bool
 }
 
@@ -84,6 +85,9 @@ func (e *RefusalError) Error() string {
 	switch {
 	case e.Queued:
 		what += ": earlier requests are waiting"
+		if e.Key != "" {
+			what += fmt.Sprintf(" on %q", e.Key)
+		}
 	case e.Key != "":
 		what += fmt.Sprintf(": %q", e.Key)
 	}
