@@ -69,10 +69,13 @@ func echo(b *testing.B, c net.Conn, buf []byte) {
 }
 
 // serverPeer starts a limit server in another process and opens a set of
-// specs on it.
+// specs on it. The server stops gracefully, so that it can write the CPU
+// profile CQ_CPUPROFILE asks for.
 func serverPeer(b *testing.B, specs []backend.Spec) backend.Set {
 	path := sockPath(b)
-	startChild(b, "", "serve", nil, "CQ_SOCK="+path).expect(b, "SERVING", 10*time.Second)
+	srv := startChild(b, "", "serve", nil, "CQ_SOCK="+path)
+	srv.expect(b, "SERVING", 10*time.Second)
+	b.Cleanup(func() { srv.stop(false) })
 	set, err := dial(b, path, Options{DisableAutoHost: true}).Open(context.Background(), "bench", specs)
 	if err != nil {
 		b.Fatal(err)

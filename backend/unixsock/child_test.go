@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -200,7 +201,8 @@ func childDial() error {
 
 // childServe runs a server at CQ_SOCK until stdin closes, and says SERVING.
 // CQ_NOFILE lowers its limit of open files; CQ_ALLOW_UID admits a uid (and
-// makes the socket 0666). Its log goes to stdout, as lines "LOG ...".
+// makes the socket 0666); CQ_CPUPROFILE names a file for its CPU profile.
+// Its log goes to stdout, as lines "LOG ...".
 func childServe() error {
 	opts := ServerOptions{Logger: slog.New(slog.NewTextHandler(prefixWriter{os.Stdout}, nil))}
 	if uid := os.Getenv("CQ_ALLOW_UID"); uid != "" {
@@ -224,6 +226,17 @@ func childServe() error {
 		return err
 	}
 	defer srv.Close()
+	if path := os.Getenv("CQ_CPUPROFILE"); path != "" { // the server's side of a benchmark
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Println("SERVING")
 	io.Copy(io.Discard, os.Stdin)
 	return nil

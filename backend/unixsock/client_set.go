@@ -224,7 +224,7 @@ func (s *clientSet) Acquire(ctx context.Context, amounts []int64, opts backend.A
 	if err != nil {
 		return 0, err
 	}
-	a := acquireCall{s: s, b: b, cl: cl, id: m.ID, amounts: amounts, opts: &opts}
+	a := acquireCall{s: s, b: b, cl: cl, id: m.ID, amounts: amounts, opts: opts}
 	return a.finish(ctx)
 }
 
@@ -235,7 +235,7 @@ type acquireCall struct {
 	cl       *call
 	id       uint64
 	amounts  []int64
-	opts     *backend.AcquireOptions
+	opts     backend.AcquireOptions
 	queuedAt time.Time // when the server said it queued the request; zero if it did not
 }
 

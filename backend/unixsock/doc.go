@@ -48,11 +48,25 @@
 // server that stops answering is detected after Options.Timeout.
 //
 // A holder whose connection dropped while it held (the server restarted, or
-// dropped a client that stopped reading) is told: Release returns an error
-// matching concurry.ErrLeaseLost, since another process may have had its
-// resources meanwhile. The rate usage it reports is still charged, to the
-// set of the same name on reconnect, or the error says it was not; and
-// LimitSet.Stats counts such holdings in LeasesLost.
+// dropped a client that stopped reading) is told: Update and Release return
+// an error matching concurry.ErrLeaseLost, since another process may have
+// had its resources meanwhile. The rate usage it reports is still charged,
+// to the set of the same name on reconnect, or the error says it was not;
+// and LimitSet.Stats counts such holdings in LeasesLost. An idle
+// connection is watched, so a drop is noticed at once, not at the next
+// request.
+//
+// # Decisions and feedback
+//
+// The server's decisions carry their facts across the socket: a refusal is
+// a concurry.RefusalError with the key that refused and RetryAfter, a wait
+// reports the limit that blocked it (the WaitStart hook), and Stats show
+// debt. Feedback from the upstream — LimitSet.Pause after a 429,
+// LimitSet.Lower from rate-limit headers — is applied to the server's set,
+// so it holds for every process that shares it: a 429 seen by one process
+// pauses the waiters of all. The server forgets a set nobody has open only
+// when it is full again, so neither a restarting client nor a Keyed that
+// forgets an idle identity can reset a budget.
 //
 // # Limits
 //
@@ -92,7 +106,12 @@
 // server of different versions refuse each other with ErrVersionMismatch),
 // with request ids so that one connection carries the requests of many
 // goroutines at once. Every request on one set name travels on the same
-// connection, in order; the release of an acquisition is pipelined (it does
-// not wait for the server's answer), and this client's later requests on the
-// set are handled after it.
+// connection, in order. A caller reads its own reply when no other goroutine
+// is reading, so a lone request costs a write and a read, as an echo does;
+// frames sent while a write is under way share the next write. The release
+// of an acquisition is pipelined (it waits for no answer, and this client's
+// later requests on the set are handled after it): one that returns a
+// resource, refunds or charges overage is written at once; one that changes
+// nothing another process could see (rate limits, exactly the usage
+// granted) goes out with the next request, within 250ms at most.
 package unixsock

@@ -111,7 +111,7 @@ func define(fs *flag.FlagSet, f *flags, opts *unixsock.ServerOptions) {
 	fs.DurationVar(&opts.HelloTimeout, "hello-timeout", 0, "time a new connection has to say hello (default 5s)")
 	fs.DurationVar(&opts.FrameTimeout, "frame-timeout", 0, "time the rest of a frame has to arrive once it began (default 10s)")
 	fs.DurationVar(&opts.WriteTimeout, "write-timeout", 0, "time a client may leave its replies unread before it is dropped (default 10s)")
-	fs.DurationVar(&opts.Retain, "retain", 0, "how long an unused set is kept (default: until it is full again, at most its longest window; negative: forget at once)")
+	fs.DurationVar(&opts.Retain, "retain", 0, "how long an unused set is kept, whatever its state (default: until it is full again, so forgetting it resets nothing; negative: forget at once)")
 	fs.DurationVar(&opts.IdleCheck, "idle-check", 0, "how often an unused set is checked for being full again (default 1m)")
 }
 
