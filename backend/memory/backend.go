@@ -7,10 +7,11 @@ import (
 	"sync"
 
 	"github.com/concurry/concurry/backend"
+	"github.com/concurry/concurry/backend/internal/memset"
 )
 
 // Backend keeps named sets in this process. Two LimitSets opened with the same
-// name share one Set; different limits under one name are refused with
+// name share one set; different limits under one name are refused with
 // backend.ErrLimitMismatch. An empty name gives a private set. The zero value
 // is not usable; call New. A Backend is safe for concurrent use.
 type Backend struct {
@@ -19,7 +20,7 @@ type Backend struct {
 }
 
 type namedSet struct {
-	set  *Set
+	set  *memset.Set
 	refs int
 }
 
@@ -36,7 +37,7 @@ func (b *Backend) Open(_ context.Context, name string, specs []backend.Spec) (ba
 		return nil, err
 	}
 	if name == "" {
-		return NewSet(specs).Handle(nil), nil
+		return memset.NewSet(specs).Handle(nil), nil
 	}
 	if err := backend.CheckName(name); err != nil {
 		return nil, err
@@ -45,10 +46,10 @@ func (b *Backend) Open(_ context.Context, name string, specs []backend.Spec) (ba
 	defer b.mu.Unlock()
 	ns, ok := b.named[name]
 	if !ok {
-		ns = &namedSet{set: NewSet(specs)}
+		ns = &namedSet{set: memset.NewSet(specs)}
 		b.named[name] = ns
-	} else if !slices.Equal(ns.set.specs, specs) {
-		return nil, fmt.Errorf("%w: %q is defined as %v, not %v", backend.ErrLimitMismatch, name, ns.set.specs, specs)
+	} else if !slices.Equal(ns.set.Specs(), specs) {
+		return nil, fmt.Errorf("%w: %q is defined as %v, not %v", backend.ErrLimitMismatch, name, ns.set.Specs(), specs)
 	}
 	ns.refs++
 	return ns.set.Handle(func() { b.forget(name, ns) }), nil

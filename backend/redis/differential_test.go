@@ -171,7 +171,11 @@ func differential(t *testing.T, client *redis.Client, scripts bool, alg algorith
 	var start time.Time
 	synctest.Test(t, func(t *testing.T) {
 		start = time.Now()
-		want = replay(t, memory.NewSet(specs).Handle(nil), specs, tr, time.Sleep)
+		set, err := memory.New().Open(context.Background(), "", specs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = replay(t, set, specs, tr, time.Sleep)
 	})
 	now := start.UnixMicro()
 	b := cr.New(client, cr.Options{Prefix: fmt.Sprintf("diff/%v", scripts)})

@@ -1,4 +1,4 @@
-package memory
+package memset
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func queueBehind(b *testing.B, s *Set, h *Handle, n int, amounts []int64) func()
 // projects its RetryAfter through them) or for a resource (only a release
 // can help).
 //
-//	go test -run '^$' -bench RefusalBehindQueue -benchmem ./backend/memory
+//	go test -run '^$' -bench RefusalBehindQueue -benchmem ./backend/internal/memset
 func BenchmarkRefusalBehindQueue(b *testing.B) {
 	for _, waitFor := range []string{"rate", "resource"} {
 		for _, n := range []int{10, 1000} {

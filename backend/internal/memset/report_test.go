@@ -1,4 +1,4 @@
-package memory_test
+package memset_test
 
 import (
 	"runtime"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/concurry/concurry/algorithms"
 	"github.com/concurry/concurry/backend"
-	"github.com/concurry/concurry/backend/memory"
+	"github.com/concurry/concurry/backend/internal/memset"
 )
 
 // reportSpecs are a call limit, a rate limit and a resource.
@@ -26,7 +26,7 @@ var reportSpecs = []backend.Spec{
 // that spec, outside the set's lock (it calls Stats).
 func TestAcquireReport(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := memory.NewSet(reportSpecs).Handle(nil)
+		h := memset.NewSet(reportSpecs).Handle(nil)
 		defer h.Close()
 		var r backend.AcquireReport
 		acquire := func(amounts []int64, opts backend.AcquireOptions, want backend.AcquireReport) {
@@ -62,7 +62,7 @@ func TestAcquireReport(t *testing.T) {
 // by itself but waits behind an earlier one: the head's blocker.
 func TestOnWaitBehindTheQueue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := memory.NewSet(reportSpecs).Handle(nil)
+		h := memset.NewSet(reportSpecs).Handle(nil)
 		defer h.Close()
 		mustTake(t, h, 0, 0, 1)
 		first := queue(bg, h, 0, 0, 1)
@@ -91,7 +91,7 @@ func TestOnWaitBehindTheQueue(t *testing.T) {
 // going: it is granted when the request fits.
 func TestOnWaitPanicIsContained(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := memory.NewSet(reportSpecs).Handle(nil)
+		h := memset.NewSet(reportSpecs).Handle(nil)
 		defer h.Close()
 		mustTake(t, h, 0, 10, 0)
 		start := time.Now()
@@ -108,7 +108,7 @@ func TestOnWaitPanicIsContained(t *testing.T) {
 func TestOnWaitGoexitAbandonsTheWait(t *testing.T) {
 	for _, grantFirst := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {
-			h := memory.NewSet(reportSpecs).Handle(nil)
+			h := memset.NewSet(reportSpecs).Handle(nil)
 			defer h.Close()
 			mustTake(t, h, 0, 0, 1)
 			var wg sync.WaitGroup
@@ -135,7 +135,7 @@ func TestOnWaitGoexitAbandonsTheWait(t *testing.T) {
 // are made, and the waiter they let in is served.
 func TestReleaseEndsTheLease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := memory.NewSet(reportSpecs).Handle(nil)
+		h := memset.NewSet(reportSpecs).Handle(nil)
 		defer h.Close()
 		mustTake(t, h, 1, 10, 1)
 		w := timedWait(h, time.Now(), 0, 4, 1)
@@ -153,7 +153,7 @@ func TestReleaseEndsTheLease(t *testing.T) {
 // algorithms that keep it, and until when.
 func TestStatsDebt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := memory.NewSet([]backend.Spec{
+		h := memset.NewSet([]backend.Spec{
 			rate("tb", algorithms.TokenBucket, time.Second, 10),
 			rate("gcra", algorithms.GCRA, time.Second, 10),
 			rate("sw", algorithms.SlidingWindow, time.Second, 10),
@@ -181,7 +181,7 @@ func TestStatsDebt(t *testing.T) {
 // TestAcquireAtOnceAllocatesNothing checks the hot path: a grant at once
 // with a report, and its release, allocate nothing.
 func TestAcquireAtOnceAllocatesNothing(t *testing.T) {
-	h := memory.NewSet([]backend.Spec{rate("call", algorithms.TokenBucket, time.Second, 1<<40), reportSpecs[2]}).Handle(nil)
+	h := memset.NewSet([]backend.Spec{rate("call", algorithms.TokenBucket, time.Second, 1<<40), reportSpecs[2]}).Handle(nil)
 	defer h.Close()
 	amounts := []int64{1, 1}
 	var r backend.AcquireReport
@@ -201,7 +201,7 @@ func TestAcquireAtOnceAllocatesNothing(t *testing.T) {
 // allocates nothing.
 func TestIdle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := memory.NewSet(reportSpecs).Handle(nil)
+		h := memset.NewSet(reportSpecs).Handle(nil)
 		defer h.Close()
 		idle := func(want bool, when string) {
 			t.Helper()

@@ -1,4 +1,4 @@
-package memory_test
+package memset_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/concurry/concurry/algorithms"
 	"github.com/concurry/concurry/backend"
-	"github.com/concurry/concurry/backend/memory"
+	"github.com/concurry/concurry/backend/internal/memset"
 )
 
 // allKinds lists every algorithm.
@@ -99,7 +99,7 @@ func TestRefusalRetryAfterIsExact(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.kind.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := memory.NewSet([]backend.Spec{rate("r", c.kind, time.Second, 10)}).Handle(nil)
+				h := memset.NewSet([]backend.Spec{rate("r", c.kind, time.Second, 10)}).Handle(nil)
 				defer h.Close()
 				c.setup(h)
 				retryAfterExactly(t, h, []int64{c.n}, "r", c.want)
@@ -114,7 +114,7 @@ func TestRefusalRetryAfterIsExact(t *testing.T) {
 // make room then).
 func TestRefusalNamesTheBottleneck(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := memory.NewSet([]backend.Spec{
+		h := memset.NewSet([]backend.Spec{
 			rate("fast", algorithms.TokenBucket, time.Second, 10),
 			rate("slow", algorithms.GCRA, time.Minute, 10),
 			{Key: "conn", Kind: backend.Resource, Capacity: 1},
@@ -152,7 +152,7 @@ var wait = backend.AcquireOptions{Wait: true}
 // the queue waits for a release.
 func TestRefusalProjectedThroughTheQueue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := memory.NewSet([]backend.Spec{
+		h := memset.NewSet([]backend.Spec{
 			rate("r", algorithms.TokenBucket, 2*time.Second, 2),
 			rate("other", algorithms.TokenBucket, time.Hour, 100),
 			{Key: "conn", Kind: backend.Resource, Capacity: 1},
@@ -183,7 +183,7 @@ func TestRefusalProjectedThroughTheQueue(t *testing.T) {
 // deadline refusal, alone and behind a waiter.
 func TestDeadlineRefusalAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := memory.NewSet([]backend.Spec{rate("r", algorithms.GCRA, 2*time.Second, 2)}).Handle(nil)
+		h := memset.NewSet([]backend.Spec{rate("r", algorithms.GCRA, 2*time.Second, 2)}).Handle(nil)
 		defer h.Close()
 		mustTake(t, h, 2)
 		ctx, cancel := context.WithTimeout(bg, 900*time.Millisecond)

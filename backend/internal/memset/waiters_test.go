@@ -1,4 +1,4 @@
-package memory_test
+package memset_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"testing/synctest"
 
 	"github.com/concurry/concurry/backend"
-	"github.com/concurry/concurry/backend/memory"
+	"github.com/concurry/concurry/backend/internal/memset"
 )
 
 // queueWaiters blocks n Acquire calls of the resource of h, which must be
@@ -59,7 +59,7 @@ func TestCancellingWaitersIsLinear(t *testing.T) {
 	const n = 4096
 	const perWaiter = 512 // bytes; copying the queue costs 8·n/2 = 16 KiB per waiter on average
 	synctest.Test(t, func(t *testing.T) {
-		h := memory.NewSet(resourceSpec).Handle(nil)
+		h := memset.NewSet(resourceSpec).Handle(nil)
 		defer h.Close()
 		hold(t, h)
 		cancels, errs := queueWaiters(t, h, n)
@@ -96,7 +96,7 @@ func TestClosingWaitersIsLinear(t *testing.T) {
 	const n = 4096
 	const perWaiter = 512
 	synctest.Test(t, func(t *testing.T) {
-		s := memory.NewSet(resourceSpec)
+		s := memset.NewSet(resourceSpec)
 		owner := s.Handle(nil)
 		other := s.Handle(nil) // waiters of another handle stay queued around the closed one's
 		defer other.Close()

@@ -1,4 +1,4 @@
-package memory
+package memset
 
 import "github.com/concurry/concurry/algorithms"
 

@@ -1,4 +1,4 @@
-package memory_test
+package memset_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/concurry/concurry/algorithms"
 	"github.com/concurry/concurry/backend"
-	"github.com/concurry/concurry/backend/memory"
+	"github.com/concurry/concurry/backend/internal/memset"
 )
 
 // timedWait starts a waiting Acquire of amounts and returns once it is
@@ -60,7 +60,7 @@ func TestPauseWakesWaitersAtItsEnd(t *testing.T) {
 	for _, kind := range allKinds {
 		t.Run(kind.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := memory.NewSet([]backend.Spec{rate("r", kind, time.Second, 10), rate("s", algorithms.TokenBucket, time.Hour, 10)}).Handle(nil)
+				h := memset.NewSet([]backend.Spec{rate("r", kind, time.Second, 10), rate("s", algorithms.TokenBucket, time.Hour, 10)}).Handle(nil)
 				defer h.Close()
 				start := time.Now()
 				if err := h.Pause(bg, 0, start.Add(2*time.Second).UnixNano()); err != nil {
@@ -88,7 +88,7 @@ func TestPauseWakesWaitersAtItsEnd(t *testing.T) {
 // one spec for less: the shorter pause changes nothing.
 func TestPauseOfEverySpec(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := memory.NewSet([]backend.Spec{rate("r", algorithms.GCRA, time.Second, 10), {Key: "conn", Kind: backend.Resource, Capacity: 2}}).Handle(nil)
+		h := memset.NewSet([]backend.Spec{rate("r", algorithms.GCRA, time.Second, 10), {Key: "conn", Kind: backend.Resource, Capacity: 2}}).Handle(nil)
 		defer h.Close()
 		start := time.Now()
 		if err := h.Pause(bg, -1, start.Add(3*time.Second).UnixNano()); err != nil {
@@ -111,18 +111,18 @@ func TestPauseOfEverySpec(t *testing.T) {
 // deadline the limit can meet; a pause or a lowering then puts its grant
 // after the deadline, and it fails at once with a deadline refusal.
 func TestFeedbackFailsAWaiterWhoseDeadlineItPasses(t *testing.T) {
-	feedback := map[string]func(h *memory.Handle, start time.Time) error{
-		"Pause": func(h *memory.Handle, start time.Time) error {
+	feedback := map[string]func(h *memset.Handle, start time.Time) error{
+		"Pause": func(h *memset.Handle, start time.Time) error {
 			return h.Pause(bg, 0, start.Add(2*time.Second).UnixNano())
 		},
-		"Lower": func(h *memory.Handle, start time.Time) error { // level −1: 1 is due at 2s
+		"Lower": func(h *memset.Handle, start time.Time) error { // level −1: 1 is due at 2s
 			return h.Lower(bg, 0, -1, start.UnixNano())
 		},
 	}
 	for name, apply := range feedback {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := memory.NewSet([]backend.Spec{rate("r", algorithms.TokenBucket, time.Second, 1)}).Handle(nil)
+				h := memset.NewSet([]backend.Spec{rate("r", algorithms.TokenBucket, time.Second, 1)}).Handle(nil)
 				defer h.Close()
 				start := time.Now()
 				mustTake(t, h, 1)
@@ -164,7 +164,7 @@ func TestLowerEveryAlgorithm(t *testing.T) {
 	for _, kind := range allKinds {
 		t.Run(kind.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := memory.NewSet([]backend.Spec{rate("r", kind, time.Second, 10)}).Handle(nil)
+				h := memset.NewSet([]backend.Spec{rate("r", kind, time.Second, 10)}).Handle(nil)
 				defer h.Close()
 				asOf := time.Now().UnixNano()
 				lower := func(remaining, asOf int64) {
@@ -191,7 +191,7 @@ func TestLowerIntoDebt(t *testing.T) {
 	for _, kind := range []algorithms.Kind{algorithms.TokenBucket, algorithms.GCRA} {
 		t.Run(kind.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := memory.NewSet([]backend.Spec{rate("r", kind, time.Second, 10)}).Handle(nil)
+				h := memset.NewSet([]backend.Spec{rate("r", kind, time.Second, 10)}).Handle(nil)
 				defer h.Close()
 				start := time.Now()
 				mustTake(t, h, 10)
@@ -216,7 +216,7 @@ func TestLowerIntoDebt(t *testing.T) {
 // TestFeedbackErrors checks the feedback a set refuses: a spec it does not
 // have, a lowering of a resource, and any feedback after Close.
 func TestFeedbackErrors(t *testing.T) {
-	h := memory.NewSet([]backend.Spec{rate("r", algorithms.TokenBucket, time.Second, 10), {Key: "conn", Kind: backend.Resource, Capacity: 1}}).Handle(nil)
+	h := memset.NewSet([]backend.Spec{rate("r", algorithms.TokenBucket, time.Second, 10), {Key: "conn", Kind: backend.Resource, Capacity: 1}}).Handle(nil)
 	until := time.Now().Add(time.Hour).UnixNano()
 	for name, err := range map[string]error{
 		"Pause(2)":  h.Pause(bg, 2, until),

@@ -1,4 +1,4 @@
-package memory
+package memset
 
 import (
 	"context"
@@ -49,7 +49,7 @@ type Set struct {
 // backend.CheckSpecs): callers validate them first, as Backend.Open does.
 func NewSet(specs []backend.Spec) *Set {
 	if err := backend.CheckSpecs(specs); err != nil {
-		panic(fmt.Sprintf("memory: NewSet: %v", err))
+		panic(fmt.Sprintf("memset: NewSet: %v", err))
 	}
 	base := time.Now()
 	s := &Set{

@@ -1,6 +1,6 @@
 //go:build unix
 
-package memory
+package memset
 
 import (
 	"context"
@@ -86,7 +86,7 @@ func measureRemoval(b *testing.B, remove func(s *Set, h *Handle, cancels []conte
 // middle of the queue first, then the rest from the head. A queue that
 // copied itself on each removal took 3.5 s and 2.2 GB here.
 //
-//	go test -run '^$' -bench 'CancelWaiters|CloseWaiters' -benchmem ./backend/memory
+//	go test -run '^$' -bench 'CancelWaiters|CloseWaiters' -benchmem ./backend/internal/memset
 func BenchmarkCancelWaiters(b *testing.B) {
 	b.ReportAllocs()
 	measureRemoval(b, func(_ *Set, _ *Handle, cancels []context.CancelFunc) {
