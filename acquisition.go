@@ -10,7 +10,7 @@ import (
 	"github.com/concurry/concurry/backend"
 )
 
-// inlineSpecs is how many limits an Acquisition tracks without a second
+// inlineSpecs is how many limits a holding tracks without a second
 // allocation.
 const inlineSpecs = 4
 
@@ -20,7 +20,21 @@ const inlineSpecs = 4
 //
 // The acquisitions of an empty LimitSet hold nothing: Update accepts any usage
 // and Release always returns nil.
+//
+// An Acquisition is a small handle on a holding that is reused after
+// Release (so that a grant allocates nothing in steady state); a generation
+// number keeps a handle that was released from ever touching the holding's
+// next owner: after Release, Update returns ErrReleased, Release nil and
+// Granted 0, whatever happens to the holding.
 type Acquisition struct {
+	set *LimitSet
+	h   *holding // nil for an empty set
+	gen uint64   // h's generation when it was granted to this handle
+}
+
+// holding is the state of one granted acquisition. Holdings are pooled:
+// Release returns one to the pool after bumping its generation.
+type holding struct {
 	set    *LimitSet
 	ext    []int64 // the vectors, when the set has more than inlineSpecs limits
 	lease  backend.Lease
@@ -28,6 +42,7 @@ type Acquisition struct {
 	report backend.AcquireReport
 
 	mu       sync.Mutex
+	gen      uint64 // guarded by mu; bumped by Release before reuse
 	released bool   // guarded by mu
 	lostSeen bool   // guarded by mu; the LeaseLost hook was called
 	reported uint64 // guarded by mu; bit i: spec i's usage was reported
@@ -39,27 +54,60 @@ type Acquisition struct {
 	buf [4 * inlineSpecs]int64
 }
 
-func newAcquisition(ls *LimitSet) *Acquisition {
-	a := &Acquisition{set: ls}
+var holdings = sync.Pool{New: func() any { return new(holding) }}
+
+// newHolding returns a clean holding for a grant from ls.
+func newHolding(ls *LimitSet) *holding {
+	h := holdings.Get().(*holding)
+	h.set = ls
 	if n := len(ls.specs); n > inlineSpecs {
-		a.ext = make([]int64, 4*n)
+		if cap(h.ext) < 4*n {
+			h.ext = make([]int64, 4*n)
+		}
+		h.ext = h.ext[:4*n]
 	}
-	return a
+	return h
 }
 
-func (a *Acquisition) vec(k int) []int64 {
-	n := len(a.set.specs)
-	b := a.buf[:]
-	if a.ext != nil {
-		b = a.ext
+// free returns h to the pool: every handle on it is stale from now on. A
+// stale handle may still lock mu to compare generations, so mu is kept and
+// the rest is reset under it.
+func (h *holding) free() {
+	h.mu.Lock()
+	h.gen++
+	ext := h.ext
+	clear(ext)
+	h.set, h.ext, h.lease, h.keyed, h.report = nil, ext[:0], 0, nil, backend.AcquireReport{}
+	h.released, h.lostSeen, h.reported = false, false, 0
+	h.buf = [4 * inlineSpecs]int64{}
+	h.mu.Unlock()
+	holdings.Put(h)
+}
+
+func (h *holding) vec(k int) []int64 {
+	n := len(h.set.specs)
+	b := h.buf[:]
+	if h.ext != nil && n > inlineSpecs {
+		b = h.ext
 	}
 	return b[k*n : (k+1)*n : (k+1)*n]
 }
 
-func (a *Acquisition) granted() []int64   { return a.vec(0) }
-func (a *Acquisition) accounted() []int64 { return a.vec(1) }
-func (a *Acquisition) scratch() []int64   { return a.vec(2) }
-func (a *Acquisition) refunded() []int64  { return a.vec(3) }
+func (h *holding) granted() []int64   { return h.vec(0) }
+func (h *holding) accounted() []int64 { return h.vec(1) }
+func (h *holding) scratch() []int64   { return h.vec(2) }
+func (h *holding) refunded() []int64  { return h.vec(3) }
+
+// lock locks a's holding and reports whether a still owns it and has not
+// released it. It returns nil when a holds nothing (an empty set); else the
+// caller must unlock the holding.
+func (a *Acquisition) lock() (h *holding, live bool) {
+	if a.h == nil {
+		return nil, false
+	}
+	a.h.mu.Lock()
+	return a.h, a.h.gen == a.gen && !a.h.released
+}
 
 // Config returns a copy of the config of the set that granted the
 // acquisition (for a LimitPool, the set it chose), nil if that set has none.
@@ -69,12 +117,21 @@ func (a *Acquisition) Config() map[string]any { return maps.Clone(a.set.config) 
 func (a *Acquisition) Set() *LimitSet { return a.set }
 
 // Granted returns the amount granted for key, 0 when the acquisition does not
-// hold it.
+// hold it or was released.
 func (a *Acquisition) Granted(key string) int64 {
-	if idx, ok := a.set.index[key]; ok && a.set.set != nil {
-		return a.granted()[idx[0]]
+	idx, ok := a.set.index[key]
+	if !ok {
+		return 0
 	}
-	return 0
+	h, live := a.lock()
+	if h == nil {
+		return 0
+	}
+	defer h.mu.Unlock()
+	if !live {
+		return 0
+	}
+	return h.granted()[idx[0]]
 }
 
 // Update reports the real usage of keys of the acquisition: each amount is
@@ -95,19 +152,19 @@ func (a *Acquisition) Granted(key string) int64 {
 // acquisition does not hold, ErrInvalidRequest for usage outside
 // [0, MaxCapacity], and ErrReleased after Release.
 func (a *Acquisition) Update(usage Amounts) error {
-	ls := a.set
-	if ls.set == nil {
+	h, live := a.lock()
+	if h == nil {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.released {
+	defer h.mu.Unlock()
+	if !live {
 		return ErrReleased
 	}
-	if err := a.checkUsage(usage); err != nil {
+	ls := a.set
+	if err := h.checkUsage(usage); err != nil {
 		return err
 	}
-	accounted := a.accounted()
+	accounted := h.accounted()
 	for k, key := range ls.keys {
 		n, ok := usage[key]
 		if !ok {
@@ -115,16 +172,16 @@ func (a *Acquisition) Update(usage Amounts) error {
 		}
 		for _, i := range ls.keySpecs[k] {
 			accounted[i] = n
-			a.reported |= 1 << i
+			h.reported |= 1 << i
 		}
 	}
-	if c, ok := ls.set.(backend.LeaseChecker); ok {
-		if err := c.CheckLease(a.lease); err != nil { // the usage is recorded all the same
-			if h := ls.hooks; h != nil && h.LeaseLost != nil && !a.lostSeen {
-				a.lostSeen = true
-				a.mu.Unlock()
-				callHook(h.LeaseLost, LeaseLostInfo{Set: ls, Err: err})
-				a.mu.Lock()
+	if c := ls.leases; c != nil {
+		if err := c.CheckLease(h.lease); err != nil { // the usage is recorded all the same
+			if hk := ls.hooks; hk != nil && hk.LeaseLost != nil && !h.lostSeen {
+				h.lostSeen = true
+				h.mu.Unlock()
+				callHook(hk.LeaseLost, LeaseLostInfo{Set: ls, Err: err})
+				h.mu.Lock()
 			}
 			return err
 		}
@@ -132,10 +189,11 @@ func (a *Acquisition) Update(usage Amounts) error {
 	return nil
 }
 
-// checkUsage validates usage against what the acquisition holds.
-func (a *Acquisition) checkUsage(usage Amounts) error {
-	ls := a.set
-	granted := a.granted()
+// checkUsage validates usage against what the holding holds. Requires mu
+// held.
+func (h *holding) checkUsage(usage Amounts) error {
+	ls := h.set
+	granted := h.granted()
 	found := 0
 	for k, key := range ls.keys {
 		n, ok := usage[key]
@@ -166,26 +224,26 @@ func (a *Acquisition) checkUsage(usage Amounts) error {
 // acquisition was never updated, its usage counts as the full request and
 // Release returns ErrUsageNotReported. Later calls return nil.
 func (a *Acquisition) Release() error {
+	h, live := a.lock()
+	if h == nil {
+		return nil
+	}
+	if !live {
+		h.mu.Unlock()
+		return nil
+	}
+	h.released = true
 	ls := a.set
-	if ls.set == nil {
-		return nil
-	}
-	a.mu.Lock()
-	if a.released {
-		a.mu.Unlock()
-		return nil
-	}
-	a.released = true
 	var missing []string
-	granted, accounted, delta, refunded := a.granted(), a.accounted(), a.scratch(), a.refunded()
+	granted, accounted, delta, refunded := h.granted(), h.accounted(), h.scratch(), h.refunded()
 	for i, n := range granted {
-		if n > 0 && ls.kinds[i] == KindRate && a.reported&(1<<i) == 0 && !containsStr(missing, ls.specs[i].Key) {
+		if n > 0 && ls.kinds[i] == KindRate && h.reported&(1<<i) == 0 && !containsStr(missing, ls.specs[i].Key) {
 			missing = append(missing, ls.specs[i].Key)
 		}
 		delta[i] = accounted[i] - n
 	}
-	a.mu.Unlock() // released: nothing else touches the vectors now
-	err := a.settle(granted, delta, refunded)
+	h.mu.Unlock() // released: nothing else touches the vectors now
+	err := h.settle(granted, delta, refunded)
 	if missing != nil {
 		if err == nil {
 			err = &unreportedError{missing}
@@ -193,30 +251,31 @@ func (a *Acquisition) Release() error {
 			err = errors.Join(&unreportedError{missing}, err)
 		}
 	}
-	if a.keyed != nil {
-		a.keyed.unref()
+	if h.keyed != nil {
+		h.keyed.unref()
 	}
+	h.free()
 	return err
 }
 
 // settle ends the lease in the backend, counts refunds and overage, and
 // calls the Settled and LeaseLost hooks.
-func (a *Acquisition) settle(granted, delta, refunded []int64) error {
-	ls := a.set
+func (h *holding) settle(granted, delta, refunded []int64) error {
+	ls := h.set
 	var err error
-	if r, ok := ls.set.(backend.Releaser); ok {
-		err = r.Release(context.Background(), a.lease, granted, delta)
+	if r := ls.releaser; r != nil {
+		err = r.Release(context.Background(), h.lease, granted, delta)
 		for i, d := range delta {
 			refunded[i] = 0
-			if d < 0 && ls.kinds[i] != KindResource && ls.specs[i].Algorithm.Refunds() {
+			if d < 0 && ls.refunds[i] {
 				refunded[i] = -d
 			}
 		}
 	} else {
 		clear(refunded)
-		err = ls.set.Settle(context.Background(), a.lease, granted, delta, true, refunded)
+		err = ls.set.Settle(context.Background(), h.lease, granted, delta, true, refunded)
 	}
-	h := ls.hooks
+	hk := ls.hooks
 	for i, d := range delta {
 		if d > 0 {
 			addCount(&ls.counters[i].overage, d)
@@ -224,12 +283,12 @@ func (a *Acquisition) settle(granted, delta, refunded []int64) error {
 		if refunded[i] > 0 {
 			addCount(&ls.counters[i].refunded, refunded[i])
 		}
-		if h != nil && h.Settled != nil && (d > 0 || refunded[i] > 0) && ls.index[ls.specs[i].Key][0] == i {
-			callHook(h.Settled, SettleInfo{Set: ls, Key: ls.specs[i].Key, Refunded: refunded[i], Overage: max(d, 0)})
+		if hk != nil && hk.Settled != nil && (d > 0 || refunded[i] > 0) && ls.index[ls.specs[i].Key][0] == i {
+			callHook(hk.Settled, SettleInfo{Set: ls, Key: ls.specs[i].Key, Refunded: refunded[i], Overage: max(d, 0)})
 		}
 	}
-	if err != nil && h != nil && h.LeaseLost != nil && errors.Is(err, ErrLeaseLost) && !a.lostSeen {
-		callHook(h.LeaseLost, LeaseLostInfo{Set: ls, Err: err})
+	if err != nil && hk != nil && hk.LeaseLost != nil && errors.Is(err, ErrLeaseLost) && !h.lostSeen {
+		callHook(hk.LeaseLost, LeaseLostInfo{Set: ls, Err: err})
 	}
 	return err
 }

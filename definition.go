@@ -18,6 +18,7 @@ type definition struct {
 	keySpecs [][]int          // per key of keys: indices of its specs, shortest window first
 	index    map[string][]int // key → its entry of keySpecs
 	auto     []int            // specs a request takes 1 of when it does not name them
+	refunds  []bool           // per spec: a rate limit whose algorithm refunds
 	hasRate  bool
 }
 
@@ -28,10 +29,11 @@ func newDefinition(limits []Limit) (*definition, error) {
 		return nil, err
 	}
 	d := &definition{
-		limits: slices.Clone(limits),
-		specs:  specs,
-		kinds:  make([]LimitKind, len(specs)),
-		index:  make(map[string][]int),
+		limits:  slices.Clone(limits),
+		specs:   specs,
+		kinds:   make([]LimitKind, len(specs)),
+		refunds: make([]bool, len(specs)),
+		index:   make(map[string][]int),
 	}
 	for i, l := range limits {
 		d.kinds[i] = kindOf(l)
@@ -40,6 +42,7 @@ func newDefinition(limits []Limit) (*definition, error) {
 			d.keys = append(d.keys, key)
 		}
 		d.index[key] = append(d.index[key], i)
+		d.refunds[i] = specs[i].Kind == backend.Rate && specs[i].Algorithm.Refunds()
 		if d.kinds[i] == KindRate {
 			d.hasRate = true
 		} else {

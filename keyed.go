@@ -208,12 +208,15 @@ func (k *Keyed) acquire(ctx context.Context, identity string, req Amounts, wait 
 	if err != nil {
 		return nil, err
 	}
-	a, err := e.set.acquire(ctx, req, wait, nil)
-	if err != nil || a == e.set.free {
+	a := &Acquisition{set: e.set}
+	if err := e.set.acquire(ctx, req, wait, nil, a); err != nil || a.h == nil {
 		e.unref()
-		return a, err
+		if err != nil {
+			return nil, err
+		}
+		return a, nil
 	}
-	a.keyed = e
+	a.h.keyed = e // released by a.Release
 	return a, nil
 }
 

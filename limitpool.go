@@ -144,7 +144,8 @@ func (p *LimitPool) tryAll(ctx context.Context, req Amounts) (*Acquisition, []in
 	var first error
 	for k := range n {
 		i := (start + k) % n
-		a, err := p.sets[i].acquire(ctx, req, false, nil)
+		a := &Acquisition{set: p.sets[i]}
+		err := p.sets[i].acquire(ctx, req, false, nil, a)
 		switch {
 		case err == nil:
 			p.dispatched[i].Add(1)
@@ -178,7 +179,8 @@ func (p *LimitPool) waitAny(ctx context.Context, req Amounts, sets []int) (*Acqu
 	results := make(chan poolResult, len(sets))
 	for _, i := range sets {
 		go func() {
-			a, err := p.sets[i].acquire(ctx, req, true, claim)
+			a := &Acquisition{set: p.sets[i]}
+			err := p.sets[i].acquire(ctx, req, true, claim, a)
 			results <- poolResult{i, a, err}
 		}()
 	}

@@ -49,8 +49,9 @@ type LimitSet struct {
 	set         backend.Set // nil for an empty set
 	counters    []limitCounters
 	closed      atomic.Bool
-	free        *Acquisition // the one acquisition of an empty set
-	hooks       *Hooks       // nil when none were given
+	releaser    backend.Releaser     // set's, when it implements it
+	leases      backend.LeaseChecker // set's, when it implements it
+	hooks       *Hooks               // nil when none were given
 	refusals    [causeCount]atomic.Int64
 }
 
@@ -94,7 +95,6 @@ func newLimitSet(def *definition, o *setOptions) (*LimitSet, error) {
 	}
 	ls := &LimitSet{definition: def, name: o.name, config: o.config, hooks: o.hooks}
 	if len(def.specs) == 0 {
-		ls.free = &Acquisition{set: ls}
 		return ls, nil
 	}
 	ls.counters = make([]limitCounters, len(def.specs))
@@ -109,6 +109,8 @@ func newLimitSet(def *definition, o *setOptions) (*LimitSet, error) {
 	if ls.set, err = b.Open(context.Background(), openName, def.specs); err != nil {
 		return nil, err
 	}
+	ls.releaser, _ = ls.set.(backend.Releaser)
+	ls.leases, _ = ls.set.(backend.LeaseChecker)
 	return ls, nil
 }
 
@@ -142,14 +144,36 @@ func (ls *LimitSet) Config() map[string]any { return maps.Clone(ls.config) }
 // If ctx ends while waiting, Acquire returns ctx's error and the set is as it
 // was. The acquisition must be released.
 func (ls *LimitSet) Acquire(ctx context.Context, req Amounts) (*Acquisition, error) {
-	return ls.acquire(ctx, req, true, nil)
+	// The handle is small, and Acquire is inlined: it lives on the
+	// caller's stack when the caller keeps it there.
+	return ls.wait(ctx, req, new(Acquisition))
+}
+
+// wait and try are Acquire and TryAcquire with the handle given, so that
+// those two stay small enough to be inlined (and so must not be inlined
+// themselves).
+//
+//go:noinline
+func (ls *LimitSet) wait(ctx context.Context, req Amounts, a *Acquisition) (*Acquisition, error) {
+	if err := ls.acquire(ctx, req, true, nil, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+//go:noinline
+func (ls *LimitSet) try(ctx context.Context, req Amounts, a *Acquisition) (*Acquisition, error) {
+	if err := ls.acquire(ctx, req, false, nil, a); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // TryAcquire grants req at once or fails with ErrWouldBlock, holding
 // nothing. It fails while an earlier Acquire is waiting in the set, so it never
 // jumps that queue. Invalid requests fail as for Acquire.
 func (ls *LimitSet) TryAcquire(ctx context.Context, req Amounts) (*Acquisition, error) {
-	return ls.acquire(ctx, req, false, nil)
+	return ls.try(ctx, req, new(Acquisition))
 }
 
 // Do acquires req, runs fn with the acquisition and releases it, also when fn
@@ -169,29 +193,32 @@ func (ls *LimitSet) Close() error {
 	return ls.set.Close()
 }
 
-func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *backend.Claim) (*Acquisition, error) {
+// acquire grants req into a, a fresh handle.
+func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *backend.Claim, a *Acquisition) error {
+	a.set = ls
 	if ctx.Err() != nil {
-		return nil, ls.refuse(req, backend.ContextError(ctx), nil)
+		return ls.refuse(req, backend.ContextError(ctx), nil)
 	}
 	if ls.closed.Load() {
-		return nil, ls.refuse(req, ErrClosed, nil)
+		return ls.refuse(req, ErrClosed, nil)
 	}
 	if ls.set == nil {
-		if h := ls.hooks; h != nil && h.Granted != nil {
-			callGranted(h.Granted, GrantInfo{Set: ls, Request: req}, ls.free)
+		if hk := ls.hooks; hk != nil && hk.Granted != nil {
+			callGranted(hk.Granted, GrantInfo{Set: ls, Request: req}, a)
 		}
-		return ls.free, nil
+		return nil
 	}
-	a := newAcquisition(ls)
-	granted := a.granted()
+	h := newHolding(ls)
+	granted := h.granted()
 	if err := ls.fill(req, granted); err != nil {
-		return nil, ls.refuse(req, err, nil)
+		h.free()
+		return ls.refuse(req, err, nil)
 	}
-	rep := &a.report
+	rep := &h.report
 	rep.Blocker = -1
 	opts := backend.AcquireOptions{Wait: wait, Claim: claim, Report: rep}
-	if h := ls.hooks; h != nil && h.WaitStart != nil {
-		opts.OnWait = func(spec int) { callHook(h.WaitStart, WaitInfo{Set: ls, Request: req, Key: ls.keyOf(spec)}) }
+	if hk := ls.hooks; hk != nil && hk.WaitStart != nil {
+		opts.OnWait = func(spec int) { callHook(hk.WaitStart, WaitInfo{Set: ls, Request: req, Key: ls.keyOf(spec)}) }
 	}
 	lease, err := ls.set.Acquire(ctx, granted, opts)
 	if err != nil && claim != nil && claim.Taken() {
@@ -202,25 +229,29 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 		addCount(&c.blocked, 1)
 		addCount(&c.waited, int64(rep.Duration))
 	}
-	if h := ls.hooks; h != nil && h.WaitDone != nil && rep.Waited {
-		callHook(h.WaitDone, WaitInfo{Set: ls, Request: req, Key: ls.keyOf(rep.Blocker), Waited: rep.Duration, Err: err})
+	if hk := ls.hooks; hk != nil && hk.WaitDone != nil && rep.Waited {
+		callHook(hk.WaitDone, WaitInfo{Set: ls, Request: req, Key: ls.keyOf(rep.Blocker), Waited: rep.Duration, Err: err})
 	}
 	if err != nil {
-		return nil, ls.refuse(req, err, granted)
+		err = ls.refuse(req, err, granted)
+		h.free()
+		return err
 	}
-	a.lease = lease
-	copy(a.accounted(), granted)
+	h.lease = lease
+	copy(h.accounted(), granted)
 	for i, n := range granted {
 		if n > 0 {
 			addCount(&ls.counters[i].granted, n)
 		}
 	}
-	if h := ls.hooks; h != nil && h.Granted != nil {
-		if !callGranted(h.Granted, GrantInfo{Set: ls, Request: req, Waited: rep.Duration, Key: ls.keyOf(rep.Blocker), Degraded: rep.Degraded}, a) {
-			return nil, ErrReleased // unreachable: the goroutine has exited
+	a.h, a.gen = h, h.gen
+	if hk := ls.hooks; hk != nil && hk.Granted != nil {
+		info := GrantInfo{Set: ls, Request: req, Waited: rep.Duration, Key: ls.keyOf(rep.Blocker), Degraded: rep.Degraded}
+		if !callGranted(hk.Granted, info, a) {
+			return ErrReleased // unreachable: the goroutine has exited
 		}
 	}
-	return a, nil
+	return nil
 }
 
 // refuse counts a failed acquisition by its cause, calls the Refused hook,
