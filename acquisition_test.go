@@ -170,3 +170,35 @@ func TestAcquisitionIsSafeForConcurrentUse(t *testing.T) {
 	assert.Equal(t, int64(3), available(t, ls, "conns"))
 	require.ErrorIs(t, a.Update(concurry.Amounts{"tokens": 1}), concurry.ErrReleased)
 }
+
+// A handle used after Release never touches the holding's next owner, even
+// when the pool hands that holding to the very next grant.
+func TestStaleHandleCannotTouchTheNextOwner(t *testing.T) {
+	ctx := context.Background()
+	ls, err := concurry.NewLimitSet([]concurry.Limit{
+		concurry.RateLimit{Key: "tokens", Window: time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conns", Capacity: 1},
+	})
+	require.NoError(t, err)
+	for range 100 { // the pool may or may not hand the same holding back: try often
+		stale, err := ls.TryAcquire(ctx, concurry.Amounts{"tokens": 1})
+		require.NoError(t, err)
+		require.NoError(t, stale.Update(concurry.Amounts{"tokens": 0}))
+		require.NoError(t, stale.Release())
+		owner, err := ls.TryAcquire(ctx, concurry.Amounts{"tokens": 1})
+		require.NoError(t, err)
+		require.ErrorIs(t, stale.Update(concurry.Amounts{"tokens": 0}), concurry.ErrReleased)
+		require.NoError(t, stale.Release(), "a second Release is a no-op")
+		assert.Zero(t, stale.Granted("tokens"))
+		assert.Equal(t, int64(1), owner.Granted("tokens"), "the owner's grant is intact")
+		_, err = ls.TryAcquire(ctx, concurry.Amounts{"tokens": 1})
+		require.ErrorIs(t, err, concurry.ErrWouldBlock, "the owner still holds the connection")
+		require.NoError(t, owner.Update(concurry.Amounts{"tokens": 0}))
+		require.NoError(t, owner.Release())
+	}
+	st, err := ls.Stats(ctx)
+	require.NoError(t, err)
+	tok, _ := st.Limit("tokens")
+	assert.Equal(t, int64(0), tok.InUse)
+	assert.Equal(t, int64(100), tok.Available, "every owner's refund applied once, none by a stale handle")
+}
