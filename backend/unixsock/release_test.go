@@ -139,3 +139,48 @@ func TestDroppedRefundCounted(t *testing.T) {
 		t.Fatalf("Faults %+v after two refunds dropped, want 2 leases lost", f)
 	}
 }
+
+// writes returns how many writes the server's connections have made.
+func writes(srv *Server) uint64 {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	var n uint64
+	for sc := range srv.conns {
+		sc.out.mu.Lock()
+		n += sc.out.written
+		sc.out.mu.Unlock()
+	}
+	return n
+}
+
+// TestRepliesShareAWrite: the server answers requests that arrived
+// together in one write, not a write each.
+func TestRepliesShareAWrite(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := rawConn(t, srv.Path())
+	rawHello(t, c)
+	writeMsg(t, c, wire.Msg{Op: wire.OpOpen, ID: 2, Name: "batched", Specs: rateSpecs})
+	readMsg(t, c)
+	before := writes(srv)
+	var frames []byte
+	for id := range uint64(8) {
+		frames = (&wire.Msg{Op: wire.OpAcquire, ID: 10 + id, SetID: 1, Values: []int64{1, 1}}).Append(frames)
+	}
+	if _, err := c.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	r := wire.NewReader(c, 0)
+	for range 8 {
+		body, err := r.Next()
+		var m wire.Msg
+		if err == nil {
+			err = m.Decode(body)
+		}
+		if err != nil || m.Op != wire.OpGranted {
+			t.Fatalf("reply %v, %v; want Granted", m.Op, err)
+		}
+	}
+	if n := writes(srv) - before; n != 1 {
+		t.Fatalf("the server made %d writes for 8 requests that arrived together, want 1", n)
+	}
+}

@@ -91,6 +91,9 @@ func (sc *serverConn) serve() {
 	sc.log.Debug("client connected")
 	r.SetFrameTimeout(sc.c, sc.srv.opts.FrameTimeout)
 	for {
+		if !r.Ready() {
+			sc.flush() // the replies to the frames handled so far, before waiting for more
+		}
 		body, err := r.Next()
 		if err == nil {
 			if err = m.Decode(body); err == nil {
@@ -119,6 +122,7 @@ func (sc *serverConn) closeWith(err error) {
 	case errors.Is(err, wire.ErrMalformed), errors.Is(err, errProtocol), errors.Is(err, io.ErrUnexpectedEOF):
 		sc.log.Warn("closing connection", "reason", err)
 		sc.send(&wire.Msg{Op: wire.OpError, Code: wire.CodeMalformed, Text: err.Error()})
+		sc.flush()
 	default:
 		sc.log.Warn("connection failed", "err", err)
 	}
@@ -127,6 +131,7 @@ func (sc *serverConn) closeWith(err error) {
 // hello reads the client's Hello and answers it with the caps that hold
 // per connection.
 func (sc *serverConn) hello(r *wire.Reader, m *wire.Msg, allowed bool) error {
+	defer sc.flush()
 	opts := &sc.srv.opts
 	if err := sc.c.SetReadDeadline(time.Now().Add(opts.HelloTimeout)); err != nil {
 		return err
@@ -156,7 +161,14 @@ func (sc *serverConn) hello(r *wire.Reader, m *wire.Msg, allowed bool) error {
 	return sc.c.SetReadDeadline(time.Time{})
 }
 
-func (sc *serverConn) send(m *wire.Msg) { _ = sc.out.send(m) }
+// send queues m, to be written at the next flush: the reading goroutine
+// flushes before it waits for more frames, so that the replies to frames
+// that arrived together share a write; any other goroutine flushes after
+// its send. A failure closes the connection, which ends the read loop.
+func (sc *serverConn) send(m *wire.Msg) { _ = sc.out.sendLazy(m) }
+
+// flush writes the replies queued by send.
+func (sc *serverConn) flush() { _ = sc.out.flush() }
 
 func (sc *serverConn) sendErr(id uint64, err error) {
 	sc.send(&wire.Msg{Op: wire.OpError, ID: id, Code: wire.CodeOf(err), Text: err.Error()})

@@ -258,7 +258,10 @@ func (sc *serverConn) wait(ctx context.Context, cancel context.CancelFunc, id ui
 	defer sc.srv.claims.put(token)
 	defer cancel()
 	var rep backend.AcquireReport
-	queued := func(spec int) { sc.send(&wire.Msg{Op: wire.OpQueued, ID: id, Spec: specIndex(spec)}) }
+	queued := func(spec int) {
+		sc.send(&wire.Msg{Op: wire.OpQueued, ID: id, Spec: specIndex(spec)})
+		sc.flush()
+	}
 	_, err := ss.h.Acquire(ctx, amounts, backend.AcquireOptions{Wait: true, Claim: claim, Report: &rep, OnWait: queued})
 	if err != nil && sc.closing.Load() {
 		return // the connection is going: no one to answer, and its map goes with it
@@ -268,9 +271,10 @@ func (sc *serverConn) wait(ctx context.Context, cancel context.CancelFunc, id ui
 	sc.mu.Unlock()
 	if err != nil {
 		sc.sendRefusal(id, err, rep.Blocker)
-		return
+	} else {
+		sc.grant(id, ss, amounts)
 	}
-	sc.grant(id, ss, amounts)
+	sc.flush()
 }
 
 func (sc *serverConn) settle(m *wire.Msg) error {

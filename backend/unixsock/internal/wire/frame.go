@@ -133,5 +133,9 @@ func (r *Reader) whole() bool {
 	return uint64(n) >= 4+uint64(binary.BigEndian.Uint32(hdr))
 }
 
+// Ready reports whether the next frame is all in the buffer, so that Next
+// returns it without reading the connection.
+func (r *Reader) Ready() bool { return r.whole() }
+
 // Buffered reports how many bytes can be read without blocking.
 func (r *Reader) Buffered() int { return r.r.Buffered() }
