@@ -2,6 +2,7 @@ package concurryotel
 
 import (
 	"context"
+	"github.com/concurry/concurry/internal/observe"
 
 	"github.com/concurry/concurry"
 )
@@ -29,8 +30,8 @@ func (m *Metrics) Hooks() concurry.Hooks {
 // concurry.set.name of every identity's set and the backend WithBackend
 // names, so that the series do not multiply with the identities.
 func (m *Metrics) KeyedHooks(name string, opts ...RegisterOption) *concurry.Hooks {
-	s := m.reg.newSource(name, opts)
-	h := (&setRecorder{m: m, fixed: true, name: s.name, backend: s.backend}).hooks()
+	s := newSource(m.reg, name, opts)
+	h := (&setRecorder{m: m, fixed: true, name: s.Name, backend: s.Backend}).hooks()
 	return &h
 }
 
@@ -62,14 +63,14 @@ func (r *setRecorder) labels(ls *concurry.LimitSet) (set, backend string) {
 	if r.fixed {
 		return r.name, r.backend
 	}
-	return ls.Name(), r.m.reg.backendOf(ls)
+	return ls.Name(), r.m.reg.BackendOf(ls)
 }
 
 // series returns the series of ls with the key attributes of key (none when
 // ls has no such key, so that a stray key cannot make series) and outcome.
 func (r *setRecorder) series(ls *concurry.LimitSet, key, outcome, feedback string) *series {
 	set, backend := r.labels(ls)
-	alg := algorithmOfKey(ls, key)
+	alg := observe.AlgorithmOfKey(ls, key)
 	if alg == "" {
 		key = ""
 	}
@@ -94,7 +95,7 @@ func (r *setRecorder) waitDone(i concurry.WaitInfo) {
 	if i.Set == nil {
 		return // a pool's own wait: PoolHooks records it
 	}
-	r.m.wait.Record(context.Background(), i.Waited.Seconds(), r.series(i.Set, i.Key, outcomeOf(i.Err), "").rec...)
+	r.m.wait.Record(context.Background(), i.Waited.Seconds(), r.series(i.Set, i.Key, observe.OutcomeOf(i.Err), "").rec...)
 }
 
 func (r *setRecorder) settled(i concurry.SettleInfo) {
@@ -147,5 +148,5 @@ func (r *poolRecorder) refused(i concurry.RefusalInfo) {
 }
 
 func (r *poolRecorder) waitDone(i concurry.WaitInfo) {
-	r.m.poolWait.Record(context.Background(), i.Waited.Seconds(), r.series(outcomeOf(i.Err)).rec...)
+	r.m.poolWait.Record(context.Background(), i.Waited.Seconds(), r.series(observe.OutcomeOf(i.Err)).rec...)
 }

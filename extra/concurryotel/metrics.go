@@ -3,6 +3,7 @@ package concurryotel
 import (
 	"errors"
 	"fmt"
+	"github.com/concurry/concurry/internal/observe"
 	"math"
 	"slices"
 	"sync/atomic"
@@ -53,7 +54,7 @@ type Options struct {
 // A Metrics is safe for concurrent use. Close stops the collection of the
 // gauges; the hooks go on recording.
 type Metrics struct {
-	reg          *registry
+	reg          *observe.Registry
 	cache        *seriesCache
 	statsTimeout time.Duration
 	callback     metric.Registration
@@ -80,7 +81,7 @@ func New(mp metric.MeterProvider, opts Options) (*Metrics, error) {
 	}
 	opts.WaitBuckets = slices.Clone(opts.WaitBuckets) // the caller's slice may change later
 	if opts.Backend == "" {
-		opts.Backend = defaultBackend
+		opts.Backend = observe.DefaultBackend
 	}
 	if opts.StatsTimeout == 0 {
 		opts.StatsTimeout = 5 * time.Second
@@ -88,7 +89,7 @@ func New(mp metric.MeterProvider, opts Options) (*Metrics, error) {
 	if opts.MaxSeries == 0 {
 		opts.MaxSeries = 10_000
 	}
-	m := &Metrics{reg: newRegistry(opts.Backend), cache: newSeriesCache(opts.MaxSeries), statsTimeout: opts.StatsTimeout}
+	m := &Metrics{reg: observe.NewRegistry(opts.Backend), cache: newSeriesCache(opts.MaxSeries), statsTimeout: opts.StatsTimeout}
 	meter := mp.Meter(ScopeName)
 	if err := m.newCounters(meter, opts.WaitBuckets); err != nil {
 		return nil, err
@@ -188,7 +189,7 @@ func (m *Metrics) Register(ls *concurry.LimitSet, opts ...RegisterOption) error 
 	if ls == nil {
 		panic("concurry: Metrics.Register of a nil LimitSet")
 	}
-	return m.reg.addSet(ls, m.reg.newSource("", opts))
+	return m.reg.AddSet(ls, newSource(m.reg, "", opts))
 }
 
 // RegisterPool adds p, under name (the concurry.pool.name attribute), to
@@ -201,7 +202,7 @@ func (m *Metrics) RegisterPool(p *concurry.LimitPool, name string, opts ...Regis
 	if p == nil {
 		panic("concurry: Metrics.RegisterPool of a nil LimitPool")
 	}
-	return m.reg.addPool(p, m.reg.newSource(name, opts))
+	return m.reg.AddPool(p, newSource(m.reg, name, opts))
 }
 
 // RegisterKeyed adds k, under name (its concurry.set.name attribute, best
@@ -213,14 +214,14 @@ func (m *Metrics) RegisterKeyed(k *concurry.Keyed, name string, opts ...Register
 	if k == nil {
 		panic("concurry: Metrics.RegisterKeyed of a nil Keyed")
 	}
-	return m.reg.addKeyed(k, m.reg.newSource(name, opts))
+	return m.reg.AddKeyed(k, newSource(m.reg, name, opts))
 }
 
 // Unregister removes a *concurry.LimitSet, *concurry.LimitPool or
 // *concurry.Keyed registered before, and reports whether it was registered.
 // Series already exported keep their last values in the backend of the
 // metrics, as OpenTelemetry does for any series no longer observed.
-func (m *Metrics) Unregister(source any) bool { return m.reg.remove(source) }
+func (m *Metrics) Unregister(source any) bool { return m.reg.Remove(source) }
 
 // Close unregisters the collection callback: the gauges are no longer
 // observed. The hooks go on recording. Close is idempotent.

@@ -3,6 +3,7 @@ package concurryotel
 import (
 	"context"
 	"fmt"
+	"github.com/concurry/concurry/internal/observe"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -12,26 +13,26 @@ import (
 )
 
 // observe is the collection callback: it reads the Stats of every
-// registered source, outside the registry's lock, and observes the gauges.
+// registered observe.Source, outside the registry's lock, and observes the gauges.
 // A failed read is counted in concurry.stats.errors and handed to otel.Handle;
 // it is not returned, because a reader drops the whole collection of a
 // callback that fails.
 func (m *Metrics) observe(ctx context.Context, o metric.Observer) error {
 	ctx, cancel := context.WithTimeout(ctx, m.statsTimeout)
 	defer cancel()
-	sets, pools, keyed := m.reg.snapshot()
+	sets, pools, keyed := m.reg.Snapshot()
 	seen := make(map[*concurry.LimitSet]bool, len(sets))
 	for _, s := range sets {
-		seen[s.set] = true
-		st, err := s.set.Stats(ctx)
-		m.observeSet(ctx, o, s.set.Name(), s.backend, st, err)
+		seen[s.Set] = true
+		st, err := s.Set.Stats(ctx)
+		m.observeSet(ctx, o, s.Set.Name(), s.Backend, st, err)
 	}
 	for _, p := range pools {
 		m.observePool(ctx, o, p, seen)
 	}
 	for _, k := range keyed {
-		attrs := metric.WithAttributes(attribute.String(AttrSet, k.name), attribute.String(AttrBackend, k.backend))
-		o.ObserveInt64(m.identities, int64(k.keyed.Len()), attrs)
+		attrs := metric.WithAttributes(attribute.String(AttrSet, k.Name), attribute.String(AttrBackend, k.Backend))
+		o.ObserveInt64(m.identities, int64(k.Keyed.Len()), attrs)
 	}
 	return nil
 }
@@ -39,28 +40,28 @@ func (m *Metrics) observe(ctx context.Context, o metric.Observer) error {
 // observePool observes the dispatch counts of p and the gauges of its sets
 // not in seen. When the pool's Stats fail, it counts the failure and
 // observes each set on its own, so that one failing set hides no other.
-func (m *Metrics) observePool(ctx context.Context, o metric.Observer, p poolSource, seen map[*concurry.LimitSet]bool) {
-	ps, err := p.pool.Stats(ctx)
+func (m *Metrics) observePool(ctx context.Context, o metric.Observer, p observe.PoolSource, seen map[*concurry.LimitSet]bool) {
+	ps, err := p.Pool.Stats(ctx)
 	if err != nil {
-		m.statsFailed(ctx, attribute.String(AttrPool, p.name), attribute.String(AttrBackend, p.backend))
-		handle(fmt.Errorf("concurry: stats of pool %q: %w", p.name, err))
-		for i := range p.pool.Len() {
-			ls := p.pool.At(i)
+		m.statsFailed(ctx, attribute.String(AttrPool, p.Name), attribute.String(AttrBackend, p.Backend))
+		handle(fmt.Errorf("concurry: stats of pool %q: %w", p.Name, err))
+		for i := range p.Pool.Len() {
+			ls := p.Pool.At(i)
 			if !seen[ls] {
 				seen[ls] = true
 				st, err := ls.Stats(ctx)
-				m.observeSet(ctx, o, ls.Name(), p.backend, st, err)
+				m.observeSet(ctx, o, ls.Name(), p.Backend, st, err)
 			}
 		}
 		return
 	}
 	for i, st := range ps.Sets {
-		ls := p.pool.At(i)
+		ls := p.Pool.At(i)
 		o.ObserveInt64(m.dispatched, ps.Dispatched[i], metric.WithAttributes(
-			attribute.String(AttrPool, p.name), attribute.Int(AttrPoolIndex, i), attribute.String(AttrSet, ls.Name())))
+			attribute.String(AttrPool, p.Name), attribute.Int(AttrPoolIndex, i), attribute.String(AttrSet, ls.Name())))
 		if !seen[ls] {
 			seen[ls] = true
-			m.observeSet(ctx, o, ls.Name(), p.backend, st, nil)
+			m.observeSet(ctx, o, ls.Name(), p.Backend, st, nil)
 		}
 	}
 }
@@ -82,7 +83,7 @@ func (m *Metrics) observeSet(ctx context.Context, o metric.Observer, name, backe
 		return
 	}
 	for _, l := range st.Limits {
-		kv := append(set[:2:2], attribute.String(AttrKey, l.Key), attribute.String(AttrAlgorithm, statsAlgorithm(l)))
+		kv := append(set[:2:2], attribute.String(AttrKey, l.Key), attribute.String(AttrAlgorithm, observe.StatsAlgorithm(l)))
 		if l.Kind != concurry.KindResource {
 			kv = append(kv, attribute.String(AttrWindow, l.Window.String()))
 		}

@@ -2,6 +2,7 @@ package concurryprom
 
 import (
 	"context"
+	"github.com/concurry/concurry/internal/observe"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -9,25 +10,25 @@ import (
 	"github.com/concurry/concurry"
 )
 
-// Collect reads the Stats of every registered source, outside the
+// Collect reads the Stats of every registered observe.Source, outside the
 // registry's lock and within Options.StatsTimeout, and sends their metrics
 // and those the hooks recorded. A failed read is counted in
 // concurry_stats_errors_total and logged; it does not fail the scrape.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.statsTimeout)
 	defer cancel()
-	sets, pools, keyed := c.reg.snapshot()
+	sets, pools, keyed := c.reg.Snapshot()
 	seen := make(map[*concurry.LimitSet]bool, len(sets))
 	for _, s := range sets {
-		seen[s.set] = true
-		st, err := s.set.Stats(ctx)
-		c.collectSet(ch, s.set.Name(), s.backend, st, err)
+		seen[s.Set] = true
+		st, err := s.Set.Stats(ctx)
+		c.collectSet(ch, s.Set.Name(), s.Backend, st, err)
 	}
 	for _, p := range pools {
 		c.collectPool(ctx, ch, p, seen)
 	}
 	for _, k := range keyed {
-		ch <- prometheus.MustNewConstMetric(c.identities, prometheus.GaugeValue, float64(k.keyed.Len()), k.name, k.backend)
+		ch <- prometheus.MustNewConstMetric(c.identities, prometheus.GaugeValue, float64(k.Keyed.Len()), k.Name, k.Backend)
 	}
 	for _, v := range c.vectors() {
 		v.Collect(ch)
@@ -37,28 +38,28 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 // collectPool sends the dispatch counts of p and the metrics of its sets
 // not in seen. When the pool's Stats fail, it counts the failure and reads
 // each set on its own, so that one failing set hides no other.
-func (c *Collector) collectPool(ctx context.Context, ch chan<- prometheus.Metric, p poolSource, seen map[*concurry.LimitSet]bool) {
-	ps, err := p.pool.Stats(ctx)
+func (c *Collector) collectPool(ctx context.Context, ch chan<- prometheus.Metric, p observe.PoolSource, seen map[*concurry.LimitSet]bool) {
+	ps, err := p.Pool.Stats(ctx)
 	if err != nil {
-		c.statsErrors.WithLabelValues("", p.name, p.backend).Inc()
-		c.warn("concurry: stats of a pool not read", "pool", p.name, "err", err)
-		for i := range p.pool.Len() {
-			ls := p.pool.At(i)
+		c.statsErrors.WithLabelValues("", p.Name, p.Backend).Inc()
+		c.warn("concurry: stats of a pool not read", "pool", p.Name, "err", err)
+		for i := range p.Pool.Len() {
+			ls := p.Pool.At(i)
 			if !seen[ls] {
 				seen[ls] = true
 				st, err := ls.Stats(ctx)
-				c.collectSet(ch, ls.Name(), p.backend, st, err)
+				c.collectSet(ch, ls.Name(), p.Backend, st, err)
 			}
 		}
 		return
 	}
 	for i, st := range ps.Sets {
-		ls := p.pool.At(i)
+		ls := p.Pool.At(i)
 		ch <- prometheus.MustNewConstMetric(c.dispatched, prometheus.CounterValue, float64(ps.Dispatched[i]),
-			p.name, strconv.Itoa(i), ls.Name())
+			p.Name, strconv.Itoa(i), ls.Name())
 		if !seen[ls] {
 			seen[ls] = true
-			c.collectSet(ch, ls.Name(), p.backend, st, nil)
+			c.collectSet(ch, ls.Name(), p.Backend, st, nil)
 		}
 	}
 }
@@ -85,7 +86,7 @@ func (c *Collector) collectSet(ch chan<- prometheus.Metric, name, backend string
 		if l.Kind != concurry.KindResource {
 			window = l.Window.String()
 		}
-		labels := []string{name, backend, l.Key, statsAlgorithm(l), window}
+		labels := []string{name, backend, l.Key, observe.StatsAlgorithm(l), window}
 		gauge := func(d *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 		}

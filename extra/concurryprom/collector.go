@@ -2,6 +2,7 @@ package concurryprom
 
 import (
 	"fmt"
+	"github.com/concurry/concurry/internal/observe"
 	"log/slog"
 	"math"
 	"slices"
@@ -52,7 +53,7 @@ type Options struct {
 //
 // A Collector is safe for concurrent use.
 type Collector struct {
-	reg          *registry
+	reg          *observe.Registry
 	counters     *seriesCache[prometheus.Counter]
 	observers    *seriesCache[prometheus.Observer]
 	statsTimeout time.Duration
@@ -84,7 +85,7 @@ func NewCollector(opts Options) (*Collector, error) {
 	}
 	opts.WaitBuckets = slices.Clone(opts.WaitBuckets) // the caller's slice may change later
 	if opts.Backend == "" {
-		opts.Backend = defaultBackend
+		opts.Backend = observe.DefaultBackend
 	}
 	if opts.StatsTimeout == 0 {
 		opts.StatsTimeout = 5 * time.Second
@@ -96,7 +97,7 @@ func NewCollector(opts Options) (*Collector, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Collector{
-		reg:          newRegistry(opts.Backend),
+		reg:          observe.NewRegistry(opts.Backend),
 		counters:     newSeriesCache[prometheus.Counter](opts.MaxSeries),
 		observers:    newSeriesCache[prometheus.Observer](opts.MaxSeries),
 		statsTimeout: opts.StatsTimeout,
@@ -189,7 +190,7 @@ func (c *Collector) Register(ls *concurry.LimitSet, opts ...RegisterOption) erro
 	if ls == nil {
 		panic("concurry: Collector.Register of a nil LimitSet")
 	}
-	return c.reg.addSet(ls, c.reg.newSource("", opts))
+	return c.reg.AddSet(ls, newSource(c.reg, "", opts))
 }
 
 // RegisterPool adds p, under name (the pool label), to the sources read at
@@ -202,7 +203,7 @@ func (c *Collector) RegisterPool(p *concurry.LimitPool, name string, opts ...Reg
 	if p == nil {
 		panic("concurry: Collector.RegisterPool of a nil LimitPool")
 	}
-	return c.reg.addPool(p, c.reg.newSource(name, opts))
+	return c.reg.AddPool(p, newSource(c.reg, name, opts))
 }
 
 // RegisterKeyed adds k, under name (its set label, best KeyedOptions.Name),
@@ -213,10 +214,10 @@ func (c *Collector) RegisterKeyed(k *concurry.Keyed, name string, opts ...Regist
 	if k == nil {
 		panic("concurry: Collector.RegisterKeyed of a nil Keyed")
 	}
-	return c.reg.addKeyed(k, c.reg.newSource(name, opts))
+	return c.reg.AddKeyed(k, newSource(c.reg, name, opts))
 }
 
 // Unregister removes a *concurry.LimitSet, *concurry.LimitPool or
 // *concurry.Keyed registered before, and reports whether it was registered.
 // Its gauges are no longer read; what the hooks recorded stays.
-func (c *Collector) Unregister(source any) bool { return c.reg.remove(source) }
+func (c *Collector) Unregister(source any) bool { return c.reg.Remove(source) }

@@ -1,6 +1,10 @@
 package concurryprom
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/concurry/concurry/internal/observe"
+)
 
 var (
 	// ErrInvalidOptions reports Options that can never be right: wait
@@ -11,5 +15,5 @@ var (
 	// ErrDuplicateName reports a set registered (itself or in a pool) under
 	// the name of another registered set: their series could not be told
 	// apart. Name the sets with concurry.WithName.
-	ErrDuplicateName = errors.New("concurry: another registered set has the same name")
+	ErrDuplicateName = observe.ErrDuplicateName
 )

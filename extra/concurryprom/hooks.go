@@ -1,6 +1,7 @@
 package concurryprom
 
 import (
+	"github.com/concurry/concurry/internal/observe"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/concurry/concurry"
@@ -30,8 +31,8 @@ func (c *Collector) Hooks() concurry.Hooks {
 // every identity's set and the backend WithBackend names, so that the
 // series do not multiply with the identities.
 func (c *Collector) KeyedHooks(name string, opts ...RegisterOption) *concurry.Hooks {
-	s := c.reg.newSource(name, opts)
-	h := (&setRecorder{c: c, fixed: true, name: s.name, backend: s.backend}).hooks()
+	s := newSource(c.reg, name, opts)
+	h := (&setRecorder{c: c, fixed: true, name: s.Name, backend: s.Backend}).hooks()
 	return &h
 }
 
@@ -82,9 +83,9 @@ func (r *setRecorder) hooks() concurry.Hooks {
 // key returns the series key of ls with key's labels (empty when ls has no
 // such key, so that a stray key cannot make series) and outcome.
 func (r *setRecorder) key(ls *concurry.LimitSet, key, outcome string) seriesKey {
-	k := seriesKey{set: r.name, backend: r.backend, key: key, algorithm: algorithmOfKey(ls, key), outcome: outcome}
+	k := seriesKey{set: r.name, backend: r.backend, key: key, algorithm: observe.AlgorithmOfKey(ls, key), outcome: outcome}
 	if !r.fixed {
-		k.set, k.backend = ls.Name(), r.c.reg.backendOf(ls)
+		k.set, k.backend = ls.Name(), r.c.reg.BackendOf(ls)
 	}
 	if k.algorithm == "" {
 		k.key = ""
@@ -110,7 +111,7 @@ func (r *setRecorder) waitDone(i concurry.WaitInfo) {
 	if i.Set == nil {
 		return // a pool's own wait: PoolHooks records it
 	}
-	r.c.observer(r.c.wait, r.key(i.Set, i.Key, outcomeOf(i.Err)), decideValues).Observe(i.Waited.Seconds())
+	r.c.observer(r.c.wait, r.key(i.Set, i.Key, observe.OutcomeOf(i.Err)), decideValues).Observe(i.Waited.Seconds())
 }
 
 func (r *setRecorder) settled(i concurry.SettleInfo) {
@@ -160,5 +161,5 @@ func (r *poolRecorder) refused(i concurry.RefusalInfo) {
 }
 
 func (r *poolRecorder) waitDone(i concurry.WaitInfo) {
-	r.c.observer(r.c.poolWait, seriesKey{pool: r.name, outcome: outcomeOf(i.Err)}, poolValues).Observe(i.Waited.Seconds())
+	r.c.observer(r.c.poolWait, seriesKey{pool: r.name, outcome: observe.OutcomeOf(i.Err)}, poolValues).Observe(i.Waited.Seconds())
 }
