@@ -11,7 +11,7 @@ MODULES := . backend/redis examples bench extra/concurryotel extra/concurryprom
 GOBIN := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 
-.PHONY: test vet fmt-check staticcheck unit fuzz examples bench bench-peers
+.PHONY: test vet fmt-check staticcheck unit fuzz examples bench bench-all
 
 test: vet fmt-check staticcheck unit fuzz examples
 
@@ -51,8 +51,17 @@ examples:
 	cd examples && $(GO) run ./llm-batch   # the README's first command; exits 3 on any 429
 
 # The core's benchmarks live in bench/, beside their peers, so that one run
-# measures both.
-bench: bench-peers
+# measures both. make bench runs the in-memory targets in PASSES interleaved
+# passes (every benchmark once per pass, ours and the peers alike) and prints
+# the ratio table with pass/fail per target (bench/ratios); bench-all runs
+# every benchmark of the bench module (Redis, unixsock, workers, HTTP, too).
+PASSES ?= 10
+CORE_BENCH := ^Benchmark(Peer(RateAllowN|RateAllowNParallel|SemaphoreTryAcquireRelease|HandRolled3|HandRolled3Parallel)|TryAcquireRelease|TryAcquireReleaseParallel|TryAcquireUpdateRelease|ResourceTryAcquireRelease|AcquireUpdateRelease3|AcquireUpdateRelease3Parallel|AcquireUpdateRelease3NilHooks)$$
 
-bench-peers:
+bench:
+	cd bench && $(GO) test -c -o bench.test . && \
+	for i in $$(seq $(PASSES)); do ./bench.test -test.run '^$$' -test.bench '$(CORE_BENCH)' -test.benchmem; done > core-bench.txt && \
+	$(GO) run ./ratios < core-bench.txt
+
+bench-all:
 	cd bench && $(GO) test -run '^$$' -bench . -benchmem -count 5 ./...

@@ -1,0 +1,82 @@
+// Command ratios reads the output of the bench module's benchmarks (several
+// passes, as `make bench` runs them) and prints each performance target as a
+// ratio of medians — ours over the peer measured in the same run — with the
+// spread of each side and whether the target is met.
+//
+//	go test -run '^$' -bench . -count 5 | go run ./ratios
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// target is one row: ours over peer, at most max; allocs bounds ours'
+// allocations per op (-1: not checked).
+type target struct {
+	row, ours, peer string
+	max             float64
+	allocs          float64
+}
+
+var targets = []target{
+	{"CallLimit TryAcquire+Release vs x/time/rate AllowN", "TryAcquireRelease", "PeerRateAllowN", 1.0, 0},
+	{"  the same from 64 goroutines", "TryAcquireReleaseParallel", "PeerRateAllowNParallel", 1.0, 0},
+	{"one RateLimit TryAcquire+Update+Release vs AllowN", "TryAcquireUpdateRelease", "PeerRateAllowN", 1.3, 0},
+	{"ResourceLimit TryAcquire+Release vs x/sync/semaphore", "ResourceTryAcquireRelease", "PeerSemaphoreTryAcquireRelease", 1.5, 0},
+	{"calls+tokens+connections vs hand-rolled", "AcquireUpdateRelease3", "PeerHandRolled3", 1.0, 0},
+	{"  the same from 64 goroutines", "AcquireUpdateRelease3Parallel", "PeerHandRolled3Parallel", 1.3, 0},
+	{"nil hooks vs no hooks (3 limits)", "AcquireUpdateRelease3NilHooks", "AcquireUpdateRelease3", 1.05, 0},
+}
+
+var line = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(?:.*?\s([\d.]+) allocs/op)?`)
+
+func main() {
+	ns := map[string][]float64{}
+	allocs := map[string]float64{}
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		m := line.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		v, _ := strconv.ParseFloat(m[2], 64)
+		ns[m[1]] = append(ns[m[1]], v)
+		if m[3] != "" {
+			allocs[m[1]], _ = strconv.ParseFloat(m[3], 64)
+		}
+	}
+	fmt.Printf("%-55s %12s %12s %7s %7s  %s\n", "target", "ours ns/op", "peer ns/op", "ratio", "bound", "")
+	failed := 0
+	for _, t := range targets {
+		o, p := ns[t.ours], ns[t.peer]
+		if len(o) == 0 || len(p) == 0 {
+			fmt.Printf("%-55s %12s %12s %7s %7.2f  not measured\n", t.row, "-", "-", "-", t.max)
+			continue
+		}
+		r := median(o) / median(p)
+		verdict := "met"
+		if r > t.max || (t.allocs >= 0 && allocs[t.ours] > t.allocs) {
+			verdict, failed = "NOT MET", failed+1
+		}
+		fmt.Printf("%-55s %12s %12s %7.2f %7.2f  %s (%g allocs/op)\n", t.row, spread(o), spread(p), r, t.max, verdict, allocs[t.ours])
+	}
+	fmt.Println(strings.Repeat("-", 100))
+	fmt.Printf("%d of %d targets not met\n", failed, len(targets))
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// spread prints the median and the range of the passes.
+func spread(v []float64) string {
+	return fmt.Sprintf("%.1f±%.0f%%", median(v), 100*(slices.Max(v)-slices.Min(v))/2/median(v))
+}
