@@ -33,6 +33,20 @@ func TestSubmitAndResultAllocateTwice(t *testing.T) {
 	}
 }
 
+// Run needs no future of its own: the task's record holds it.
+func TestRunAllocatesOnce(t *testing.T) {
+	p := newPool(t, indexFactory, worker.Options{})
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := worker.Run(ctx, p, index); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 1 {
+		t.Fatalf("Run allocates %v times, want 1", allocs)
+	}
+}
+
 // A completed future whose result is not read yet takes a few words of
 // the heap, not its task's record.
 func TestHeldFuturesAreSmall(t *testing.T) {

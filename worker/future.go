@@ -18,10 +18,24 @@ type Future[R any] struct {
 	// with a context that never ends waits on it; then the Done channel and
 	// the Gather and Wait calls waiting; completedWaiters once complete.
 	waiters atomic.Pointer[futureWaiters]
-	wg      sync.WaitGroup // one count, done when the future completes
-	val     R              // written once before waiters is set to completedWaiters
-	err     error          // written once before waiters is set to completedWaiters
+	parked  atomic.Pointer[parker] // the Result calls waiting; parkedDone once complete
+	parkers *sync.Pool             // the pool's spare parkers
+	val     R                      // written once before waiters is set to completedWaiters
+	err     error                  // written once before waiters is set to completedWaiters
 }
+
+// parker is how a Result whose context never ends waits for its future: it
+// receives one value on ch when the future completes. A pool keeps spare
+// parkers, made by its own submitters (so in its synctest bubble, if any),
+// and a Result takes one for the time of its wait, so that waiting costs no
+// allocation.
+type parker struct {
+	ch   chan struct{} // room for the one value
+	next *parker       // the next Result waiting on the same future
+}
+
+// parkedDone marks the parked list of a completed future.
+var parkedDone = new(parker)
 
 // futureWaiters are what waits on a future other than Result with a context
 // that never ends: the channel Done returned, and the Gather and Wait calls
@@ -51,11 +65,10 @@ var closedChan = func() chan struct{} {
 	return c
 }()
 
-// newFuture returns a pending future, which complete completes.
-func newFuture[R any]() *Future[R] {
-	f := &Future[R]{}
-	f.wg.Add(1)
-	return f
+// newFuture returns a pending future, which complete completes, whose
+// Result waits with parkers from parkers.
+func newFuture[R any](parkers *sync.Pool) *Future[R] {
+	return &Future[R]{parkers: parkers}
 }
 
 // Done returns a channel that is closed when the future completes.
@@ -85,8 +98,8 @@ func (f *Future[R]) Result(ctx context.Context) (R, error) {
 		return f.val, f.err
 	}
 	stop := ctx.Done()
-	if stop == nil { // ctx never ends: wait without making a channel
-		f.wg.Wait()
+	if stop == nil && f.parkers != nil { // ctx never ends: wait without making a channel
+		f.park()
 		return f.val, f.err
 	}
 	select {
@@ -125,7 +138,33 @@ func (f *Future[R]) complete(v R, err error) {
 			x.ch <- x.i // never blocks: the buffer holds one send per future
 		}
 	}
-	f.wg.Done()
+	for pk := f.parked.Swap(parkedDone); pk != nil; {
+		next := pk.next // read first: once told, the parker goes back to the pool
+		pk.ch <- struct{}{}
+		pk = next
+	}
+}
+
+// park waits until f completes, with a parker from f's pool.
+func (f *Future[R]) park() {
+	pk, _ := f.parkers.Get().(*parker)
+	if pk == nil {
+		pk = &parker{ch: make(chan struct{}, 1)}
+	}
+	for {
+		head := f.parked.Load()
+		if head == parkedDone { // completed meanwhile
+			f.parkers.Put(pk)
+			return
+		}
+		pk.next = head
+		if f.parked.CompareAndSwap(head, pk) {
+			break
+		}
+	}
+	<-pk.ch
+	pk.next = nil
+	f.parkers.Put(pk)
 }
 
 // waitList returns f's waiters, making them if f has none yet:

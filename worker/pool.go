@@ -36,6 +36,7 @@ type core struct {
 	owned    []*concurry.LimitSet // sets the pool made; closed by Stop
 	counters []counters           // per worker index
 	rr       atomic.Uint64        // RoundRobin cursor
+	parkers  sync.Pool            // spare parkers of the futures' Result calls
 
 	slots    []taskSlot    // per worker index: the running task's context
 	halting  atomic.Bool   // start no task; see halt

@@ -38,15 +38,48 @@ func Submit[T, R any](ctx context.Context, p *Pool[T], task Task[T, R], opts ...
 	if p == nil || task == nil {
 		return nil, fmt.Errorf("%w: Submit needs a pool and a task, not nil", ErrInvalidOptions)
 	}
-	if err := ctx.Err(); err != nil {
+	c := &call[T, R]{future: newFuture[R](&p.parkers)}
+	f := c.future // c drops it when the task ends
+	if err := submit(ctx, p, c, task, opts); err != nil {
 		return nil, err
 	}
-	if p.stopped.Load() {
-		return nil, ErrStopped
+	return f, nil
+}
+
+// Run submits task and waits for its result: the blocking form of Submit.
+// As no one else sees the future, the task's record holds it: a Run
+// allocates once.
+func Run[T, R any](ctx context.Context, p *Pool[T], task Task[T, R], opts ...SubmitOption[R]) (R, error) {
+	if p == nil || task == nil {
+		var zero R
+		return zero, fmt.Errorf("%w: Run needs a pool and a task, not nil", ErrInvalidOptions)
 	}
-	f := newFuture[R]()
-	c := &call[T, R]{future: f, task: task}
-	c.scope.parent = ctx
+	c := &callWithFuture[T, R]{}
+	c.future = &c.f
+	c.f.parkers = &p.parkers
+	if err := submit(ctx, p, &c.call, task, opts); err != nil {
+		var zero R
+		return zero, err
+	}
+	return c.f.Result(ctx)
+}
+
+// callWithFuture is a call and its future in one allocation, for Run.
+type callWithFuture[T, R any] struct {
+	call[T, R]
+	f Future[R]
+}
+
+// submit sets up c, whose future is set, and hands it to p as its mode
+// says. On error the future is dropped unseen.
+func submit[T, R any](ctx context.Context, p *Pool[T], c *call[T, R], task Task[T, R], opts []SubmitOption[R]) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if p.stopped.Load() {
+		return ErrStopped
+	}
+	c.task, c.scope.parent = task, ctx
 	for _, o := range opts {
 		if o.until != nil {
 			c.until = o.until
@@ -56,30 +89,15 @@ func Submit[T, R any](ctx context.Context, p *Pool[T], task Task[T, R], opts ...
 	if own != nil && own.c != &p.core {
 		own = nil // a task of another pool
 	}
-	var err error
 	switch p.opts.Mode {
 	case Sync:
 		if own != nil {
-			return nil, ErrDeadlock // the caller holds the pool's only worker
+			return ErrDeadlock // the caller holds the pool's only worker
 		}
-		err = p.runSync(ctx, c)
+		return p.runSync(ctx, c)
 	case OnDemand:
-		err = p.startOnDemand(ctx, c, own != nil && p.opts.MaxWorkers == 1)
+		return p.startOnDemand(ctx, c, own != nil && p.opts.MaxWorkers == 1)
 	default:
-		err = p.enqueue(ctx, c, own)
+		return p.enqueue(ctx, c, own)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
-}
-
-// Run submits task and waits for its result: the blocking form of Submit.
-func Run[T, R any](ctx context.Context, p *Pool[T], task Task[T, R], opts ...SubmitOption[R]) (R, error) {
-	f, err := Submit(ctx, p, task, opts...)
-	if err != nil {
-		var zero R
-		return zero, err
-	}
-	return f.Result(ctx)
 }
