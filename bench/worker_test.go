@@ -75,8 +75,9 @@ func (h *handoff) run(fn func() (int, error)) int {
 }
 
 // BenchmarkWorkerRoundTrip submits a trivial task and waits for its result,
-// with concurry's pool, a bare channel hand-off and pond's pool, at 1 and 8
-// workers; serially (one submitter) and from GOMAXPROCS submitters.
+// with concurry's pool (Submit then Result, and Run), a bare channel
+// hand-off and pond's pool, at 1 and 8 workers; serially (one submitter) and
+// from GOMAXPROCS submitters.
 func BenchmarkWorkerRoundTrip(b *testing.B) {
 	task := func() (int, error) { return 1, nil }
 	for _, n := range []int{1, 8} {
@@ -105,6 +106,17 @@ func BenchmarkWorkerRoundTrip(b *testing.B) {
 				})
 			}
 			b.Run(fmt.Sprintf("workers=%d/%s/impl=concurry", n, mode), func(b *testing.B) {
+				p := newWorkerPool(b, n)
+				run(b, func() error {
+					f, err := worker.Submit(bg, p, one)
+					if err != nil {
+						return err
+					}
+					_, err = f.Result(bg)
+					return err
+				})
+			})
+			b.Run(fmt.Sprintf("workers=%d/%s/impl=concurry-run", n, mode), func(b *testing.B) {
 				p := newWorkerPool(b, n)
 				run(b, func() error { _, err := worker.Run(bg, p, one); return err })
 			})
@@ -192,7 +204,7 @@ func BenchmarkWorkerHeldFutures(b *testing.B) {
 	b.Run("impl=pond", func(b *testing.B) {
 		heldBytes(b, func() any {
 			p := pond.NewResultPool[int](8)
-			futures := make([]pond.Result[int], heldFutures)
+			futures := make([]pond.ResultTask[int], heldFutures)
 			for i := range futures {
 				futures[i] = p.SubmitErr(task)
 			}
