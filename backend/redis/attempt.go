@@ -11,27 +11,51 @@ import (
 
 // Replies of the acquire script.
 const (
-	codeRefused  = 0 // not now: see ready, blocked and wake
+	codeRefused  = 0 // not now: see ready, slow, short and wake
 	codeGranted  = 1 // taken (or taken by an earlier try of the same id)
 	codeCanGrant = 2 // check mode: could be taken now; nothing was
 )
 
 // reply is the acquire script's answer; instants are Redis µs.
 type reply struct {
-	code    int64
-	now     int64 // the script's instant
-	ready   int64 // refused: when the rate limits could grant, ≥ now; granted: the instant of the grant
-	blocked bool  // resources are short
-	wake    int64 // the earliest lease expiry while blocked, 0 if none
+	code  int64
+	now   int64 // the script's instant
+	ready int64 // refused: when the rate limits and pauses could grant, ≥ now; granted: the instant of the grant
+	slow  int   // refused: the spec whose instant ready is (the bottleneck), -1 when none is later than now
+	short int   // refused: the first resource spec without room, -1 when every one has room
+	wake  int64 // the earliest lease expiry while short, 0 if none
 
 	receipt time.Time     // when the reply came
 	rtt     time.Duration // how long the call took
 }
 
+// blocked reports whether resources are short: only a release can help
+// before the earliest lease expires.
+func (r reply) blocked() bool { return r.short >= 0 }
+
+// blocker returns the spec that keeps the request from being granted now:
+// a resource without room, else the bottleneck; -1 when neither.
+func (r reply) blocker() int {
+	if r.short >= 0 {
+		return r.short
+	}
+	return r.slow
+}
+
+// hint returns the hint of the next attempt after the refusal r: the
+// instant r says the rate limits could grant, or 0 (none) while resources
+// are short, since their release may come at any instant.
+func (r reply) hint() int64 {
+	if r.blocked() {
+		return 0
+	}
+	return r.ready
+}
+
 // parseReply decodes the acquire script's reply.
 func parseReply(res any) (reply, error) {
 	if res == int64(codeGranted) { // a grant to a request without a hint
-		return reply{code: codeGranted}, nil
+		return reply{code: codeGranted, slow: -1, short: -1}, nil
 	}
 	v, err := integers(res, 0)
 	if err != nil {
@@ -39,9 +63,9 @@ func parseReply(res any) (reply, error) {
 	}
 	switch {
 	case len(v) >= 3 && (v[0] == codeGranted || v[0] == codeCanGrant):
-		return reply{code: v[0], ready: v[1], now: v[2]}, nil
-	case len(v) >= 5 && v[0] == codeRefused:
-		return reply{code: v[0], now: v[1], ready: v[2], blocked: v[3] == 1, wake: v[4]}, nil
+		return reply{code: v[0], ready: v[1], now: v[2], slow: -1, short: -1}, nil
+	case len(v) >= 7 && v[0] == codeRefused:
+		return reply{code: v[0], now: v[1], ready: v[2], wake: v[4], slow: int(v[5]) - 1, short: int(v[6]) - 1}, nil
 	}
 	return reply{}, fmt.Errorf("%w: %v", ErrScript, v)
 }
@@ -62,11 +86,13 @@ func (s *set) takeTurn(ctx context.Context) error {
 
 func (s *set) giveTurn() { <-s.turn }
 
-// attempt runs entry e (acquire or check) once for lease id of member m,
-// evaluating the rate limits from hint on (see acquire.lua). The head waiter
-// w (nil for a request that does not wait) holds the turn meanwhile and
-// leaves the queue when granted. The call returns by ctx's end; a grant that
-// reaches a caller whose ctx has ended, then or later, is given back.
+// attempt runs entry e (acquire or check) once for lease id of member m
+// ("" for a request that takes no resource: it gets no lease, and the call
+// is never sent twice), evaluating the rate limits from hint on (see
+// acquire.lua). The head waiter w (nil for a request that does not wait)
+// holds the turn meanwhile and leaves the queue when granted. The call
+// returns by ctx's end; a grant that reaches a caller whose ctx has ended,
+// then or later, is given back.
 func (s *set) attempt(ctx context.Context, e entry, id backend.Lease, m string, amounts []int64, hint int64, w *waiter) (reply, error) {
 	args := append(s.newArgs(2+len(amounts)), m)
 	for _, n := range amounts {
@@ -87,7 +113,7 @@ func (s *set) attempt(ctx context.Context, e entry, id backend.Lease, m string, 
 		late = func(res any, err error) { s.late(e, id, m, amounts, res, err) }
 	}
 	sent := time.Now()
-	res, err := s.do(ctx, e, args, late)
+	res, err := s.do(ctx, e, args, late, m == "")
 	receipt := time.Now()
 	if err != nil {
 		return reply{}, err
@@ -97,8 +123,11 @@ func (s *set) attempt(ctx context.Context, e entry, id backend.Lease, m string, 
 	if err == nil && r.now != 0 {
 		s.mu.Lock()
 		s.ref = clockRef{now: r.now, receipt: receipt, rtt: r.rtt}
-		if r.code == codeRefused && !r.blocked {
+		if r.code == codeRefused && !r.blocked() {
 			s.noteDue(r)
+		}
+		if w != nil && r.code == codeRefused {
+			w.blocker = r.blocker()
 		}
 		s.mu.Unlock()
 	}
@@ -109,7 +138,9 @@ func (s *set) attempt(ctx context.Context, e entry, id backend.Lease, m string, 
 		s.bg.Go(func() { s.undo(id, m, amounts) })
 		return reply{}, backend.ContextError(ctx)
 	}
-	s.track(id, m, receipt)
+	if m != "" {
+		s.track(id, m, receipt)
+	}
 	if w != nil {
 		s.dequeue(w, r.ready)
 	}
@@ -118,16 +149,17 @@ func (s *set) attempt(ctx context.Context, e entry, id backend.Lease, m string, 
 
 // late handles the outcome of an acquisition attempt whose caller gave up
 // before it came: a grant is given back; an unknown outcome is logged (a
-// grant, if Redis made one, expires unrenewed within LeaseTTL).
+// grant, if Redis made one, expires unrenewed within LeaseTTL, or, without
+// a lease, stays taken).
 func (s *set) late(e entry, id backend.Lease, m string, amounts []int64, res any, err error) {
 	if e != acquireEntry {
 		return
 	}
 	if err != nil {
 		if errors.Is(err, backend.ErrBackendUnavailable) {
-			s.degraded.Add(1)
+			s.degradedDecision("an acquisition whose caller gave up", err)
 		}
-		s.log.Warn("concurry: an acquisition whose caller gave up got no answer from redis; if it was granted, its lease expires unrenewed",
+		s.log.Warn("concurry: an acquisition whose caller gave up got no answer from redis; if it was granted, its lease expires unrenewed (a grant without a lease stays taken)",
 			"lease", uint64(id), "lease_ttl", s.b.opts.LeaseTTL, "err", err)
 		return
 	}

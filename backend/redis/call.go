@@ -25,12 +25,12 @@ type inflight struct {
 // caller for as long as they allow. The call itself is not abandoned: it
 // goes on in the background, bounded by go-redis's timeouts, so that its
 // outcome is known, and late, when not nil, gets that outcome. A ctx that
-// can never end costs no goroutine.
-func (s *set) do(ctx context.Context, e entry, args []any, late func(any, error)) (any, error) {
+// can never end costs no goroutine. once is run's.
+func (s *set) do(ctx context.Context, e entry, args []any, late func(any, error), once bool) (any, error) {
 	if ctx.Done() == nil {
-		return s.run(ctx, e, args) // no closure to allocate
+		return s.run(ctx, e, args, once) // no closure to allocate
 	}
-	return s.async(ctx, func(ctx context.Context) (any, error) { return s.run(ctx, e, args) }, late)
+	return s.async(ctx, func(ctx context.Context) (any, error) { return s.run(ctx, e, args, once) }, late)
 }
 
 // async runs call as do runs a script call.

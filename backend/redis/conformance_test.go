@@ -12,6 +12,9 @@ import (
 	"github.com/concurry/concurry/internal/backendtest"
 )
 
+// caps are what the Redis backend claims of the contract: every part.
+var caps = backendtest.Capabilities{Facts: true, Feedback: true}
+
 // runSuite runs the conformance suite, each case with a backend of its own
 // key prefix on client, running its entry points as functions or, with
 // scripts, as scripts.
@@ -24,7 +27,7 @@ func runSuite(t *testing.T, client redis.UniversalClient, scripts bool) {
 			if scripts {
 				cr.UseScripts(b)
 			}
-			c.Test(t, &backendtest.Env{T: t, Backend: b})
+			c.Test(t, &backendtest.Env{T: t, Backend: b, Caps: caps})
 			if cr.UsesScripts(b) != scripts {
 				t.Errorf("the backend runs scripts: %v, want %v", cr.UsesScripts(b), scripts)
 			}

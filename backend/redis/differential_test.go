@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -29,21 +30,31 @@ import (
 // Redis backend's granularity, so no tolerance is needed. Usage is reported
 // with the final settle only, because the Redis backend defers non-final
 // deltas to it.
+//
+// Refusals are compared by their facts (the key that blocked and RetryAfter,
+// rounded up to the µs on the memory side), stats by their debt too, and
+// the traces give upstream feedback (Pause, Lower, stale reports
+// included), so that the Lua algorithms' Debt and Lower are held to the Go
+// ones.
 
 // event is one step of a trace.
 type event struct {
 	dt     time.Duration // sleep before the step
-	op     byte          // 'a' acquire, 's' settle, 'q' query stats
+	op     byte          // 'a' acquire, 's' settle, 'q' query stats, 'p' pause, 'l' lower
 	amount []int64       // acquire: per spec
 	lease  int           // settle: index into the held leases
 	usage  []int64       // settle: usage per spec
+	spec   int           // pause (-1: every spec), lower: the spec
+	value  int64         // pause: how long (µs, from now); lower: remaining
+	asOf   int64         // lower: µs before now the report was true (stale when large)
 }
 
 // outcome is what one step observed.
 type outcome struct {
 	Granted  bool
+	Refusal  string // the key that blocked and RetryAfter in µs, rounded up
 	Refunded []int64
-	Avail    []int64
+	Avail    []int64 // available, in use and debt, per spec
 }
 
 func diffSpecs(alg algorithms.Kind) [][]backend.Spec {
@@ -84,21 +95,65 @@ func makeTrace(rng *rand.Rand, specs []backend.Spec, steps int) []event {
 				}
 			}
 			held++ // an upper bound; settles of refused grants are skipped
-		case r < 9:
+		case r < 8:
 			ev.op, ev.lease, ev.usage = 's', rng.IntN(held), make([]int64, len(specs))
 			for i := range ev.usage {
 				ev.usage[i] = rng.Int64N(2)*rng.Int64N(3) - 1 // -1 means "as granted"
 			}
-		default:
+		case r < 9 && rng.IntN(4) > 0:
 			ev.op = 'q'
+		default:
+			ev = feedbackEvent(rng, specs, ev.dt)
 		}
 		tr = append(tr, ev)
 	}
 	return tr
 }
 
+// feedbackEvent returns a pause or a lower of a random spec, after dt.
+func feedbackEvent(rng *rand.Rand, specs []backend.Spec, dt time.Duration) event {
+	i := rng.IntN(len(specs))
+	sp := specs[i]
+	if sp.Kind == backend.Resource || rng.IntN(3) == 0 {
+		ev := event{dt: dt, op: 'p', spec: i, value: rng.Int64N(2000)}
+		if rng.IntN(3) == 0 {
+			ev.spec = -1
+		}
+		return ev
+	}
+	ev := event{dt: dt, op: 'l', spec: i, value: rng.Int64N(sp.Capacity+3) - 2, asOf: rng.Int64N(3)}
+	if rng.IntN(5) == 0 {
+		ev.asOf = 1_000_000 // older than any report the trace made in the last second
+	}
+	return ev
+}
+
+// refusalFacts returns the facts of a refusal err, RetryAfter rounded up to
+// the µs.
+func refusalFacts(t *testing.T, err error) string {
+	var r *backend.RefusalError
+	if !errors.As(err, &r) {
+		t.Fatalf("refusal %v is not a *backend.RefusalError", err)
+	}
+	return fmt.Sprintf("%q %dµs", r.Key, (r.RetryAfter+time.Microsecond-1)/time.Microsecond)
+}
+
+// feedback applies a pause or lower event to set at now (Unix µs).
+func feedback(t *testing.T, set backend.Set, ev event, now int64) {
+	f := set.(backend.Feedback)
+	var err error
+	if ev.op == 'p' {
+		err = f.Pause(context.Background(), ev.spec, (now+ev.value)*1000)
+	} else {
+		err = f.Lower(context.Background(), ev.spec, ev.value, (now-ev.asOf)*1000)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // replay runs tr on set at the instants now() reports after each sleep.
-func replay(t *testing.T, set backend.Set, specs []backend.Spec, tr []event, sleep func(time.Duration)) []outcome {
+func replay(t *testing.T, set backend.Set, specs []backend.Spec, tr []event, sleep func(time.Duration), now func() int64) []outcome {
 	ctx := context.Background()
 	type lease struct {
 		id      backend.Lease
@@ -117,6 +172,8 @@ func replay(t *testing.T, set backend.Set, specs []backend.Spec, tr []event, sle
 			}
 			if o.Granted = err == nil; o.Granted {
 				held = append(held, lease{id, slices.Clone(ev.amount)})
+			} else {
+				o.Refusal = refusalFacts(t, err)
 			}
 		case 's':
 			if len(held) == 0 {
@@ -141,8 +198,10 @@ func replay(t *testing.T, set backend.Set, specs []backend.Spec, tr []event, sle
 				t.Fatal(err)
 			}
 			for _, s := range st {
-				o.Avail = append(o.Avail, s.Available, s.InUse)
+				o.Avail = append(o.Avail, s.Available, s.InUse, s.Debt)
 			}
+		case 'p', 'l':
+			feedback(t, set, ev, now())
 		}
 		out = append(out, o)
 	}
@@ -175,7 +234,7 @@ func differential(t *testing.T, client *redis.Client, scripts bool, alg algorith
 		if err != nil {
 			t.Fatal(err)
 		}
-		want = replay(t, set, specs, tr, time.Sleep)
+		want = replay(t, set, specs, tr, time.Sleep, func() int64 { return time.Now().UnixMicro() })
 	})
 	now := start.UnixMicro()
 	b := cr.New(client, cr.Options{Prefix: fmt.Sprintf("diff/%v", scripts)})
@@ -188,8 +247,8 @@ func differential(t *testing.T, client *redis.Client, scripts bool, alg algorith
 		t.Fatal(err)
 	}
 	defer set.Close()
-	got := replay(t, set, specs, tr, func(d time.Duration) { now += d.Microseconds() })
-	granted := 0
+	got := replay(t, set, specs, tr, func(d time.Duration) { now += d.Microseconds() }, func() int64 { return now })
+	granted, timed, debts := 0, 0, 0
 	for i := range want {
 		if fmt.Sprint(want[i]) != fmt.Sprint(got[i]) {
 			t.Fatalf("step %d (%c): memory %+v, redis %+v", i, tr[i].op, want[i], got[i])
@@ -197,8 +256,17 @@ func differential(t *testing.T, client *redis.Client, scripts bool, alg algorith
 		if got[i].Granted {
 			granted++
 		}
+		if got[i].Refusal != "" && !strings.HasSuffix(got[i].Refusal, " 0µs") {
+			timed++
+		}
+		for k := 2; k < len(got[i].Avail); k += 3 {
+			if got[i].Avail[k] > 0 {
+				debts++
+			}
+		}
 	}
-	if granted == 0 || granted == len(tr) {
-		t.Fatalf("the trace granted %d of %d steps: it tells nothing", granted, len(tr))
+	if granted == 0 || granted == len(tr) || timed == 0 {
+		t.Fatalf("the trace granted %d of %d steps, %d refusals said when: it tells little", granted, len(tr), timed)
 	}
+	t.Logf("%d steps: %d granted, %d refusals said when, %d debts seen", len(tr), granted, timed, debts)
 }

@@ -23,15 +23,25 @@
 // set's clock never goes backwards.
 //
 // A set keeps the state of all its limits in one string key, read with one
-// GET and written with one SET per call, its leases in a sorted set, and
-// the records of lost leases (below) in another; SlidingWindow limits also
+// GET and written with one SET per call, its leases in a sorted set, the
+// records of lost leases (below) in another, and upstream feedback (below)
+// in a hash that only calls during a pause read; SlidingWindow limits also
 // keep a list of their entries. The first process to use a name stores the
 // limit definitions; a set that finds other definitions fails with
-// backend.ErrLimitMismatch. Every key expires one to two seconds after the
-// set would be back at its initial state (buckets full, windows empty), its
-// last lease expired and its last lost-lease record was dropped, so idle
-// sets do not fill Redis; the definitions go with them. A busy set moves
-// those expiries about once a second, not on every call.
+// backend.ErrLimitMismatch (so does a process of an older version of this
+// package: the stored format is "concurry/3"). Every key expires one to
+// two seconds after the set would be back at its initial state (buckets
+// full, windows empty), its last pause ended, its last lease expired and
+// its last lost-lease record was dropped, so idle sets do not fill Redis;
+// the definitions go with them. Never before: an expiry resets no budget.
+// A busy set moves those expiries about once a second, not on every call.
+//
+// concurry.NewKeyed over this backend names each identity's set Name +
+// "/" + identity, so each identity's keys have a hash tag of their own: a
+// Cluster spreads identities over its slots, and an identity's keys leave
+// Redis once its limits are full again. A set does not implement
+// backend.Idler (whether a shared set is idle takes a call), so Keyed
+// forgets the local handle of every identity it is not using.
 //
 // # Semantics and exactness
 //
@@ -65,14 +75,25 @@
 //
 // # Acquisitions and leases
 //
-// Each acquisition has an id chosen by the client at random (63 bits) and
-// recorded in Redis with the granted amounts, as a lease. Acquire with an id
-// that was already granted returns that grant, so a retried call (go-redis
-// retries on timeouts) never charges twice. A full cycle is two round trips:
-// the acquisition, and the settle at Release, which applies the usage once,
-// ends the lease and never refunds more than was granted. (Deltas of
-// non-final settles, which the root package does not make, are added up in
-// the process and sent with the final one.)
+// An acquisition that takes a resource has an id chosen by the client at
+// random (62 bits), recorded in Redis with the granted amounts as a lease.
+// Acquire with an id that was already granted returns that grant, so a
+// retried call (go-redis resends a command whose reply it lost) never
+// charges twice. Its full cycle is two round trips: the acquisition, and
+// the settle at Release, which applies the usage once, ends the lease and
+// never refunds more than was granted. (Deltas of non-final settles, which
+// the root package does not make, are added up in the process and sent with
+// the final one.)
+//
+// An acquisition of rate limits only holds nothing that could leak, so it
+// is not recorded: no lease, nothing to renew, one round trip. Its release
+// sends nothing when the usage equals the grant (or is less, on limits that
+// do not refund); otherwise one settle applies the usage, refunding at most
+// what was granted. Since Redis could not tell a repeated call of these from
+// the first, go-redis is told never to resend them (a command's NoRetry):
+// a reply lost after Redis ran the call fails it with an error matching
+// backend.ErrBackendUnavailable, and what it took (or refunded) is done
+// once.
 //
 // A lease lives Options.LeaseTTL (30 s by default) in Redis. The process
 // renews all the leases it holds in one call every LeaseTTL/3; a renewal
@@ -99,16 +120,41 @@
 // its usage is not charged, and the error says so. Lost leases are counted
 // (Stats.LeasesLost) and logged.
 //
+// # Refusals
+//
+// A refusal says why and when, computed in the script by the algorithms:
+// a non-waiting Acquire that cannot be granted, and a wait whose deadline
+// comes before its grant, fail with a *backend.RefusalError (matching
+// backend.ErrWouldBlock, or context.DeadlineExceeded) that names the key
+// that blocked and RetryAfter: how long, in Redis time, until the whole
+// request fits if nothing else changes; 0 when a resource is short, since
+// only a release can make room. Behind waiters of this process the refusal
+// is Queued, and its facts are projected through them. Acquire fills
+// backend.AcquireOptions.Report (whether the request waited, what blocked
+// it, for how long, and whether the outage policy decided) and calls
+// OnWait as the wait starts, from the caller's goroutine.
+//
+// # Feedback
+//
+// A set implements backend.Feedback for every process sharing it: Pause
+// stores in the set's state that a spec (or every spec) grants nothing
+// until an instant, never shortening a longer pause; Lower takes at once
+// what leaves at most the reported amount available, and ignores a report
+// older than the newest applied to that spec. Each is one script call,
+// which publishes a notice so that waiters in every process look again:
+// they then sleep until the pause ends, or fail at once when it passes
+// their deadline.
+//
 // # Waiting
 //
 // A blocked Acquire never polls: the script returns the instant the request
 // could succeed, and the client sleeps until then (minus the last round
-// trip, so that its next attempt reaches Redis about when it is due). For
-// resources, and for limits that refund, it also wakes on a pub/sub notice
-// that the scripts publish when units come back; until a notice arrives it
-// sleeps until the earliest lease expiry. A wake-up that loses a race (the
-// units it woke for went to another process first) sleeps again with a
-// little jitter (Options.Jitter).
+// trip, so that its next attempt reaches Redis about when it is due). It
+// also wakes on a pub/sub notice that the scripts publish when units come
+// back (resources released, units refunded) and on feedback; while
+// resources are short it sleeps until the earliest lease expiry at most. A
+// wake-up that loses a race (the units it woke for went to another process
+// first) sleeps again with a little jitter (Options.Jitter).
 //
 // A waiter's grant is dated at the instant it became possible, not at the
 // instant its attempt reached Redis: each attempt of a waiter carries a
@@ -155,7 +201,9 @@
 // When Redis cannot be reached, a Backend with FailClosed (the default)
 // fails Acquire with an error matching backend.ErrBackendUnavailable, and one
 // with FailOpen grants at once without limits; either way the decision is
-// counted in [Backend.Degraded] and Stats.Degraded, and the change from
+// counted in [Backend.Degraded] and Stats.Degraded, reported in
+// AcquireReport.Degraded, and logged (at most a line a second per set, with
+// how many decisions were made since the last), and the change from
 // reachable to unreachable and back is logged. A call whose outcome is
 // unknown is never replayed with a new id.
 package redis

@@ -61,7 +61,7 @@ func SettleAgain(ctx context.Context, s backend.Set, id backend.Lease, amounts, 
 	for _, d := range deltas {
 		args = append(args, d)
 	}
-	res, err := s.(*set).run(ctx, settleEntry, args)
+	res, err := s.(*set).run(ctx, settleEntry, args, false)
 	if err != nil {
 		return 0, err
 	}
@@ -70,4 +70,15 @@ func SettleAgain(ctx context.Context, s backend.Set, id backend.Lease, amounts, 
 		return 0, err
 	}
 	return v[0], nil
+}
+
+// FunctionName returns the name the library registers for entry point
+// name ("acquire", "settle", ...), as FCALL sends it. Tests only.
+func FunctionName(name string) string {
+	for i, e := range entries {
+		if e.name == name {
+			return lib.funcs[i]
+		}
+	}
+	return ""
 }

@@ -114,9 +114,18 @@ func (s *set) CheckLease(lease backend.Lease) error {
 // in Degraded under FailOpen). When ctx ends first, Settle returns ctx's
 // error; the call goes on in the background, and a failure of it is counted
 // in Degraded and logged.
-func (s *set) Settle(ctx context.Context, lease backend.Lease, _, delta []int64, final bool, refunded []int64) error {
-	if lease&degradedBit != 0 {
+//
+// A grant that took no resource has no lease: its settle applies the deltas
+// at once (final or not) in one call that is never sent twice, with held
+// the granted amounts, which bound its refunds; it makes no call when no
+// delta is to apply (usage equal to the grant, or less on a limit that does
+// not refund).
+func (s *set) Settle(ctx context.Context, lease backend.Lease, held, delta []int64, final bool, refunded []int64) error {
+	switch {
+	case lease&degradedBit != 0:
 		return nil
+	case lease == unleased:
+		return s.settleUnleased(ctx, held, delta, refunded)
 	}
 	s.mu.Lock()
 	h, ok := s.leases[lease]
@@ -151,24 +160,24 @@ func (s *set) Settle(ctx context.Context, lease backend.Lease, _, delta []int64,
 			}
 		}
 	}
-	res, err := s.do(ctx, settleEntry, args, late)
+	res, err := s.do(ctx, settleEntry, args, late, false)
 	if isAbandoned(err) {
 		return err // the background call reports its outcome
 	}
 	return s.settled(lease, h, wasLost, res, err, refunded)
 }
 
+// Release implements backend.Releaser: Settle with final true, the
+// refunded units not reported.
+func (s *set) Release(ctx context.Context, lease backend.Lease, held, delta []int64) error {
+	return s.Settle(ctx, lease, held, delta, true, nil)
+}
+
 // settled interprets the reply of lease's settle. wasLost says whether the
 // lease was known to have expired before the call.
 func (s *set) settled(lease backend.Lease, h *held, wasLost bool, res any, err error, refunded []int64) error {
 	if err != nil {
-		if errors.Is(err, backend.ErrBackendUnavailable) {
-			s.degraded.Add(1)
-			if s.b.opts.Outage == FailOpen {
-				return nil
-			}
-		}
-		return err
+		return s.unapplied(err)
 	}
 	got, err := integers(res, 0)
 	if err != nil {
@@ -215,19 +224,28 @@ func addDelta(acc, delta []int64, n int) []int64 {
 
 func clampDelta(d int64) int64 { return min(max(d, -maxDelta), maxDelta) }
 
-// undo ends lease id, granted to a caller that is gone (its ctx ended before
-// the grant reached it), refunding what its algorithms refund, so that
-// nothing is granted and forgotten. It runs in the background.
+// undo ends lease id of member m ("" for a grant without a lease), granted
+// to a caller that is gone (its ctx ended before the grant reached it),
+// refunding what its algorithms refund, so that nothing is granted and
+// forgotten. It runs in the background.
 func (s *set) undo(id backend.Lease, m string, amounts []int64) {
-	args := append(s.newArgs(1+s.n), m)
+	delta := make([]int64, s.n)
 	for i, n := range amounts {
 		if s.rate[i] {
-			args = append(args, -n)
-		} else {
-			args = append(args, 0)
+			delta[i] = -n
 		}
 	}
-	if _, err := s.run(context.Background(), settleEntry, args); err != nil {
+	var err error
+	if m == "" {
+		err = s.settleUnleased(context.Background(), amounts, delta, nil)
+	} else {
+		args := append(s.newArgs(1+s.n), m)
+		for _, d := range delta {
+			args = append(args, d)
+		}
+		_, err = s.run(context.Background(), settleEntry, args, false)
+	}
+	if err != nil {
 		s.log.Warn("concurry: a grant whose caller had gone could not be given back; its resources come back when its lease expires",
 			"lease", uint64(id), "err", err)
 		return

@@ -22,7 +22,7 @@ import (
 // The multi-host simulation re-executes the test binary: a child runs
 // runChild instead of the tests, with its own go-redis client.
 const (
-	childEnv   = "CONCURRY_REDIS_CHILD" // "hammer", "hold" or "stall"
+	childEnv   = "CONCURRY_REDIS_CHILD" // "hammer", "hold", "stall", "feedback-wait", "feedback-lower" or "keyed"
 	addrEnv    = "CONCURRY_REDIS_ADDR"
 	nameEnv    = "CONCURRY_REDIS_NAME"
 	calls      = 120                    // the call limit shared by every process
@@ -42,10 +42,16 @@ func sharedLimits() []concurry.Limit {
 // runChild is a child process's main: it prints its result and returns its
 // exit code.
 func runChild(mode string) int {
+	if mode == "keyed" {
+		return runKeyedChild()
+	}
 	client := redis.NewClient(&redis.Options{Addr: os.Getenv(addrEnv)})
 	defer client.Close()
-	if mode == "stall" {
+	switch {
+	case mode == "stall":
 		return runStalled(client)
+	case strings.HasPrefix(mode, "feedback"):
+		return runFeedbackChild(mode, client)
 	}
 	ls, err := concurry.NewLimitSet(sharedLimits(), concurry.WithName(os.Getenv(nameEnv)),
 		concurry.WithBackend(cr.New(client, cr.Options{LeaseTTL: childTTL})))
@@ -110,10 +116,11 @@ func child(t *testing.T, mode, addr, name string) (*exec.Cmd, *bufio.Scanner) {
 }
 
 // startChild starts cmd, the test binary, as a child in mode and returns a
-// reader of its output. It is killed when the test ends.
+// reader of its output; cmd.Env, if set, is added to this process's
+// environment. It is killed when the test ends.
 func startChild(t *testing.T, cmd *exec.Cmd, mode, addr, name string) *bufio.Scanner {
 	t.Helper()
-	cmd.Env = append(os.Environ(), childEnv+"="+mode, addrEnv+"="+addr, nameEnv+"="+name)
+	cmd.Env = append(append(os.Environ(), cmd.Env...), childEnv+"="+mode, addrEnv+"="+addr, nameEnv+"="+name)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

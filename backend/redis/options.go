@@ -56,9 +56,11 @@ type Options struct {
 	RenewTimeout time.Duration
 	// Logger receives what the backend does in the background or decides
 	// on its own: failed lease renewals and lost leases (Warn), Redis
-	// becoming unreachable (Warn) and reachable again (Info), calls whose
-	// caller gave up before Redis answered and how they were reconciled
-	// (Info, or Warn when the outcome stays unknown). Default: discard.
+	// becoming unreachable (Warn) and reachable again (Info), decisions made
+	// by the outage policy (Warn, at most one line a second per set, with how
+	// many were made since the line before), calls whose caller gave up
+	// before Redis answered and how they were reconciled (Info, or Warn when
+	// the outcome stays unknown). Default: discard.
 	Logger *slog.Logger
 }
 

@@ -3,6 +3,8 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -165,5 +167,52 @@ func TestReplayedAcquireChargesOnce(t *testing.T) {
 	}
 	if st, _ := set.Stats(ctx); st[0].Available != 100 {
 		t.Fatalf("available %d after the settle, want 100", st[0].Available)
+	}
+}
+
+// TestDegradedDecisionsAreLogged: decisions made by the outage policy are
+// logged, the first at once and then at most one line a second, each with
+// how many were made since the line before.
+func TestDegradedDecisionsAreLogged(t *testing.T) {
+	for _, policy := range []cr.OutagePolicy{cr.FailClosed, cr.FailOpen} {
+		t.Run(policy.String(), func(t *testing.T) {
+			srv := redistest.Start(t)
+			rec := newLogRecorder()
+			b := cr.New(quickClient(t, srv.Addr), cr.Options{Outage: policy, Logger: slog.New(rec)})
+			ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conn", Capacity: 1}},
+				concurry.WithName(t.Name()), concurry.WithBackend(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ls.Close()
+			srv.Kill()
+			decision := map[cr.OutagePolicy]string{cr.FailClosed: "decision=refused", cr.FailOpen: "decision=granted without limits"}[policy]
+			for i := range 3 {
+				a, err := ls.TryAcquire(context.Background(), nil)
+				if err == nil {
+					_ = a.Release()
+				}
+				if i == 0 {
+					line := rec.await(t, "decided without redis", 5*time.Second)
+					if !strings.Contains(line, decision) || !strings.Contains(line, "decisions=1 ") {
+						t.Fatalf("log line %q, want %s and decisions=1", line, decision)
+					}
+				}
+			}
+			if st, _ := ls.Stats(context.Background()); st.Degraded < 3 {
+				t.Fatalf("Stats.Degraded = %d, want at least 3", st.Degraded)
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			logged := 0
+			for _, l := range rec.lines {
+				if strings.Contains(l, "decided without redis") {
+					logged++
+				}
+			}
+			if logged > 2 { // the first, and maybe one for a second that passed
+				t.Fatalf("%d log lines for 3 decisions within a second: not rate-limited", logged)
+			}
+		})
 	}
 }

@@ -183,3 +183,39 @@ func TestPendingDeltasDoNotOverflow(t *testing.T) {
 		t.Fatalf("after overage of 2·MaxInt64: %d available, want 0 (in debt)", got)
 	}
 }
+
+// TestRefundOfSaturatedGCRA: overage far beyond the range saturates a GCRA
+// arrival time at the script's NEVER; a refund then changes nothing, and
+// says so: it gives back 0 units, not the n it was asked for.
+func TestRefundOfSaturatedGCRA(t *testing.T) {
+	now := time.Now().UnixMicro()
+	b := cr.New(redistest.Start(t).Client(), cr.Options{})
+	cr.SetClock(b, func() int64 { return now })
+	set := open(t, b, backend.Spec{Key: "k", Kind: backend.Rate, Algorithm: algorithms.GCRA, Window: backend.MaxWindow, Capacity: 2})
+	ctx := context.Background()
+	var leases [2]backend.Lease
+	for i := range leases {
+		l, err := set.Acquire(ctx, []int64{1}, backend.AcquireOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases[i] = l
+	}
+	if err := set.Settle(ctx, leases[0], []int64{1}, []int64{math.MaxInt64}, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	refunded := []int64{-1}
+	if err := set.Settle(ctx, leases[1], []int64{1}, []int64{-1}, true, refunded); err != nil {
+		t.Fatal(err)
+	}
+	if refunded[0] != 0 {
+		t.Fatalf("a refund of a saturated arrival time reported %d units given back, want 0", refunded[0])
+	}
+	st, err := set.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].Available != 0 || st[0].Debt <= 0 { // the debt until NEVER, the year 2112
+		t.Fatalf("stats %+v, want nothing available and a debt", st[0])
+	}
+}

@@ -27,6 +27,8 @@ const (
 	renewEntry
 	statsEntry
 	projectEntry
+	pauseEntry
+	lowerEntry
 	numEntries
 )
 
@@ -34,6 +36,7 @@ const (
 var entries = [numEntries]struct{ name, file string }{
 	{"acquire", "acquire.lua"}, {"check", "acquire.lua"}, {"settle", "settle.lua"},
 	{"renew", "renew.lua"}, {"stats", "stats.lua"}, {"project", "project.lua"},
+	{"pause", "feedback.lua"}, {"lower", "feedback.lua"},
 }
 
 // library is the Lua code: one function library with every entry point for
@@ -45,6 +48,7 @@ type library struct {
 	source  string                    // the FUNCTION LOAD payload
 	funcs   [numEntries]string        // the registered function names
 	scripts [numEntries]*redis.Script // the same entry points as scripts
+	sources [numEntries]string        // the scripts' sources
 }
 
 var lib = newLibrary()
@@ -69,8 +73,9 @@ func newLibrary() *library {
 		l.funcs[i] = "concurry_" + e.name + "_" + version
 		fmt.Fprintf(&src, "redis.register_function('%s', %s)\n", l.funcs[i], e.name)
 		// Before Redis 5 a script must ask for effects replication to write after TIME.
-		l.scripts[i] = redis.NewScript("if redis.replicate_commands then pcall(redis.replicate_commands) end\n" +
-			common + readLua(e.file) + "return " + e.name + "(KEYS, ARGV)\n")
+		l.sources[i] = "if redis.replicate_commands then pcall(redis.replicate_commands) end\n" +
+			common + readLua(e.file) + "return " + e.name + "(KEYS, ARGV)\n"
+		l.scripts[i] = redis.NewScript(l.sources[i])
 	}
 	l.source = src.String()
 	return l
@@ -92,10 +97,12 @@ func readLua(names ...string) string {
 // call runs entry e over keys with args: as a function (FCALL), loading the
 // library first where the server lacks it, or as a script (EVALSHA, then
 // EVAL) once the server turns out to have no functions or forbids them.
-func (b *Backend) call(ctx context.Context, e entry, keys []string, args []any) (any, error) {
+// With once, go-redis is told never to send the call a second time (see
+// sendOnce).
+func (b *Backend) call(ctx context.Context, e entry, keys []string, args []any, once bool) (any, error) {
 	if !b.scripts.Load() {
 		gen := b.loads.Load()
-		res, err := b.client.FCall(ctx, lib.funcs[e], keys, args...).Result()
+		res, err := b.fcall(ctx, e, keys, args, once)
 		var rerr redis.Error
 		if err == nil || !errors.As(err, &rerr) {
 			return res, err
@@ -106,7 +113,7 @@ func (b *Backend) call(ctx context.Context, e entry, keys []string, args []any) 
 			if err := b.loadLibrary(ctx, gen); err != nil {
 				return nil, err
 			}
-			res, err = b.client.FCall(ctx, lib.funcs[e], keys, args...).Result()
+			res, err = b.fcall(ctx, e, keys, args, once)
 			if err == nil || !strings.Contains(err.Error(), "Function not found") {
 				return res, err
 			}
@@ -117,7 +124,47 @@ func (b *Backend) call(ctx context.Context, e entry, keys []string, args []any) 
 			return res, err
 		}
 	}
-	return lib.scripts[e].Run(ctx, b.client, keys, args...).Result()
+	if !once {
+		return lib.scripts[e].Run(ctx, b.client, keys, args...).Result()
+	}
+	res, err := b.sendOnce(ctx, "evalsha", lib.scripts[e].Hash(), keys, args)
+	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") { // not run: sending the source is its first run
+		return b.sendOnce(ctx, "eval", lib.sources[e], keys, args)
+	}
+	return res, err
+}
+
+// fcall runs entry e as a function.
+func (b *Backend) fcall(ctx context.Context, e entry, keys []string, args []any, once bool) (any, error) {
+	if !once {
+		return b.client.FCall(ctx, lib.funcs[e], keys, args...).Result()
+	}
+	return b.sendOnce(ctx, "fcall", lib.funcs[e], keys, args)
+}
+
+// onceCmd is a command go-redis must not send again once it may have
+// reached the server: a call that leaves no record there (a grant that took
+// no resource, and its settle) could not be told apart from its repetition,
+// which would take or refund twice. A call whose reply is lost fails instead.
+type onceCmd struct{ *redis.Cmd }
+
+// NoRetry tells go-redis not to resend the command.
+func (onceCmd) NoRetry() bool { return true }
+
+// sendOnce sends command name (FCALL, EVALSHA or EVAL) of fn (a function
+// name, a digest or a source) over keys with args, never twice.
+func (b *Backend) sendOnce(ctx context.Context, name, fn string, keys []string, args []any) (any, error) {
+	all := make([]any, 0, 3+len(keys)+len(args))
+	all = append(all, name, fn, len(keys))
+	for _, k := range keys {
+		all = append(all, k)
+	}
+	cmd := redis.NewCmd(ctx, append(all, args...)...)
+	if len(keys) > 0 {
+		cmd.SetFirstKeyPos(3)
+	}
+	_ = b.client.Process(ctx, onceCmd{cmd})
+	return cmd.Result()
 }
 
 // loadLibrary loads the library on every master, unless another call has
@@ -160,12 +207,13 @@ func (s *set) newArgs(n int) []any {
 
 // run runs entry e over the set's keys with args (from newArgs) and the test
 // clock if there is one, and returns the reply: an integer or a slice.
-// Errors are classified by classify. See do for a call bounded by ctx.
-func (s *set) run(ctx context.Context, e entry, args []any) (any, error) {
+// Errors are classified by classify. With once the call is never sent
+// twice (see onceCmd). See do for a call bounded by ctx.
+func (s *set) run(ctx context.Context, e entry, args []any, once bool) (any, error) {
 	if s.b.clock != nil {
 		args = append(args, s.b.clock())
 	}
-	res, err := s.b.call(ctx, e, s.keys, args)
+	res, err := s.b.call(ctx, e, s.keys, args, once)
 	if err != nil {
 		err = classify(ctx, err)
 	}

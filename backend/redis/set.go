@@ -16,24 +16,34 @@ import (
 	"github.com/concurry/concurry/backend"
 )
 
-// degradedBit marks a lease granted without Redis under FailOpen.
-const degradedBit = backend.Lease(1) << 63
+const (
+	// degradedBit marks a lease granted without Redis under FailOpen.
+	degradedBit = backend.Lease(1) << 63
+	// unleased is the lease of a grant that took no resource: nothing is
+	// recorded for it in Redis, so there is nothing to renew, lose or end;
+	// its settle only applies usage.
+	unleased = backend.Lease(1) << 62
+)
 
 // set is one named set of limits kept in Redis; it implements backend.Set,
-// backend.DegradedCounter and backend.FaultCounter. [Backend.Open] returns
-// one. A set is safe for concurrent use.
+// backend.Releaser, backend.Feedback, backend.LeaseChecker,
+// backend.DegradedCounter and backend.FaultCounter (not backend.Idler:
+// whether a shared set is idle takes a call to Redis). [Backend.Open]
+// returns one. A set is safe for concurrent use.
 type set struct {
 	b        *Backend
 	name     string
 	def      string
 	n        int
+	specs    []backend.Spec
 	rate     []bool   // per spec: a rate limit (else a resource)
-	keys     []string // the state, the leases, the lost leases, the SlidingWindow lists
+	refunds  []bool   // per spec: a rate limit whose algorithm refunds
+	keys     []string // the state, the leases, the lost leases, the feedback, the SlidingWindow lists
 	params   string   // the definition's digest, the lease TTL and every spec's numbers
 	channel  string
-	notify   bool // waits listen for release notices: a resource or a refunding limit
 	degraded *atomic.Int64
 	log      *slog.Logger
+	outages  outageLog
 
 	renewFailures atomic.Int64
 	leasesLost    atomic.Int64
@@ -56,6 +66,9 @@ type set struct {
 
 var (
 	_ backend.Set             = (*set)(nil)
+	_ backend.Releaser        = (*set)(nil)
+	_ backend.Feedback        = (*set)(nil)
+	_ backend.LeaseChecker    = (*set)(nil)
 	_ backend.DegradedCounter = (*set)(nil)
 	_ backend.FaultCounter    = (*set)(nil)
 )
@@ -64,8 +77,10 @@ func newSet(b *Backend, name string, specs []backend.Spec) *set {
 	tag := "{" + b.opts.Prefix + ":" + name + "}"
 	s := &set{
 		b: b, name: name, def: define(specs), n: len(specs),
+		specs:    append([]backend.Spec(nil), specs...),
 		rate:     make([]bool, len(specs)),
-		keys:     []string{tag, tag + ":e", tag + ":l"},
+		refunds:  make([]bool, len(specs)),
+		keys:     []string{tag, tag + ":e", tag + ":l", tag + ":f"},
 		channel:  tag + ":free",
 		degraded: b.counter(name),
 		log:      b.opts.Logger.With("set", name),
@@ -81,21 +96,39 @@ func newSet(b *Backend, name string, specs []backend.Spec) *set {
 			ps = strconv.AppendInt(append(ps, ' '), v, 10)
 		}
 		s.rate[i] = sp.Kind == backend.Rate
+		s.refunds[i] = sp.Kind == backend.Rate && sp.Algorithm.Refunds()
 		if sp.Kind == backend.Rate && sp.Algorithm == algorithms.SlidingWindow {
 			s.keys = append(s.keys, tag+":w"+strconv.Itoa(i+1))
 		}
-		s.notify = s.notify || sp.Kind == backend.Resource || sp.Algorithm.Refunds()
 	}
 	s.params = string(append(append(ps, ';'), s.def...))
 	return s
 }
 
-// newLease returns a fresh acquisition id: 63 random bits, never 0.
-func newLease() backend.Lease { return backend.Lease(rand.Uint64()>>1 | 1) }
+// newLease returns a fresh acquisition id: 62 random bits, never 0.
+func newLease() backend.Lease { return backend.Lease(rand.Uint64()>>2 | 1) }
+
+// leased reports whether a grant of amounts is recorded as a lease: it
+// takes a resource.
+func (s *set) leased(amounts []int64) bool {
+	for i, n := range amounts {
+		if n > 0 && !s.rate[i] {
+			return true
+		}
+	}
+	return false
+}
 
 // Acquire implements backend.Set. See the package documentation for how
-// waiters are ordered, how claims are honoured and how ctx bounds the call.
+// waiters are ordered, how claims are honoured, how ctx bounds the call,
+// and what refusals say. It fills opts.Report, and calls opts.OnWait once
+// (from the calling goroutine, holding no lock; a panic in it is
+// recovered) when the request starts to wait.
 func (s *set) Acquire(ctx context.Context, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
+	req := request{opts: opts}
+	if opts.Report != nil {
+		*opts.Report = backend.AcquireReport{Blocker: -1}
+	}
 	if s.isClosed() {
 		return 0, backend.ErrClosed
 	}
@@ -106,17 +139,18 @@ func (s *set) Acquire(ctx context.Context, amounts []int64, opts backend.Acquire
 		if opts.Claim != nil && opts.Claim.Taken() {
 			return 0, backend.ErrClaimed
 		}
-		return 0, backend.ErrWouldBlock
+		return 0, s.queuedRefusal(ctx, amounts, &req)
 	}
 	if !opts.Wait {
-		return s.loop(ctx, amounts, opts, nil)
+		return s.loop(ctx, amounts, &req, nil)
 	}
-	w, err := s.enqueue(ctx, amounts, opts.Claim)
+	defer req.end()
+	w, err := s.enqueue(ctx, amounts, &req)
 	if err != nil {
 		return 0, err
 	}
 	defer s.dequeue(w, 0)
-	return s.loop(ctx, amounts, opts, w)
+	return s.loop(ctx, amounts, &req, w)
 }
 
 // member returns the member of lease id in the lease zset: "id amount...".
@@ -129,22 +163,28 @@ func member(id backend.Lease, amounts []int64) string {
 	return string(b)
 }
 
-// outage applies the outage policy to err from an acquisition attempt.
-func (s *set) outage(err error) (backend.Lease, error) {
+// outage applies the outage policy to err from an acquisition attempt of
+// req, which it reports as degraded when the policy decided.
+func (s *set) outage(err error, req *request) (backend.Lease, error) {
 	if !errors.Is(err, backend.ErrBackendUnavailable) {
 		return 0, err
 	}
-	s.degraded.Add(1)
+	req.degraded()
 	if s.b.opts.Outage == FailOpen {
+		s.degradedDecision("granted without limits", err)
 		return newLease() | degradedBit, nil
 	}
+	s.degradedDecision("refused", err)
 	return 0, err
 }
 
-// Stats implements backend.Set: it reads the state every process shares. It
-// returns by ctx's end, with ctx's error, even when Redis does not answer.
+// Stats implements backend.Set: it reads the state every process shares:
+// per spec, the units available now (none while the spec is paused), the
+// resource units held, and the debt of overage (TokenBucket and GCRA; the
+// other algorithms keep none). It returns by ctx's end, with ctx's error,
+// even when Redis does not answer.
 func (s *set) Stats(ctx context.Context) ([]backend.SpecStats, error) {
-	res, err := s.do(ctx, statsEntry, s.newArgs(0), nil)
+	res, err := s.do(ctx, statsEntry, s.newArgs(0), nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -152,12 +192,12 @@ func (s *set) Stats(ctx context.Context) ([]backend.SpecStats, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(v) != 2*s.n {
+	if len(v) != 3*s.n {
 		return nil, ErrScript
 	}
 	out := make([]backend.SpecStats, s.n)
 	for i := range out {
-		out[i] = backend.SpecStats{Available: v[2*i], InUse: v[2*i+1]}
+		out[i] = backend.SpecStats{Available: v[3*i], InUse: v[3*i+1], Debt: v[3*i+2]}
 	}
 	return out, nil
 }

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -17,6 +16,7 @@ type waiter struct {
 	claim   *backend.Claim
 	arrived time.Time // when it started to wait
 	hint    int64     // set before turn is closed: since when (Redis µs) the queue has been waiting, 0 if unknown
+	blocker int       // guarded by s.mu; the spec its latest refusal named, -1 if none yet
 }
 
 // queued reports whether a blocked Acquire of this process is waiting.
@@ -27,24 +27,35 @@ func (s *set) queued() bool {
 }
 
 // enqueue appends a waiter and waits until it is the head of the queue. A
-// waiter that joins behind others with a ctx deadline the rate limits
-// cannot meet once the waiters ahead are served fails at once (see
+// waiter that joins behind others starts to wait at once (req.wait), with
+// the blocker of the head; with a ctx deadline the rate limits cannot meet
+// once the waiters ahead are served, it fails at once instead (see
 // projectDeadline).
-func (s *set) enqueue(ctx context.Context, amounts []int64, claim *backend.Claim) (*waiter, error) {
-	w := &waiter{turn: make(chan struct{}), amounts: amounts, claim: claim, arrived: time.Now()}
+func (s *set) enqueue(ctx context.Context, amounts []int64, req *request) (*waiter, error) {
+	w := &waiter{turn: make(chan struct{}), amounts: amounts, claim: req.opts.Claim, arrived: time.Now(), blocker: -1}
+	req.start = w.arrived
 	s.mu.Lock()
 	s.queue = append(s.queue, w)
 	head := len(s.queue) == 1
+	blocker := s.queue[0].blocker
 	if head {
 		w.hint = s.dueHint()
 		close(w.turn)
 	}
 	s.mu.Unlock()
-	if _, ok := ctx.Deadline(); ok && !head {
-		if err := s.projectDeadline(ctx, w); err != nil {
-			s.dequeue(w, 0)
-			return nil, err
+	if !head {
+		if _, ok := ctx.Deadline(); ok {
+			b, err := s.projectDeadline(ctx, w)
+			if err != nil {
+				s.dequeue(w, 0)
+				req.refused(b)
+				return nil, err
+			}
+			if b >= 0 {
+				blocker = b
+			}
 		}
+		req.wait(blocker)
 	}
 	select {
 	case <-w.turn:
@@ -87,9 +98,12 @@ func (s *set) dequeue(w *waiter, granted int64) {
 // rate limits could grant it, or the grant of the waiter ahead of it; the
 // script grants as of the instant the request became possible, so time
 // spent waking up is not lost from the schedule.
-func (s *set) loop(ctx context.Context, amounts []int64, opts backend.AcquireOptions, w *waiter) (backend.Lease, error) {
-	id, claim, committed, listening := newLease(), opts.Claim, false, false
-	m := member(id, amounts)
+func (s *set) loop(ctx context.Context, amounts []int64, req *request, w *waiter) (backend.Lease, error) {
+	id, m, claim, committed, listening := unleased, "", req.opts.Claim, false, false
+	if s.leased(amounts) {
+		id = newLease()
+		m = member(id, amounts)
+	}
 	hint, woke := s.firstHint(w), int64(0) // woke: the instant the last sleep was for; 0 before any
 	for {
 		switch {
@@ -108,7 +122,7 @@ func (s *set) loop(ctx context.Context, amounts []int64, opts backend.AcquireOpt
 		r, err := s.attempt(ctx, e, id, m, amounts, hint, w)
 		switch {
 		case err != nil:
-			return s.outage(err)
+			return s.outage(err, req)
 		case r.code == codeGranted:
 			return id, nil
 		case r.code == codeCanGrant:
@@ -117,26 +131,24 @@ func (s *set) loop(ctx context.Context, amounts []int64, opts backend.AcquireOpt
 			}
 			claim, committed, hint = nil, true, r.ready
 			continue
-		case !opts.Wait && !committed:
-			return 0, backend.ErrWouldBlock
+		case !req.opts.Wait && !committed:
+			req.refused(r.blocker())
+			return 0, s.refusal(r, false, false)
 		}
-		if err := checkDeadline(ctx, r); err != nil {
+		if err := s.startWait(ctx, r, req); err != nil {
 			return 0, err
 		}
-		lostRace := woke != 0 && (r.blocked || r.ready > woke)
-		hint = 0
-		if !r.blocked {
-			hint = r.ready
-		}
-		if s.notify && notice == nil && !listening {
-			// Listen first, then look again, so no release is missed.
+		lostRace := woke != 0 && (r.blocked() || r.ready > woke)
+		hint = r.hint()
+		if notice == nil && !listening {
+			// Listen first, then look again, so no release or feedback is missed.
 			listening = true
 			if err := s.notifier.start(ctx, s); err != nil {
 				return 0, err
 			}
 			continue
 		}
-		if r.ready > r.now && !r.blocked && time.Duration(r.ready-r.now)*time.Microsecond <= r.rtt {
+		if r.ready > r.now && !r.blocked() && time.Duration(r.ready-r.now)*time.Microsecond <= r.rtt {
 			continue // due within a round trip: by the time an attempt arrives, it is
 		}
 		if woke, err = s.sleep(ctx, r, notice, lostRace); err != nil {
@@ -145,26 +157,37 @@ func (s *set) loop(ctx context.Context, amounts []int64, opts backend.AcquireOpt
 	}
 }
 
-// checkDeadline fails at once when the rate limits cannot grant before ctx's
-// deadline.
-func checkDeadline(ctx context.Context, r reply) error {
+// startWait fails the request req that r refused when its deadline cannot
+// be met (see checkDeadline), and otherwise marks the start of its wait.
+func (s *set) startWait(ctx context.Context, r reply, req *request) error {
+	if err := s.checkDeadline(ctx, r, false); err != nil {
+		req.refused(r.blocker())
+		return err
+	}
+	req.wait(r.blocker())
+	return nil
+}
+
+// checkDeadline fails at once, with a deadline refusal, when the rate
+// limits and pauses cannot grant the request r refused before ctx's
+// deadline; queued says that it waits behind earlier requests.
+func (s *set) checkDeadline(ctx context.Context, r reply, queued bool) error {
 	d, ok := ctx.Deadline()
 	if !ok || r.ready <= r.now {
 		return nil
 	}
-	wait := time.Duration(r.ready-r.now) * time.Microsecond
-	if time.Until(d) < wait {
-		return fmt.Errorf("concurry: limits available in %v, after the context deadline: %w", wait, context.DeadlineExceeded)
+	if time.Until(d) < time.Duration(r.ready-r.now)*time.Microsecond {
+		return s.refusal(r, true, queued)
 	}
 	return nil
 }
 
 // sleep waits until the instant r says the request could be granted (plus
-// jitter after a lost race), a release notice, the end of ctx, or Close. It
-// returns the instant it waited for.
+// jitter after a lost race), a notice (units given back, or feedback), the
+// end of ctx, or Close. It returns the instant it waited for.
 func (s *set) sleep(ctx context.Context, r reply, notice <-chan struct{}, lostRace bool) (int64, error) {
 	until := r.ready
-	if r.blocked {
+	if r.blocked() {
 		// Only a release can help before the earliest lease expires.
 		wake := r.wake
 		if wake <= r.now {

@@ -1,6 +1,7 @@
--- acquire and check: ARGV[2] the lease's member ("id amount..."), then n
--- amounts, then the hint (0 for none, -1 for none from a waiter), then the
--- test clock if any.
+-- acquire and check: ARGV[2] the lease's member ("id amount..."; "" for a
+-- request that takes no resource, which gets no lease), then n amounts, then
+-- the hint (0 for none, -1 for none from a waiter), then the test clock if
+-- any.
 --
 -- Without a hint the request is evaluated at the call's instant t. With one
 -- (an instant the request has been waiting since: the ready instant of an
@@ -11,33 +12,39 @@
 -- grant is still one the algorithms would make at p: p is never before the
 -- instant any earlier call evaluated the rate limits at.
 --
+-- A request that takes resources is recorded as a lease (see settle and
+-- renew); one that takes only rate limits leaves no record: its units are
+-- taken, and its settle (if any) only applies usage.
+--
 -- acquire returns {1, p, t} when granted as of p (or granted before: a
 -- retry), or just 1 when the hint is 0 (p is then t: a request that does
 -- not wait needs no more); check takes nothing and returns {2, p, t} when
--- it could grant as of p. Both
--- return {0, t, ready, blocked, wake} when refused: ready is when the rate
--- limits could grant, blocked is 1 when resources are short, wake is the
+-- it could grant as of p. Both return {0, t, ready, blocked, wake, slow,
+-- short} when refused: ready is when the rate limits and pauses could
+-- grant, slow the spec (from 1) whose instant that is (0 when none is
+-- later than the evaluation), blocked is 1 when resources are short and
+-- short the first resource spec without room (0 if none), wake is the
 -- earliest lease expiry then (0 if none); and {-1, def} when the stored
 -- definition differs.
 
 -- refuse answers a request that takes nothing now, saving what reaping and
 -- pruning changed.
-local function refuse(sp, v, t, rt, take, m, freed, ready, blocked, hint)
-  local before = take and redis.call('ZSCORE', KE, m)
+local function refuse(sp, v, t, rt, take, m, freed, ready, slow, short, hint)
+  local before = take and m ~= '' and redis.call('ZSCORE', KE, m)
   if DIRTY then commit(sp, v, t, rt) end
   notify(freed)
   if before then return hint == 0 and 1 or {1, t, t} end
-  if ready <= t and not blocked then return {2, ready, t} end
+  if ready <= t and short == 0 then return {2, ready, t} end
   local wake = 0
-  if blocked then
+  if short > 0 then
     local first = redis.call('ZRANGE', KE, 0, 0, 'WITHSCORES')
     if first[2] and tonumber(first[2]) < NEVER then wake = tonumber(first[2]) end
   end
-  return {0, t, ready, blocked and 1 or 0, wake}
+  return {0, t, ready, short > 0 and 1 or 0, wake, slow, short}
 end
 
--- grant takes amounts, the rate limits as of p, and records a lease
--- expiring at e.
+-- grant takes amounts, the rate limits as of p, and moves the reap hint to
+-- e when a lease expiring then was recorded.
 local function grant(sp, v, amounts, p, e)
   for i = 1, sp.n do
     local n, s = amounts[i], sp[i]
@@ -45,7 +52,7 @@ local function grant(sp, v, amounts, p, e)
       if s.alg == RESOURCE then v[s.o + 1] = v[s.o + 1] + n else s:take(v, p, n) end
     end
   end
-  v[RH] = math.min(v[RH], e)
+  if e then v[RH] = math.min(v[RH], e) end
 end
 
 local function attempt(keys, args, take)
@@ -58,23 +65,28 @@ local function attempt(keys, args, take)
   local at = t
   if hint > 0 then at = math.min(math.max(hint, v[CLOCK]), t) end
   TE = at
-  local amounts, ready, blocked = {}, at, false
+  local amounts, ready, slow, short = {}, at, 0, 0
   for i = 1, sp.n do
     local n, s = tonumber(args[2 + i]), sp[i]
     amounts[i] = n
     if n > 0 then
-      if s.alg == RESOURCE then
-        if n > s.C - v[s.o + 1] then blocked = true end
-      else
-        ready = math.max(ready, s:ready(v, at, n))
+      if s.alg ~= RESOURCE then
+        local r = s:ready(v, at, n)
+        if r > ready then ready, slow = r, i end
+      elseif short == 0 and n > s.C - v[s.o + 1] then
+        short = i
       end
     end
   end
-  if ready > t or blocked or not take then
-    return refuse(sp, v, t, rt, take, m, freed, ready, blocked, hint)
+  ready, slow = paused(sp, v, amounts, ready, slow)
+  if ready > t or short > 0 or not take then
+    return refuse(sp, v, t, rt, take, m, freed, ready, slow, short, hint)
   end
-  local e = t + sp.ttl
-  local new = redis.call('ZADD', KE, 'NX', e, m) == 1 -- else granted before
+  local e, new = nil, true
+  if m ~= '' then
+    e = t + sp.ttl
+    new = redis.call('ZADD', KE, 'NX', e, m) == 1 -- else granted before
+  end
   if new then
     TE = ready
     grant(sp, v, amounts, ready, e)

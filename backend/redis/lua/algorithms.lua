@@ -6,7 +6,10 @@
 -- A spec s keeps its state in v[s.o + 1] to v[s.o + size] of the set's
 -- state v (see state.lua); the comment of each algorithm names the numbers.
 -- Every algorithm has size, init (the initial numbers), ready, take, refund,
--- avail and idle (the instant from which the state equals init again).
+-- avail, debt (whole units below zero: overage not refilled yet; 0 for the
+-- algorithms that keep no debt), lower (take at t what leaves at most
+-- remaining available: upstream feedback) and idle (the instant from which
+-- the state equals init again).
 
 local ALG = {}
 
@@ -58,13 +61,34 @@ ALG[0] = {
     return room
   end,
   avail = function(s, v, t) return math.max(tb_at(s, v, t), 0) end,
+  debt = function(s, v, t) return math.max(-tb_at(s, v, t), 0) end,
+  -- lower takes ⌊level⌋ − remaining, so that ⌊level⌋ becomes remaining
+  -- (at least −LIM, where take stops); the fraction is kept.
+  lower = function(s, v, t, remaining)
+    local k = tb_at(s, v, t) - math.max(remaining, -LIM)
+    if k > 0 then s:take(v, t, k) end
+  end,
   idle = function(s, v, t) return tb_ready(s, v, t, s.C) end,
 }
+
+-- no_debt is the debt of the algorithms that keep none: their overage
+-- shows as nothing available until it drains or expires.
+local function no_debt() return 0 end
 
 -- LeakyBucket: next, rem, last; the queue drains at next + rem/cr.
 local function lb_head(s, v)
   if v[s.o + 2] > 0 then return v[s.o + 1] + 1 end
   return v[s.o + 1]
+end
+
+-- lb_avail returns the room left in the queue at t: C − ⌈(next − t)/T⌉.
+local function lb_avail(s, v, t)
+  local nx, rem = v[s.o + 1], v[s.o + 2]
+  if nx < t or (nx == t and rem == 0) then return s.C end
+  local q, r = scale(nx - t, rem, s.cr, s.wr)
+  if r > 0 then q = q + 1 end
+  if q >= s.C then return 0 end
+  return s.C - q
 end
 
 ALG[1] = {
@@ -83,13 +107,19 @@ ALG[1] = {
     if d + q >= NEVER then v[o + 1], v[o + 2] = NEVER, 0 else v[o + 1], v[o + 2] = d + q, r end
   end,
   refund = function() return 0 end,
-  avail = function(s, v, t)
-    local nx, rem = v[s.o + 1], v[s.o + 2]
-    if nx < t or (nx == t and rem == 0) then return s.C end
-    local q, r = scale(nx - t, rem, s.cr, s.wr)
-    if r > 0 then q = q + 1 end
-    if q >= s.C then return 0 end
-    return s.C - q
+  avail = lb_avail,
+  debt = no_debt,
+  -- lower grows the queue by exactly the drain time of the units above
+  -- remaining: no request departs, so next is not rounded up first.
+  lower = function(s, v, t, remaining)
+    local k = lb_avail(s, v, t) - math.max(remaining, 0)
+    if k <= 0 then return end
+    local o = s.o
+    v[o + 3] = t
+    if v[o + 1] < t then v[o + 1], v[o + 2] = t, 0 end -- drained: the queue restarts at t
+    local q, r = dur(s, k)
+    local rem, c = addmod(v[o + 2], r, s.cr)
+    if v[o + 1] + q + c >= NEVER then v[o + 1], v[o + 2] = NEVER, 0 else v[o + 1], v[o + 2] = v[o + 1] + q + c, rem end
   end,
   idle = lb_head,
 }
@@ -211,6 +241,11 @@ local function sw_take(s, v, t, n)
   sw_trim(s, v)
 end
 
+local function sw_avail(s, v, t)
+  sw_prune(s, v, t)
+  return math.max(s.C - v[s.o + 1], 0)
+end
+
 ALG[2] = {
   size = 4,
   init = function() return 0, 0, 0, 0 end,
@@ -227,9 +262,11 @@ ALG[2] = {
   end,
   take = sw_take,
   refund = function() return 0 end,
-  avail = function(s, v, t)
-    sw_prune(s, v, t)
-    return math.max(s.C - v[s.o + 1], 0)
+  avail = sw_avail,
+  debt = no_debt,
+  lower = function(s, v, t, remaining)
+    local k = sw_avail(s, v, t) - math.max(remaining, 0)
+    if k > 0 then sw_take(s, v, t, k) end
   end,
   idle = function(s, v, t)
     if v[s.o + 1] == 0 then return t end
@@ -244,6 +281,16 @@ local function fw_count(s, v, t)
   return i, v[s.o + 2]
 end
 
+local function fw_take(s, v, t, n)
+  local i, c = fw_count(s, v, t)
+  v[s.o + 1], v[s.o + 2] = i, math.min(c + n, LIM)
+end
+
+local function fw_avail(s, v, t)
+  local _, c = fw_count(s, v, t)
+  return math.max(s.C - c, 0)
+end
+
 ALG[3] = {
   size = 2,
   init = function() return -1, 0 end,
@@ -252,14 +299,13 @@ ALG[3] = {
     if c <= s.C - n then return t end
     return math.min((i + 1) * s.W, NEVER)
   end,
-  take = function(s, v, t, n)
-    local i, c = fw_count(s, v, t)
-    v[s.o + 1], v[s.o + 2] = i, math.min(c + n, LIM)
-  end,
+  take = fw_take,
   refund = function() return 0 end,
-  avail = function(s, v, t)
-    local _, c = fw_count(s, v, t)
-    return math.max(s.C - c, 0)
+  avail = fw_avail,
+  debt = no_debt,
+  lower = function(s, v, t, remaining)
+    local k = fw_avail(s, v, t) - math.max(remaining, 0)
+    if k > 0 then fw_take(s, v, t, k) end
   end,
   idle = function(s, v, t)
     local i, c = fw_count(s, v, t)
@@ -301,7 +347,7 @@ local function g_refund(s, v, t, n)
   v[o + 3] = t
   if not g_late(s, v, t) then return 0 end
   local tat, rem = v[o + 1], v[o + 2]
-  if tat >= NEVER then return n end
+  if tat >= NEVER then return 0 end -- saturated: moving back from NEVER would be a guess
   local q, r = dur(s, n)
   local span = tat - t
   if q > span or (q == span and r >= rem) then
@@ -318,18 +364,26 @@ local function g_refund(s, v, t, n)
   return n
 end
 
+-- g_whole returns C − ⌈(TAT − t)·C/W⌉: the level a token bucket would
+-- have at t, rounded down, negative in debt (at least −LIM).
+local function g_whole(s, v, t)
+  if not g_late(s, v, t) then return s.C end
+  local q, r = scale(v[s.o + 1] - t, v[s.o + 2], s.cr, s.wr)
+  if r > 0 then q = q + 1 end
+  return s.C - math.min(q, s.C + LIM)
+end
+
 ALG[4] = {
   size = 3,
   init = function() return 0, 0, 0 end,
   ready = g_ready,
   take = g_take,
   refund = g_refund,
-  avail = function(s, v, t)
-    if not g_late(s, v, t) then return s.C end
-    local q, r = scale(v[s.o + 1] - t, v[s.o + 2], s.cr, s.wr)
-    if r > 0 then q = q + 1 end
-    if q >= s.C then return 0 end
-    return s.C - q
+  avail = function(s, v, t) return math.max(g_whole(s, v, t), 0) end,
+  debt = function(s, v, t) return math.max(-g_whole(s, v, t), 0) end,
+  lower = function(s, v, t, remaining)
+    local k = g_whole(s, v, t) - math.max(remaining, -LIM)
+    if k > 0 then g_take(s, v, t, k) end
   end,
   idle = function(s, v, t)
     if v[s.o + 2] > 0 then return math.min(v[s.o + 1] + 1, NEVER) end

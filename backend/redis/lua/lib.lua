@@ -1,17 +1,19 @@
 -- concurry redis backend: the library every entry point is built on.
 --
 -- On Redis 7 and later it is loaded once with FUNCTION LOAD, which
--- registers the entry points (acquire, check, settle, renew, stats) as
--- functions: nothing here is rebuilt per call. Elsewhere each entry point
--- runs as a script (EVALSHA) made of this library and that entry. Loading
+-- registers the entry points (acquire, check, settle, renew, stats,
+-- project, pause, lower) as functions: nothing here is rebuilt per call.
+-- Elsewhere each entry point runs as a script (EVALSHA) made of this
+-- library and that entry. Loading
 -- runs no library code but the definitions: the Lua globals (string, math,
 -- struct...) are only there during calls.
 --
 -- KEYS: [1] the set's state (a string, see state.lua), [2] the leases: a
 -- zset of "id amount..." -> expiry (µs), [3] the lost leases: a zset of the
 -- members of leases that expired unreleased -> until when the record is kept
--- (see reap), then the entry list of every SlidingWindow spec, in spec
--- order. All share one hash tag.
+-- (see reap), [4] the feedback: a hash of the pauses and the upstream
+-- reports applied (see feedback.lua), then the entry list of every
+-- SlidingWindow spec, in spec order. All share one hash tag.
 -- ARGV: [1] the set's parameters: a digest of its definition (below 2^52),
 -- the lease TTL in µs, 5 numbers per spec (algorithm or 9 for a resource,
 -- capacity C, window W in µs, C/g, W/g with g = gcd(C, W)), then ";" and the
@@ -38,11 +40,12 @@ local FUNCTIONS = false
 
 -- The call being served. Redis runs one call at a time, so begin sets them
 -- for the call that is running until it returns.
-local KS, KE, KL, KEYS_ = nil, nil, nil, nil
+local KS, KE, KL, KF, KEYS_ = nil, nil, nil, nil, nil
 local DIRTY = false  -- the state changed though nothing was taken
 local TE = nil       -- the instant this call evaluated the rate limits at; nil if it did not (see commit)
 local TESTING = false -- the call runs on a test clock, not Redis TIME
 local FRESH = nil    -- keys this call created, which have no expiry yet
+local FREED = false  -- the call gave units back (settle): waiters may go on
 
 -- fresh notes that this call created key k.
 local function fresh(k)

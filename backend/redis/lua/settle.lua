@@ -9,44 +9,58 @@
 -- reap). A lost lease's settle leaves a tombstone in its place, so that a
 -- retried settle is not charged twice.
 --
--- Returns {1, refunded per spec...} for a live lease, {2, refunded per
--- spec...} for a lost one, and {0} when the lease is unknown: settled
--- before, or lost so long ago that its record is gone (nothing is applied).
+-- A grant that took no resource has no lease: its member has the id 0, and
+-- its settle only applies the deltas (the client never resends it, since
+-- nothing would tell a resent one apart).
+--
+-- Returns {1, refunded per spec...} for a live lease (or none), {2,
+-- refunded per spec...} for a lost one, and {0} when the lease is unknown:
+-- settled before, or lost so long ago that its record is gone (nothing is
+-- applied).
+-- end_lease ends lease m, granted amounts, at t: it returns its resources
+-- and returns the settle's code (1 live, 2 lost), or nil when the lease is
+-- unknown (settled before, or lost long ago): then nothing is to apply.
+local function end_lease(sp, v, t, m, granted)
+  local exp = redis.call('ZSCORE', KE, m)
+  if not exp then
+    local keep, tomb = redis.call('ZSCORE', KL, m), '~' .. member_id(m)
+    if not keep then return nil end
+    redis.call('ZREM', KL, m)
+    redis.call('ZADD', KL, keep, tomb)
+    return 2
+  end
+  local code = 1
+  redis.call('ZREM', KE, m)
+  if tonumber(exp) <= t then -- expired, not reaped yet: lost all the same
+    code = 2
+    redis.call('ZADD', KL, t + KEEP_LOST, '~' .. member_id(m))
+    v[LX] = math.max(v[LX], t + KEEP_LOST)
+  end
+  for i = 1, sp.n do
+    local s = sp[i]
+    if s.alg == RESOURCE and granted[i] > 0 then
+      v[s.o + 1] = v[s.o + 1] - granted[i]
+      FREED = true
+    end
+  end
+  return code
+end
+
 local function settle(keys, args)
   local sp = begin(keys, args)
   local v = load(sp)
-  if not v or v[XP] == 0 then return {0} end -- another set's, or none: no lease lives
-  local rt, t = clock(args[3 + sp.n], v[CLOCK])
-  local freed = reap(sp, v, t)
   local m = args[2]
+  local leased = member_id(m) ~= '0'
+  if not v or (leased and v[XP] == 0) then return {0} end -- another set's, or none: no lease lives
+  local rt, t = clock(args[3 + sp.n], v[CLOCK])
+  FREED = reap(sp, v, t)
   local code, granted = 1, member_amounts(m)
-  local exp = redis.call('ZSCORE', KE, m)
-  if exp then
-    redis.call('ZREM', KE, m)
-    if tonumber(exp) <= t then -- expired, not reaped yet: lost all the same
-      code = 2
-      redis.call('ZADD', KL, t + KEEP_LOST, '~' .. member_id(m))
-      v[LX] = math.max(v[LX], t + KEEP_LOST)
-    end
-    for i = 1, sp.n do
-      local s = sp[i]
-      if s.alg == RESOURCE and granted[i] > 0 then
-        v[s.o + 1] = v[s.o + 1] - granted[i]
-        freed = true
-      end
-    end
-  else
-    local keep, tomb = redis.call('ZSCORE', KL, m), '~' .. member_id(m)
-    if keep then
-      redis.call('ZREM', KL, m)
-      redis.call('ZADD', KL, keep, tomb)
-      code = 2
-    else
-      if DIRTY then commit(sp, v, t, rt) end
-      notify(freed)
-      if redis.call('ZSCORE', KL, tomb) then return {2} end -- a retry: applied before
-      return {0}
-    end
+  if leased then code = end_lease(sp, v, t, m, granted) end
+  if not code then
+    if DIRTY then commit(sp, v, t, rt) end
+    notify(FREED)
+    if redis.call('ZSCORE', KL, '~' .. member_id(m)) then return {2} end -- a retry: applied before
+    return {0}
   end
   local out = {code}
   for i = 1, sp.n do
@@ -56,11 +70,11 @@ local function settle(keys, args)
       s:take(v, t, d)
     elseif s.alg ~= RESOURCE and d < 0 then
       got = s:refund(v, t, math.min(-d, granted[i]))
-      if got > 0 then freed = true end
+      if got > 0 then FREED = true end
     end
     out[i + 1] = got
   end
   commit(sp, v, t, rt)
-  notify(freed)
+  notify(FREED)
   return out
 end

@@ -13,7 +13,8 @@ local CLOCK = 2  -- the set's clock: the latest instant its rate limits were eva
 local RH = 3     -- the reap hint: no lease expires before it
 local XP = 4     -- when the keys expire, in server time (µs); 0 for a new set
 local LX = 5     -- until when lost-lease records are kept (µs); 0 if none was
-local HEAD = 5
+local PX = 6     -- the latest instant a pause ends (µs); 0 if none was (see feedback.lua)
+local HEAD = 6
 
 -- The parsed parameters, by parameter string. A function library keeps
 -- them from call to call (a script parses them on every call); the cache is
@@ -25,8 +26,8 @@ local function parse(p)
   local w = {}
   for x in string.gmatch(string.sub(p, 1, cut - 1), '%S+') do w[#w + 1] = tonumber(x) end
   local n = (#w - 2) / 5
-  local sp = {ttl = w[2], n = n, res = false, def = string.sub(p, cut + 1), init = {w[1], 0, NEVER, 0, 0}}
-  local o, li = HEAD, 3
+  local sp = {ttl = w[2], n = n, res = false, def = string.sub(p, cut + 1), init = {w[1], 0, NEVER, 0, 0, 0}}
+  local o, li = HEAD, 4
   for i = 1, n do
     local b = 2 + 5 * (i - 1)
     local s = {alg = w[b + 1], C = w[b + 2], W = w[b + 3], cr = w[b + 4], wr = w[b + 5], o = o}
@@ -37,6 +38,7 @@ local function parse(p)
       local a = ALG[s.alg]
       iv = {a.init(s)}
       s.ready, s.take, s.refund, s.avail, s.idle = a.ready, a.take, a.refund, a.avail, a.idle
+      s.debt, s.lower = a.debt, a.lower
       if s.alg == SLIDING then li = li + 1; s.li = li end
     end
     for k = 1, #iv do sp.init[o + k] = iv[k] end
@@ -44,6 +46,8 @@ local function parse(p)
     sp[i] = s
   end
   sp.size, sp.bytes, sp.fmt = o, 8 * o, '<' .. string.rep('d', o)
+  sp.pfields = {}
+  for i = 1, n do sp.pfields[i] = 'p' .. i end
   if NSPECS >= 256 then SPECS, NSPECS = {}, 0 end
   SPECS[p], NSPECS = sp, NSPECS + 1
   return sp
@@ -51,8 +55,8 @@ end
 
 -- begin starts a call: it sets the call's keys and returns its specs.
 local function begin(keys, args)
-  KS, KE, KL, KEYS_ = keys[1], keys[2], keys[3], keys
-  DIRTY, FRESH, TE, LIST = false, nil, nil, REDIS_LIST
+  KS, KE, KL, KF, KEYS_ = keys[1], keys[2], keys[3], keys[4], keys
+  DIRTY, FRESH, TE, LIST, FREED = false, nil, nil, REDIS_LIST, false
   return SPECS[args[1]] or parse(args[1])
 end
 
@@ -62,7 +66,7 @@ local function load(sp)
   local raw = redis.call('GET', KS)
   if not raw then
     -- leases and lists that outlived their set would be stale
-    redis.call('DEL', KE, KL)
+    redis.call('DEL', KE, KL, KF)
     for i = 1, sp.n do
       if sp[i].li then redis.call('DEL', KEYS_[sp[i].li]) end
     end
@@ -74,6 +78,27 @@ local function load(sp)
   end
   local def = redis.call('ZRANGE', KE, -1, -1)[1] or '=?'
   return nil, string.sub(def, 2)
+end
+
+-- pauses returns, per spec, the instant its pause ends (0 if none), read
+-- from the feedback hash. Only a call that finds v[PX] in its future needs
+-- it, so the common call reads nothing more than the state.
+local function pauses(sp)
+  local p = redis.call('HMGET', KF, unpack(sp.pfields))
+  for i = 1, sp.n do p[i] = tonumber(p[i]) or 0 end
+  return p
+end
+
+-- paused returns the instant a request of amounts can be granted at, and
+-- the spec that decides it, given that its rate limits allow it at ready
+-- (decided by slow): ready, or later when a spec it takes is paused beyond.
+local function paused(sp, v, amounts, ready, slow)
+  if v[PX] <= ready then return ready, slow end
+  local p = pauses(sp)
+  for i = 1, sp.n do
+    if amounts[i] > 0 and p[i] > ready then ready, slow = p[i], i end
+  end
+  return ready, slow
 end
 
 -- member_id returns the id of lease member m, "id amount...".
@@ -132,11 +157,13 @@ local function reap(sp, v, t)
 end
 
 -- lifetime returns how long, in ms, the keys must live from t: until a
--- second after the set would be back at its initial state, every lease has
--- expired (leases live at most the lease TTL past t) and every lost-lease
--- record has been kept long enough.
+-- second after the set would be back at its initial state, every pause has
+-- ended, every lease has expired (leases live at most the lease TTL past t;
+-- a set without resources has none) and every lost-lease record has been
+-- kept long enough.
 local function lifetime(sp, v, t)
-  local idle = math.max(t + sp.ttl, v[LX])
+  local idle = math.max(t, v[LX], v[PX])
+  if sp.res then idle = math.max(idle, t + sp.ttl) end
   for i = 1, sp.n do
     local s = sp[i]
     if s.alg ~= RESOURCE then idle = math.max(idle, s:idle(v, v[CLOCK])) end
@@ -154,7 +181,7 @@ local function deadline(sp, v, t, rt)
   if v[XP] - rt >= need * 1000 then return math.ceil((v[XP] - rt) / 1000), false end
   local ms = need + 1000
   v[XP] = rt + ms * 1000
-  FRESH = {KE, KL}
+  FRESH = {KE, KL, KF}
   for i = 1, sp.n do
     if sp[i].li then FRESH[#FRESH + 1] = KEYS_[sp[i].li] end
   end

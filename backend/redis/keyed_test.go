@@ -1,0 +1,181 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/concurry/concurry"
+	cr "github.com/concurry/concurry/backend/redis"
+	"github.com/concurry/concurry/backend/redis/redistest"
+)
+
+const (
+	keyedCalls      = 30 // each identity's calls per hour, shared by every process
+	keyedIdentities = 12
+)
+
+// keyedLimits is every identity's definition in the keyed tests.
+func keyedLimits(window time.Duration) []concurry.Limit {
+	return []concurry.Limit{concurry.CallLimit{Window: window, Capacity: keyedCalls}}
+}
+
+// runKeyedChild is a keyed child's main: through a Keyed named by nameEnv
+// over the Redis at addrEnv (a cluster when it lists several addresses), it
+// takes calls of every identity until refused, and prints "granted" and the
+// grants per identity, then how many identities Sweep forgot and how many
+// it still has.
+func runKeyedChild() int {
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(os.Getenv(addrEnv), ",")})
+	defer client.Close()
+	k, err := concurry.NewKeyed(concurry.KeyedOptions{Backend: cr.New(client, cr.Options{}),
+		Name: os.Getenv(nameEnv), Limits: keyedLimits(time.Hour)})
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	defer k.Close()
+	ctx := context.Background()
+	var sb strings.Builder
+	sb.WriteString("granted")
+	for i := range keyedIdentities {
+		id := fmt.Sprintf("user%d", i)
+		n := 0
+		for {
+			a, err := k.TryAcquire(ctx, id, nil)
+			if errors.Is(err, concurry.ErrWouldBlock) {
+				break
+			}
+			if err != nil {
+				fmt.Println("error", err)
+				return 1
+			}
+			n++
+			if err := a.Release(); err != nil {
+				fmt.Println("error", err)
+				return 1
+			}
+		}
+		fmt.Fprintf(&sb, " %d", n)
+	}
+	fmt.Println(sb.String())
+	fmt.Println("swept", k.Sweep(ctx), "len", k.Len())
+	return 0
+}
+
+// keyedAcrossProcesses runs three keyed children over addrs and checks that
+// they shared each identity's budget: keyedCalls grants in all per
+// identity, and each forgot its local handles once idle.
+func keyedAcrossProcesses(t *testing.T, addrs string) {
+	t.Helper()
+	const procs = 3
+	totals := make([]int, keyedIdentities)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range procs {
+		cmd, out := child(t, "keyed", addrs, t.Name())
+		wg.Go(func() {
+			defer func() { _ = cmd.Wait() }()
+			if !out.Scan() {
+				t.Errorf("child: no output")
+				return
+			}
+			fields := strings.Fields(out.Text())
+			if len(fields) != 1+keyedIdentities || fields[0] != "granted" {
+				t.Errorf("child: %q", out.Text())
+				return
+			}
+			mu.Lock()
+			for i, f := range fields[1:] {
+				var n int
+				fmt.Sscan(f, &n)
+				totals[i] += n
+			}
+			mu.Unlock()
+			if !out.Scan() || !strings.HasSuffix(out.Text(), " len 0") { // some went as new ones came
+				t.Errorf("child: %q, want every identity forgotten once idle", out.Text())
+			}
+		})
+	}
+	wg.Wait()
+	for i, n := range totals {
+		if n != keyedCalls {
+			t.Fatalf("identity user%d: %d calls granted across %d processes, want %d", i, n, procs, keyedCalls)
+		}
+	}
+}
+
+// TestKeyedAcrossProcesses: three processes share every identity's budget
+// on one Redis.
+func TestKeyedAcrossProcesses(t *testing.T) {
+	keyedAcrossProcesses(t, redistest.Start(t).Addr)
+}
+
+// TestKeyedAcrossProcessesCluster: the same on a Redis Cluster, where each
+// identity's keys have a hash tag of their own, so the identities are
+// spread over the masters.
+func TestKeyedAcrossProcessesCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	keyedAcrossProcesses(t, strings.Join(c.Addrs, ","))
+	used := 0
+	for _, addr := range c.Addrs {
+		n, err := redis.NewClient(&redis.Options{Addr: addr}).DBSize(context.Background()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			used++
+		}
+	}
+	if used < 2 {
+		t.Fatalf("the identities' keys are on %d of %d masters, want them spread", used, len(c.Addrs))
+	}
+}
+
+// TestKeyedIdentitiesExpire: an identity's keys live until its limits are
+// full again, and go soon after: its budget is never reset by an expiry,
+// and Redis does not keep identities that are full.
+func TestKeyedIdentitiesExpire(t *testing.T) {
+	client := redistest.Start(t).Client()
+	ctx := context.Background()
+	const window = time.Second
+	for _, w := range []time.Duration{window, time.Hour} {
+		k, err := concurry.NewKeyed(concurry.KeyedOptions{Backend: cr.New(client, cr.Options{}),
+			Name: fmt.Sprintf("%s/%v", t.Name(), w), Limits: keyedLimits(w)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer k.Close()
+		a, err := k.TryAcquire(ctx, "user", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = a.Release()
+		key := fmt.Sprintf("{concurry:%s/%v/user}", t.Name(), w)
+		ttl, err := client.PTTL(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// One call of 30 per window is back after window/30; the keys
+		// outlive that by a second or two, never by less.
+		full := w / keyedCalls
+		if ttl < full || ttl > full+3*time.Second {
+			t.Fatalf("window %v: the identity's state expires in %v, want between %v (full again) and 3 s more", w, ttl, full)
+		}
+	}
+	key := fmt.Sprintf("{concurry:%s/%v/user}", t.Name(), window)
+	deadline := time.Now().Add(10 * time.Second)
+	for client.Exists(ctx, key).Val() == 1 { // probe until Redis expires it
+		if time.Now().After(deadline) {
+			t.Fatalf("the state of an identity full again is still in redis after 10 s")
+		}
+		time.Sleep(50 * time.Millisecond) // back off between probes; not a synchronisation
+	}
+}
