@@ -43,7 +43,9 @@ func (ls *LimitSet) Pause(ctx context.Context, key string, until time.Time) erro
 // available, and a report older than one already applied (asOf before its
 // asOf) lowers nothing. Where several limits share key, the one with the
 // shortest window is lowered: upstream headers describe the shortest window.
-// remaining below 0 counts as 0. It fails with ErrUnknownKey for a key the
+// remaining below 0 — an upstream's count less what is still in flight —
+// takes the difference as debt where the algorithm keeps debt (TokenBucket,
+// GCRA) and counts as 0 elsewhere. It fails with ErrUnknownKey for a key the
 // set lacks.
 //
 // A remaining count describes the upstream when it answered; requests this
@@ -54,7 +56,7 @@ func (ls *LimitSet) Lower(ctx context.Context, key string, remaining int64, asOf
 	if err != nil || f == nil {
 		return err
 	}
-	if err := f.Lower(ctx, spec, max(remaining, 0), asOf.UnixNano()); err != nil {
+	if err := f.Lower(ctx, spec, remaining, asOf.UnixNano()); err != nil {
 		return err
 	}
 	addCount(&ls.counters[spec].feedback, 1)

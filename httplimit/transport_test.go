@@ -246,6 +246,24 @@ func TestTransportAppliesRateLimitHeaders(t *testing.T) {
 	assert.Equal(t, int64(99), available(t, off, concurry.CallKey), "NoFeedback: only the call itself")
 }
 
+// When the upstream has less left than the margin (and what is in flight),
+// the set goes into debt by the difference, so that the margin still holds
+// where it matters: at the quota's end.
+func TestTransportLowersIntoDebt(t *testing.T) {
+	up := &upstream{answer: func(*http.Request, string) *http.Response {
+		return respond(200, "application/json", chatUsage(1, 1), "x-ratelimit-remaining-tokens", "5", "x-ratelimit-reset-tokens", "1s")
+	}}
+	ls := set(t, "a", "http://a.example", concurry.RateLimit{Key: httplimit.KeyTokens, Window: time.Hour, Capacity: 1000})
+	c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.OpenAI{}}}
+	resp := post(t, c, chatRequest)
+	require.NoError(t, resp.Body.Close())
+	st, err := ls.Stats(context.Background())
+	require.NoError(t, err)
+	l, _ := st.Limit(httplimit.KeyTokens)
+	assert.Zero(t, l.Available)
+	assert.Equal(t, int64(20-5), l.Debt, "5 left, less a 2% margin of 1000: 15 in debt")
+}
+
 func TestTransportRespectsTheContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		up := &upstream{answer: func(*http.Request, string) *http.Response { return respond(200, "application/json", "{}") }}
