@@ -159,17 +159,10 @@ func (s *taskSlot) inFlight() int {
 }
 
 // begin registers the task's scope, whose parent is set, in the slot of its
-// worker index. It fails with ErrStopped, and the task must not run, when
-// the pool has halted. Call end after the task.
-func (s *taskScope) begin(c *core, index int) error {
+// worker index, so that halt can end its context. Call end after the task.
+func (s *taskScope) begin(c *core, index int) {
 	s.c, s.index = c, int32(index)
 	c.slots[index].running.Store(s)
-	// halt sets halting, then reads the slots; begin writes the slot, then
-	// reads halting. So either halt sees this task, or this task sees halt.
-	if c.halting.Load() {
-		return ErrStopped
-	}
-	return nil
 }
 
 // end unregisters the task and cancels its context; contexts derived from it

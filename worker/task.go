@@ -59,24 +59,23 @@ type env[T any] struct {
 // runtime.Goexit: the deferred function then still runs, with the task's
 // frames on the stack.
 func (c *call[T, R]) run(e *env[T]) {
+	c.scope.begin(e.c, e.index)
 	var r R
 	var err error
-	begun, exited := false, true
+	exited := true
 	defer func() {
 		if exited {
 			err = newGoexitError()
 		}
 		c.scope.releaseAll() // already done unless the goroutine is exiting
-		if begun {
-			c.scope.end()
-		}
+		c.scope.end()
 		c.finish(e, r, err)
 	}()
+	// begin wrote the slot before halted reads halting, and halt writes
+	// halting before it reads the slots: either halt ends this task's
+	// context, or this task sees halt and does not run.
 	if err = e.c.halted(c.scope.parent); err == nil {
-		begun = true
-		if err = c.scope.begin(e.c, e.index); err == nil {
-			r, err = c.execute(&c.scope, e)
-		}
+		r, err = c.execute(&c.scope, e)
 	}
 	exited = false
 }
