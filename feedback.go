@@ -45,7 +45,7 @@ func (ls *LimitSet) Pause(ctx context.Context, key string, until time.Time) erro
 // shortest window is lowered: upstream headers describe the shortest window.
 // remaining below 0 — an upstream's count less what is still in flight —
 // takes the difference as debt where the algorithm keeps debt (TokenBucket,
-// GCRA) and counts as 0 elsewhere. It fails with ErrUnknownKey for a key the
+// GCRA) and counts as 0 elsewhere; remaining is clamped to ±MaxCapacity. It fails with ErrUnknownKey for a key the
 // set lacks.
 //
 // A remaining count describes the upstream when it answered; requests this
@@ -56,6 +56,7 @@ func (ls *LimitSet) Lower(ctx context.Context, key string, remaining int64, asOf
 	if err != nil || f == nil {
 		return err
 	}
+	remaining = min(max(remaining, -MaxCapacity), MaxCapacity) // any sum stays far from overflow
 	if err := f.Lower(ctx, spec, remaining, asOf.UnixNano()); err != nil {
 		return err
 	}

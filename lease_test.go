@@ -3,6 +3,7 @@ package concurry_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,4 +70,22 @@ func TestLeaseLostHookOnce(t *testing.T) {
 	require.ErrorIs(t, a.Update(concurry.Amounts{"tokens": 20}), concurry.ErrLeaseLost)
 	require.NoError(t, a.Release())
 	assert.Equal(t, int64(1), calls.Load())
+}
+
+// Lower's remaining is clamped to ±MaxCapacity, so no report can overflow a
+// backend's sums.
+func TestLowerExtremes(t *testing.T) {
+	ctx := context.Background()
+	ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.RateLimit{Key: "tokens", Window: time.Hour, Capacity: concurry.MaxCapacity}})
+	require.NoError(t, err)
+	require.NoError(t, ls.Lower(ctx, "tokens", math.MaxInt64, time.Now()))
+	st, err := ls.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, concurry.MaxCapacity, st.Limits[0].Available, "never raises")
+	require.NoError(t, ls.Lower(ctx, "tokens", math.MinInt64, time.Now()))
+	st, err = ls.Stats(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, st.Limits[0].Available)
+	assert.Positive(t, st.Limits[0].Debt)
+	assert.LessOrEqual(t, st.Limits[0].Debt, concurry.MaxCapacity)
 }
