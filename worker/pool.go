@@ -36,7 +36,7 @@ type core struct {
 	owned    []*concurry.LimitSet // sets the pool made; closed by Stop
 	counters []counters           // per worker index
 	rr       atomic.Uint64        // RoundRobin cursor
-	parkers  sync.Pool            // spare parkers of the futures' Result calls
+	parkers  *sync.Pool           // spare parkers of the futures' Result calls; apart, as futures keep it
 
 	slots    []taskSlot    // per worker index: the running task's context
 	halting  atomic.Bool   // start no task; see halt
@@ -79,7 +79,7 @@ func NewPool[T any](ctx context.Context, factory func(ctx context.Context, index
 	p := &Pool[T]{factory: factory}
 	p.core = core{
 		opts: o, lims: lims, owned: owned, counters: make([]counters, o.MaxWorkers), slots: make([]taskSlot, o.MaxWorkers),
-		closing: make(chan struct{}), exited: make(chan struct{}),
+		closing: make(chan struct{}), exited: make(chan struct{}), parkers: new(sync.Pool),
 	}
 	switch o.Mode {
 	case Sync:

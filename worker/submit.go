@@ -38,7 +38,7 @@ func Submit[T, R any](ctx context.Context, p *Pool[T], task Task[T, R], opts ...
 	if p == nil || task == nil {
 		return nil, fmt.Errorf("%w: Submit needs a pool and a task, not nil", ErrInvalidOptions)
 	}
-	c := &call[T, R]{future: newFuture[R](&p.parkers)}
+	c := &call[T, R]{future: newFuture[R](p.parkers)}
 	f := c.future // c drops it when the task ends
 	if err := submit(ctx, p, c, task, opts); err != nil {
 		return nil, err
@@ -56,7 +56,7 @@ func Run[T, R any](ctx context.Context, p *Pool[T], task Task[T, R], opts ...Sub
 	}
 	c := &callWithFuture[T, R]{}
 	c.future = &c.f
-	c.f.parkers = &p.parkers
+	c.f.parkers = p.parkers
 	if err := submit(ctx, p, &c.call, task, opts); err != nil {
 		var zero R
 		return zero, err
