@@ -71,6 +71,7 @@ func (a messagesAPI) answer(ctx context.Context, w http.ResponseWriter, c *call)
 	if !c.waitFor(ctx, 1, 1) {
 		return
 	}
+	c.done()
 	text := obj{"type": "text", "text": c.gen.text()}
 	writeJSON(w, http.StatusOK, a.message(c, []obj{text}, stopReason(c), messagesUsage(c.in, c.gen.out())))
 }
@@ -92,6 +93,7 @@ func (a messagesAPI) stream(ctx context.Context, w http.ResponseWriter, c *call)
 		}
 		event("content_block_delta", obj{"index": 0, "delta": obj{"type": "text_delta", "text": ch}})
 	}
+	c.done()
 	event("content_block_stop", obj{"index": 0})
 	event("message_delta", obj{"delta": obj{"stop_reason": stopReason(c), "stop_sequence": nil}, "usage": obj{"output_tokens": c.gen.out()}})
 	event("message_stop", obj{})

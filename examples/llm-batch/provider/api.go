@@ -70,13 +70,27 @@ func (k errorKind) status() int {
 	}[k]
 }
 
-// call is one admitted call.
+// call is one admitted call. Only its handler's goroutine uses it.
 type call struct {
 	id      string // the Server's sequence number of the request
 	created time.Time
 	req     request
 	in      int64 // input tokens, by the provider's tokenizer
 	gen     generation
+	end     func() // ends the call in its account's accounting; nil once done
+}
+
+// done ends the call in its account's accounting, once: its unused output
+// comes back and it no longer counts against the concurrency cap. An
+// answer calls it when its output is complete, before it writes the last
+// of the answer (a whole body, or a stream's final events), so a client
+// that has read the answer finds the call ended; the handler calls it on
+// return for a call cut off before.
+func (c *call) done() {
+	if c.end != nil {
+		c.end()
+		c.end = nil
+	}
 }
 
 // waitFor sleeps until a fraction part/whole of the call's latency has
@@ -137,7 +151,8 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, a api, acct *
 		return
 	}
 	c := &call{id: id, created: now, req: req, in: in, gen: s.opts.generate(body, req.maxOut)}
-	defer func() { acct.finish(time.Now(), in, req.maxOut, c.gen.out()) }()
+	c.end = func() { acct.finish(time.Now(), in, req.maxOut, c.gen.out()) }
+	defer c.done()
 	a.answer(r.Context(), w, c)
 }
 

@@ -54,7 +54,11 @@
 // and output tokens per minute (and optionally tokens of both), full at
 // the start and refilling continuously, and a cap on calls at once. A call
 // takes 1 request, its input tokens and its maximum output at admission,
-// all or nothing, and gets its unused output back when it ends. A call
+// all or nothing, and gets its unused output back when it ends: when its
+// output is complete, before the last of its answer is written (the whole
+// body, or a stream's final events), so that a client that has read the
+// answer finds the call ended — its output settled and its place under the
+// cap free — whatever the scheduling of the server's goroutines. A call
 // that does not fit is answered 429 with the provider's error body
 // (OpenAI: {"error":{"type":"requests"|"tokens","code":
 // "rate_limit_exceeded",…}}; Anthropic: {"type":"error","error":

@@ -51,6 +51,7 @@ func (invokeAPI) answer(ctx context.Context, w http.ResponseWriter, c *call) {
 	if !c.waitFor(ctx, 1, 1) {
 		return
 	}
+	c.done()
 	var resp InvokeResponse
 	resp.Text = c.gen.text()
 	resp.Usage.InputTokens, resp.Usage.OutputTokens = c.in, c.gen.out()

@@ -56,6 +56,7 @@ func (a chatAPI) answer(ctx context.Context, w http.ResponseWriter, c *call) {
 	if !c.waitFor(ctx, 1, 1) {
 		return
 	}
+	c.done()
 	choice := obj{
 		"index": 0, "logprobs": nil, "finish_reason": chatFinish(c),
 		"message": obj{"role": "assistant", "content": c.gen.text(), "refusal": nil, "annotations": []any{}},
@@ -79,6 +80,7 @@ func (a chatAPI) stream(ctx context.Context, w http.ResponseWriter, c *call) {
 		}
 		sse.event("", chunk(obj{"content": p}, nil))
 	}
+	c.done()
 	sse.event("", chunk(obj{}, chatFinish(c)))
 	if c.req.includeUsage {
 		sse.event("", a.completion(c, "chat.completion.chunk", []obj{}, chatUsage(c)))

@@ -53,6 +53,7 @@ func (a responsesAPI) answer(ctx context.Context, w http.ResponseWriter, c *call
 	if !c.waitFor(ctx, 1, 1) {
 		return
 	}
+	c.done()
 	text := c.gen.text()
 	writeJSON(w, http.StatusOK, a.response(c, responseStatus(c), []obj{responseMessage(c, responseStatus(c), &text)}, responseUsage(c)))
 }
@@ -82,6 +83,7 @@ func (a responsesAPI) stream(ctx context.Context, w http.ResponseWriter, c *call
 		}
 		event("response.output_text.delta", part(obj{"delta": ch, "logprobs": []any{}}))
 	}
+	c.done()
 	text, status := c.gen.text(), responseStatus(c)
 	event("response.output_text.done", part(obj{"text": text, "logprobs": []any{}}))
 	event("response.content_part.done", part(obj{"part": outputText(text)}))

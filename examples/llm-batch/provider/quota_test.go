@@ -1,6 +1,9 @@
 package provider
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"sync"
 	"testing"
@@ -149,4 +152,50 @@ func TestQuotaOfTokensTogether(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		assert.Equal(t, itoa(100-10-out-1-1), resp.Header.Get("X-Ratelimit-Remaining-Tokens"), "the unused output came back")
 	})
+}
+
+// answerRead sends body to url through c and reads the answer as a client
+// does that stops where the answer ends — a JSON body decoded, or a stream
+// read up to its last event — then closes it, without waiting for the end of
+// the body or the server's handler. It returns the status.
+func answerRead(t *testing.T, c *http.Client, url string, body map[string]any) int {
+	t.Helper()
+	b, err := json.Marshal(body)
+	require.NoError(t, err)
+	resp, err := c.Post(url, "application/json", bytes.NewReader(b))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode
+	}
+	if body["stream"] != true {
+		var v map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
+		return resp.StatusCode
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() && sc.Text() != "data: [DONE]" {
+	}
+	require.NoError(t, sc.Err())
+	return resp.StatusCode
+}
+
+// A client that has read a whole answer finds the call ended — its unused
+// output back, its place under the cap free — however the server's
+// goroutines are scheduled, streamed or not: so a limiter that frees both
+// once it has read an answer never runs ahead of the provider.
+func TestCallEndsBeforeItsAnswerIsRead(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			s := newServer(t, Options{MaxLatency: 10 * time.Millisecond,
+				Quota: Quota{RequestsPerMinute: 1000, InputTokensPerMinute: 10_000, OutputTokensPerMinute: 10_000, Concurrency: 1}})
+			url := s.OpenAIBaseURL("r1", "a1") + "chat/completions"
+			for i := range 50 {
+				body := chat("hello there", 100)
+				body["stream"] = stream
+				require.Equal(t, http.StatusOK, answerRead(t, s.Client(), url, body), "call %d, stream %v: the cap of 1 is free", i, stream)
+			}
+			assert.Zero(t, s.Report()[0].Rejected)
+		})
+	}
 }
