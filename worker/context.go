@@ -25,7 +25,7 @@ import (
 // context is made, so the task sees the same context either way.
 type taskScope struct {
 	parent context.Context // the submitter's
-	c      *core           // the task's pool; set by begin
+	c      *core           // the task's pool
 	index  int32           // the task's worker index; set by begin
 
 	// state holds the first cancellation of the context (ctxLive until
@@ -158,11 +158,12 @@ func (s *taskSlot) inFlight() int {
 	return 0
 }
 
-// begin registers the task's scope, whose parent is set, in the slot of its
-// worker index, so that halt can end its context. Call end after the task.
-func (s *taskScope) begin(c *core, index int) {
-	s.c, s.index = c, int32(index)
-	c.slots[index].running.Store(s)
+// begin registers the task's scope, whose parent and pool are set, in the
+// slot of its worker index, so that halt can end its context. Call end after
+// the task.
+func (s *taskScope) begin(index int) {
+	s.index = int32(index)
+	s.c.slots[index].running.Store(s)
 }
 
 // end unregisters the task and cancels its context; contexts derived from it

@@ -38,9 +38,9 @@ func Submit[T, R any](ctx context.Context, p *Pool[T], task Task[T, R], opts ...
 	if p == nil || task == nil {
 		return nil, fmt.Errorf("%w: Submit needs a pool and a task, not nil", ErrInvalidOptions)
 	}
-	c := &call[T, R]{future: newFuture[R](p.parkers)}
-	f := c.future // c drops it when the task ends
-	if err := submit(ctx, p, c, task, opts); err != nil {
+	f := newFuture[R](p.parkers)
+	c := &call[T, R]{future: f, task: task, scope: taskScope{parent: ctx, c: &p.core}}
+	if err := submit(ctx, p, c, opts); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -54,10 +54,9 @@ func Run[T, R any](ctx context.Context, p *Pool[T], task Task[T, R], opts ...Sub
 		var zero R
 		return zero, fmt.Errorf("%w: Run needs a pool and a task, not nil", ErrInvalidOptions)
 	}
-	c := &callWithFuture[T, R]{}
-	c.future = &c.f
-	c.f.parkers = p.parkers
-	if err := submit(ctx, p, &c.call, task, opts); err != nil {
+	c := &callWithFuture[T, R]{call: call[T, R]{task: task, scope: taskScope{parent: ctx, c: &p.core}}}
+	c.future, c.f.parkers = &c.f, p.parkers
+	if err := submit(ctx, p, &c.call, opts); err != nil {
 		var zero R
 		return zero, err
 	}
@@ -70,16 +69,16 @@ type callWithFuture[T, R any] struct {
 	f Future[R]
 }
 
-// submit sets up c, whose future is set, and hands it to p as its mode
-// says. On error the future is dropped unseen.
-func submit[T, R any](ctx context.Context, p *Pool[T], c *call[T, R], task Task[T, R], opts []SubmitOption[R]) error {
+// submit hands c, made with its future, task, context and pool in one
+// literal (so that no write needs a barrier), to p as its mode says. On
+// error the future is dropped unseen.
+func submit[T, R any](ctx context.Context, p *Pool[T], c *call[T, R], opts []SubmitOption[R]) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if p.stopped.Load() {
 		return ErrStopped
 	}
-	c.task, c.scope.parent = task, ctx
 	for _, o := range opts {
 		if o.until != nil {
 			c.until = o.until

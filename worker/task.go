@@ -59,7 +59,7 @@ type env[T any] struct {
 // runtime.Goexit: the deferred function then still runs, with the task's
 // frames on the stack.
 func (c *call[T, R]) run(e *env[T]) {
-	c.scope.begin(e.c, e.index)
+	c.scope.begin(e.index)
 	var r R
 	var err error
 	exited := true
@@ -91,9 +91,7 @@ func (c *call[T, R]) finish(e *env[T], r R, err error) {
 	if e.release != nil {
 		e.release() // so that whoever sees the future complete sees the slot free
 	}
-	f := c.future
-	c.future = nil
-	f.complete(r, err)
+	c.future.complete(r, err)
 }
 
 // execute builds the task's value in OnDemand mode, and runs the attempts.
