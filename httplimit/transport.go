@@ -156,21 +156,20 @@ func (t *Transport) attempt(r *http.Request, body []byte, cost concurry.Amounts,
 		return nil, false, err
 	}
 	f := t.flights(acq.Set())
-	f.add(cost, 1)
+	mark := f.send(cost)
 	sent := time.Now()
 	resp, err := t.base().RoundTrip(out)
 	if err != nil {
-		f.add(cost, -1)
 		_ = acq.Release() // unknown whether the upstream counted it: charged as acquired
 		return nil, false, err
 	}
-	f.add(cost, -1)
 	if !t.NoFeedback {
-		t.apply(ctx, acq.Set(), resp, sent)
+		t.apply(ctx, acq.Set(), resp, sent, mark)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		// The upstream counted nothing: give back what the request took.
 		_ = acq.Update(zero(cost))
+		f.giveBack(cost)
 		_ = acq.Release()
 		if retry && ctx.Err() == nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -179,7 +178,7 @@ func (t *Transport) attempt(r *http.Request, body []byte, cost concurry.Amounts,
 		}
 		return resp, false, nil
 	}
-	resp.Body = newUsageBody(resp, acq, t.API)
+	resp.Body = newUsageBody(resp, acq, t.API, f)
 	return resp, false, nil
 }
 
@@ -244,7 +243,14 @@ func zero(a concurry.Amounts) concurry.Amounts {
 }
 
 // apply turns what resp says of the upstream's limits into feedback on ls.
-func (t *Transport) apply(ctx context.Context, ls *concurry.LimitSet, resp *http.Response, sent time.Time) {
+// A remaining count describes the upstream when it admitted the request,
+// about when it was sent: so it is lowered by what was sent to ls after
+// this request (mark), which the count cannot hold, and raised by what was
+// given back since (unused tokens settled, refused requests) and by what
+// the limit refills from then until now, which a non-streamed answer,
+// whose headers come with its end, would otherwise cost; then less the
+// margin.
+func (t *Transport) apply(ctx context.Context, ls *concurry.LimitSet, resp *http.Response, sent time.Time, mark map[string]flightMark) {
 	now := time.Now()
 	f := t.flights(ls)
 	margin := t.Margin
@@ -256,17 +262,18 @@ func (t *Transport) apply(ctx context.Context, ls *concurry.LimitSet, resp *http
 		if !ok {
 			continue
 		}
-		left := rem.Remaining - f.get(rem.Key) - int64(margin*float64(capacity(l))+0.999999)
+		_, window, c := describe(l)
+		refill := int64(0)
+		if window > 0 {
+			refill = int64(min(float64(c), float64(c)*float64(now.Sub(sent))/float64(window)))
+		}
+		after, back := f.since(mark, rem.Key)
+		left := rem.Remaining - after + back + refill - int64(margin*float64(c)+0.999999)
 		_ = ls.Lower(ctx, rem.Key, left, sent)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		_ = ls.Pause(ctx, "", now.Add(retryAfter(resp.Header, now)))
 	}
-}
-
-func capacity(l concurry.Limit) int64 {
-	_, _, c := describe(l)
-	return c
 }
 
 // retryAfter reads retry-after-ms or Retry-After (seconds or an HTTP date),
@@ -288,32 +295,62 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	return time.Second
 }
 
-// flights counts, per key, the units of requests sent to one set and not
-// yet answered.
+// flights counts, per key, the units of the requests sent to one set, and
+// the units given back: unused tokens settled, refused requests' tokens.
+// The counts wrap around on overflow; the differences since takes stay
+// exact.
 type flights struct {
-	mu sync.Mutex
-	n  map[string]int64 // guarded by mu
+	mu   sync.Mutex
+	sent map[string]int64 // guarded by mu; units sent so far
+	back map[string]int64 // guarded by mu; units given back so far
 }
+
+// flightMark is the counts of one key when a request was sent, that
+// request included.
+type flightMark struct{ sent, back int64 }
 
 func (t *Transport) flights(ls *concurry.LimitSet) *flights {
 	if f, ok := t.inflight.Load(ls); ok {
 		return f.(*flights)
 	}
-	f, _ := t.inflight.LoadOrStore(ls, &flights{n: make(map[string]int64)})
+	f, _ := t.inflight.LoadOrStore(ls, &flights{sent: make(map[string]int64), back: make(map[string]int64)})
 	return f.(*flights)
 }
 
-func (f *flights) add(cost concurry.Amounts, sign int64) {
+// send counts a request of cost (and its call) as sent, and returns the
+// counts so far, this request included: the mark of since.
+func (f *flights) send(cost concurry.Amounts) map[string]flightMark {
+	mark := make(map[string]flightMark, len(cost)+1)
 	f.mu.Lock()
 	for k, n := range cost {
-		f.n[k] += sign * n
+		f.sent[k] += n
+		mark[k] = flightMark{f.sent[k], f.back[k]}
 	}
-	f.n[concurry.CallKey] += sign
+	f.sent[concurry.CallKey]++
+	mark[concurry.CallKey] = flightMark{f.sent[concurry.CallKey], f.back[concurry.CallKey]}
+	f.mu.Unlock()
+	return mark
+}
+
+// giveBack counts units given back.
+func (f *flights) giveBack(units concurry.Amounts) {
+	f.mu.Lock()
+	for k, n := range units {
+		if n > 0 {
+			f.back[k] += n
+		}
+	}
 	f.mu.Unlock()
 }
 
-func (f *flights) get(key string) int64 {
+// since returns the units of key sent, and given back, after the request
+// of mark was sent; 0 for a key the request did not take.
+func (f *flights) since(mark map[string]flightMark, key string) (sent, back int64) {
+	m, ok := mark[key]
+	if !ok {
+		return 0, 0
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.n[key]
+	return f.sent[key] - m.sent, f.back[key] - m.back
 }

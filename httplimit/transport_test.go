@@ -264,6 +264,51 @@ func TestTransportLowersIntoDebt(t *testing.T) {
 	assert.Equal(t, int64(20-5), l.Debt, "5 left, less a 2% margin of 1000: 15 in debt")
 }
 
+// A remaining count describes the upstream when it admitted the request:
+// what was sent before is in it, and must not be taken twice; what the
+// limit refilled while a non-streamed answer was being made must not be
+// lost.
+func TestTransportReadsRemainingAsOfTheRequest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		slowSent := make(chan struct{})
+		up := &upstream{answer: func(r *http.Request, _ string) *http.Response {
+			if r.Header.Get("X-Slow") != "" {
+				close(slowSent)
+				time.Sleep(time.Second)
+			}
+			return respond(200, "application/json", chatUsage(1, 1), "x-ratelimit-remaining-tokens", "700")
+		}}
+		ls := set(t, "a", "http://a.example", concurry.RateLimit{Key: httplimit.KeyTokens, Window: 10 * time.Second, Capacity: 1000})
+		c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.OpenAI{}}}
+		send := func(slow bool) {
+			req, err := http.NewRequest(http.MethodPost, "http://llm/v1/chat/completions", strings.NewReader(chatRequest))
+			require.NoError(t, err)
+			if slow {
+				req.Header.Set("X-Slow", "1")
+			}
+			resp, err := c.Do(req)
+			require.NoError(t, err)
+			_, err = io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			require.NoError(t, resp.Body.Close())
+		}
+		cost := httplimit.EstimateTokens([]byte(chatRequest)) + 100
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			send(true)
+		}()
+		<-slowSent
+		send(false)
+		assert.Equal(t, 700-20+cost-2, available(t, ls, httplimit.KeyTokens),
+			"700 left when it was admitted, less the margin; the slow request was sent before, and is in the count; then 2 used")
+		<-done
+		assert.Equal(t, 700-cost+(cost-2)+100-20+(cost-2), available(t, ls, httplimit.KeyTokens),
+			"700 left when the slow one was admitted, less the other one sent since and plus what it gave back, "+
+				"plus the second's refill, less the margin; then 2 used")
+	})
+}
+
 func TestTransportRespectsTheContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		up := &upstream{answer: func(*http.Request, string) *http.Response { return respond(200, "application/json", "{}") }}

@@ -22,6 +22,7 @@ type usageBody struct {
 	acq    *concurry.Acquisition
 	api    API
 	stream bool
+	f      *flights // counts the unused units settled
 
 	mu      sync.Mutex
 	settled bool             // guarded by mu
@@ -32,9 +33,9 @@ type usageBody struct {
 	found   bool             // guarded by mu
 }
 
-func newUsageBody(resp *http.Response, acq *concurry.Acquisition, api API) io.ReadCloser {
+func newUsageBody(resp *http.Response, acq *concurry.Acquisition, api API, f *flights) io.ReadCloser {
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	return &usageBody{rc: resp.Body, acq: acq, api: api, stream: mt == "text/event-stream", usage: concurry.Amounts{}}
+	return &usageBody{rc: resp.Body, acq: acq, api: api, stream: mt == "text/event-stream", f: f, usage: concurry.Amounts{}}
 }
 
 func (b *usageBody) Read(p []byte) (int, error) {
@@ -83,12 +84,15 @@ func (b *usageBody) settleLocked(atEOF bool) {
 	}
 	if b.found {
 		held := make(concurry.Amounts, len(b.usage))
+		unused := make(concurry.Amounts, len(b.usage))
 		for k, n := range b.usage {
-			if b.acq.Granted(k) > 0 && k != concurry.CallKey {
-				held[k] = n
+			if g := b.acq.Granted(k); g > 0 && k != concurry.CallKey {
+				held[k], unused[k] = n, g-n
 			}
 		}
-		_ = b.acq.Update(held)
+		if b.acq.Update(held) == nil {
+			b.f.giveBack(unused)
+		}
 	}
 	_ = b.acq.Release() // unreported keys count as acquired
 }
