@@ -9,5 +9,8 @@
 // the ends of the range either: debt from overage stops at [MaxDebt] units,
 // and an instant past the int64 range is [Never].
 //
-// A [State] is not safe for concurrent use; callers (the backends) guard it.
+// A [State] is one limit's state as an object. [Limit] runs the same math on
+// a packed state, a few int64 words the caller keeps, so that a backend can
+// hold the states of a whole set of limits in one allocation. Neither is safe
+// for concurrent use; callers (the backends) guard them.
 package algorithms

@@ -14,8 +14,8 @@ type fixedWindow struct {
 }
 
 // newFixedWindow returns a state with nothing taken in any window.
-func newFixedWindow(window, capacity int64) State {
-	return &fixedWindow{window: window, capacity: capacity, index: math.MinInt64, last: math.MinInt64}
+func newFixedWindow(window, capacity int64) fixedWindow {
+	return fixedWindow{window: window, capacity: capacity, index: math.MinInt64, last: math.MinInt64}
 }
 
 // floorDiv returns ⌊a/b⌋ for b > 0, rounding towards −∞ for negative a.
@@ -95,3 +95,6 @@ func (b *fixedWindow) Clone() State {
 	c := *b
 	return &c
 }
+
+// Last returns the latest instant an update was made at.
+func (f *fixedWindow) Last() int64 { return f.last }

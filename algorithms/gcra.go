@@ -22,8 +22,8 @@ type gcra struct {
 
 // newGCRA returns a GCRA state with TAT in the distant past: a full burst of
 // capacity units is available.
-func newGCRA(window, capacity int64) State {
-	return &gcra{window: window, capacity: capacity, last: math.MinInt64}
+func newGCRA(window, capacity int64) gcra {
+	return gcra{window: window, capacity: capacity, last: math.MinInt64}
 }
 
 // offset returns t − math.MinInt64, the instant t on tat's scale.
@@ -151,3 +151,6 @@ func (g *gcra) Clone() State {
 	c := *g
 	return &c
 }
+
+// Last returns the latest instant an update was made at.
+func (g *gcra) Last() int64 { return g.last }

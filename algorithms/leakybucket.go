@@ -21,8 +21,8 @@ type leakyBucket struct {
 }
 
 // newLeakyBucket returns an empty queue: the first request departs at once.
-func newLeakyBucket(window, capacity int64) State {
-	return &leakyBucket{window: window, capacity: capacity, next: math.MinInt64, last: math.MinInt64}
+func newLeakyBucket(window, capacity int64) leakyBucket {
+	return leakyBucket{window: window, capacity: capacity, next: math.MinInt64, last: math.MinInt64}
 }
 
 // head returns ⌈next⌉, the first whole nanosecond a new request may depart at.
@@ -112,3 +112,6 @@ func (b *leakyBucket) Clone() State {
 	c := *b
 	return &c
 }
+
+// Last returns the latest instant an update was made at.
+func (l *leakyBucket) Last() int64 { return l.last }

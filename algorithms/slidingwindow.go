@@ -145,3 +145,6 @@ func (s *slidingWindow) Clone() State {
 	c.head = 0
 	return &c
 }
+
+// Last returns the latest instant an update was made at.
+func (s *slidingWindow) Last() int64 { return s.last }

@@ -83,28 +83,43 @@ type State interface {
 	// Clone returns an independent copy of the state, for projecting what
 	// a queue of requests would do without changing the original.
 	Clone() State
+	// Last returns the latest instant the state was changed at by Take,
+	// Refund or Lower: math.MinInt64 for a new state. Ready at an earlier
+	// instant answers as at Last, but may return the earlier instant; a
+	// caller that dates a grant asks no earlier than Last, so that the grant
+	// is not dated before the change that made it possible.
+	Last() int64
 }
 
 // New returns the initial state of a limit of the given kind, window and
 // capacity. It panics when window or capacity is not positive or the kind is
 // unknown: callers validate limits first.
 func New(kind Kind, window time.Duration, capacity int64) State {
-	if window <= 0 || capacity <= 0 {
-		panic(fmt.Sprintf("algorithms: invalid limit: window %v, capacity %d", window, capacity))
-	}
+	checkLimit(int64(window), capacity)
 	switch kind {
 	case TokenBucket:
-		return newTokenBucket(int64(window), capacity)
+		b := newTokenBucket(int64(window), capacity)
+		return &b
 	case LeakyBucket:
-		return newLeakyBucket(int64(window), capacity)
+		q := newLeakyBucket(int64(window), capacity)
+		return &q
 	case SlidingWindow:
 		return newSlidingWindow(int64(window), capacity)
 	case FixedWindow:
-		return newFixedWindow(int64(window), capacity)
+		f := newFixedWindow(int64(window), capacity)
+		return &f
 	case GCRA:
-		return newGCRA(int64(window), capacity)
+		g := newGCRA(int64(window), capacity)
+		return &g
 	}
 	panic(fmt.Sprintf("algorithms: unknown kind %d", kind))
+}
+
+// checkLimit panics when window or capacity is not positive.
+func checkLimit(window, capacity int64) {
+	if window <= 0 || capacity <= 0 {
+		panic(fmt.Sprintf("algorithms: invalid limit: window %v, capacity %d", time.Duration(window), capacity))
+	}
 }
 
 // Refunds reports whether the kind gives back unused units.

@@ -18,8 +18,8 @@ type tokenBucket struct {
 }
 
 // newTokenBucket returns a full bucket of capacity tokens refilling over window.
-func newTokenBucket(window, capacity int64) State {
-	return &tokenBucket{window: window, capacity: capacity, tokens: capacity, last: math.MinInt64}
+func newTokenBucket(window, capacity int64) tokenBucket {
+	return tokenBucket{window: window, capacity: capacity, tokens: capacity, last: math.MinInt64}
 }
 
 // at returns the level (whole tokens and fraction) at instant t ≥ b.last,
@@ -129,3 +129,6 @@ func (b *tokenBucket) Clone() State {
 	c := *b
 	return &c
 }
+
+// Last returns the latest instant an update was made at.
+func (b *tokenBucket) Last() int64 { return b.last }
