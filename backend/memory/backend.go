@@ -32,6 +32,10 @@ func New() *Backend { return &Backend{named: make(map[string]*namedSet)} }
 // it; the set is forgotten when its last handle is closed. Specs outside the
 // contract's range (see backend.CheckSpecs) and names longer than
 // backend.MaxNameLen fail with an error matching backend.ErrInvalidLimit.
+//
+// The set keeps specs rather than a copy (a Keyed opens one set per
+// identity, all of one definition): the caller must not modify them
+// afterwards.
 func (b *Backend) Open(_ context.Context, name string, specs []backend.Spec) (backend.Set, error) {
 	if err := backend.CheckSpecs(specs); err != nil {
 		return nil, err

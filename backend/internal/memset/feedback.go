@@ -3,6 +3,7 @@ package memset
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/concurry/concurry/backend"
 )
@@ -33,10 +34,10 @@ func (s *Set) pause(h *Handle, spec int, until int64) error {
 	if spec >= len(s.specs) {
 		return fmt.Errorf("concurry: pause of limit %d: the set has %d limits", spec, len(s.specs))
 	}
-	t := s.now()
+	t := now()
 	s.lock()
 	defer s.mu.Unlock()
-	if h.closed {
+	if h.closed() {
 		return backend.ErrClosed
 	}
 	if until <= t {
@@ -44,15 +45,19 @@ func (s *Set) pause(h *Handle, spec int, until int64) error {
 	}
 	s.catchUp(t)
 	s.invalidate()
+	x := s.extra()
+	if x.paused == nil {
+		x.paused = make([]int64, len(s.specs))
+	}
 	lo, hi := spec, spec+1
 	if spec < 0 {
 		lo, hi = 0, len(s.specs)
 	}
 	for i := lo; i < hi; i++ {
-		s.paused[i] = max(s.paused[i], until)
+		x.paused[i] = max(x.paused[i], until)
 	}
-	s.pausedEnd = max(s.pausedEnd, until)
-	if !s.waiters.empty() {
+	x.pausedEnd = max(x.pausedEnd, until)
+	if s.waiting() {
 		s.serve(t) // the head's timer moves to the pause's end, or its deadline fails
 	}
 	return nil
@@ -66,21 +71,28 @@ func (s *Set) lower(h *Handle, spec int, remaining, asOf int64) error {
 	case s.specs[spec].Kind == backend.Resource:
 		return fmt.Errorf("concurry: lower of limit %d (%q): a resource limit has no rate to lower", spec, s.specs[spec].Key)
 	}
-	t := s.now()
+	t := now()
 	s.lock()
 	defer s.mu.Unlock()
-	if h.closed {
+	if h.closed() {
 		return backend.ErrClosed
 	}
-	if asOf < s.reported[spec] {
+	x := s.extra()
+	if x.reported == nil {
+		x.reported = make([]int64, len(s.specs))
+		for i := range x.reported {
+			x.reported[i] = math.MinInt64
+		}
+	}
+	if asOf < x.reported[spec] {
 		return nil // stale: a newer report was applied
 	}
-	s.reported[spec] = asOf
+	x.reported[spec] = asOf
 	s.catchUp(t)
 	s.invalidate()
-	s.rates[spec].Lower(t, remaining)
-	s.changed[spec] = max(s.changed[spec], t)
-	if !s.waiters.empty() {
+	sp := &s.specs[spec]
+	s.state().lower(sp, spec, offsetOf(s.specs, spec), t, remaining)
+	if s.waiting() {
 		s.serve(t) // the head's timer moves later, or its deadline fails
 	}
 	return nil

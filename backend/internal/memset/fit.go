@@ -18,48 +18,72 @@ type fit struct {
 // grantable reports whether the request can be granted at t.
 func (f fit) grantable(t int64) bool { return f.ready <= t && f.held < 0 }
 
-// fitIn returns the fit of amounts at t over the given rate states and held
-// resources, and the set's pauses. With changed (the instant each rate
-// limit last changed at) it is the instant a grant can be dated at: each
-// rate limit is asked no earlier than its latest change, since its state
+// fitIn returns the fit of amounts at t over the state of the limits st
+// (a projection's; nil for the set's own), and the set's pauses. When
+// dated, it is the instant a grant can be dated at: each rate limit is asked
+// no earlier than its latest change (algorithms.State.Last), since its state
 // cannot take before that (an earlier instant would date the grant before a
 // refund that made it possible). Requires mu held.
-func (s *Set) fitIn(rates []algorithms.State, held, changed []int64, t int64, amounts []int64) fit {
+func (s *Set) fitIn(st *state, dated bool, t int64, amounts []int64) fit {
+	block := s.block
+	if st != nil {
+		block = st.block
+	}
+	specs := s.specs[:len(amounts)]
 	f := fit{ready: t, slow: -1, held: -1}
-	for i, n := range amounts {
-		if n <= 0 {
-			continue
-		}
-		if r := rates[i]; r != nil {
-			at := t
-			if changed != nil {
-				at = max(t, changed[i])
+	off := 0
+	for i := range specs {
+		sp, n := &specs[i], amounts[i]
+		switch {
+		case n <= 0:
+		case sp.Kind == backend.Resource:
+			if n > sp.Capacity-block[off] && f.held < 0 {
+				f.held = i
 			}
-			if ready := r.Ready(at, n); ready > f.ready {
+		case sp.Algorithm == algorithms.SlidingWindow:
+			if ready := s.windowReady(st, i, t, n, dated); ready > f.ready {
 				f.ready, f.slow = ready, i
 			}
-		} else if n > s.specs[i].Capacity-held[i] && f.held < 0 {
-			f.held = i
+		default:
+			l, w := limitOf(sp), block[off:]
+			if ready := l.Ready(w, datedAt(t, l.Last(w), dated), n); ready > f.ready {
+				f.ready, f.slow = ready, i
+			}
 		}
+		off += widthOf(sp)
 	}
-	if s.pausedEnd > f.ready { // rare: a pause that ends after the request could be granted
+	if s.x != nil && s.x.pausedEnd > f.ready { // rare: a pause that ends after the request could be granted
 		for i, n := range amounts {
-			if n > 0 && s.paused[i] > f.ready {
-				f.ready, f.slow = s.paused[i], i
+			if n > 0 && s.x.paused[i] > f.ready {
+				f.ready, f.slow = s.x.paused[i], i
 			}
 		}
 	}
 	return f
 }
 
+// windowReady is fitIn's Ready of SlidingWindow spec i.
+func (s *Set) windowReady(st *state, i int, t, n int64, dated bool) int64 {
+	r := s.x.windows[i]
+	if st != nil {
+		r = st.windows[i]
+	}
+	return r.Ready(datedAt(t, r.Last(), dated), n)
+}
+
+// datedAt returns the instant a rate limit last changed at last is asked
+// about for a fit at t: t, or no earlier than last when dated.
+func datedAt(t, last int64, dated bool) int64 {
+	if dated {
+		return max(t, last)
+	}
+	return t
+}
+
 // fitAt returns the fit of amounts at t in the set as it is; dated as for
 // fitIn. Requires mu held.
 func (s *Set) fitAt(t int64, amounts []int64, dated bool) fit {
-	var changed []int64
-	if dated {
-		changed = s.changed
-	}
-	return s.fitIn(s.rates, s.held, changed, t, amounts)
+	return s.fitIn(nil, dated, t, amounts)
 }
 
 // blocker returns the spec that keeps a request of fit f from being
@@ -72,8 +96,8 @@ func (s *Set) blocker(f fit) int {
 		return f.held
 	case f.slow >= 0:
 		return f.slow
-	case !s.waiters.empty():
-		return s.waiters.head().blocker
+	case s.waiting():
+		return s.head().blocker
 	}
 	return -1
 }

@@ -50,8 +50,8 @@ func TestCancelledWaiterIsNotGranted(t *testing.T) {
 
 		s.mu.Lock()
 		cancel()
-		s.held[0]-- // the release, as settle does it
-		s.serve(s.now())
+		s.block[0]-- // the release, as settle does it
+		s.serve(now())
 		s.mu.Unlock()
 
 		if err := <-first; !errors.Is(err, context.Canceled) {
@@ -117,7 +117,7 @@ func TestLateTimerDoesNotDriftTheSchedule(t *testing.T) {
 			t.Run(fmt.Sprintf("%v/%d waiters", kind, waiters), func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
 					s := NewSet([]backend.Spec{{Key: "r", Kind: backend.Rate, Algorithm: kind, Window: time.Millisecond, Capacity: 1}})
-					s.timerLate = late
+					s.extra().timerLate = late
 					got := grantTimes(t, s, waiters, 200)
 					for k, at := range got {
 						want := time.Duration(k)*time.Millisecond + late
@@ -141,7 +141,7 @@ func TestVeryLateTimerCatchesUp(t *testing.T) {
 	const late = 2500 * time.Microsecond
 	synctest.Test(t, func(t *testing.T) {
 		s := NewSet([]backend.Spec{{Key: "r", Kind: backend.Rate, Window: time.Millisecond, Capacity: 1}})
-		s.timerLate = late
+		s.extra().timerLate = late
 		got := grantTimes(t, s, 64, 300)
 		for k, at := range got {
 			// Grants 1, 2, 3 come due by the firing for grant 1 (at 3.5 ms);
@@ -167,7 +167,7 @@ func TestSettleBeforeALateTimerKeepsTheSchedule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// One unit per millisecond, burst 1; timers fire 0.5 ms late.
 		s := NewSet([]backend.Spec{{Key: "r", Kind: backend.Rate, Window: time.Millisecond, Capacity: 1}})
-		s.timerLate = 500 * time.Microsecond
+		s.extra().timerLate = 500 * time.Microsecond
 		h := s.Handle(nil)
 		defer h.Close()
 		start := time.Now()
@@ -277,7 +277,7 @@ func TestLateTimersKeepTheSchedule(t *testing.T) {
 // synctest bubble and returns what went wrong, or "".
 func runLateSchedule(t *testing.T, spec backend.Spec, late time.Duration, amounts []int64, settles []settleAt) string {
 	s := NewSet([]backend.Spec{spec})
-	s.timerLate = late
+	s.extra().timerLate = late
 	h := s.Handle(nil)
 	defer h.Close()
 	start := time.Now()

@@ -10,9 +10,11 @@ import (
 // closing it wakes only the waiters that came through it. A Handle is safe for
 // concurrent use.
 type Handle struct {
-	s       *Set
+	s *Set
+	// onClose runs once when the handle is closed (noClose when it was
+	// given none); nil once the handle is closed, which is how a closed
+	// handle is told, in two words per handle. Guarded by s.mu.
 	onClose func()
-	closed  bool // guarded by s.mu
 }
 
 var (
@@ -24,7 +26,18 @@ var (
 
 // Handle returns a new handle on s; onClose, when not nil, runs once when the
 // handle is closed.
-func (s *Set) Handle(onClose func()) *Handle { return &Handle{s: s, onClose: onClose} }
+func (s *Set) Handle(onClose func()) *Handle {
+	if onClose == nil {
+		onClose = noClose
+	}
+	return &Handle{s: s, onClose: onClose}
+}
+
+// noClose is the onClose of a handle given none.
+func noClose() {}
+
+// closed reports whether h was closed. Requires s.mu held.
+func (h *Handle) closed() bool { return h.onClose == nil }
 
 // Acquire implements backend.Set.
 func (h *Handle) Acquire(ctx context.Context, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
@@ -59,14 +72,15 @@ func (h *Handle) Idle() bool { return h.s.idle() }
 func (h *Handle) Close() error {
 	s := h.s
 	s.mu.Lock()
-	if h.closed {
+	onClose := h.onClose
+	if onClose == nil {
 		s.mu.Unlock()
 		return nil
 	}
-	h.closed = true
-	t := s.now()
+	h.onClose = nil
+	t := now()
 	headGone := false
-	for w := s.waiters.head(); w != nil; {
+	for w := s.head(); w != nil; {
 		next := w.next
 		if w.owner == h {
 			headGone = s.leave(w, t) || headGone
@@ -78,8 +92,6 @@ func (h *Handle) Close() error {
 		s.serve(t)
 	}
 	s.mu.Unlock()
-	if h.onClose != nil {
-		h.onClose()
-	}
+	onClose()
 	return nil
 }

@@ -102,7 +102,7 @@ func replayProjection(s *Set, ops []projectionOp, probe []int64) string {
 func compareProjections(s *Set, probe []int64) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := s.now()
+	t := now()
 	f := s.fitAt(t, probe, false)
 	got := s.projected(t, probe, f)
 	s.invalidate()

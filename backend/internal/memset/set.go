@@ -3,7 +3,6 @@ package memset
 import (
 	"context"
 	"fmt"
-	"math"
 	"runtime"
 	"sync"
 	"time"
@@ -12,101 +11,132 @@ import (
 	"github.com/concurry/concurry/backend"
 )
 
-// Set is the state of one set of limits: an algorithm state per rate limit,
-// a held count per resource limit, and the FIFO queue of blocked requests. Use
-// it through a [Handle]. A Set is safe for concurrent use.
+// Set is the state of one set of limits: an algorithm state per rate limit
+// and a held count per resource limit, kept in one block, and the FIFO queue
+// of blocked requests. Use it through a [Handle]. A Set is safe for
+// concurrent use.
+//
+// A set is small, since a Keyed holds one per active identity: it shares
+// its specs with the caller, keeps every limit's state in one allocation
+// (see state), and makes what only waiting or feedback needs (see extra)
+// when a request first waits or feedback first comes.
 type Set struct {
-	specs []backend.Spec
+	specs []backend.Spec // the caller's; never modified
 
-	mu      sync.Mutex
-	rates   []algorithms.State // guarded by mu; nil for resource specs
-	changed []int64            // guarded by mu; per rate spec, the latest instant its state was changed at
-	held    []int64            // guarded by mu; units held per resource spec
-	waiters waitQueue          // guarded by mu
-	timer   *time.Timer        // guarded by mu; wakes the head waiter
-	timerAt int64              // guarded by mu; instant timer is set for, 0 when idle
-	// paused is, per spec, the instant a pause of it ends (Unix ns; 0 when
-	// never paused), and pausedEnd the latest of them. Guarded by mu.
-	paused    []int64
-	pausedEnd int64
-	// reported is, per rate spec, the newest asOf of an upstream report
-	// Lower applied. Guarded by mu.
-	reported []int64
-	proj     projection // guarded by mu; the queue's projection, see projected
+	mu sync.Mutex
+	// block holds the state of every limit (see state); windows, when the
+	// set has a SlidingWindow, is in x. Guarded by mu.
+	block []int64
+	x     *extra // guarded by mu; nil until needed
+}
+
+// extra is the part of a set that most sets never need: the queue of
+// blocked requests with its timer and projection, made when a request
+// first waits; the upstream feedback, made when it first comes; and the
+// states of SlidingWindow limits, made with the set.
+type extra struct {
+	waiters waitQueue   // guarded by mu
+	timer   *time.Timer // guarded by mu; wakes the head waiter
+	timerAt int64       // guarded by mu; instant timer is set for, 0 when idle
+	proj    projection  // guarded by mu; the queue's projection, see projected
 	// timerLate is added to every timer, to model a timer that fires late
 	// (a busy machine); always 0 outside tests. Guarded by mu.
 	timerLate time.Duration
-
-	// The clock: Unix nanoseconds read as base plus the monotonic time
-	// since base, which costs a fraction of a wall-clock read and never
-	// jumps when the wall clock is adjusted.
-	base     time.Time
-	baseUnix int64
+	// paused is, per spec, the instant a pause of it ends (Unix ns; 0 when
+	// never paused), and pausedEnd the latest of them; paused is nil until
+	// the first pause. Guarded by mu.
+	paused    []int64
+	pausedEnd int64
+	// reported is, per spec, the newest asOf of an upstream report Lower
+	// applied; nil until the first. Guarded by mu.
+	reported []int64
+	// windows holds the SlidingWindow states (see state). Guarded by mu.
+	windows []algorithms.State
 }
 
 // NewSet returns a set of the given limits: every rate bucket full, every
-// resource free. It panics when specs are outside the contract (see
-// backend.CheckSpecs): callers validate them first, as Backend.Open does.
+// resource free. The set keeps specs: the caller must not modify them
+// afterwards. It panics when specs are outside the contract (see
+// backend.CheckSpecs): callers validate them first, as memory.Backend.Open
+// does.
 func NewSet(specs []backend.Spec) *Set {
 	if err := backend.CheckSpecs(specs); err != nil {
 		panic(fmt.Sprintf("memset: NewSet: %v", err))
 	}
-	base := time.Now()
-	s := &Set{
-		base:     base,
-		baseUnix: base.UnixNano(),
-		specs:    slices0(specs),
-		rates:    make([]algorithms.State, len(specs)),
-		changed:  make([]int64, len(specs)),
-		held:     make([]int64, len(specs)),
-		paused:   make([]int64, len(specs)),
-		reported: make([]int64, len(specs)),
-	}
-	for i, sp := range specs {
-		if sp.Kind == backend.Rate {
-			s.rates[i] = algorithms.New(sp.Algorithm, sp.Window, sp.Capacity)
-			s.changed[i] = math.MinInt64
-			s.reported[i] = math.MinInt64
-		}
+	st := newState(specs)
+	s := &Set{specs: specs, block: st.block}
+	if st.windows != nil {
+		s.x = &extra{windows: st.windows}
 	}
 	return s
 }
 
-func slices0(specs []backend.Spec) []backend.Spec { return append([]backend.Spec(nil), specs...) }
-
 // Specs returns the set's limits. The caller must not modify the slice.
 func (s *Set) Specs() []backend.Spec { return s.specs }
 
+// state returns the state of every limit. Requires mu held.
+func (s *Set) state() state { return state{block: s.block, windows: s.windows()} }
+
+// windows returns the SlidingWindow states (see state). Requires mu held.
+func (s *Set) windows() []algorithms.State {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.windows
+}
+
+// extra returns s.x, made if missing. Requires mu held.
+func (s *Set) extra() *extra {
+	if s.x == nil {
+		s.x = new(extra)
+	}
+	return s.x
+}
+
+// The clock: Unix nanoseconds read as base plus the monotonic time since
+// base, which costs a fraction of a wall-clock read and never jumps when the
+// wall clock is adjusted. One base serves every set. Under testing/synctest
+// the time read in a bubble has no monotonic reading, so the difference is
+// of wall clocks, and now is the bubble's fake instant.
+var (
+	base     = time.Now()
+	baseUnix = base.UnixNano()
+)
+
 // now returns the current instant in Unix nanoseconds.
-func (s *Set) now() int64 { return s.baseUnix + int64(time.Since(s.base)) }
+func now() int64 { return baseUnix + int64(time.Since(base)) }
 
 // take records amounts as granted at t. Requires mu held.
 func (s *Set) take(t int64, amounts []int64) {
 	s.invalidate()
-	for i, n := range amounts {
-		if n <= 0 {
-			continue
+	specs := s.specs[:len(amounts)]
+	off := 0
+	for i := range specs {
+		sp, n := &specs[i], amounts[i]
+		switch {
+		case n <= 0:
+		case sp.Kind == backend.Resource:
+			s.block[off] += n
+		case sp.Algorithm == algorithms.SlidingWindow:
+			s.x.windows[i].Take(t, n)
+		default:
+			limitOf(sp).Take(s.block[off:], t, n)
 		}
-		if r := s.rates[i]; r != nil {
-			r.Take(t, n)
-			s.changed[i] = max(s.changed[i], t)
-		} else {
-			s.held[i] += n
-		}
+		off += widthOf(sp)
 	}
 }
 
 // acquire implements Handle.Acquire for waiters owned by h.
 func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
-	t := s.now() // read before locking, to keep the critical section short
+	t := now() // read before locking, to keep the critical section short
 	s.lock()
-	if h.closed {
+	if h.closed() {
 		s.mu.Unlock()
 		report(opts.Report, false, -1)
 		return 0, backend.ErrClosed
 	}
 	f := s.fitAt(t, amounts, false)
-	if s.waiters.empty() && f.grantable(t) && (opts.Claim == nil || opts.Claim.TryClaim()) {
+	if !s.waiting() && f.grantable(t) && (opts.Claim == nil || opts.Claim.TryClaim()) {
 		s.take(t, amounts)
 		s.mu.Unlock()
 		report(opts.Report, false, -1)
@@ -122,7 +152,7 @@ func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts back
 func (s *Set) acquireSlow(ctx context.Context, h *Handle, t int64, f fit, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
 	blocker := s.blocker(f)
 	var err error
-	switch queued := !s.waiters.empty(); {
+	switch queued := s.waiting(); {
 	case opts.Claim != nil && opts.Claim.Taken():
 		err = backend.ErrClaimed
 	case !opts.Wait:
@@ -141,9 +171,9 @@ func (s *Set) acquireSlow(ctx context.Context, h *Handle, t int64, f fit, amount
 	}
 	w := newWaiter(ctx, h, amounts, opts.Claim, t)
 	w.blocker = blocker
-	s.waiters.push(w)
+	s.extra().waiters.push(w)
 	s.joined(w)
-	if s.waiters.head() == w {
+	if s.head() == w {
 		s.serve(t)
 	}
 	s.mu.Unlock()
@@ -153,7 +183,7 @@ func (s *Set) acquireSlow(ctx context.Context, h *Handle, t int64, f fit, amount
 	}
 	lease, err := s.wait(ctx, w)
 	if opts.Report != nil {
-		opts.Report.Duration = time.Duration(s.now() - t)
+		opts.Report.Duration = time.Duration(now() - t)
 	}
 	return lease, err
 }
@@ -173,13 +203,11 @@ func (s *Set) wait(ctx context.Context, w *waiter) (backend.Lease, error) {
 		return 0, w.err
 	case <-ctx.Done():
 	}
-	t := s.now()
+	t := now()
 	s.lock()
-	if s.timerAt != 0 && s.timerAt <= t {
-		// Grants that came due before the timer ran go first; w's own
-		// is one when its deadline was met (see grant).
-		s.serve(t)
-	}
+	// Grants that came due before the timer ran go first; w's own is one
+	// when its deadline was met (see grant).
+	s.catchUp(t)
 	queued := w.queued // false once served or failed, with w.err set
 	if queued && s.leave(w, t) {
 		s.serve(t)
@@ -199,7 +227,7 @@ func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
 	}
 	t := int64(-1)
 	if rates {
-		t = s.now() // read before locking, to keep the critical section short
+		t = now() // read before locking, to keep the critical section short
 	}
 	s.lock()
 	defer s.mu.Unlock()
@@ -208,38 +236,57 @@ func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
 	}
 	s.invalidate()
 	freed := false
-	for i, d := range delta {
-		r := s.rates[i]
-		if r == nil || d == 0 {
-			continue
-		}
-		s.changed[i] = max(s.changed[i], t)
-		if d > 0 {
-			r.Take(t, d)
-			continue
-		}
-		got := r.Refund(t, -d)
-		// Even a refund that gave back no whole unit may have filled the
-		// fraction a waiter needs.
-		freed = freed || s.specs[i].Algorithm.Refunds()
-		if refunded != nil {
-			refunded[i] = got
-		}
+	if rates {
+		freed = s.settleRates(t, delta, refunded)
 	}
 	if final {
+		off := 0
 		for i, n := range held {
-			if s.rates[i] == nil && n > 0 {
-				s.held[i] -= min(n, s.held[i]) // never below 0, even if asked to return more than is held
+			sp := &s.specs[i]
+			if sp.Kind == backend.Resource && n > 0 {
+				s.block[off] -= min(n, s.block[off]) // never below 0, even if asked to return more than is held
 				freed = true
 			}
+			off += widthOf(sp)
 		}
 	}
-	if freed && !s.waiters.empty() {
+	if freed && s.waiting() {
 		if t < 0 {
-			t = s.now()
+			t = now()
 		}
 		s.serve(t)
 	}
+}
+
+// settleRates takes delta[i] more of every rate spec at t, or refunds
+// −delta[i] where the algorithm refunds (into refunded, when not nil), and
+// reports whether a refund may have freed what a waiter needs. Requires mu
+// held.
+func (s *Set) settleRates(t int64, delta, refunded []int64) (freed bool) {
+	st := s.state()
+	off := 0
+	for i, d := range delta {
+		sp := &s.specs[i]
+		switch {
+		case sp.Kind == backend.Resource || d == 0:
+		case d > 0:
+			st.take(sp, i, off, t, d)
+		case !sp.Algorithm.Refunds(): // a SlidingWindow among them
+			if refunded != nil {
+				refunded[i] = 0
+			}
+		default:
+			got := limitOf(sp).Refund(st.block[off:], t, -d)
+			// Even a refund that gave back no whole unit may have filled
+			// the fraction a waiter needs.
+			freed = true
+			if refunded != nil {
+				refunded[i] = got
+			}
+		}
+		off += widthOf(sp)
+	}
+	return freed
 }
 
 // catchUp serves the queue at t when the timer is late, before a change
@@ -247,7 +294,7 @@ func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
 // on-time timer would have, so that the change does not push it back.
 // Requires mu held.
 func (s *Set) catchUp(t int64) {
-	if s.timerAt != 0 && s.timerAt <= t {
+	if s.x != nil && s.x.timerAt != 0 && s.x.timerAt <= t {
 		s.serve(t)
 	}
 }
@@ -257,14 +304,14 @@ func (s *Set) catchUp(t int64) {
 // lock and one that changes no rate limit reads no clock.
 func (s *Set) settleHasWork(held, delta []int64, final bool) (rates, resources bool) {
 	for i, d := range delta {
-		if d != 0 && s.rates[i] != nil {
+		if d != 0 && s.specs[i].Kind == backend.Rate {
 			rates = true
 			break
 		}
 	}
 	if final {
 		for i, n := range held {
-			if n > 0 && s.rates[i] == nil {
+			if n > 0 && s.specs[i].Kind == backend.Resource {
 				resources = true
 				break
 			}
@@ -278,17 +325,22 @@ func (s *Set) settleHasWork(held, delta []int64, final bool) (rates, resources b
 func (s *Set) stats() []backend.SpecStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := s.now()
+	t := now()
 	out := make([]backend.SpecStats, len(s.specs))
-	for i, sp := range s.specs {
-		if r := s.rates[i]; r != nil {
-			out[i] = backend.SpecStats{Available: r.Available(t), Debt: r.Debt(t)}
+	st := s.state()
+	off := 0
+	for i := range s.specs {
+		sp := &s.specs[i]
+		if sp.Kind == backend.Rate {
+			out[i] = backend.SpecStats{Available: st.available(sp, i, off, t), Debt: st.debt(sp, i, off, t)}
 		} else {
-			out[i] = backend.SpecStats{Available: max(0, sp.Capacity-s.held[i]), InUse: s.held[i]}
+			held := st.block[off]
+			out[i] = backend.SpecStats{Available: max(0, sp.Capacity-held), InUse: held}
 		}
-		if s.paused[i] > t {
+		if s.pausedUntil(i) > t {
 			out[i].Available = 0
 		}
+		off += widthOf(sp)
 	}
 	return out
 }
@@ -297,19 +349,42 @@ func (s *Set) stats() []backend.SpecStats {
 func (s *Set) idle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.waiters.empty() {
+	t := now()
+	if s.waiting() || s.x != nil && s.x.pausedEnd > t {
 		return false
 	}
-	t := s.now()
-	if s.pausedEnd > t {
-		return false
-	}
-	for i, sp := range s.specs {
-		if r := s.rates[i]; r != nil && r.Available(t) < sp.Capacity || s.held[i] != 0 {
+	st := s.state()
+	off := 0
+	for i := range s.specs {
+		sp := &s.specs[i]
+		if sp.Kind == backend.Rate && st.available(sp, i, off, t) < sp.Capacity ||
+			sp.Kind == backend.Resource && st.block[off] != 0 {
 			return false
 		}
+		off += widthOf(sp)
 	}
 	return true
+}
+
+// waiting reports whether requests wait in the queue. Requires mu held.
+func (s *Set) waiting() bool { return s.x != nil && !s.x.waiters.empty() }
+
+// head returns the first waiter of the queue, nil when none waits. Requires
+// mu held.
+func (s *Set) head() *waiter {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.waiters.head()
+}
+
+// pausedUntil returns the instant a pause of spec i ends, 0 when it was
+// never paused. Requires mu held.
+func (s *Set) pausedUntil(i int) int64 {
+	if s.x == nil || s.x.paused == nil {
+		return 0
+	}
+	return s.x.paused[i]
 }
 
 // lock takes mu for the hot paths (acquire, settle). Under contention it

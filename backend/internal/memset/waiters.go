@@ -100,10 +100,10 @@ func (s *Set) leave(w *waiter, at int64) (wasHead bool) {
 	if w.queued {
 		s.invalidate()
 	}
-	if !s.waiters.remove(w) {
+	if !s.x.waiters.remove(w) {
 		return false
 	}
-	if h := s.waiters.head(); h != nil {
+	if h := s.head(); h != nil {
 		h.since = max(h.since, at)
 	}
 	return true
@@ -119,7 +119,7 @@ func (s *Set) leave(w *waiter, at int64) (wasHead bool) {
 // back, or every wake-up delay would be lost from the limit's rate.
 func (s *Set) serve(t int64) {
 	for {
-		w := s.waiters.head()
+		w := s.head()
 		if w == nil {
 			s.stopTimer()
 			return
@@ -178,31 +178,32 @@ func (s *Set) grant(w *waiter, at int64) {
 
 // setTimer arms the set's timer to call serve at instant at. Requires mu held.
 func (s *Set) setTimer(t, at int64) {
-	if s.timerAt == at {
+	x := s.x
+	if x.timerAt == at {
 		return
 	}
-	s.timerAt = at
-	d := time.Duration(at-t) + s.timerLate
-	if s.timer == nil {
-		s.timer = time.AfterFunc(d, s.onTimer)
+	x.timerAt = at
+	d := time.Duration(at-t) + x.timerLate
+	if x.timer == nil {
+		x.timer = time.AfterFunc(d, s.onTimer)
 		return
 	}
-	s.timer.Reset(d)
+	x.timer.Reset(d)
 }
 
 // stopTimer disarms the timer. Requires mu held.
 func (s *Set) stopTimer() {
-	if s.timerAt != 0 {
-		s.timer.Stop()
-		s.timerAt = 0
+	if x := s.x; x != nil && x.timerAt != 0 {
+		x.timer.Stop()
+		x.timerAt = 0
 	}
 }
 
 func (s *Set) onTimer() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.timerAt = 0
-	s.serve(s.now())
+	s.x.timerAt = 0
+	s.serve(now())
 }
 
 // notifyWait calls onWait(spec) for w, which was queued (and may have been
@@ -228,7 +229,7 @@ func (s *Set) notifyWait(w *waiter, onWait func(int), spec int) {
 // is given back (resources returned, rate units refunded where the
 // algorithm refunds).
 func (s *Set) abandon(w *waiter) {
-	t := s.now()
+	t := now()
 	s.lock()
 	queued := w.queued
 	if queued {

@@ -21,7 +21,7 @@ func (s *Set) queued() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for w := s.waiters.head(); w != nil; w = w.next {
+	for w := s.head(); w != nil; w = w.next {
 		n++
 	}
 	return n
