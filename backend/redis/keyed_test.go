@@ -13,6 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/algorithms"
+	"github.com/concurry/concurry/backend"
 	cr "github.com/concurry/concurry/backend/redis"
 	"github.com/concurry/concurry/backend/redis/redistest"
 )
@@ -177,5 +179,41 @@ func TestKeyedIdentitiesExpire(t *testing.T) {
 			t.Fatalf("the state of an identity full again is still in redis after 10 s")
 		}
 		time.Sleep(50 * time.Millisecond) // back off between probes; not a synchronisation
+	}
+}
+
+// TestExpiryFollowsTheState takes a unit at a time, every 50 ms of a test
+// clock, from a limit of 10 per 10 s of every algorithm: after each grant
+// the set's keys expire no sooner than the set is full again (when a
+// request for its whole capacity fits), and at most two seconds later.
+func TestExpiryFollowsTheState(t *testing.T) {
+	client := redistest.Start(t).Client()
+	ctx := context.Background()
+	for alg := algorithms.TokenBucket; alg <= algorithms.GCRA; alg++ {
+		t.Run(alg.String(), func(t *testing.T) {
+			now := time.Now().UnixMicro()
+			b := cr.New(client, cr.Options{Prefix: "expiry"})
+			cr.SetClock(b, func() int64 { return now })
+			set := open(t, b, backend.Spec{Key: "r", Kind: backend.Rate, Algorithm: alg, Window: 10 * time.Second, Capacity: 10})
+			key := "{expiry:" + t.Name() + "}"
+			for range 40 {
+				now += 50_000
+				id, err := set.Acquire(ctx, []int64{1}, backend.AcquireOptions{})
+				if err != nil {
+					continue // nothing written: the keys' TTL runs in real time, not the test's
+				}
+				if err := set.Settle(ctx, id, []int64{1}, nil, true, nil); err != nil {
+					t.Fatal(err)
+				}
+				full, err := cr.ReadyIn(ctx, set, []int64{10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ttl := client.PTTL(ctx, key).Val()
+				if ttl < full || ttl > full+2100*time.Millisecond {
+					t.Fatalf("the keys expire in %v, the set is full again in %v: want between that and 2 s more", ttl, full)
+				}
+			}
+		})
 	}
 }

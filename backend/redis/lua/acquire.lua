@@ -46,26 +46,37 @@ end
 -- grant takes amounts, the rate limits as of p, and moves the reap hint to
 -- e when a lease expiring then was recorded.
 local function grant(sp, v, amounts, p, e)
+  local d = -1
   for i = 1, sp.n do
     local n, s = amounts[i], sp[i]
     if n > 0 then
-      if s.alg == RESOURCE then v[s.o + 1] = v[s.o + 1] + n else s:take(v, p, n) end
+      if s.alg == RESOURCE then
+        v[s.o + 1] = v[s.o + 1] + n
+      else
+        s:take(v, p, n)
+        d = max(d, s:span(n))
+      end
     end
   end
-  if e then v[RH] = math.min(v[RH], e) end
+  if d >= 0 then charge(v, p, d) end
+  if e then v[RH] = min(v[RH], e) end
 end
+
+-- AMOUNTS holds the request's amounts during an attempt: one table for
+-- every call (Redis runs one at a time), not one per call.
+local AMOUNTS = {}
 
 local function attempt(keys, args, take)
   local sp = begin(keys, args)
   local v, stored = load(sp)
   if not v then return {-1, stored} end
   local rt, t = clock(args[4 + sp.n], v[CLOCK])
-  local freed, m = reap(sp, v, t), args[2]
+  local freed, m = t >= v[RH] and reap(sp, v, t), args[2]
   local hint = tonumber(args[3 + sp.n]) or 0
   local at = t
-  if hint > 0 then at = math.min(math.max(hint, v[CLOCK]), t) end
+  if hint > 0 then at = min(max(hint, v[CLOCK]), t) end
   TE = at
-  local amounts, ready, slow, short = {}, at, 0, 0
+  local amounts, ready, slow, short = AMOUNTS, at, 0, 0
   for i = 1, sp.n do
     local n, s = tonumber(args[2 + i]), sp[i]
     amounts[i] = n
@@ -78,21 +89,21 @@ local function attempt(keys, args, take)
       end
     end
   end
-  ready, slow = paused(sp, v, amounts, ready, slow)
+  if v[PX] > ready then ready, slow = paused(sp, v, amounts, ready, slow) end
   if ready > t or short > 0 or not take then
     return refuse(sp, v, t, rt, take, m, freed, ready, slow, short, hint)
   end
   local e, new = nil, true
   if m ~= '' then
     e = t + sp.ttl
-    new = redis.call('ZADD', KE, 'NX', e, m) == 1 -- else granted before
+    new = redis.call('ZADD', KE, 'NX', string.format('%d', e), m) == 1 -- else granted before
   end
   if new then
     TE = ready
     grant(sp, v, amounts, ready, e)
   end
   if new or DIRTY then commit(sp, v, t, rt) end
-  notify(freed)
+  if freed then notify(true) end
   if hint == 0 then return 1 end
   if not new then return {1, t, t} end
   return {1, ready, t}

@@ -8,10 +8,19 @@
 -- Every algorithm has size, init (the initial numbers), ready, take, refund,
 -- avail, debt (whole units below zero: overage not refilled yet; 0 for the
 -- algorithms that keep no debt), lower (take at t what leaves at most
--- remaining available: upstream feedback) and idle (the instant from which
--- the state equals init again).
+-- remaining available: upstream feedback), idle (the instant from which
+-- the state equals init again) and span (a bound of how much later than
+-- max(idle, p) taking n units at p makes idle; see charge).
 
 local ALG = {}
+
+-- pace_span bounds the time n units take to drain or refill at C/W: n·W/C
+-- plus two µs of rounding (a double, not exact: it only bounds; charge
+-- saturates the sum). s.pace is W/C, set by parse.
+local function pace_span(s, n) return n * s.pace + 2 end
+
+-- window_span bounds how long units taken now count in a window: W.
+local function window_span(s) return s.W end
 
 -- the duration n·T = n·W/C as whole µs and a remainder in units of 1/cr µs.
 local function dur(s, n) return scale(n, 0, s.wr, s.cr) end
@@ -38,7 +47,7 @@ local function tb_ready(s, v, t, n)
   if q >= NEVER then return NEVER end
   local rr, adj = r - frac, 0
   if rr > 0 then adj = 1 elseif rr < 0 then adj = -idiv(-rr, s.cr) end
-  return math.min(t + q + adj, NEVER)
+  return min(t + q + adj, NEVER)
 end
 
 ALG[0] = {
@@ -47,7 +56,7 @@ ALG[0] = {
   ready = tb_ready,
   take = function(s, v, t, n)
     local tokens = tb_at(s, v, t)
-    v[s.o + 1] = math.max(tokens - n, -LIM)
+    v[s.o + 1] = max(tokens - n, -LIM)
   end,
   refund = function(s, v, t, n)
     local o, tokens, frac = s.o, tb_at(s, v, t)
@@ -60,15 +69,16 @@ ALG[0] = {
     v[o + 1], v[o + 2] = s.C, 0
     return room
   end,
-  avail = function(s, v, t) return math.max(tb_at(s, v, t), 0) end,
-  debt = function(s, v, t) return math.max(-tb_at(s, v, t), 0) end,
+  avail = function(s, v, t) return max(tb_at(s, v, t), 0) end,
+  debt = function(s, v, t) return max(-tb_at(s, v, t), 0) end,
   -- lower takes ⌊level⌋ − remaining, so that ⌊level⌋ becomes remaining
   -- (at least −LIM, where take stops); the fraction is kept.
   lower = function(s, v, t, remaining)
-    local k = tb_at(s, v, t) - math.max(remaining, -LIM)
+    local k = tb_at(s, v, t) - max(remaining, -LIM)
     if k > 0 then s:take(v, t, k) end
   end,
   idle = function(s, v, t) return tb_ready(s, v, t, s.C) end,
+  span = pace_span,
 }
 
 -- no_debt is the debt of the algorithms that keep none: their overage
@@ -102,7 +112,7 @@ ALG[1] = {
   take = function(s, v, t, n)
     local o = s.o
     v[o + 3] = t
-    local d = math.max(t, lb_head(s, v))
+    local d = max(t, lb_head(s, v))
     local q, r = dur(s, n)
     if d + q >= NEVER then v[o + 1], v[o + 2] = NEVER, 0 else v[o + 1], v[o + 2] = d + q, r end
   end,
@@ -112,7 +122,7 @@ ALG[1] = {
   -- lower grows the queue by exactly the drain time of the units above
   -- remaining: no request departs, so next is not rounded up first.
   lower = function(s, v, t, remaining)
-    local k = lb_avail(s, v, t) - math.max(remaining, 0)
+    local k = lb_avail(s, v, t) - max(remaining, 0)
     if k <= 0 then return end
     local o = s.o
     v[o + 3] = t
@@ -122,6 +132,7 @@ ALG[1] = {
     if v[o + 1] + q + c >= NEVER then v[o + 1], v[o + 2] = NEVER, 0 else v[o + 1], v[o + 2] = v[o + 1] + q + c, rem end
   end,
   idle = lb_head,
+  span = pace_span,
 }
 
 -- SlidingWindow: sum, last amount, last at, first at; and the list
@@ -223,9 +234,9 @@ local function sw_take(s, v, t, n)
   sw_prune(s, v, t)
   local o, list = s.o, KEYS_[s.li]
   local sum, last = v[o + 1], v[o + 2]
-  n = math.min(n, s.C)
+  n = min(n, s.C)
   if sum > 0 and v[o + 3] == t then
-    local add = math.min(n, s.C - last)
+    local add = min(n, s.C - last)
     v[o + 1], v[o + 2] = sum + add, last + add
     LIST.set_last(list, struct.pack(ENTRY, t, last + add))
     sw_trim(s, v)
@@ -243,7 +254,7 @@ end
 
 local function sw_avail(s, v, t)
   sw_prune(s, v, t)
-  return math.max(s.C - v[s.o + 1], 0)
+  return max(s.C - v[s.o + 1], 0)
 end
 
 ALG[2] = {
@@ -256,7 +267,7 @@ ALG[2] = {
     for _, e in ipairs(LIST.all(KEYS_[s.li])) do
       local at, amt = struct.unpack(ENTRY, e)
       sum = sum - amt
-      if sum <= limit then return math.min(at + s.W, NEVER) end
+      if sum <= limit then return min(at + s.W, NEVER) end
     end
     return NEVER
   end,
@@ -265,13 +276,14 @@ ALG[2] = {
   avail = sw_avail,
   debt = no_debt,
   lower = function(s, v, t, remaining)
-    local k = sw_avail(s, v, t) - math.max(remaining, 0)
+    local k = sw_avail(s, v, t) - max(remaining, 0)
     if k > 0 then sw_take(s, v, t, k) end
   end,
   idle = function(s, v, t)
     if v[s.o + 1] == 0 then return t end
-    return math.min(v[s.o + 3] + s.W, NEVER)
+    return min(v[s.o + 3] + s.W, NEVER)
   end,
+  span = window_span,
 }
 
 -- FixedWindow: index, count; windows are aligned to the Unix epoch.
@@ -283,12 +295,12 @@ end
 
 local function fw_take(s, v, t, n)
   local i, c = fw_count(s, v, t)
-  v[s.o + 1], v[s.o + 2] = i, math.min(c + n, LIM)
+  v[s.o + 1], v[s.o + 2] = i, min(c + n, LIM)
 end
 
 local function fw_avail(s, v, t)
   local _, c = fw_count(s, v, t)
-  return math.max(s.C - c, 0)
+  return max(s.C - c, 0)
 end
 
 ALG[3] = {
@@ -297,21 +309,22 @@ ALG[3] = {
   ready = function(s, v, t, n)
     local i, c = fw_count(s, v, t)
     if c <= s.C - n then return t end
-    return math.min((i + 1) * s.W, NEVER)
+    return min((i + 1) * s.W, NEVER)
   end,
   take = fw_take,
   refund = function() return 0 end,
   avail = fw_avail,
   debt = no_debt,
   lower = function(s, v, t, remaining)
-    local k = fw_avail(s, v, t) - math.max(remaining, 0)
+    local k = fw_avail(s, v, t) - max(remaining, 0)
     if k > 0 then fw_take(s, v, t, k) end
   end,
   idle = function(s, v, t)
     local i, c = fw_count(s, v, t)
     if c == 0 then return t end
-    return math.min((i + 1) * s.W, NEVER)
+    return min((i + 1) * s.W, NEVER)
   end,
+  span = window_span,
 }
 
 -- GCRA: tat, rem, last; TAT = tat + rem/cr, T = W/C, tolerance W.
@@ -370,7 +383,7 @@ local function g_whole(s, v, t)
   if not g_late(s, v, t) then return s.C end
   local q, r = scale(v[s.o + 1] - t, v[s.o + 2], s.cr, s.wr)
   if r > 0 then q = q + 1 end
-  return s.C - math.min(q, s.C + LIM)
+  return s.C - min(q, s.C + LIM)
 end
 
 ALG[4] = {
@@ -379,14 +392,15 @@ ALG[4] = {
   ready = g_ready,
   take = g_take,
   refund = g_refund,
-  avail = function(s, v, t) return math.max(g_whole(s, v, t), 0) end,
-  debt = function(s, v, t) return math.max(-g_whole(s, v, t), 0) end,
+  avail = function(s, v, t) return max(g_whole(s, v, t), 0) end,
+  debt = function(s, v, t) return max(-g_whole(s, v, t), 0) end,
   lower = function(s, v, t, remaining)
-    local k = g_whole(s, v, t) - math.max(remaining, -LIM)
+    local k = g_whole(s, v, t) - max(remaining, -LIM)
     if k > 0 then g_take(s, v, t, k) end
   end,
   idle = function(s, v, t)
-    if v[s.o + 2] > 0 then return math.min(v[s.o + 1] + 1, NEVER) end
+    if v[s.o + 2] > 0 then return min(v[s.o + 1] + 1, NEVER) end
     return v[s.o + 1]
   end,
+  span = pace_span,
 }

@@ -24,7 +24,7 @@ local function pause(keys, args)
   for i = lo, hi do
     if till > p[i] then redis.call('HSET', KF, sp.pfields[i], till) end
   end
-  v[PX] = math.max(v[PX], till)
+  v[PX] = max(v[PX], till)
   fresh(KF)
   commit(sp, v, t, rt)
   notify(true)
@@ -48,7 +48,9 @@ local function lower(keys, args)
   redis.call('HSET', KF, field, asof)
   fresh(KF)
   TE = t
-  sp[spec]:lower(v, t, remaining)
+  local s = sp[spec]
+  s:lower(v, t, remaining)
+  v[IB] = max(v[IB], s:idle(v, t))
   commit(sp, v, t, rt)
   notify(true)
   return 1

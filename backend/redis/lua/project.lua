@@ -30,7 +30,7 @@ local function project(keys, args)
         jshort = i
       end
     end
-    ready, jslow = paused(sp, v, amounts, ready, jslow)
+    if v[PX] > ready then ready, jslow = paused(sp, v, amounts, ready, jslow) end
     if ready > at then at, slow = ready, jslow end
     if (j < k and short == 0) or (j == k and jshort > 0) then short = jshort end
     if at >= NEVER then return {t, NEVER, slow, short} end

@@ -14,15 +14,16 @@ local function renew(keys, args)
   if over == '' then over = nil end
   local rt, t = clock(over, v[CLOCK])
   local e = t + sp.ttl
+  local es = string.format('%d', e)
   for i = 3, #args do
     local m = args[i]
     local exp = redis.call('ZSCORE', KE, m)
     if exp and tonumber(exp) > t then
-      redis.call('ZADD', KE, 'XX', e, m)
+      redis.call('ZADD', KE, 'XX', es, m)
     else
       lost[#lost + 1] = m
     end
   end
-  if v[XP] - rt < lifetime(sp, v, t) * 1000 then commit(sp, v, t, rt) end
+  if v[XP] - rt < lifetime(sp, v, t, v[IB]) * 1000 then commit(sp, v, t, rt) end
   return lost
 end

@@ -34,7 +34,7 @@ local function end_lease(sp, v, t, m, granted)
   if tonumber(exp) <= t then -- expired, not reaped yet: lost all the same
     code = 2
     redis.call('ZADD', KL, t + KEEP_LOST, '~' .. member_id(m))
-    v[LX] = math.max(v[LX], t + KEEP_LOST)
+    v[LX] = max(v[LX], t + KEEP_LOST)
   end
   for i = 1, sp.n do
     local s = sp[i]
@@ -68,8 +68,9 @@ local function settle(keys, args)
     if s.alg ~= RESOURCE and d ~= 0 then TE = t end
     if s.alg ~= RESOURCE and d > 0 then
       s:take(v, t, d)
+      charge(v, t, s:span(d))
     elseif s.alg ~= RESOURCE and d < 0 then
-      got = s:refund(v, t, math.min(-d, granted[i]))
+      got = s:refund(v, t, min(-d, granted[i]))
       if got > 0 then FREED = true end
     end
     out[i + 1] = got

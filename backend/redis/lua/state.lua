@@ -14,7 +14,8 @@ local RH = 3     -- the reap hint: no lease expires before it
 local XP = 4     -- when the keys expire, in server time (µs); 0 for a new set
 local LX = 5     -- until when lost-lease records are kept (µs); 0 if none was
 local PX = 6     -- the latest instant a pause ends (µs); 0 if none was (see feedback.lua)
-local HEAD = 6
+local IB = 7     -- the idle bound: no rate limit is back at its initial state later (µs; see charge)
+local HEAD = 7
 
 -- The parsed parameters, by parameter string. A function library keeps
 -- them from call to call (a script parses them on every call); the cache is
@@ -26,11 +27,12 @@ local function parse(p)
   local w = {}
   for x in string.gmatch(string.sub(p, 1, cut - 1), '%S+') do w[#w + 1] = tonumber(x) end
   local n = (#w - 2) / 5
-  local sp = {ttl = w[2], n = n, res = false, def = string.sub(p, cut + 1), init = {w[1], 0, NEVER, 0, 0, 0}}
+  local sp = {ttl = w[2], n = n, res = false, def = string.sub(p, cut + 1), init = {w[1], 0, NEVER, 0, 0, 0, 0}}
   local o, li = HEAD, 4
   for i = 1, n do
     local b = 2 + 5 * (i - 1)
     local s = {alg = w[b + 1], C = w[b + 2], W = w[b + 3], cr = w[b + 4], wr = w[b + 5], o = o}
+    s.pace = s.W / s.C -- µs per unit, for span: a bound, not exact
     local iv = {0}
     if s.alg == RESOURCE then
       sp.res = true
@@ -38,7 +40,7 @@ local function parse(p)
       local a = ALG[s.alg]
       iv = {a.init(s)}
       s.ready, s.take, s.refund, s.avail, s.idle = a.ready, a.take, a.refund, a.avail, a.idle
-      s.debt, s.lower = a.debt, a.lower
+      s.debt, s.lower, s.span = a.debt, a.lower, a.span
       if s.alg == SLIDING then li = li + 1; s.li = li end
     end
     for k = 1, #iv do sp.init[o + k] = iv[k] end
@@ -55,6 +57,7 @@ end
 
 -- begin starts a call: it sets the call's keys and returns its specs.
 local function begin(keys, args)
+  if not floor then bind() end
   KS, KE, KL, KF, KEYS_ = keys[1], keys[2], keys[3], keys[4], keys
   DIRTY, FRESH, TE, LIST, FREED = false, nil, nil, REDIS_LIST, false
   return SPECS[args[1]] or parse(args[1])
@@ -92,8 +95,8 @@ end
 -- paused returns the instant a request of amounts can be granted at, and
 -- the spec that decides it, given that its rate limits allow it at ready
 -- (decided by slow): ready, or later when a spec it takes is paused beyond.
+-- Callers skip it while v[PX] <= ready: no pause lasts past ready.
 local function paused(sp, v, amounts, ready, slow)
-  if v[PX] <= ready then return ready, slow end
   local p = pauses(sp)
   for i = 1, sp.n do
     if amounts[i] > 0 and p[i] > ready then ready, slow = p[i], i end
@@ -119,8 +122,9 @@ end
 -- reap ends up to 64 leases whose expiry is at or before t, returning their
 -- resource units, and records them as lost in KL, where their holder's
 -- settle still finds them for KEEP_LOST (see settle); it drops the records
--- kept long enough. It runs only from the reap hint on, and moves the hint
--- to the next expiry. It returns whether it freed units.
+-- kept long enough. It runs only from the reap hint on (callers may skip
+-- it before), and moves the hint to the next expiry. It returns whether it
+-- freed units.
 local function reap(sp, v, t)
   if t < v[RH] then return false end
   DIRTY = true
@@ -129,7 +133,7 @@ local function reap(sp, v, t)
   v[RH] = NEVER
   for j = 1, #r, 2 do
     local e = tonumber(r[j + 1])
-    if e > t or j > 128 then v[RH] = math.min(e, NEVER); break end
+    if e > t or j > 128 then v[RH] = min(e, NEVER); break end
     gone[#gone + 1] = r[j]
   end
   if v[LX] > 0 then
@@ -152,33 +156,55 @@ local function reap(sp, v, t)
   end
   redis.call('ZREM', KE, unpack(gone))
   redis.call('ZADD', KL, unpack(records))
-  v[LX] = math.max(v[LX], keep)
+  v[LX] = max(v[LX], keep)
   return freed
 end
 
--- lifetime returns how long, in ms, the keys must live from t: until a
--- second after the set would be back at its initial state, every pause has
--- ended, every lease has expired (leases live at most the lease TTL past t;
--- a set without resources has none) and every lost-lease record has been
--- kept long enough.
-local function lifetime(sp, v, t)
-  local idle = math.max(t, v[LX], v[PX])
-  if sp.res then idle = math.max(idle, t + sp.ttl) end
+-- charge records that a grant took units of rate limits at p, the most
+-- span of theirs (see each algorithm's span) being d: no rate limit can be
+-- back at its initial state later than max(v[IB], p) + d. So a call that
+-- takes finds whether the keys' expiry must move from the header alone;
+-- refunds, which make that instant earlier, leave the bound as it is.
+local function charge(v, p, d)
+  v[IB] = min(max(v[IB], p) + d, NEVER)
+end
+
+-- lifetime returns how long, in ms, the keys must live from t when the rate
+-- limits are back at their initial state at rates: until a second after
+-- that, every pause has ended, every lease has expired (leases live at most
+-- the lease TTL past t; a set without resources has none) and every
+-- lost-lease record has been kept long enough.
+local function lifetime(sp, v, t, rates)
+  local at = max(rates, t, v[LX], v[PX])
+  if sp.res then at = max(at, t + sp.ttl) end
+  return min(ceil((at - t) / 1000), 400 * 86400000) + 1000
+end
+
+-- idle returns the instant from which every rate limit is back at its
+-- initial state.
+local function idle(sp, v)
+  local at = 0
   for i = 1, sp.n do
     local s = sp[i]
-    if s.alg ~= RESOURCE then idle = math.max(idle, s:idle(v, v[CLOCK])) end
+    if s.alg ~= RESOURCE then at = max(at, s:idle(v, v[CLOCK])) end
   end
-  return math.min(math.ceil((idle - t) / 1000), 400 * 86400000) + 1000
+  return at
 end
 
 -- deadline returns the expiry of the keys, in ms from rt, and whether it
 -- moved. It only ever moves it later: when the keys would expire within the
 -- set's lifetime it moves it to a second past that and puts every other key
 -- in FRESH, so that a busy set extends its expiry about once a second, not
--- on every call; otherwise FRESH holds the keys this call created.
+-- on every call; otherwise FRESH holds the keys this call created. The
+-- lifetime is first bounded from the idle bound (see charge): only when
+-- that bound says the expiry might have to move is it computed exactly,
+-- and the bound brought down to the exact instant.
 local function deadline(sp, v, t, rt)
-  local need = lifetime(sp, v, t)
-  if v[XP] - rt >= need * 1000 then return math.ceil((v[XP] - rt) / 1000), false end
+  local have = v[XP] - rt
+  if have >= lifetime(sp, v, t, v[IB]) * 1000 then return ceil(have / 1000), false end
+  v[IB] = idle(sp, v)
+  local need = lifetime(sp, v, t, v[IB])
+  if have >= need * 1000 then return ceil(have / 1000), false end
   local ms = need + 1000
   v[XP] = rt + ms * 1000
   FRESH = {KE, KL, KF}

@@ -18,7 +18,7 @@ local function stats(keys, args)
   for i = 1, sp.n do
     local s, a, u, d = sp[i], 0, 0, 0
     if s.alg == RESOURCE then
-      a, u = math.max(s.C - v[s.o + 1], 0), v[s.o + 1]
+      a, u = max(s.C - v[s.o + 1], 0), v[s.o + 1]
     else
       a, d = s:avail(w, t), s:debt(w, t)
     end
