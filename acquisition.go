@@ -278,10 +278,10 @@ func (h *holding) settle(granted, delta, refunded []int64) error {
 	hk := ls.hooks
 	for i, d := range delta {
 		if d > 0 {
-			addCount(&ls.counters[i].overage, d)
+			addCount(&ls.perLimit[i].overage, d)
 		}
 		if refunded[i] > 0 {
-			addCount(&ls.counters[i].refunded, refunded[i])
+			addCount(&ls.perLimit[i].refunded, refunded[i])
 		}
 		if hk != nil && hk.Settled != nil && (d > 0 || refunded[i] > 0) && ls.index[ls.specs[i].Key][0] == i {
 			callHook(hk.Settled, SettleInfo{Set: ls, Key: ls.specs[i].Key, Refunded: refunded[i], Overage: max(d, 0)})

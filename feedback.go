@@ -28,7 +28,7 @@ func (ls *LimitSet) Pause(ctx context.Context, key string, until time.Time) erro
 	if err := f.Pause(ctx, spec, until.UnixNano()); err != nil {
 		return err
 	}
-	addCount(&ls.counters[max(spec, 0)].feedback, 1)
+	addCount(&ls.perLimit[max(spec, 0)].feedback, 1)
 	if h := ls.hooks; h != nil && h.Feedback != nil {
 		callHook(h.Feedback, FeedbackInfo{Set: ls, Key: key, Until: until, Pause: true})
 	}
@@ -60,7 +60,7 @@ func (ls *LimitSet) Lower(ctx context.Context, key string, remaining int64, asOf
 	if err := f.Lower(ctx, spec, remaining, asOf.UnixNano()); err != nil {
 		return err
 	}
-	addCount(&ls.counters[spec].feedback, 1)
+	addCount(&ls.perLimit[spec].feedback, 1)
 	if h := ls.hooks; h != nil && h.Feedback != nil {
 		callHook(h.Feedback, FeedbackInfo{Set: ls, Key: key, Remaining: remaining})
 	}

@@ -57,10 +57,11 @@ type Keyed struct {
 	local bool        // the sets live in this process: forget only full ones
 	def   *definition // of Limits, shared by every identity; nil with LimitsFor
 
-	tiersMu sync.Mutex
-	tiers   map[string]*definition // guarded by tiersMu; LimitsFor's definitions, by their text
-	seed    maphash.Seed
-	shards  [keyedShards]keyedShard
+	tiersMu  sync.Mutex
+	tiers    map[string]*definition       // guarded by tiersMu; LimitsFor's definitions, by their text
+	counters map[*definition]*setCounters // guarded by tiersMu; the counters of each definition's identities
+	seed     maphash.Seed
+	shards   [keyedShards]keyedShard
 }
 
 const keyedShards = 32
@@ -123,8 +124,11 @@ func (k *Keyed) Do(ctx context.Context, identity string, req Amounts, fn func(co
 // through it are calls to k with that identity.
 func (k *Keyed) For(identity string) Limiter { return keyedLimiter{k, identity} }
 
-// Stats returns the stats of identity's set. An identity that has no set
-// now (never seen, or forgotten) has full limits; Stats then reports the
+// Stats returns the stats of identity's set. Available, InUse and Debt are
+// the identity's own; the counters (Granted to Feedback, and Refusals) count
+// for every identity of the same definition (or tier) together, so that an
+// identity costs no counters of its own. An identity that has no set now
+// (never seen, or forgotten) has full limits; Stats then reports the
 // definition's capacities as available without making a set.
 func (k *Keyed) Stats(ctx context.Context, identity string) (Stats, error) {
 	sh := k.shard(identity)
@@ -276,7 +280,22 @@ func (k *Keyed) newSet(identity string) (*LimitSet, error) {
 	if len(name) > MaxNameLen {
 		return nil, fmt.Errorf("%w: identity of %d bytes makes a set name over %d bytes", ErrInvalidRequest, len(identity), MaxNameLen)
 	}
-	return newLimitSet(def, &setOptions{name: name, backend: k.opts.Backend, config: k.opts.Config, private: k.local, hooks: k.opts.Hooks})
+	return newLimitSet(def, &setOptions{name: name, backend: k.opts.Backend, config: k.opts.Config, private: k.local, hooks: k.opts.Hooks, counters: k.countersOf(def)})
+}
+
+// countersOf returns the counters the identities of def share.
+func (k *Keyed) countersOf(def *definition) *setCounters {
+	k.tiersMu.Lock()
+	defer k.tiersMu.Unlock()
+	if c, ok := k.counters[def]; ok {
+		return c
+	}
+	c := newCounters(len(def.specs))
+	if k.counters == nil {
+		k.counters = make(map[*definition]*setCounters)
+	}
+	k.counters[def] = c
+	return c
 }
 
 // tier returns the definition of limits, shared with every identity whose

@@ -205,3 +205,35 @@ func TestKeyedInvalid(t *testing.T) {
 	_, err = k.TryAcquire(context.Background(), string(make([]byte, concurry.MaxNameLen)), nil)
 	require.ErrorIs(t, err, concurry.ErrInvalidRequest)
 }
+
+// An active identity of three limits (calls, tokens, connections) costs at
+// most 400 bytes in all: its set, its entry, its name.
+func TestKeyedBytesPerIdentity(t *testing.T) {
+	ctx := context.Background()
+	k := newKeyed(t, concurry.KeyedOptions{Limits: []concurry.Limit{
+		concurry.CallLimit{Window: time.Hour, Capacity: 100},
+		concurry.RateLimit{Key: "tokens", Window: time.Hour, Capacity: 10_000},
+		concurry.ResourceLimit{Key: "connections", Capacity: 3},
+	}})
+	const n = 50_000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprint("user-", i)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, id := range ids {
+		a, err := k.TryAcquire(ctx, id, concurry.Amounts{"tokens": 10})
+		require.NoError(t, err)
+		require.NoError(t, a.Update(concurry.Amounts{"tokens": 10}))
+		require.NoError(t, a.Release())
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	require.Equal(t, n, k.Len(), "no identity refilled: all are held")
+	perID := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("%.0f bytes per identity", perID)
+	assert.LessOrEqual(t, perID, 400.0)
+	runtime.KeepAlive(ids)
+}

@@ -43,17 +43,25 @@ type Limiter interface {
 // The state lives in a backend: a private in-memory one by default, or a
 // shared one given with [WithBackend]. A LimitSet is safe for concurrent use.
 type LimitSet struct {
-	*definition // shared with every set made from the same limits (Keyed)
-	name        string
-	config      map[string]any
-	set         backend.Set // nil for an empty set
-	counters    []limitCounters
-	closed      atomic.Bool
-	releaser    backend.Releaser     // set's, when it implements it
-	leases      backend.LeaseChecker // set's, when it implements it
-	hooks       *Hooks               // nil when none were given
-	refusals    [causeCount]atomic.Int64
+	*definition  // shared with every set made from the same limits (Keyed)
+	name         string
+	config       map[string]any
+	set          backend.Set // nil for an empty set
+	*setCounters             // shared by every identity of a Keyed
+	closed       atomic.Bool
+	releaser     backend.Releaser     // set's, when it implements it
+	leases       backend.LeaseChecker // set's, when it implements it
+	hooks        *Hooks               // nil when none were given
 }
+
+// counters are what a LimitSet counts: per limit, and refusals by cause. The
+// sets of a Keyed's identities share one.
+type setCounters struct {
+	perLimit []limitCounters
+	refusals [causeCount]atomic.Int64
+}
+
+func newCounters(n int) *setCounters { return &setCounters{perLimit: make([]limitCounters, n)} }
 
 // limitCounters are one limit's counters. Each saturates at MaxInt64 rather
 // than wrapping (see addCount).
@@ -93,11 +101,13 @@ func newLimitSet(def *definition, o *setOptions) (*LimitSet, error) {
 	if len(o.name) > MaxNameLen {
 		return nil, fmt.Errorf("%w: set name of %d bytes, more than %d", ErrInvalidLimit, len(o.name), MaxNameLen)
 	}
-	ls := &LimitSet{definition: def, name: o.name, config: o.config, hooks: o.hooks}
+	ls := &LimitSet{definition: def, name: o.name, config: o.config, hooks: o.hooks, setCounters: o.counters}
+	if ls.setCounters == nil {
+		ls.setCounters = newCounters(len(def.specs))
+	}
 	if len(def.specs) == 0 {
 		return ls, nil
 	}
-	ls.counters = make([]limitCounters, len(def.specs))
 	b, openName := o.backend, o.name
 	if b == nil {
 		b, openName = defaultBackend, ""
@@ -225,7 +235,7 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 		err = backend.ErrClaimed // another set of the pool granted; its cancel of this wait is no refusal
 	}
 	if rep.Waited && rep.Blocker >= 0 {
-		c := &ls.counters[rep.Blocker]
+		c := &ls.perLimit[rep.Blocker]
 		addCount(&c.blocked, 1)
 		addCount(&c.waited, int64(rep.Duration))
 	}
@@ -241,7 +251,7 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 	copy(h.accounted(), granted)
 	for i, n := range granted {
 		if n > 0 {
-			addCount(&ls.counters[i].granted, n)
+			addCount(&ls.perLimit[i].granted, n)
 		}
 	}
 	a.h, a.gen = h, h.gen
@@ -268,12 +278,12 @@ func (ls *LimitSet) refuse(req Amounts, err error, amounts []int64) error {
 	if cause == CauseWouldBlock {
 		for i, n := range amounts {
 			if n > 0 {
-				addCount(&ls.counters[i].rejected, 1)
+				addCount(&ls.perLimit[i].rejected, 1)
 			}
 		}
 		if hasFacts && r.Key != "" {
 			if idx, ok := ls.index[r.Key]; ok {
-				addCount(&ls.counters[idx[0]].blocked, 1)
+				addCount(&ls.perLimit[idx[0]].blocked, 1)
 			}
 		}
 	}

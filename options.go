@@ -12,11 +12,12 @@ import (
 type Option interface{ applySet(*setOptions) }
 
 type setOptions struct {
-	private bool // open the backend set without a name (Keyed, in memory)
-	hooks   *Hooks
-	name    string
-	config  map[string]any
-	backend backend.Backend
+	private  bool // open the backend set without a name (Keyed, in memory)
+	hooks    *Hooks
+	counters *setCounters // shared counters (Keyed); nil: the set's own
+	name     string
+	config   map[string]any
+	backend  backend.Backend
 }
 
 type optionFunc func(*setOptions)

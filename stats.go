@@ -96,7 +96,7 @@ func (ls *LimitSet) Stats(ctx context.Context) (Stats, error) {
 		now, err = ls.set.Stats(ctx)
 	}
 	for i, sp := range ls.specs {
-		c := &ls.counters[i]
+		c := &ls.perLimit[i]
 		l := LimitStats{
 			Key: sp.Key, Kind: ls.kinds[i], Capacity: sp.Capacity,
 			Granted: c.granted.Load(), Rejected: c.rejected.Load(), Blocked: c.blocked.Load(), Waited: time.Duration(c.waited.Load()),
