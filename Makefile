@@ -56,7 +56,7 @@ examples:
 # the ratio table with pass/fail per target (bench/ratios); bench-all runs
 # every benchmark of the bench module (Redis, unixsock, workers, HTTP, too).
 PASSES ?= 10
-CORE_BENCH := ^Benchmark(Peer(RateAllowN|RateAllowNParallel|SemaphoreTryAcquireRelease|HandRolled3|HandRolled3Parallel)|TryAcquireRelease|TryAcquireReleaseParallel|TryAcquireUpdateRelease|ResourceTryAcquireRelease|AcquireUpdateRelease3|AcquireUpdateRelease3Parallel|AcquireUpdateRelease3NilHooks)$$
+CORE_BENCH := ^Benchmark(Peer(RateAllowN|RateAllowNParallel|SemaphoreTryAcquireRelease|HandRolled3|HandRolled3Parallel)|TryAcquireRelease|TryAcquireReleaseParallel|TryAcquireUpdateRelease|ResourceTryAcquireRelease|AcquireUpdateRelease3|AcquireUpdateRelease3Parallel|AcquireUpdateRelease3NilHooks|WorkerRoundTrip/workers=[18]/serial/impl=(concurry|channel))$$
 
 bench:
 	cd bench && $(GO) test -c -o bench.test . && \

@@ -32,6 +32,8 @@ var targets = []target{
 	{"calls+tokens+connections vs hand-rolled", "AcquireUpdateRelease3", "PeerHandRolled3", 1.0, 0},
 	{"  the same from 64 goroutines", "AcquireUpdateRelease3Parallel", "PeerHandRolled3Parallel", 1.3, 0},
 	{"nil hooks vs no hooks (3 limits)", "AcquireUpdateRelease3NilHooks", "AcquireUpdateRelease3", 1.05, 0},
+	{"worker Submit+Result vs channel hand-off (1 worker)", "WorkerRoundTrip/workers=1/serial/impl=concurry", "WorkerRoundTrip/workers=1/serial/impl=channel", 1.5, 2},
+	{"worker Submit+Result vs channel hand-off (8 workers)", "WorkerRoundTrip/workers=8/serial/impl=concurry", "WorkerRoundTrip/workers=8/serial/impl=channel", 1.5, 2},
 }
 
 var line = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(?:.*?\s([\d.]+) allocs/op)?`)
