@@ -56,11 +56,13 @@ examples:
 # the ratio table with pass/fail per target (bench/ratios); bench-all runs
 # every benchmark of the bench module (Redis, unixsock, workers, HTTP, too).
 PASSES ?= 10
-CORE_BENCH := ^Benchmark(Peer(RateAllowN|RateAllowNParallel|SemaphoreTryAcquireRelease|HandRolled3|HandRolled3Parallel)|TryAcquireRelease|TryAcquireReleaseParallel|TryAcquireUpdateRelease|ResourceTryAcquireRelease|AcquireUpdateRelease3|AcquireUpdateRelease3Parallel|AcquireUpdateRelease3NilHooks|WorkerRoundTrip/workers=[18]/serial/impl=(concurry|channel))$$
+CORE_BENCH := ^Benchmark(Peer(RateAllowN|RateAllowNParallel|SemaphoreTryAcquireRelease|HandRolled3|HandRolled3Parallel)|TryAcquireRelease|TryAcquireReleaseParallel|TryAcquireUpdateRelease|ResourceTryAcquireRelease|AcquireUpdateRelease3|AcquireUpdateRelease3Parallel|AcquireUpdateRelease3NilHooks)$$
+WORKER_BENCH := ^BenchmarkWorkerRoundTrip$$/^workers=[18]$$/^serial$$/^impl=(concurry|channel)$$
 
 bench:
 	cd bench && $(GO) test -c -o bench.test . && \
-	for i in $$(seq $(PASSES)); do ./bench.test -test.run '^$$' -test.bench '$(CORE_BENCH)' -test.benchmem; done > core-bench.txt && \
+	for i in $$(seq $(PASSES)); do ./bench.test -test.run '^$$' -test.bench '$(CORE_BENCH)' -test.benchmem; \
+		./bench.test -test.run '^$$' -test.bench '$(WORKER_BENCH)' -test.benchmem; done > core-bench.txt && \
 	$(GO) run ./ratios < core-bench.txt
 
 bench-all:
