@@ -15,6 +15,7 @@ import (
 const (
 	maxPrompts = 100_000
 	maxWorkers = 1_000
+	maxForeign = 0.9
 	minMinute  = time.Millisecond
 	maxMinute  = time.Hour
 	minuteText = "1ms to 1h" // minMinute to maxMinute, as people write them
@@ -26,26 +27,33 @@ const usageIntro = `Usage: llm-batch [flags]
 Sends a batch of prompts to a simulated LLM provider and never gets a 429.
 The provider is a real HTTP server on 127.0.0.1 with 3 regions × 2 accounts,
 each with Bedrock-style quotas: requests, input tokens and output tokens per
-minute, and a cap on connections. Every call acquires its request, tokens and
-connection from a concurry LimitPool over one LimitSet per (region, account),
-then reports its real usage, so that unused output tokens are refunded.
-A minute lasts 1s (-minute), so the default run takes about 16 seconds.
-With -naive the same batch runs with no limiter, and gets 429s.
+minute, and a cap on connections. Every call is made with the OpenAI SDK
+(openai-go) through an httplimit.Transport, which acquires its request,
+tokens and connection from a concurry LimitPool over one LimitSet per
+(region, account), sends it to the one that granted it, settles its real
+usage (unused output tokens are refunded) and heeds the provider's
+rate-limit headers and 429s. A minute lasts 1s (-minute), so the default
+run takes about 17 seconds. With -naive the same batch runs with no
+limiter, and gets 429s. With -foreign 0.3 a client the limiter never sees
+spends 30% of every quota: the headers keep the 429s to a handful, which
+-feedback=false shows.
 
 It prints the limits, a live progress bar on a terminal, then a table of what
 each (region, account) served and the share of its quotas used.
 
 Exit status: 0 when every prompt was answered; 1 when some failed or the run
-was interrupted; 2 for bad flags; 3 when, without -naive, the provider sent a
-429 all the same.
+was interrupted; 2 for bad flags; 3 when, without -naive, a 429 reached the
+SDK, or the provider sent a 429 without -foreign, or on more than 1% of the
+calls with it.
 
 Flags:
 `
 
 // options are the command line's settings beyond batch.Config.
 type options struct {
-	json bool
-	svg  string
+	json    bool
+	svg     string
+	metrics string // the address to serve /metrics on; "" for none
 }
 
 // parseFlags turns the command line into a Config. It reports nothing
@@ -62,6 +70,10 @@ func parseFlags(args []string, stderr io.Writer) (batch.Config, options, error) 
 	alg := fs.String("algorithm", "tokenbucket", "algorithm of the client's limits: tokenbucket, gcra, slidingwindow, leakybucket or fixedwindow")
 	bal := fs.String("balancing", "roundrobin", "how the LimitPool picks a (region, account): roundrobin or random")
 	fs.BoolVar(&cfg.Naive, "naive", false, "send the batch with no limiter, to see the 429s")
+	fs.Float64Var(&cfg.ForeignShare, "foreign", 0, "share of each account's quotas that a foreign client, unseen by the limiter, spends: 0 to 0.9")
+	feedback := fs.Bool("feedback", true, "let the limiter heed the provider's rate-limit headers and 429s; -feedback=false shows what that buys")
+	fs.BoolVar(&cfg.Stream, "stream", false, "stream every answer (server-sent events) rather than take it in one body")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics of the limiter on this `address` (host:port, such as :9464) at /metrics while the batch runs")
 	fs.BoolVar(&o.json, "json", false, "print the summary as JSON, and no progress bar")
 	fs.StringVar(&o.svg, "svg", "", "write a chart of output tokens per minute per region to this SVG `file`")
 	fs.DurationVar(&cfg.Minute, "minute", time.Second, "how long a quota minute lasts, "+minuteText)
@@ -78,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (batch.Config, options, error) 
 		return cfg, o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	cfg.Seed = *seed
+	cfg.NoFeedback = !*feedback
 	var err error
 	if cfg.Algorithm, err = concurry.ParseAlgorithm(*alg); err != nil {
 		return cfg, o, badFlag("algorithm", *alg, "want tokenbucket, gcra, slidingwindow, leakybucket or fixedwindow")
@@ -87,6 +100,9 @@ func parseFlags(args []string, stderr io.Writer) (batch.Config, options, error) 
 	}
 	if err := checkFlags(cfg); err != nil {
 		return cfg, o, err
+	}
+	if o.metrics != "" && cfg.Naive {
+		return cfg, o, badFlag("metrics", o.metrics, "the naive run has no limiter to observe: drop -naive or -metrics")
 	}
 	return checkConfig(cfg, o)
 }
@@ -106,6 +122,8 @@ func checkFlags(cfg batch.Config) error {
 		return badFlag("delay", cfg.Delay, fmt.Sprintf("want more than 0 and less than -minute %v", cfg.Minute))
 	case cfg.Seed < 1:
 		return badFlag("seed", cfg.Seed, "want at least 1")
+	case !(cfg.ForeignShare >= 0 && cfg.ForeignShare <= maxForeign): // also refuses NaN
+		return badFlag("foreign", cfg.ForeignShare, fmt.Sprintf("want 0 to %v", maxForeign))
 	}
 	return nil
 }

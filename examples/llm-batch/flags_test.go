@@ -17,8 +17,13 @@ import (
 
 func TestParseFlags(t *testing.T) {
 	var stderr bytes.Buffer
-	cfg, o, err := parseFlags([]string{"-n", "10", "-workers", "3", "-algorithm", "gcra", "-balancing", "random", "-json", "-minute", "2s"}, &stderr)
+	cfg, o, err := parseFlags([]string{"-n", "10", "-workers", "3", "-algorithm", "gcra", "-balancing", "random", "-json", "-minute", "2s",
+		"-foreign", "0.3", "-feedback=false", "-stream", "-metrics", "127.0.0.1:0"}, &stderr)
 	require.NoError(t, err)
+	assert.Equal(t, 0.3, cfg.ForeignShare)
+	assert.True(t, cfg.NoFeedback)
+	assert.True(t, cfg.Stream)
+	assert.Equal(t, "127.0.0.1:0", o.metrics)
 	assert.Equal(t, 10, cfg.Prompts)
 	assert.Equal(t, 3, cfg.Workers)
 	assert.Equal(t, concurry.GCRA, cfg.Algorithm)
@@ -50,6 +55,10 @@ var badFlags = map[string][]string{
 	"-algorithm": {"-algorithm", "fastest"},
 	"-balancing": {"-balancing", "leastactive"},
 	"-bogus":     {"-bogus"},
+	"-foreign":   {"-foreign", "-0.1"},
+	"-foreign ":  {"-foreign", "0.95"},
+	"-foreign  ": {"-foreign", "NaN"},
+	"-metrics":   {"-naive", "-metrics", ":0"},
 	"extra":      {"extra"},
 }
 
@@ -93,7 +102,7 @@ func TestRunHelpSaysWhatTheProgramDoes(t *testing.T) {
 		assert.Contains(t, usage, "simulated LLM provider")
 		assert.Contains(t, usage, "never gets a 429")
 		assert.Contains(t, usage, "Exit status")
-		for _, name := range []string{"n", "workers", "algorithm", "balancing", "naive", "json", "svg", "minute", "delay", "seed"} {
+		for _, name := range []string{"n", "workers", "algorithm", "balancing", "naive", "json", "svg", "minute", "delay", "seed", "foreign", "feedback", "stream", "metrics"} {
 			assert.Regexp(t, "\n  -"+name+"[ \n]", usage, "flag -%s is listed", name)
 		}
 		assert.NotContains(t, usage, "llm-batch:", "no error prefix in the usage")

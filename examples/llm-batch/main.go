@@ -1,20 +1,30 @@
 // Command llm-batch sends a batch of prompts to a simulated LLM provider with
 // three regions and two accounts, each with Bedrock-style quotas, and never
-// gets a 429: every call acquires its request, input tokens, output tokens
-// and connection from a concurry.LimitPool over one LimitSet per (region,
-// account), and reports its real usage so the unused output is refunded.
+// gets a 429: every call is made with the OpenAI SDK (openai-go) through an
+// httplimit.Transport, which acquires its request, input tokens, output
+// tokens and connection from a concurry.LimitPool over one LimitSet per
+// (region, account), sends it to the one that granted them, settles the real
+// usage the answer reports (unused output is refunded), and heeds the
+// provider's rate-limit headers and 429s.
 //
 // The provider is a real HTTP server on 127.0.0.1 inside the program, with
 // its own accounting; a minute lasts one second, with quotas to match, so the
-// default run takes about 16 seconds. With -naive the same batch runs with no
-// limiter, and the provider answers 429 to a good share of the calls.
+// default run takes about 17 seconds. With -naive the same batch runs with no
+// limiter, and the provider answers 429 to a good share of the calls. With
+// -foreign 0.3 a client the limiter never sees spends 30 % of every quota;
+// -feedback=false shows what the provider's headers buy. -metrics serves
+// the limiter's Prometheus metrics while the batch runs.
 //
 // The exit status is 0 when every prompt was answered, 1 when some failed
 // (or the run was interrupted), 2 for bad flags, and 3 when, without -naive,
-// the provider sent a 429 all the same.
+// a 429 reached the SDK, or the provider sent one without -foreign (more
+// than 1 % of the calls with it).
 //
 //	go run ./examples/llm-batch                    # 2,000 prompts, TokenBucket, 0 × 429
 //	go run ./examples/llm-batch -naive             # the same with no limiter
+//	go run ./examples/llm-batch -foreign 0.3       # 30 % of each quota spent unseen
+//	go run ./examples/llm-batch -foreign 0.3 -feedback=false
+//	go run ./examples/llm-batch -metrics :9464     # /metrics while it runs
 //	go run ./examples/llm-batch -algorithm gcra -balancing random -json
 package main
 
@@ -28,6 +38,7 @@ import (
 	"os"
 	"os/signal"
 
+	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/examples/llm-batch/batch"
 )
 
@@ -63,6 +74,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal 
 			return 2
 		}
 	}
+	if o.metrics != "" && !cfg.Naive {
+		m, err := startMetrics(o.metrics, &cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "llm-batch: -metrics:", err)
+			return 1
+		}
+		where := stdout
+		if o.json {
+			where = stderr // stdout holds the JSON alone
+		}
+		register := cfg.Observe
+		cfg.Observe = func(p *concurry.LimitPool) error { // before the first prompt is sent
+			if err := register(p); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(where, "Metrics: %s (Prometheus), while the batch runs.\n", m.url)
+			return err
+		}
+		defer func() {
+			if err := m.Close(); err != nil {
+				fmt.Fprintln(stderr, "llm-batch: -metrics:", err)
+			}
+		}()
+	}
+	return runBatch(ctx, cfg, o, stdout, stderr, terminal)
+}
+
+// runBatch runs the batch, reports it and returns the exit code.
+func runBatch(ctx context.Context, cfg batch.Config, o options, stdout, stderr io.Writer, terminal bool) int {
 	var bar *progressBar
 	if terminal && !o.json {
 		bar = newProgressBar(stdout, cfg.Prompts)
@@ -84,12 +124,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal 
 		fmt.Fprintln(stderr, "llm-batch:", runErr)
 		return 1
 	}
-	if !cfg.Naive && s.Total.ProviderRejected > 0 {
-		fmt.Fprintf(stderr, "llm-batch: the provider sent %d × 429 despite the limits: calls took longer than -delay %v from grant to provider\n",
-			s.Total.ProviderRejected, cfg.Delay)
+	if msg := broken(cfg, s); msg != "" {
+		fmt.Fprintln(stderr, "llm-batch:", msg)
 		return 3
 	}
 	return 0
+}
+
+// broken says how a run through the limiter broke its promise, or "": a
+// 429 that reached the SDK; without a foreign client, any 429 from the
+// provider; with one, 429s on more than 1 % of the calls (each of which
+// the limiter's transport retried, on another account when one could
+// grant). A naive run promises nothing.
+func broken(cfg batch.Config, s batch.Summary) string {
+	rejected := s.Total.ProviderRejected
+	switch {
+	case cfg.Naive || rejected == 0:
+		return ""
+	case s.SDKErrors > 0:
+		return fmt.Sprintf("the provider sent %d × 429 and %d reached the SDK", rejected, s.SDKErrors)
+	case cfg.ForeignShare == 0:
+		return fmt.Sprintf("the provider sent %d × 429 despite the limits: calls took longer than -delay %v from grant to provider",
+			rejected, cfg.Delay)
+	case 100*rejected > s.Calls:
+		return fmt.Sprintf("the provider sent %d × 429, more than 1%% of the %d calls: the feedback did not keep up with the foreign client",
+			rejected, s.Calls)
+	}
+	return ""
 }
 
 // report writes the summary, and the chart if asked for.

@@ -55,6 +55,28 @@ type Config struct {
 	// Naive sends the batch with no limiter at all: round robin over the
 	// endpoints, retrying every 429.
 	Naive bool
+	// Stream asks for every answer as a stream of server-sent events, usage
+	// in its last chunk, rather than as one JSON body. Default false.
+	Stream bool
+	// ForeignShare is the share, in [0, 1), of every endpoint's quotas that
+	// a foreign client spends: another program on the same accounts that the
+	// batch's limiter never sees (provider.Options.ForeignShare). Only the
+	// provider's rate-limit headers and 429s tell the limiter about it.
+	// Default 0: none.
+	ForeignShare float64
+	// NoFeedback turns off what the limiter learns from the provider: its
+	// rate-limit headers lower no limit and its 429s pause no LimitSet
+	// (httplimit.Transport.NoFeedback). For comparisons. Default false.
+	NoFeedback bool
+	// Hooks are called with the decisions of every LimitSet, after the
+	// batch's own (its chart of waits): a Prometheus collector's, say.
+	// Default none.
+	Hooks concurry.Hooks
+	// Observe, when not nil, is called with the LimitPool once its sets are
+	// made, before the first prompt is sent, to register it with a metrics
+	// collector, say; an error fails the run. Each set is named
+	// "region/account".
+	Observe func(*concurry.LimitPool) error
 
 	// Regions and Accounts are the provider's endpoints: every (region,
 	// account). Default DefaultRegions and DefaultAccounts.
@@ -81,7 +103,8 @@ type Config struct {
 	// so that a faster minute needs no more connections.
 	MinLatency, MaxLatency time.Duration
 	// Retries is how many times a call is tried again after a 429 or a
-	// transport error. Default 100.
+	// transport error: by the limiter's transport, on another (region,
+	// account) when one can grant, then by the worker pool. Default 100.
 	Retries int
 	// Seed makes the prompts and the provider's randomness repeatable.
 	// Default 1.
@@ -171,6 +194,8 @@ func (c Config) check() error {
 		return fmt.Errorf("%w: max_tokens %d must fit the output quota", ErrInvalidConfig, c.MaxTokens)
 	case c.MinLatency < 0 || c.MaxLatency < c.MinLatency:
 		return fmt.Errorf("%w: latency [%v, %v]", ErrInvalidConfig, c.MinLatency, c.MaxLatency)
+	case !(c.ForeignShare >= 0 && c.ForeignShare < 1): // also refuses NaN
+		return fmt.Errorf("%w: foreign share %v: want [0, 1)", ErrInvalidConfig, c.ForeignShare)
 	}
 	return nil
 }

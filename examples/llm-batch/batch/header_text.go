@@ -22,8 +22,11 @@ func (c Config) WriteHeader(w io.Writer) error {
 	fmt.Fprintf(&b, "Each (region, account) allows per minute — a minute lasts %v — %s requests, %s input tokens\n"+
 		"and %s output tokens, and %d connections at once; it answers 429 to a call that would exceed one.\n",
 		c.Minute, group(q.RequestsPerMinute), group(q.InputTokensPerMinute), group(q.OutputTokensPerMinute), q.Concurrency)
+	if c.ForeignShare > 0 {
+		fmt.Fprintf(&b, "A foreign client, unseen by the limiter, spends %.0f%% of each (region, account)'s quotas.\n", 100*c.ForeignShare)
+	}
 	if c.Naive {
-		fmt.Fprintf(&b, "Naive: no limiter. %d workers call the endpoints in turn and retry each 429 after its Retry-After.\n", c.Workers)
+		fmt.Fprintf(&b, "Naive: no limiter. %d workers call the endpoints in turn with the OpenAI SDK and retry each 429 after its Retry-After.\n", c.Workers)
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
@@ -31,7 +34,10 @@ func (c Config) WriteHeader(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(&b, "concurry: %d workers acquire from a LimitPool (%v) over one LimitSet per (region, account):\n", c.Workers, c.Balancing)
+	fmt.Fprintf(&b, "concurry: %d workers call with the OpenAI SDK (openai-go) through an httplimit.Transport that\n"+
+		"acquires each call from a LimitPool (%v) over one LimitSet per (region, account), then sends\n"+
+		"it to the one that granted it. Each set holds:\n",
+		c.Workers, c.Balancing)
 	for _, l := range limits {
 		fmt.Fprintf(&b, "  %v\n", l)
 	}
@@ -44,7 +50,14 @@ func (c Config) WriteHeader(w io.Writer) error {
 	if !c.Algorithm.Refunds() {
 		fmt.Fprintf(&b, "Note: %v does not refund, so every call spends its whole max_tokens of output quota.\n", c.Algorithm)
 	}
-	fmt.Fprintf(&b, "Each call asks for its input tokens (counted exactly) and max_tokens (%d) of output, then Updates with its real usage.\n", c.MaxTokens)
+	fmt.Fprintf(&b, "Each call asks for its input tokens (counted exactly) and max_tokens (%d) of output; the transport\n"+
+		"settles the usage the answer reports", c.MaxTokens)
+	if c.NoFeedback {
+		b.WriteString(", and (-feedback=false) ignores the provider's rate-limit headers and 429s.\n")
+	} else {
+		fmt.Fprintf(&b, ", lowers a set to what the provider's rate-limit headers say is left\n"+
+			"(less %.0f%% of the quota), and pauses a set on a 429 and sends the call to another.\n", 100*c.Margin())
+	}
 	_, err = io.WriteString(w, b.String())
 	return err
 }

@@ -7,13 +7,16 @@ import (
 
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/examples/llm-batch/provider"
+	"github.com/concurry/concurry/httplimit"
 )
 
-// Keys of the client's limits, besides concurry.CallKey for requests.
+// Keys of the client's limits, besides concurry.CallKey for requests:
+// those under which httplimit.OpenAI asks for a request's tokens, and
+// httplimit.Quota's key of concurrent requests.
 const (
-	KeyInputTokens  = "input_tokens"
-	KeyOutputTokens = "output_tokens"
-	KeyConnections  = "connections"
+	KeyInputTokens  = httplimit.KeyInputTokens
+	KeyOutputTokens = httplimit.KeyOutputTokens
+	KeyConnections  = httplimit.KeyConnections
 )
 
 // ClientLimits returns the limits the client keeps for one endpoint, derived
@@ -90,19 +93,27 @@ func mulDiv(a, b, c uint64, up bool) uint64 {
 func (c Config) Margin() float64 { return float64(c.Delay) / float64(c.Minute) }
 
 // newLimits returns one LimitSet of limits per endpoint of p, in p.Report
-// order, each with the endpoint's region, account and URL as config, and a
-// LimitPool over them.
-func newLimits(c Config, limits []concurry.Limit, p *provider.Server) ([]*concurry.LimitSet, *concurry.LimitPool, error) {
+// order, each named "region/account", with the run's hooks and, as config,
+// its region, account, and what httplimit.Transport needs to route a
+// request it grants: the endpoint's base URL and the account's API key;
+// and a LimitPool over them.
+func (r *run) newLimits(limits []concurry.Limit, p *provider.Server) ([]*concurry.LimitSet, *concurry.LimitPool, error) {
+	c := r.cfg
+	hooks := withWaitDone(c.Hooks, r.waits.waitDone)
 	var sets []*concurry.LimitSet
 	for _, region := range c.Regions {
 		for _, account := range c.Accounts {
-			ls, err := concurry.NewLimitSet(limits, concurry.WithConfig(map[string]any{
-				"region": region, "account": account, "endpoint": p.InvokeURL(region, account),
-			}))
+			ls, err := concurry.NewLimitSet(limits, concurry.WithName(region+"/"+account), concurry.WithHooks(hooks),
+				concurry.WithConfig(map[string]any{
+					"region": region, "account": account,
+					httplimit.ConfigBaseURL: p.BaseURL(region, account),
+					httplimit.ConfigHeaders: map[string]string{"Authorization": "Bearer sk-" + account},
+				}))
 			if err != nil {
 				closeSets(sets)
 				return nil, nil, err
 			}
+			r.waits.sets[ls] = len(sets)
 			sets = append(sets, ls)
 		}
 	}

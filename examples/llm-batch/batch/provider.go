@@ -23,6 +23,7 @@ func startProvider(cfg Config) (*provider.Server, error) {
 	o := provider.Options{
 		Regions: cfg.Regions, Accounts: cfg.Accounts, Quota: cfg.Quota, Minute: cfg.Minute,
 		MinLatency: cfg.MinLatency, MaxLatency: cfg.MaxLatency, MaxOutputTokens: max(cfg.MaxTokens, 8192), Seed: cfg.Seed,
+		ForeignShare: cfg.ForeignShare,
 	}
 	start := provider.Start
 	if cfg.InMemory {

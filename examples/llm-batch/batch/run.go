@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -39,26 +38,33 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	defer func() { _ = prov.Close(context.Background()) }()
 	r := newRun(cfg, prov)
-	var lim concurry.Limiter
+	var pool *concurry.LimitPool
 	if !cfg.Naive {
-		sets, pool, err := newLimits(cfg, limits, prov)
+		sets, p, err := r.newLimits(limits, prov)
 		if err != nil {
 			return Summary{}, err
 		}
 		defer closeSets(sets)
-		lim = pool
+		if cfg.Observe != nil {
+			if err := cfg.Observe(p); err != nil {
+				return Summary{}, err
+			}
+		}
+		pool = p
 	}
-	var transport http.RoundTripper // a new one per client, on a socket
-	if cfg.InMemory {
-		transport = prov.Transport()
-	}
-	wp, err := worker.NewPool(ctx, clientFactory(prov.URL, transport), r.poolOptions(lim))
+	hc, closeIdle := r.httpStack(prov, pool)
+	defer closeIdle()
+	factory := func(context.Context, int) (*client, error) { return newClient(hc, sdkBaseURL, cfg.Stream), nil }
+	wp, err := worker.NewPool(ctx, factory, r.poolOptions())
 	if err != nil {
 		return Summary{}, err
 	}
 	futures, wall, runErr := r.execute(ctx, wp)
 	stopErr := wp.Stop(context.Background())
 	s := r.summarize(prov.Report(), futures, wall)
+	if pool != nil {
+		s.bottlenecks(context.Background(), pool)
+	}
 	if runErr == nil && s.Failed > 0 {
 		runErr = fmt.Errorf("%w: %d of %d; first: %s", ErrPromptsFailed, s.Failed, s.Prompts, s.Errors[0])
 	}
@@ -68,14 +74,15 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 // poolOptions returns the worker pool's options. Each worker's queue holds
 // two tasks and the pool gives each task to the least busy worker, so the
 // batch is handed out as workers free up and no worker is left with a long
-// queue at the end. 429s and transport errors are retried, after the longer
-// of the provider's Retry-After and an exponential backoff with full jitter.
-func (r *run) poolOptions(lim concurry.Limiter) worker.Options {
+// queue at the end. The limiter is in the workers' HTTP client, not in the
+// pool. 429s that reach the SDK and transport errors are retried, after the
+// longer of the provider's Retry-After and an exponential backoff with full
+// jitter.
+func (r *run) poolOptions() worker.Options {
 	return worker.Options{
 		MaxWorkers:     r.cfg.Workers,
 		Balancing:      worker.LeastActive,
 		MaxQueuedTasks: 2,
-		Limiter:        lim,
 		NumRetries:     r.cfg.Retries,
 		RetryOn:        retryable,
 		RetryAlgorithm: worker.Exponential,

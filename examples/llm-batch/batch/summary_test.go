@@ -53,35 +53,40 @@ func TestRetryAfter(t *testing.T) {
 	assert.Equal(t, 2*time.Second, retryAfter(h, now))
 }
 
-func TestCallClassifiesFailures(t *testing.T) {
+func TestClientClassifiesFailures(t *testing.T) {
 	p, err := startProvider(Config{
 		Regions: []string{"r"}, Accounts: []string{"a"}, Minute: time.Hour, MaxTokens: 5,
 		Quota: Quota{RequestsPerMinute: 1, InputTokensPerMinute: 100, OutputTokensPerMinute: 100, Concurrency: 1},
 	})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close(context.Background())) }()
-	c, err := clientFactory(p.URL, nil)(context.Background(), 0)
-	require.NoError(t, err)
-	defer c.Close()
+	transport := &http.Transport{}
+	defer transport.CloseIdleConnections()
+	hc := &http.Client{Transport: transport}
 	ctx := context.Background()
 	prompt := Prompt{Text: "one two", InputTokens: 2, MaxTokens: 5}
 
-	resp, err := c.call(ctx, p.InvokeURL("r", "a"), prompt)
-	require.NoError(t, err)
-	assert.Equal(t, int64(2), resp.Usage.InputTokens)
+	for _, stream := range []bool{false, true} {
+		c := newClient(hc, p.OpenAIBaseURL("r", "a"), stream)
+		u, err := c.complete(ctx, prompt)
+		if !stream {
+			require.NoError(t, err)
+			assert.Equal(t, int64(2), u.input)
+			assert.Positive(t, u.output)
+			continue
+		}
+		require.ErrorIs(t, err, ErrQuotaExceeded, "one request per hour")
+		assert.True(t, retryable(err))
+		var ra *worker.RetryAfterError
+		require.ErrorAs(t, err, &ra)
+		assert.InDelta(t, time.Hour.Seconds(), ra.Wait.Seconds(), 2, "the provider's Retry-After-Ms")
+	}
 
-	_, err = c.call(ctx, p.InvokeURL("r", "a"), prompt)
-	require.ErrorIs(t, err, ErrQuotaExceeded, "one request per hour")
-	assert.True(t, retryable(err))
-	var ra *worker.RetryAfterError
-	require.ErrorAs(t, err, &ra)
-	assert.InDelta(t, time.Hour.Seconds(), ra.Wait.Seconds(), 2, "the provider's Retry-After-Ms")
-
-	_, err = c.call(ctx, p.InvokeURL("nowhere", "a"), prompt)
+	_, err = newClient(hc, p.OpenAIBaseURL("nowhere", "a"), false).complete(ctx, prompt)
 	require.ErrorIs(t, err, ErrBadResponse)
 	assert.False(t, retryable(err))
 
-	_, err = c.call(ctx, "http://127.0.0.1:1/r/a/invoke", prompt)
+	_, err = newClient(hc, "http://127.0.0.1:1/v1/", false).complete(ctx, prompt)
 	require.ErrorIs(t, err, ErrTransport)
 	assert.True(t, retryable(err))
 }

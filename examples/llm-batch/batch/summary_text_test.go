@@ -27,15 +27,17 @@ func TestWriteTextTable(t *testing.T) {
 		{Region: "ap-southeast-2", Account: "123456789012", Served: 12, InputTokens: 1_200, OutputTokens: 150, MaxInFlight: 8},
 		{Region: "eu-west-3", Account: "234567890123", Served: 18, InputTokens: 950, OutputTokens: 190, MaxInFlight: 5},
 	}, r)
+	s.Endpoints[0].WaitSeconds = map[string]float64{KeyOutputTokens: 3, "call_count": 1}
+	s.Endpoints[0].Bottleneck = KeyOutputTokens
 	var b bytes.Buffer
 	require.NoError(t, s.WriteText(&b))
 	table := strings.SplitAfterN(b.String(), "\n\n", 2)[0]
 	assert.Equal(t, `                                                                      quota used
-region          account       requests  input tok  output tok  429s  req   in  out  peak conns
-──────────────────────────────────────────────────────────────────────────────────────────────
-ap-southeast-2  123456789012        12      1,200         150     0  60%  60%  75%         8/8
+region          account       requests  input tok  output tok  429s  req   in  out  peak conns  bottleneck
+──────────────────────────────────────────────────────────────────────────────────────────────────────────
+ap-southeast-2  123456789012        12      1,200         150     0  60%  60%  75%         8/8  output 75%
 eu-west-3       234567890123        18        950         190     2  90%  48%  95%         5/8
-──────────────────────────────────────────────────────────────────────────────────────────────
+──────────────────────────────────────────────────────────────────────────────────────────────────────────
 total                               30      2,150         340     2  75%  54%  85%
 
 `, table)

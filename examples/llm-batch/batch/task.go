@@ -2,10 +2,12 @@ package batch
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/openai/openai-go/v3/option"
 
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/examples/llm-batch/provider"
@@ -31,7 +33,7 @@ type Admission struct {
 
 // endpointRef is one (region, account) as the client knows it.
 type endpointRef struct {
-	region, account, url string
+	region, account, openAIURL string
 }
 
 // run is one batch run: its settings and what the client has seen so far.
@@ -40,12 +42,14 @@ type run struct {
 	cfg       Config
 	prompts   []Prompt
 	endpoints []endpointRef
-	index     map[string]int // endpoint URL → index of endpoints
+	index     map[string]int // "region/account" → index of endpoints
 	start     time.Time      // set before the first task runs
 	next      atomic.Uint64  // the naive client's round robin
+	waits     waitLog
 
-	completed, attempts, transport atomic.Int64
-	rateLimited                    []atomic.Int64 // per endpoint
+	completed, attempts, failedAttempts atomic.Int64   // SDK calls
+	calls, transport                    atomic.Int64   // calls on the wire, and those that got no response
+	rateLimited                         []atomic.Int64 // 429s on the wire, per endpoint
 
 	mu         sync.Mutex
 	admissions []Admission // guarded by mu
@@ -55,73 +59,49 @@ func newRun(cfg Config, p *provider.Server) *run {
 	r := &run{cfg: cfg, index: map[string]int{}}
 	for _, region := range cfg.Regions {
 		for _, account := range cfg.Accounts {
-			url := p.InvokeURL(region, account)
-			r.index[url] = len(r.endpoints)
-			r.endpoints = append(r.endpoints, endpointRef{region, account, url})
+			r.index[region+"/"+account] = len(r.endpoints)
+			r.endpoints = append(r.endpoints, endpointRef{region, account, p.OpenAIBaseURL(region, account)})
 		}
 	}
+	r.waits = waitLog{start: func() time.Time { return r.start }, sets: map[*concurry.LimitSet]int{}}
 	r.rateLimited = make([]atomic.Int64, len(r.endpoints))
 	r.prompts = makePrompts(cfg.Prompts, cfg.MinPromptTokens, cfg.MaxPromptTokens, cfg.MaxTokens, cfg.Seed)
 	return r
 }
 
-// task returns the work of prompt p for the worker pool.
+// task returns the work of prompt p for the worker pool: one call of the
+// SDK. Through the limiter, the HTTP client's transport acquires the call's
+// request, input tokens (counted exactly) and max_tokens of output from the
+// LimitPool, sends it to the (region, account) that granted them, and
+// settles its real usage, so that unused output is refunded. A naive call
+// goes to the endpoints in turn, with no limiter.
 func (r *run) task(p Prompt) worker.Task[*client, Result] {
-	return func(ctx context.Context, c *client, lim concurry.Limiter) (Result, error) {
+	return func(ctx context.Context, c *client, _ concurry.Limiter) (Result, error) {
+		var opts []option.RequestOption
 		if r.cfg.Naive {
-			return r.attempt(ctx, c, int((r.next.Add(1)-1)%uint64(len(r.endpoints))), p)
+			ep := int((r.next.Add(1) - 1) % uint64(len(r.endpoints)))
+			opts = append(opts, option.WithBaseURL(r.endpoints[ep].openAIURL))
 		}
-		return r.limited(ctx, c, lim, p)
+		return r.attempt(ctx, c, p, opts...)
 	}
 }
 
-// limited makes one attempt at p through the limiter: it acquires a request,
-// p's input tokens (counted exactly) and max_tokens of output — all from one
-// (region, account) the LimitPool picks — calls that endpoint, and reports
-// the real usage, so that unused output is refunded. A failed call reports
-// the whole estimate: the provider may have counted it.
-func (r *run) limited(ctx context.Context, c *client, lim concurry.Limiter, p Prompt) (Result, error) {
-	acq, err := lim.Acquire(ctx, concurry.Amounts{KeyInputTokens: p.InputTokens, KeyOutputTokens: p.MaxTokens})
-	if err != nil {
-		return Result{}, err
-	}
-	defer func() { _ = acq.Release() }() // usage is always reported below
-	url, _ := acq.Config()["endpoint"].(string)
-	ep, ok := r.index[url]
-	if !ok {
-		return Result{}, errors.New("batch: the acquisition names no known endpoint")
-	}
-	res, err := r.attempt(ctx, c, ep, p)
-	usage := concurry.Amounts{KeyInputTokens: p.InputTokens, KeyOutputTokens: p.MaxTokens}
-	if err == nil {
-		usage = concurry.Amounts{KeyInputTokens: res.InputTokens, KeyOutputTokens: res.OutputTokens}
-	}
-	if uerr := acq.Update(usage); uerr != nil && err == nil {
-		err = uerr
-	}
-	return res, err
-}
-
-// attempt calls endpoint ep with p once and counts what happened.
-func (r *run) attempt(ctx context.Context, c *client, ep int, p Prompt) (Result, error) {
-	sent := time.Since(r.start)
+// attempt makes one SDK call of p and counts what happened.
+func (r *run) attempt(ctx context.Context, c *client, p Prompt, opts ...option.RequestOption) (Result, error) {
+	ctx, rec := withCallRecord(ctx)
 	r.attempts.Add(1)
-	resp, err := c.call(ctx, r.endpoints[ep].url, p)
-	switch {
-	case errors.Is(err, ErrQuotaExceeded):
-		r.rateLimited[ep].Add(1)
-	case errors.Is(err, ErrTransport):
-		r.transport.Add(1)
+	u, err := c.complete(ctx, p, opts...)
+	if err == nil && rec.endpoint < 0 {
+		err = fmt.Errorf("%w: the answer came from no known endpoint", ErrBadResponse)
 	}
 	if err != nil {
+		r.failedAttempts.Add(1)
 		return Result{}, err
 	}
-	res := Result{
-		PromptID: p.ID, Region: r.endpoints[ep].region, Account: r.endpoints[ep].account,
-		InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
-	}
+	e := r.endpoints[rec.endpoint]
+	res := Result{PromptID: p.ID, Region: e.region, Account: e.account, InputTokens: u.input, OutputTokens: u.output}
 	r.mu.Lock()
-	r.admissions = append(r.admissions, Admission{At: sent, Endpoint: ep, InputTokens: res.InputTokens, OutputTokens: res.OutputTokens})
+	r.admissions = append(r.admissions, Admission{At: rec.sent, Endpoint: rec.endpoint, InputTokens: u.input, OutputTokens: u.output})
 	r.mu.Unlock()
 	r.completed.Add(1)
 	return res, nil
