@@ -133,7 +133,8 @@ func BenchmarkBlockingRate(b *testing.B) {
 }
 
 // BenchmarkBlockingRateRedis is BenchmarkBlockingRate on the Redis backend,
-// against a redis-server started for the run (skipped without one).
+// against a redis-server started for the run (skipped without one), each
+// iteration beside x/time/rate's Limiter.Wait.
 //
 //	cd bench && go test -run '^$' -bench BlockingRateRedis
 func BenchmarkBlockingRateRedis(b *testing.B) {
@@ -141,7 +142,7 @@ func BenchmarkBlockingRateRedis(b *testing.B) {
 	client := srv.Client()
 	for _, waiters := range []int{1, 64} {
 		b.Run(fmt.Sprintf("waiters=%d", waiters), func(b *testing.B) {
-			var ours float64
+			var ours, peer float64
 			for i := range b.N {
 				name := fmt.Sprintf("%s/%d/%d", b.Name(), time.Now().UnixNano(), i)
 				ls := redisSet(b, client, name, []concurry.Limit{
@@ -154,8 +155,10 @@ func BenchmarkBlockingRateRedis(b *testing.B) {
 					}
 					return a.Release()
 				})
+				peer += rateError(b, waiters, rateAcquire())
 			}
 			b.ReportMetric(ours/float64(b.N), "concurry-err-%")
+			b.ReportMetric(peer/float64(b.N), "x/rate-err-%")
 		})
 	}
 }

@@ -35,11 +35,19 @@ func (c *callCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 // BenchmarkRedis compares, on one redis-server started for the run, a plain
 // PING, one redis_rate.Allow, a concurry acquisition of a 3-limit request
 // (a CallLimit, a RateLimit and a ResourceLimit) and of a 1-limit request
-// (one GCRA RateLimit: the work of redis_rate.Allow), and a full concurry
-// cycle (acquire, update with less than requested, release), serially and
-// from 16 goroutines. calls/op is the number of Redis round trips per
-// operation, and srv-µs/op the Redis CPU time per operation (the usec INFO
+// (one GCRA RateLimit: the work of redis_rate.Allow), and full concurry
+// cycles (acquire, update, release): of the 3-limit request with less used
+// than requested (two calls: the acquisition and the settle that refunds),
+// and of a rate-only request (a CallLimit and a RateLimit) used as
+// requested (one call: no lease, nothing to settle), serially and from 16
+// goroutines. calls/op is the number of Redis round trips per operation,
+// and srv-µs/op the Redis CPU time per operation (the usec INFO
 // commandstats reports for the commands the client sends).
+//
+// RedisRateAllow's limit (2^30 per second) moves its arrival time by less
+// than a double resolves at its magnitude, so its script never writes: it
+// is a read (GET) and no SET. RedisRateAllowWrites (a million per second)
+// writes on every call, as concurry's acquisitions do.
 //
 //	cd bench && go test -run '^$' -bench Redis -count 5 -benchmem
 //
@@ -62,6 +70,10 @@ func BenchmarkRedis(b *testing.B) {
 	one := redisSet(b, client, b.Name()+"/1", []concurry.Limit{
 		concurry.RateLimit{Key: "tokens", Window: time.Second, Capacity: 1 << 30, Algorithm: concurry.GCRA},
 	})
+	rateOnly := redisSet(b, client, b.Name()+"/rate", []concurry.Limit{
+		concurry.CallLimit{Window: time.Hour, Capacity: 1_000_000_000},
+		concurry.RateLimit{Key: "tokens", Window: time.Minute, Capacity: 1_000_000_000_000},
+	})
 	req := concurry.Amounts{"tokens": 100}
 	usage := concurry.Amounts{"tokens": 60}
 	ops := map[string]func(b *testing.B){
@@ -72,6 +84,23 @@ func BenchmarkRedis(b *testing.B) {
 		},
 		"RedisRateAllow": func(b *testing.B) {
 			if _, err := peer.Allow(bg, "peer", redis_rate.PerSecond(1<<30)); err != nil {
+				b.Fatal(err)
+			}
+		},
+		"RedisRateAllowWrites": func(b *testing.B) {
+			if _, err := peer.Allow(bg, "peer/writes", redis_rate.PerSecond(1_000_000)); err != nil {
+				b.Fatal(err)
+			}
+		},
+		"CycleRateOnly": func(b *testing.B) {
+			a, err := rateOnly.TryAcquire(bg, req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := a.Update(req); err != nil {
+				b.Fatal(err)
+			}
+			if err := a.Release(); err != nil {
 				b.Fatal(err)
 			}
 		},
@@ -88,7 +117,7 @@ func BenchmarkRedis(b *testing.B) {
 			}
 		},
 	}
-	for _, name := range []string{"Ping", "RedisRateAllow", "Cycle"} {
+	for _, name := range []string{"Ping", "RedisRateAllow", "RedisRateAllowWrites", "Cycle", "CycleRateOnly"} {
 		op := ops[name]
 		b.Run(name+"/serial", func(b *testing.B) { runSerial(b, client, counter, op) })
 		b.Run(name+"/16goroutines", func(b *testing.B) { runParallel(b, client, counter, op) })
