@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"runtime"
 	"testing"
@@ -47,7 +48,7 @@ func middlewares(b *testing.B, limit int64) []middleware {
 	}
 	ul := ulstdlib.NewMiddleware(ulule.New(ulmemory.NewStore(), ulule.Rate{Period: time.Hour, Limit: limit}))
 	return []middleware{
-		{"PeerHttprate", httprate.Limit(int(min(limit, 1<<30)), time.Hour, httprate.WithKeyFuncs(httprate.KeyByIP))},
+		{"PeerHttprate", httprate.LimitBy(int(min(limit, 1<<30)), time.Hour, remoteHost)},
 		{"PeerUlule", ul.Handler},
 		{"PeerSethvargo", seth.Handle},
 		{"Concurry", func(next http.Handler) http.Handler {
@@ -62,6 +63,13 @@ func middlewares(b *testing.B, limit int64) []middleware {
 			return httplimit.Handler(next, httplimit.Options{Keyed: k, Cost: httplimit.CostBodySize("bytes")})
 		}},
 	}
+}
+
+// remoteHost keys httprate by the connection's peer, as the other
+// middlewares here do.
+func remoteHost(r *http.Request) (string, error) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	return host, err
 }
 
 // discard is a ResponseWriter that keeps nothing, so that the benchmark
