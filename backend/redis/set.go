@@ -39,7 +39,7 @@ type set struct {
 	rate     []bool   // per spec: a rate limit (else a resource)
 	refunds  []bool   // per spec: a rate limit whose algorithm refunds
 	keys     []string // the state, the leases, the lost leases, the feedback, the SlidingWindow lists
-	params   string   // the definition's digest, the lease TTL and every spec's numbers
+	params   any      // a string: the definition's digest, the lease TTL and every spec's numbers, then the definition
 	channel  string
 	degraded *atomic.Int64
 	log      *slog.Logger
