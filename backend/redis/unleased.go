@@ -14,7 +14,8 @@ import (
 // was granted. It makes no call when there is nothing to apply, and sends
 // one that go-redis never resends otherwise (a resent call would apply its
 // deltas twice). Its errors are Settle's; a call whose caller gave up goes
-// on in the background, and a failure of it is logged.
+// on in the background, and a failure of it is counted (as Settle's is)
+// and logged.
 func (s *set) settleUnleased(ctx context.Context, held, delta, refunded []int64) error {
 	work := false
 	for i, d := range delta[:min(len(delta), s.n)] {
@@ -37,7 +38,7 @@ func (s *set) settleUnleased(ctx context.Context, held, delta, refunded []int64)
 	var late func(any, error) // only a ctx that can end leaves a call to finish late
 	if ctx.Done() != nil {
 		late = func(_ any, err error) {
-			if err != nil {
+			if err != nil && s.unapplied(err) != nil {
 				s.log.Warn("concurry: a settle whose caller gave up failed: its usage was not applied", "err", err)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -225,4 +226,31 @@ func TestUnleasedCallsAreNeverResent(t *testing.T) {
 	if got := available(t, set)[0]; got != 70 {
 		t.Fatalf("%d available after a refund of 50 whose reply was lost; want 70 (refunded once)", got)
 	}
+}
+
+// TestUnleasedSettleGivenUpIsCounted: the settle of a rate-only grant whose
+// caller gives up (Redis stalls) goes on in the background; when it fails
+// (Redis is killed), the failure is counted in Degraded and logged, as a
+// lease's settle's is.
+func TestUnleasedSettleGivenUpIsCounted(t *testing.T) {
+	srv := redistest.Start(t)
+	rec := newLogRecorder()
+	b := cr.New(quickClient(t, srv.Addr), cr.Options{Logger: slog.New(rec)})
+	set := open(t, b, backend.Spec{Key: "tokens", Kind: backend.Rate, Window: time.Hour, Capacity: 100})
+	lease, err := set.Acquire(context.Background(), []int64{50}, backend.AcquireOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := set.Settle(ctx, lease, []int64{50}, []int64{-50}, true, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a settle with redis stalled: %v, want context.DeadlineExceeded", err)
+	}
+	srv.Kill()
+	cr.WaitBackground(set)
+	if d := b.Degraded(t.Name()); d != 1 {
+		t.Fatalf("Degraded = %d after a settle that failed in the background, want 1", d)
+	}
+	rec.await(t, "its usage was not applied", 5*time.Second)
 }
