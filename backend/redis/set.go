@@ -108,15 +108,17 @@ func newSet(b *Backend, name string, specs []backend.Spec) *set {
 // newLease returns a fresh acquisition id: 62 random bits, never 0.
 func newLease() backend.Lease { return backend.Lease(rand.Uint64()>>2 | 1) }
 
-// leased reports whether a grant of amounts is recorded as a lease: it
-// takes a resource.
-func (s *set) leased(amounts []int64) bool {
+// newGrant returns the lease and member a request of amounts is granted
+// under: a fresh lease when it takes a resource, else unleased and no
+// member (nothing is recorded).
+func (s *set) newGrant(amounts []int64) (backend.Lease, string) {
 	for i, n := range amounts {
 		if n > 0 && !s.rate[i] {
-			return true
+			id := newLease()
+			return id, member(id, amounts)
 		}
 	}
-	return false
+	return unleased, ""
 }
 
 // Acquire implements backend.Set. See the package documentation for how

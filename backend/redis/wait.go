@@ -99,11 +99,8 @@ func (s *set) dequeue(w *waiter, granted int64) {
 // script grants as of the instant the request became possible, so time
 // spent waking up is not lost from the schedule.
 func (s *set) loop(ctx context.Context, amounts []int64, req *request, w *waiter) (backend.Lease, error) {
-	id, m, claim, committed, listening := unleased, "", req.opts.Claim, false, false
-	if s.leased(amounts) {
-		id = newLease()
-		m = member(id, amounts)
-	}
+	id, m := s.newGrant(amounts)
+	claim, committed, listening := req.opts.Claim, false, false
 	hint, woke := s.firstHint(w), int64(0) // woke: the instant the last sleep was for; 0 before any
 	for {
 		switch {
@@ -118,7 +115,10 @@ func (s *set) loop(ctx context.Context, amounts []int64, req *request, w *waiter
 		if claim != nil {
 			e = checkEntry
 		}
-		notice := s.notifier.current()
+		var notice <-chan struct{}
+		if req.opts.Wait || req.opts.Claim != nil { // a request that may wait: one that never does needs no lock here
+			notice = s.notifier.current()
+		}
 		r, err := s.attempt(ctx, e, id, m, amounts, hint, w)
 		switch {
 		case err != nil:
