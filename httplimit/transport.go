@@ -246,10 +246,10 @@ func zero(a concurry.Amounts) concurry.Amounts {
 // A remaining count describes the upstream when it admitted the request,
 // about when it was sent: so it is lowered by what was sent to ls after
 // this request (mark), which the count cannot hold, and raised by what was
-// given back since (unused tokens settled, refused requests) and by what
-// the limit refills from then until now, which a non-streamed answer,
-// whose headers come with its end, would otherwise cost; then less the
-// margin.
+// given back since (unused tokens settled, refused requests); then less the
+// margin. What the upstream refilled since is not added: a client it does
+// not see may have spent it, and a non-streamed answer's headers, which
+// come with its end, can be that old.
 func (t *Transport) apply(ctx context.Context, ls *concurry.LimitSet, resp *http.Response, sent time.Time, mark map[string]flightMark) {
 	now := time.Now()
 	f := t.flights(ls)
@@ -262,13 +262,9 @@ func (t *Transport) apply(ctx context.Context, ls *concurry.LimitSet, resp *http
 		if !ok {
 			continue
 		}
-		_, window, c := describe(l)
-		refill := int64(0)
-		if window > 0 {
-			refill = int64(min(float64(c), float64(c)*float64(now.Sub(sent))/float64(window)))
-		}
+		_, _, c := describe(l)
 		after, back := f.since(mark, rem.Key)
-		left := rem.Remaining - after + back + refill - int64(margin*float64(c)+0.999999)
+		left := rem.Remaining - after + back - int64(margin*float64(c)+0.999999)
 		_ = ls.Lower(ctx, rem.Key, left, sent)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
