@@ -45,6 +45,7 @@ fuzz:
 examples:
 	cd examples && $(GO) run ./quickstart
 	cd examples && $(GO) run ./multiprocess
+	cd examples && $(GO) run ./httpserver -demo
 	@rc=0; scripts/redis-available 2>/dev/null || rc=$$?; \
 	if [ $$rc = 0 ]; then cd examples && $(GO) run ./distributed; \
 	elif [ $$rc != 1 ]; then exit 1; else echo "make: SKIPPED examples/distributed (no redis-server)"; fi
