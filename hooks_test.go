@@ -3,6 +3,7 @@ package concurry_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/backend"
+	"github.com/concurry/concurry/backend/memory"
 )
 
 // recorder collects what hooks report.
@@ -193,4 +196,60 @@ func TestKeyedHooks(t *testing.T) {
 	_, err = k.TryAcquire(context.Background(), "alice", nil)
 	require.True(t, errors.Is(err, concurry.ErrWouldBlock))
 	assert.Equal(t, []string{"granted", "refused:would_block"}, rec.events)
+}
+
+// unavailableBackend opens sets that cannot reach their store.
+type unavailableBackend struct{}
+
+type unavailableSet struct{ backend.Set }
+
+func (unavailableBackend) Open(ctx context.Context, _ string, specs []backend.Spec) (backend.Set, error) {
+	s, err := memory.New().Open(ctx, "", specs)
+	return unavailableSet{s}, err
+}
+
+func (unavailableSet) Acquire(context.Context, []int64, backend.AcquireOptions) (backend.Lease, error) {
+	return 0, fmt.Errorf("%w: connection refused", backend.ErrBackendUnavailable)
+}
+
+// Every cause of a refusal is counted once and reported to the hook.
+func TestRefusalsByEveryCause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		ctx := context.Background()
+		ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.CallLimit{Window: time.Hour, Capacity: 1}}, concurry.WithHooks(rec.hooks()))
+		require.NoError(t, err)
+		a, err := ls.TryAcquire(ctx, nil)
+		require.NoError(t, err)
+		require.NoError(t, a.Release())
+		_, err = ls.TryAcquire(ctx, nil) // would block
+		require.ErrorIs(t, err, concurry.ErrWouldBlock)
+		dctx, cancel := context.WithTimeout(ctx, time.Minute)
+		_, err = ls.Acquire(dctx, nil) // an hour away: deadline
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		cctx, cancelWait := context.WithCancel(ctx)
+		go func() { synctest.Wait(); cancelWait() }()
+		_, err = ls.Acquire(cctx, nil) // canceled while waiting
+		require.ErrorIs(t, err, context.Canceled)
+		_, err = ls.TryAcquire(ctx, concurry.Amounts{"nope": 1}) // invalid
+		require.ErrorIs(t, err, concurry.ErrUnknownKey)
+		go func() { synctest.Wait(); _ = ls.Close() }()
+		_, err = ls.Acquire(ctx, nil) // closed while waiting
+		require.ErrorIs(t, err, concurry.ErrClosed)
+		st, err := ls.Stats(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, concurry.Refusals{WouldBlock: 1, Deadline: 1, Canceled: 1, Closed: 1, Invalid: 1}, st.Refusals)
+
+		down, err := concurry.NewLimitSet([]concurry.Limit{concurry.CallLimit{Window: time.Hour, Capacity: 1}},
+			concurry.WithBackend(unavailableBackend{}), concurry.WithHooks(rec.hooks()))
+		require.NoError(t, err)
+		_, err = down.TryAcquire(ctx, nil)
+		require.ErrorIs(t, err, concurry.ErrBackendUnavailable)
+		st, err = down.Stats(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, concurry.Refusals{Unavailable: 1}, st.Refusals)
+		assert.Equal(t, []string{"granted", "refused:would_block", "refused:deadline", "wait:call_count", "waited",
+			"refused:canceled", "refused:invalid", "wait:call_count", "waited", "refused:closed", "refused:unavailable"}, rec.events)
+	})
 }
