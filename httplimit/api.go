@@ -49,6 +49,8 @@ const (
 	ConfigBaseURL = "base_url"
 	// ConfigHeaders is a map[string]string of headers set on the request,
 	// replacing what it had: an account's API key ("Authorization":
-	// "Bearer …", or "x-api-key").
+	// "Bearer …", or "x-api-key"). A Transport reads both keys of a set
+	// once, at its first request through the set: change neither map
+	// afterwards.
 	ConfigHeaders = "headers"
 )

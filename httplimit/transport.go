@@ -63,9 +63,10 @@ type Transport struct {
 	// the upstream counts before this process sees them answered.
 	Margin float64
 
-	once     sync.Once
-	keys     map[string]bool // what the limiter's sets hold
-	inflight sync.Map        // *concurry.LimitSet → *flights
+	once      sync.Once
+	keys      map[string]bool // what the limiter's sets hold
+	inflight  sync.Map        // *concurry.LimitSet → *flights
+	endpoints sync.Map        // *concurry.LimitSet → *endpoint
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -150,7 +151,7 @@ func (t *Transport) attempt(r *http.Request, body []byte, cost concurry.Amounts,
 	if err != nil {
 		return nil, false, fmt.Errorf("httplimit: %w", err)
 	}
-	out, err := route(r, body, acq.Config())
+	out, err := route(r, body, t.endpointOf(acq.Set()))
 	if err != nil {
 		_ = acq.Release()
 		return nil, false, err
@@ -191,19 +192,17 @@ func (t *Transport) base() http.RoundTripper {
 
 // route returns the request to send for one attempt: a clone of r with the
 // body and the granting set's endpoint.
-func route(r *http.Request, body []byte, config map[string]any) (*http.Request, error) {
+func route(r *http.Request, body []byte, e *endpoint) (*http.Request, error) {
+	if e.err != nil {
+		return nil, e.err
+	}
 	out := r.Clone(r.Context())
 	if body != nil {
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		out.ContentLength = int64(len(body))
 	}
-	if v, ok := config[ConfigBaseURL]; ok {
-		s, _ := v.(string)
-		base, err := url.Parse(s)
-		if err != nil || base.Host == "" {
-			return nil, fmt.Errorf("httplimit: config %s %q is not an absolute URL", ConfigBaseURL, s)
-		}
+	if base := e.base; base != nil {
 		u := *out.URL
 		u.Scheme, u.Host = base.Scheme, base.Host
 		if p := trimSlash(base.Path); p != "" {
@@ -214,16 +213,44 @@ func route(r *http.Request, body []byte, config map[string]any) (*http.Request, 
 		}
 		out.URL, out.Host = &u, ""
 	}
+	for k, val := range e.headers {
+		out.Header.Set(k, val)
+	}
+	return out, nil
+}
+
+// endpoint is a set's routing, read from its config once.
+type endpoint struct {
+	base    *url.URL
+	headers map[string]string
+	err     error // a config that cannot route
+}
+
+// endpointOf returns ls's endpoint, parsing its config on first use: a
+// set's config never changes.
+func (t *Transport) endpointOf(ls *concurry.LimitSet) *endpoint {
+	if e, ok := t.endpoints.Load(ls); ok {
+		return e.(*endpoint)
+	}
+	config := ls.Config()
+	e := &endpoint{}
+	if v, ok := config[ConfigBaseURL]; ok {
+		s, _ := v.(string)
+		base, err := url.Parse(s)
+		if err != nil || base.Host == "" {
+			e.err = fmt.Errorf("httplimit: config %s %q is not an absolute URL", ConfigBaseURL, s)
+		}
+		e.base = base
+	}
 	if v, ok := config[ConfigHeaders]; ok {
 		h, ok := v.(map[string]string)
 		if !ok {
-			return nil, fmt.Errorf("httplimit: config %s is a %T, not a map[string]string", ConfigHeaders, v)
+			e.err = fmt.Errorf("httplimit: config %s is a %T, not a map[string]string", ConfigHeaders, v)
 		}
-		for k, val := range h {
-			out.Header.Set(k, val)
-		}
+		e.headers = h
 	}
-	return out, nil
+	got, _ := t.endpoints.LoadOrStore(ls, e)
+	return got.(*endpoint)
 }
 
 func trimSlash(p string) string {
