@@ -30,6 +30,8 @@ type Acquisition struct {
 	set *LimitSet
 	h   *holding // nil for an empty set
 	gen uint64   // h's generation when it was granted to this handle
+
+	keyed *keyedEntry // set by Keyed before the grant, handed to the holding
 }
 
 // holding is the state of one granted acquisition. Holdings are pooled:

@@ -212,7 +212,7 @@ func (k *Keyed) acquire(ctx context.Context, identity string, req Amounts, wait 
 	if err != nil {
 		return nil, err
 	}
-	a := &Acquisition{set: e.set}
+	a := &Acquisition{set: e.set, keyed: e} // the holding unrefs e at Release
 	if err := e.set.acquire(ctx, req, wait, nil, a); err != nil || a.h == nil {
 		e.unref()
 		if err != nil {
@@ -220,7 +220,6 @@ func (k *Keyed) acquire(ctx context.Context, identity string, req Amounts, wait 
 		}
 		return a, nil
 	}
-	a.h.keyed = e // released by a.Release
 	return a, nil
 }
 

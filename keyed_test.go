@@ -237,3 +237,21 @@ func TestKeyedBytesPerIdentity(t *testing.T) {
 	assert.LessOrEqual(t, perID, 400.0)
 	runtime.KeepAlive(ids)
 }
+
+// A goroutine that exits in the Granted hook leaves its identity
+// forgettable: the released acquisition ends its use of the identity.
+func TestKeyedGoexitInGrantedForgets(t *testing.T) {
+	ctx := context.Background()
+	k := newKeyed(t, concurry.KeyedOptions{
+		Limits: []concurry.Limit{concurry.ResourceLimit{Key: "c", Capacity: 1}},
+		Hooks:  &concurry.Hooks{Granted: func(concurry.GrantInfo) { runtime.Goexit() }},
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = k.Acquire(ctx, "alice", nil)
+	}()
+	<-done
+	assert.Equal(t, 1, k.Sweep(ctx), "nothing holds alice any more")
+	assert.Zero(t, k.Len())
+}

@@ -219,6 +219,7 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 		return nil
 	}
 	h := newHolding(ls)
+	h.keyed = a.keyed // before any hook: a Goexit in Granted releases through it
 	granted := h.granted()
 	if err := ls.fill(req, granted); err != nil {
 		h.free()
