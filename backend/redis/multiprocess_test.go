@@ -22,7 +22,7 @@ import (
 // The multi-host simulation re-executes the test binary: a child runs
 // runChild instead of the tests, with its own go-redis client.
 const (
-	childEnv   = "CONCURRY_REDIS_CHILD" // "hammer", "hold", "stall", "feedback-wait", "feedback-lower" or "keyed"
+	childEnv   = "CONCURRY_REDIS_CHILD" // "hammer", "hold", "stall", "feedback-wait", "feedback-lower", "keyed" or "http"
 	addrEnv    = "CONCURRY_REDIS_ADDR"
 	nameEnv    = "CONCURRY_REDIS_NAME"
 	calls      = 120                    // the call limit shared by every process
@@ -42,8 +42,11 @@ func sharedLimits() []concurry.Limit {
 // runChild is a child process's main: it prints its result and returns its
 // exit code.
 func runChild(mode string) int {
-	if mode == "keyed" {
+	switch mode {
+	case "keyed":
 		return runKeyedChild()
+	case "http":
+		return runHTTPChild()
 	}
 	client := redis.NewClient(&redis.Options{Addr: os.Getenv(addrEnv)})
 	defer client.Close()
