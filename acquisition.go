@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 
 	"github.com/concurry/concurry/backend"
 )
@@ -32,7 +33,19 @@ type Acquisition struct {
 	gen uint64   // h's generation when it was granted to this handle
 
 	keyed *keyedEntry // set by Keyed before the grant, handed to the holding
+
+	// light is lightHeld for a grant that needed no holding (see
+	// LimitSet.acquireLight): it took one of every limit of a set of call
+	// and resource limits, and lightReleased once released. Accessed
+	// atomically once the handle is returned.
+	light uint32
 }
+
+const (
+	lightNone uint32 = iota // a holding, or an empty set when h is nil
+	lightHeld
+	lightReleased
+)
 
 // holding is the state of one granted acquisition. Holdings are pooled:
 // Release returns one to the pool after bumping its generation.
@@ -127,6 +140,9 @@ func (a *Acquisition) Granted(key string) int64 {
 	}
 	h, live := a.lock()
 	if h == nil {
+		if atomic.LoadUint32(&a.light) == lightHeld {
+			return a.set.ones[idx[0]]
+		}
 		return 0
 	}
 	defer h.mu.Unlock()
@@ -156,6 +172,12 @@ func (a *Acquisition) Granted(key string) int64 {
 func (a *Acquisition) Update(usage Amounts) error {
 	h, live := a.lock()
 	if h == nil {
+		switch atomic.LoadUint32(&a.light) {
+		case lightHeld: // nothing to record: usage can only be the grant
+			return a.set.checkUsage(usage, a.set.ones)
+		case lightReleased:
+			return ErrReleased
+		}
 		return nil
 	}
 	defer h.mu.Unlock()
@@ -163,7 +185,7 @@ func (a *Acquisition) Update(usage Amounts) error {
 		return ErrReleased
 	}
 	ls := a.set
-	if err := h.checkUsage(usage); err != nil {
+	if err := ls.checkUsage(usage, h.granted()); err != nil {
 		return err
 	}
 	accounted := h.accounted()
@@ -191,11 +213,9 @@ func (a *Acquisition) Update(usage Amounts) error {
 	return nil
 }
 
-// checkUsage validates usage against what the holding holds. Requires mu
-// held.
-func (h *holding) checkUsage(usage Amounts) error {
-	ls := h.set
-	granted := h.granted()
+// checkUsage validates usage against granted, the amounts an acquisition
+// holds per spec.
+func (ls *LimitSet) checkUsage(usage Amounts, granted []int64) error {
 	found := 0
 	for k, key := range ls.keys {
 		n, ok := usage[key]
@@ -228,6 +248,9 @@ func (h *holding) checkUsage(usage Amounts) error {
 func (a *Acquisition) Release() error {
 	h, live := a.lock()
 	if h == nil {
+		if atomic.CompareAndSwapUint32(&a.light, lightHeld, lightReleased) {
+			return a.set.releaseLight()
+		}
 		return nil
 	}
 	if !live {
@@ -258,6 +281,15 @@ func (a *Acquisition) Release() error {
 	}
 	h.free()
 	return err
+}
+
+// releaseLight ends a grant of acquireLight: it returns the resources, if
+// the set has any.
+func (ls *LimitSet) releaseLight() error {
+	if !ls.hasResource {
+		return nil
+	}
+	return ls.releaser.Release(context.Background(), 0, ls.ones, ls.zeros)
 }
 
 // settle ends the lease in the backend, counts refunds and overage, and

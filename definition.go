@@ -20,6 +20,12 @@ type definition struct {
 	auto     []int            // specs a request takes 1 of when it does not name them
 	refunds  []bool           // per spec: a rate limit whose algorithm refunds
 	hasRate  bool
+	// noRate is set when every limit is a CallLimit or a ResourceLimit:
+	// a request naming no key then takes one of each, ones, and its grant
+	// has nothing to settle but the resources (see LimitSet.acquireLight).
+	noRate      bool
+	hasResource bool
+	ones, zeros []int64 // one amount per spec: 1, 0
 }
 
 // newDefinition validates limits and derives their definition.
@@ -48,6 +54,12 @@ func newDefinition(limits []Limit) (*definition, error) {
 		} else {
 			d.auto = append(d.auto, i)
 		}
+		d.hasResource = d.hasResource || d.kinds[i] == KindResource
+	}
+	d.noRate = !d.hasRate
+	d.ones, d.zeros = make([]int64, len(specs)), make([]int64, len(specs))
+	for i := range d.ones {
+		d.ones[i] = 1
 	}
 	for _, key := range d.keys {
 		idx := d.index[key]

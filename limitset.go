@@ -51,6 +51,7 @@ type LimitSet struct {
 	closed       atomic.Bool
 	releaser     backend.Releaser     // set's, when it implements it
 	leases       backend.LeaseChecker // set's, when it implements it
+	light        bool                 // grants of no named key skip the holding (see acquireLight)
 	hooks        *Hooks               // nil when none were given
 }
 
@@ -121,6 +122,8 @@ func newLimitSet(def *definition, o *setOptions) (*LimitSet, error) {
 	}
 	ls.releaser, _ = ls.set.(backend.Releaser)
 	ls.leases, _ = ls.set.(backend.LeaseChecker)
+	lf, _ := ls.set.(backend.LeaseFree)
+	ls.light = def.noRate && ls.releaser != nil && lf != nil && lf.LeaseFree()
 	return ls, nil
 }
 
@@ -218,6 +221,9 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 		}
 		return nil
 	}
+	if ls.light && !wait && claim == nil && a.keyed == nil && len(req) == 0 {
+		return ls.acquireLight(ctx, req, a)
+	}
 	h := newHolding(ls)
 	h.keyed = a.keyed // before any hook: a Goexit in Granted releases through it
 	granted := h.granted()
@@ -259,6 +265,26 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 	if hk := ls.hooks; hk != nil && hk.Granted != nil {
 		info := GrantInfo{Set: ls, Request: req, Waited: rep.Duration, Key: ls.keyOf(rep.Blocker), Degraded: rep.Degraded}
 		if !callGranted(hk.Granted, info, a) {
+			return ErrReleased // unreachable: the goroutine has exited
+		}
+	}
+	return nil
+}
+
+// acquireLight is acquire for a TryAcquire of no named key from a set of
+// call and resource limits on a lease-free backend: the grant takes one of
+// every limit, leaves nothing to settle but its resources, and so needs no
+// holding: the handle alone records it (see Acquisition.light).
+func (ls *LimitSet) acquireLight(ctx context.Context, req Amounts, a *Acquisition) error {
+	if _, err := ls.set.Acquire(ctx, ls.ones, backend.AcquireOptions{}); err != nil {
+		return ls.refuse(req, err, ls.ones)
+	}
+	for i := range ls.perLimit {
+		addCount(&ls.perLimit[i].granted, 1)
+	}
+	a.light = lightHeld // a is not shared yet
+	if hk := ls.hooks; hk != nil && hk.Granted != nil {
+		if !callGranted(hk.Granted, GrantInfo{Set: ls, Request: req, Key: ""}, a) {
 			return ErrReleased // unreachable: the goroutine has exited
 		}
 	}

@@ -62,6 +62,13 @@ func (l Limit) Ready(w []int64, now, n int64) int64 {
 // Take is [State.Take] on the packed state w.
 func (l Limit) Take(w []int64, now, n int64) { packedOps[l.Kind](l, opTake, w, now, n) }
 
+// TryTake takes n at now when n is ready at now (Ready(w, now, n) ≤ now),
+// as Take does, and reports whether it did; otherwise it leaves w as it is.
+// It is Ready then Take in one pass, for a request granted at once.
+func (l Limit) TryTake(w []int64, now, n int64) bool {
+	return packedOps[l.Kind](l, opTryTake, w, now, n) != 0
+}
+
 // Refund is [State.Refund] on the packed state w. Only TokenBucket and GCRA
 // refund; the others return 0 and leave w as it is.
 func (l Limit) Refund(w []int64, now, n int64) int64 {
@@ -104,6 +111,7 @@ const (
 	opAvailable
 	opDebt
 	opLower
+	opTryTake // returns 1 when it took, 0 (w unchanged) when not ready
 )
 
 // packedOps runs a State method on a packed state, per kind: it loads the
@@ -137,6 +145,16 @@ func tokenBucketOp(l Limit, op packedOp, w []int64, now, n int64) int64 {
 	case opLower:
 		b.Lower(now, n)
 		n = 0
+	case opTryTake:
+		if n <= 0 {
+			return 1
+		}
+		t := max(now, b.last)
+		tokens, frac := b.at(t)
+		if n > b.capacity || tokens < n {
+			return 0
+		}
+		b.last, b.tokens, b.frac, n = t, tokens-n, frac, 1
 	}
 	b.store(w)
 	return n
@@ -160,6 +178,12 @@ func leakyBucketOp(l Limit, op packedOp, w []int64, now, n int64) int64 {
 	case opLower:
 		q.Lower(now, n)
 		n = 0
+	case opTryTake:
+		if q.Ready(now, n) > now {
+			return 0
+		}
+		q.Take(now, n)
+		n = 1
 	}
 	q.store(w)
 	return n
@@ -183,6 +207,12 @@ func fixedWindowOp(l Limit, op packedOp, w []int64, now, n int64) int64 {
 	case opLower:
 		f.Lower(now, n)
 		n = 0
+	case opTryTake:
+		if f.Ready(now, n) > now {
+			return 0
+		}
+		f.Take(now, n)
+		n = 1
 	}
 	f.store(w)
 	return n
@@ -206,6 +236,12 @@ func gcraOp(l Limit, op packedOp, w []int64, now, n int64) int64 {
 	case opLower:
 		g.Lower(now, n)
 		n = 0
+	case opTryTake:
+		if g.Ready(now, n) > now {
+			return 0
+		}
+		g.Take(now, n)
+		n = 1
 	}
 	g.store(w)
 	return n

@@ -2,6 +2,7 @@ package algorithms_test
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // packedKinds lists the kinds with a packed form.
 var packedKinds = []algorithms.Kind{algorithms.TokenBucket, algorithms.LeakyBucket, algorithms.FixedWindow, algorithms.GCRA}
 
-// TestPackedMatchesState replays random traces, in the ordinary range and
+// TestPackedMatchesState replays random traces (TryTake among them), in the ordinary range and
 // at its ends, going back in time now and then, through a State and
 // through the packed form of the same limit: every answer of every method
 // must be the same, and so must Last.
@@ -39,7 +40,18 @@ func TestPackedMatchesState(t *testing.T) {
 			}
 			same(t, i, "Ready", l.Ready(w, now, st.n), s.Ready(now, st.n))
 			switch st.op {
-			case opTry, opQueue, opForce:
+			case opTry: // TryTake: Ready then Take, or nothing at all
+				ready := s.Ready(now, st.n) <= now
+				before := slices.Clone(w)
+				if got := l.TryTake(w, now, st.n); got != ready {
+					t.Fatalf("step %d: TryTake(%d) = %v, State ready: %v", i, st.n, got, ready)
+				}
+				if ready {
+					s.Take(now, st.n)
+				} else if !slices.Equal(w, before) {
+					t.Fatalf("step %d: TryTake(%d) refused but changed the state: %v -> %v", i, st.n, before, w)
+				}
+			case opQueue, opForce:
 				s.Take(now, st.n)
 				l.Take(w, now, st.n)
 			case opRefund:

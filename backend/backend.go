@@ -174,6 +174,16 @@ type Releaser interface {
 	Release(ctx context.Context, lease Lease, held, delta []int64) error
 }
 
+// LeaseFree is implemented by a Set whose grants hold no lease: Acquire
+// returns the zero Lease, a grant of call limits alone leaves nothing to end
+// (its Release, with every delta zero, would change nothing, so the caller
+// may skip it), and a grant of call and resource limits is ended by
+// Release with held alone. The root package uses it to keep such grants
+// off its per-acquisition bookkeeping. LeaseFree reports whether this holds.
+type LeaseFree interface {
+	LeaseFree() bool
+}
+
 // Feedback is implemented by a Set that accepts facts from the upstream the
 // limits stand for (an API answering 429 or sending rate-limit headers),
 // atomically and for every process sharing the set.

@@ -18,10 +18,11 @@ type Handle struct {
 }
 
 var (
-	_ backend.Set      = (*Handle)(nil)
-	_ backend.Releaser = (*Handle)(nil)
-	_ backend.Feedback = (*Handle)(nil)
-	_ backend.Idler    = (*Handle)(nil)
+	_ backend.Set       = (*Handle)(nil)
+	_ backend.Releaser  = (*Handle)(nil)
+	_ backend.Feedback  = (*Handle)(nil)
+	_ backend.Idler     = (*Handle)(nil)
+	_ backend.LeaseFree = (*Handle)(nil)
 )
 
 // Handle returns a new handle on s; onClose, when not nil, runs once when the
@@ -56,6 +57,10 @@ func (h *Handle) Release(_ context.Context, _ backend.Lease, held, delta []int64
 	h.s.settle(held, delta, true, nil)
 	return nil
 }
+
+// LeaseFree implements backend.LeaseFree: a set in memory keeps no lease,
+// and returns only resources at release.
+func (h *Handle) LeaseFree() bool { return true }
 
 // Stats implements backend.Set. It never fails. Debt is reported for
 // TokenBucket and GCRA; a paused spec has nothing available until its pause
