@@ -159,7 +159,7 @@ func (s *set) late(e entry, id backend.Lease, m string, amounts []int64, res any
 		if errors.Is(err, backend.ErrBackendUnavailable) {
 			s.degradedDecision("an acquisition whose caller gave up", err)
 		}
-		s.log.Warn("concurry: an acquisition whose caller gave up got no answer from redis; if it was granted, its lease expires unrenewed (a grant without a lease stays taken)",
+		s.logger().Warn("concurry: an acquisition whose caller gave up got no answer from redis; if it was granted, its lease expires unrenewed (a grant without a lease stays taken)",
 			"lease", uint64(id), "lease_ttl", s.b.opts.LeaseTTL, "err", err)
 		return
 	}

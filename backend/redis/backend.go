@@ -32,7 +32,7 @@ type Backend struct {
 	down    atomic.Bool   // the latest call found Redis unreachable
 
 	mu       sync.Mutex
-	degraded map[string]*atomic.Int64 // guarded by mu; per set name
+	degraded map[string]*atomic.Int64 // guarded by mu; per set name, for the names that counted a decision
 }
 
 // New returns a Backend over client, which may be a single node, a Sentinel
@@ -46,7 +46,15 @@ func New(client redis.UniversalClient, opts Options) *Backend {
 // through this Backend while Redis could not be reached: requests refused
 // under FailClosed, granted under FailOpen, and settles that could not be
 // sent.
-func (b *Backend) Degraded(name string) int64 { return b.counter(name).Load() }
+func (b *Backend) Degraded(name string) int64 {
+	b.mu.Lock()
+	c := b.degraded[name]
+	b.mu.Unlock()
+	if c == nil {
+		return 0
+	}
+	return c.Load()
+}
 
 func (b *Backend) counter(name string) *atomic.Int64 {
 	b.mu.Lock()

@@ -110,3 +110,28 @@ func TestRenewalNeverResurrects(t *testing.T) {
 		t.Fatalf("%d in use at the end, want 0", n)
 	}
 }
+
+// TestSetsLeaveNothingInTheBackend: sets that never decided without Redis
+// (the identities of a Keyed, opened and forgotten by the thousand) leave
+// no per-name state in their Backend.
+func TestSetsLeaveNothingInTheBackend(t *testing.T) {
+	b := cr.New(redistest.Start(t).Client(), cr.Options{})
+	ctx := context.Background()
+	calls := []backend.Spec{{Key: "calls", Kind: backend.Rate, Window: time.Minute, Capacity: 10}}
+	for i := range 100 {
+		set, err := b.Open(ctx, fmt.Sprint("identity/", i), calls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := set.Acquire(ctx, []int64{1}, backend.AcquireOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if d := set.(backend.DegradedCounter).Degraded(); d != 0 {
+			t.Fatalf("Degraded = %d with Redis up", d)
+		}
+		_ = set.Close()
+	}
+	if n := cr.DegradedNames(b); n != 0 {
+		t.Fatalf("the backend keeps counters for %d names that never decided without redis", n)
+	}
+}

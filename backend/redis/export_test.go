@@ -82,3 +82,11 @@ func FunctionName(name string) string {
 	}
 	return ""
 }
+
+// DegradedNames returns how many set names b keeps a counter of degraded
+// decisions for. Tests only.
+func DegradedNames(b *Backend) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.degraded)
+}

@@ -70,7 +70,7 @@ func (s *set) markLost(h *held) bool {
 
 // logLost logs the loss of lease id.
 func (s *set) logLost(id backend.Lease, why string) {
-	s.log.Warn("concurry: lease lost before its release", "lease", uint64(id), "reason", why,
+	s.logger().Warn("concurry: lease lost before its release", "lease", uint64(id), "reason", why,
 		"lease_ttl", s.b.opts.LeaseTTL)
 }
 
@@ -155,7 +155,7 @@ func (s *set) Settle(ctx context.Context, lease backend.Lease, held, delta []int
 	if ctx.Done() != nil {
 		late = func(res any, err error) {
 			if err := s.settled(lease, h, wasLost, res, err, nil); err != nil && !errors.Is(err, backend.ErrLeaseLost) {
-				s.log.Warn("concurry: a settle whose caller gave up failed: its usage was not charged; its resources come back when its lease expires",
+				s.logger().Warn("concurry: a settle whose caller gave up failed: its usage was not charged; its resources come back when its lease expires",
 					"lease", uint64(lease), "err", err)
 			}
 		}
@@ -246,9 +246,9 @@ func (s *set) undo(id backend.Lease, m string, amounts []int64) {
 		_, err = s.run(context.Background(), settleEntry, args, false)
 	}
 	if err != nil {
-		s.log.Warn("concurry: a grant whose caller had gone could not be given back; its resources come back when its lease expires",
+		s.logger().Warn("concurry: a grant whose caller had gone could not be given back; its resources come back when its lease expires",
 			"lease", uint64(id), "err", err)
 		return
 	}
-	s.log.Info("concurry: gave back a grant whose caller had gone", "lease", uint64(id))
+	s.logger().Info("concurry: gave back a grant whose caller had gone", "lease", uint64(id))
 }

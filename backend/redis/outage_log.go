@@ -21,7 +21,8 @@ type outageLog struct {
 // the first at once, then at most one line a second with how many were made
 // since the previous line.
 func (s *set) degradedDecision(what string, err error) {
-	s.degraded.Add(1)
+	c := s.degradedCounter()
+	c.Add(1)
 	s.outages.unlogged.Add(1)
 	now := time.Now().UnixNano()
 	last := s.outages.last.Load()
@@ -29,6 +30,6 @@ func (s *set) degradedDecision(what string, err error) {
 		return
 	}
 	n := s.outages.unlogged.Swap(0)
-	s.log.Warn("concurry: decided without redis", "decision", what, "policy", s.b.opts.Outage.String(),
-		"decisions", n, "degraded_total", s.degraded.Load(), "err", err)
+	s.logger().Warn("concurry: decided without redis", "decision", what, "policy", s.b.opts.Outage.String(),
+		"decisions", n, "degraded_total", c.Load(), "err", err)
 }

@@ -89,7 +89,7 @@ func (s *set) renewed(ids []backend.Lease, sent time.Time, res any, err error, c
 	if err != nil {
 		if counting {
 			s.renewFailures.Add(1)
-			s.log.Warn("concurry: lease renewal failed", "leases", len(ids), "err", err,
+			s.logger().Warn("concurry: lease renewal failed", "leases", len(ids), "err", err,
 				"lease_ttl", s.b.opts.LeaseTTL)
 		}
 		if abandoned {

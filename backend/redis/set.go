@@ -41,8 +41,7 @@ type set struct {
 	keys     []string // the state, the leases, the lost leases, the feedback, the SlidingWindow lists
 	params   any      // a string: the definition's digest, the lease TTL and every spec's numbers, then the definition
 	channel  string
-	degraded *atomic.Int64
-	log      *slog.Logger
+	degraded atomic.Pointer[atomic.Int64] // the Backend's counter of this name, once it counted a decision
 	outages  outageLog
 
 	renewFailures atomic.Int64
@@ -77,16 +76,14 @@ func newSet(b *Backend, name string, specs []backend.Spec) *set {
 	tag := "{" + b.opts.Prefix + ":" + name + "}"
 	s := &set{
 		b: b, name: name, def: define(specs), n: len(specs),
-		specs:    append([]backend.Spec(nil), specs...),
-		rate:     make([]bool, len(specs)),
-		refunds:  make([]bool, len(specs)),
-		keys:     []string{tag, tag + ":e", tag + ":l", tag + ":f"},
-		channel:  tag + ":free",
-		degraded: b.counter(name),
-		log:      b.opts.Logger.With("set", name),
-		closed:   make(chan struct{}),
-		turn:     make(chan struct{}, 1),
-		leases:   make(map[backend.Lease]*held),
+		specs:   append([]backend.Spec(nil), specs...),
+		rate:    make([]bool, len(specs)),
+		refunds: make([]bool, len(specs)),
+		keys:    []string{tag, tag + ":e", tag + ":l", tag + ":f"},
+		channel: tag + ":free",
+		closed:  make(chan struct{}),
+		turn:    make(chan struct{}, 1),
+		leases:  make(map[backend.Lease]*held),
 	}
 	sum := sha256.Sum256([]byte(s.def))
 	ps := strconv.AppendUint(nil, binary.BigEndian.Uint64(sum[:])>>12, 10) // below 2^52: exact in Lua
@@ -226,7 +223,29 @@ func (s *set) isClosed() bool {
 
 // Degraded implements backend.DegradedCounter: the decisions this set's name
 // made through its Backend while Redis could not be reached.
-func (s *set) Degraded() int64 { return s.degraded.Load() }
+func (s *set) Degraded() int64 {
+	if c := s.degraded.Load(); c != nil {
+		return c.Load()
+	}
+	return s.b.Degraded(s.name)
+}
+
+// degradedCounter returns the Backend's counter of the decisions made for
+// this set's name without Redis, made on the first: a set that never
+// decides without Redis (most identities of a Keyed) costs the Backend no
+// entry.
+func (s *set) degradedCounter() *atomic.Int64 {
+	if c := s.degraded.Load(); c != nil {
+		return c
+	}
+	c := s.b.counter(s.name)
+	s.degraded.Store(c)
+	return c
+}
+
+// logger returns the logger of this set's lines. Logging is rare: the
+// logger is made for each line, not kept by every set.
+func (s *set) logger() *slog.Logger { return s.b.opts.Logger.With("set", s.name) }
 
 // Faults implements backend.FaultCounter: the lease renewals of this set
 // that failed, and its leases that were lost before their release.

@@ -39,7 +39,7 @@ func (s *set) settleUnleased(ctx context.Context, held, delta, refunded []int64)
 	if ctx.Done() != nil {
 		late = func(_ any, err error) {
 			if err != nil && s.unapplied(err) != nil {
-				s.log.Warn("concurry: a settle whose caller gave up failed: its usage was not applied", "err", err)
+				s.logger().Warn("concurry: a settle whose caller gave up failed: its usage was not applied", "err", err)
 			}
 		}
 	}
