@@ -34,6 +34,8 @@ var targets = []target{
 	{"nil hooks vs no hooks (3 limits)", "AcquireUpdateRelease3NilHooks", "AcquireUpdateRelease3", 1.05, 0},
 	{"worker Submit+Result vs channel hand-off (1 worker)", "WorkerRoundTrip/workers=1/serial/impl=concurry", "WorkerRoundTrip/workers=1/serial/impl=channel", 1.5, 2},
 	{"worker Submit+Result vs channel hand-off (8 workers)", "WorkerRoundTrip/workers=8/serial/impl=concurry", "WorkerRoundTrip/workers=8/serial/impl=channel", 1.5, 2},
+	{"HTTP middleware on Redis vs ulule's Redis store (1 id)", "HTTPMiddlewareRedis/Concurry/1id", "HTTPMiddlewareRedis/PeerUlule/1id", 1.2, -1},
+	{"  the same, 10,000 identities", "HTTPMiddlewareRedis/Concurry/10kid", "HTTPMiddlewareRedis/PeerUlule/10kid", 1.2, -1},
 }
 
 var line = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(?:.*?\s([\d.]+) allocs/op)?`)
