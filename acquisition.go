@@ -174,7 +174,8 @@ func (a *Acquisition) Update(usage Amounts) error {
 	if h == nil {
 		switch atomic.LoadUint32(&a.light) {
 		case lightHeld: // nothing to record: usage can only be the grant
-			return a.set.checkUsage(usage, a.set.ones)
+			_, err := a.set.checkUsage(usage, a.set.ones, nil)
+			return err
 		case lightReleased:
 			return ErrReleased
 		}
@@ -185,20 +186,20 @@ func (a *Acquisition) Update(usage Amounts) error {
 		return ErrReleased
 	}
 	ls := a.set
-	if err := ls.checkUsage(usage, h.granted()); err != nil {
+	// One lookup per key: the usage is checked into scratch (free until
+	// Release), and recorded only when all of it is valid.
+	scratch := h.scratch()
+	seen, err := ls.checkUsage(usage, h.granted(), scratch)
+	if err != nil {
 		return err
 	}
 	accounted := h.accounted()
-	for k, key := range ls.keys {
-		n, ok := usage[key]
-		if !ok {
-			continue
-		}
-		for _, i := range ls.keySpecs[k] {
-			accounted[i] = n
-			h.reported |= 1 << i
+	for i := range accounted {
+		if seen&(1<<i) != 0 {
+			accounted[i] = scratch[i]
 		}
 	}
+	h.reported |= seen
 	if c := ls.leases; c != nil {
 		if err := c.CheckLease(h.lease); err != nil { // the usage is recorded all the same
 			if hk := ls.hooks; hk != nil && hk.LeaseLost != nil && !h.lostSeen {
@@ -214,30 +215,42 @@ func (a *Acquisition) Update(usage Amounts) error {
 }
 
 // checkUsage validates usage against granted, the amounts an acquisition
-// holds per spec.
-func (ls *LimitSet) checkUsage(usage Amounts, granted []int64) error {
+// holds per spec. When out is not nil, it writes each reported usage into
+// out at every spec of its key, and returns those specs as a bit set.
+func (ls *LimitSet) checkUsage(usage Amounts, granted, out []int64) (seen uint64, err error) {
 	found := 0
-	for k, key := range ls.keys {
+	for _, k := range ls.lookup {
+		key := ls.keys[k]
+		if found == len(usage) {
+			break // every key of usage is found: the others are absent
+		}
 		n, ok := usage[key]
 		if !ok {
 			continue
 		}
 		found++
-		i := ls.keySpecs[k][0]
+		specs := ls.keySpecs[k]
+		i := specs[0]
 		if granted[i] == 0 {
-			return fmt.Errorf("%w: %q is not held by this acquisition", ErrUnknownKey, key)
+			return 0, fmt.Errorf("%w: %q is not held by this acquisition", ErrUnknownKey, key)
 		}
 		if n < 0 || n > MaxCapacity {
-			return fmt.Errorf("%w: usage %d of %q is outside [0, 2^50]", ErrInvalidRequest, n, key)
+			return 0, fmt.Errorf("%w: usage %d of %q is outside [0, 2^50]", ErrInvalidRequest, n, key)
 		}
 		if ls.kinds[i] != KindRate && n != granted[i] {
-			return fmt.Errorf("%w: usage of %s key %q is fixed at %d", ErrInvalidRequest, ls.kinds[i], key, granted[i])
+			return 0, fmt.Errorf("%w: usage of %s key %q is fixed at %d", ErrInvalidRequest, ls.kinds[i], key, granted[i])
+		}
+		if out != nil {
+			for _, j := range specs {
+				out[j] = n
+				seen |= 1 << j
+			}
 		}
 	}
 	if found != len(usage) {
-		return ls.unknownKey(usage)
+		return 0, ls.unknownKey(usage)
 	}
-	return nil
+	return seen, nil
 }
 
 // Release settles the acquisition and ends it: it applies the usage reported

@@ -16,6 +16,10 @@ type definition struct {
 	kinds    []LimitKind
 	keys     []string
 	keySpecs [][]int          // per key of keys: indices of its specs, shortest window first
+	// lookup is the order in which a request's keys are looked up: the
+	// indices of keys, RateLimit keys first, since requests and usage name
+	// them and rarely the others (a lookup that misses costs a hash).
+	lookup []int
 	index    map[string][]int // key → its entry of keySpecs
 	auto     []int            // specs a request takes 1 of when it does not name them
 	refunds  []bool           // per spec: a rate limit whose algorithm refunds
@@ -61,10 +65,18 @@ func newDefinition(limits []Limit) (*definition, error) {
 	for i := range d.ones {
 		d.ones[i] = 1
 	}
-	for _, key := range d.keys {
+	for k, key := range d.keys {
 		idx := d.index[key]
 		slices.SortStableFunc(idx, func(a, b int) int { return int(specs[a].Window - specs[b].Window) })
 		d.keySpecs = append(d.keySpecs, idx)
+		if d.kinds[idx[0]] == KindRate {
+			d.lookup = append(d.lookup, k)
+		}
+	}
+	for k, key := range d.keys {
+		if d.kinds[d.index[key][0]] != KindRate {
+			d.lookup = append(d.lookup, k)
+		}
 	}
 	return d, nil
 }

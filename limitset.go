@@ -359,7 +359,11 @@ func (ls *LimitSet) fill(req Amounts, amounts []int64) error {
 		return fmt.Errorf("%w: the request names no keys, but the set has rate limits (%v)", ErrInvalidRequest, ls.rateKeys())
 	}
 	found := 0
-	for k, key := range ls.keys {
+	for _, k := range ls.lookup {
+		key := ls.keys[k]
+		if found == len(req) {
+			break // every key of req is found: the others are absent
+		}
 		n, ok := req[key]
 		if !ok {
 			continue
