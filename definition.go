@@ -15,15 +15,15 @@ type definition struct {
 	specs    []backend.Spec
 	kinds    []LimitKind
 	keys     []string
-	keySpecs [][]int          // per key of keys: indices of its specs, shortest window first
+	keySpecs [][]int // per key of keys: indices of its specs, shortest window first
 	// lookup is the order in which a request's keys are looked up: the
 	// indices of keys, RateLimit keys first, since requests and usage name
 	// them and rarely the others (a lookup that misses costs a hash).
-	lookup []int
-	index    map[string][]int // key → its entry of keySpecs
-	auto     []int            // specs a request takes 1 of when it does not name them
-	refunds  []bool           // per spec: a rate limit whose algorithm refunds
-	hasRate  bool
+	lookup  []int
+	index   map[string][]int // key → its entry of keySpecs
+	auto    []int            // specs a request takes 1 of when it does not name them
+	refunds []bool           // per spec: a rate limit whose algorithm refunds
+	hasRate bool
 	// noRate is set when every limit is a CallLimit or a ResourceLimit:
 	// a request naming no key then takes one of each, ones, and its grant
 	// has nothing to settle but the resources (see LimitSet.acquireLight).
