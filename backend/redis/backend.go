@@ -35,6 +35,8 @@ type Backend struct {
 	degraded map[string]*atomic.Int64 // guarded by mu; per set name, for the names that counted a decision
 }
 
+var _ backend.LazyOpener = (*Backend)(nil)
+
 // New returns a Backend over client, which may be a single node, a Sentinel
 // failover client or a Cluster client. The Backend does not own the client:
 // closing the client is the caller's job, after every set is closed.
@@ -79,19 +81,32 @@ func (b *Backend) counter(name string) *atomic.Int64 {
 // Redis does not fail Open: the definitions are checked on the first call
 // that reaches Redis.
 func (b *Backend) Open(ctx context.Context, name string, specs []backend.Spec) (backend.Set, error) {
-	if err := backend.CheckName(name); err != nil {
+	s, err := b.OpenLazy(name, specs)
+	if err != nil {
 		return nil, err
 	}
-	if err := backend.CheckSpecs(specs); err != nil {
-		return nil, err
-	}
-	s := newSet(b, name, specs)
 	if _, err := s.Stats(ctx); err != nil {
 		if !errors.Is(err, backend.ErrBackendUnavailable) || b.opts.Outage == FailClosed {
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// OpenLazy implements backend.LazyOpener: it returns the set of the given
+// name as Open does, with the same checks before Redis, but makes no call:
+// the definitions are checked by the set's first call, which fails with an
+// error matching backend.ErrLimitMismatch when Redis holds others (as every
+// call does), and an unreachable Redis is met, under the outage policy, by
+// that call.
+func (b *Backend) OpenLazy(name string, specs []backend.Spec) (backend.Set, error) {
+	if err := backend.CheckName(name); err != nil {
+		return nil, err
+	}
+	if err := backend.CheckSpecs(specs); err != nil {
+		return nil, err
+	}
+	return newSet(b, name, specs), nil
 }
 
 // define returns the canonical definition of specs, compared byte for byte

@@ -135,3 +135,51 @@ func TestSetsLeaveNothingInTheBackend(t *testing.T) {
 		t.Fatalf("the backend keeps counters for %d names that never decided without redis", n)
 	}
 }
+
+// TestOpenLazy: OpenLazy checks what Open checks before Redis and sends
+// nothing; the set's first call checks the definitions, so a name stored
+// with others fails there with ErrLimitMismatch, and a set of a new name
+// works as one Open returned.
+func TestOpenLazy(t *testing.T) {
+	client := redistest.Start(t).Client()
+	counter := &commandCounter{}
+	client.AddHook(counter)
+	b := cr.New(client, cr.Options{})
+	ctx := context.Background()
+	tokens := []backend.Spec{{Key: "tokens", Kind: backend.Rate, Window: time.Minute, Capacity: 100}}
+	if _, err := b.OpenLazy("", tokens); !errors.Is(err, backend.ErrNameRequired) {
+		t.Fatalf("empty name: %v, want ErrNameRequired", err)
+	}
+	huge := []backend.Spec{{Key: "tokens", Kind: backend.Rate, Window: time.Minute, Capacity: 1 << 52}}
+	if _, err := b.OpenLazy("huge", huge); !errors.Is(err, backend.ErrInvalidLimit) {
+		t.Fatalf("capacity 2^52: %v, want ErrInvalidLimit", err)
+	}
+	stored := open(t, b, tokens...)
+	other := []backend.Spec{{Key: "tokens", Kind: backend.Rate, Window: time.Minute, Capacity: 101}}
+	before := counter.n.Load()
+	mismatched, err := b.OpenLazy(t.Name(), other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mismatched.Close()
+	fresh, err := b.OpenLazy(t.Name()+"/new", tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if n := counter.n.Load() - before; n != 0 {
+		t.Fatalf("OpenLazy sent %d commands, want none", n)
+	}
+	if _, err := mismatched.Acquire(ctx, []int64{1}, backend.AcquireOptions{}); !errors.Is(err, backend.ErrLimitMismatch) {
+		t.Fatalf("first call under another definition: %v, want ErrLimitMismatch", err)
+	}
+	if _, err := fresh.Acquire(ctx, []int64{40}, backend.AcquireOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := available(t, fresh); got[0] != 60 {
+		t.Fatalf("a lazily opened set after taking 40 of 100: %v available", got)
+	}
+	if got := available(t, stored); got[0] != 100 {
+		t.Fatalf("the stored set: %v available, want 100: the mismatched call took nothing", got)
+	}
+}

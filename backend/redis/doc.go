@@ -43,6 +43,12 @@
 // backend.Idler (whether a shared set is idle takes a call), so Keyed
 // forgets the local handle of every identity it is not using.
 //
+// [Backend.OpenLazy] (backend.LazyOpener) opens a set without the call
+// Open makes to check its definitions against Redis's: every call of a set
+// checks them anyway, so the set's first call fails with
+// backend.ErrLimitMismatch instead of Open when Redis holds others, and a
+// set that is opened to be used at once costs one round trip, not two.
+//
 // # Semantics and exactness
 //
 // All five algorithms and ResourceLimit behave as in package
