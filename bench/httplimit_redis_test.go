@@ -24,7 +24,8 @@ import (
 // and ns/op is the middleware's cost per request, Redis round trips
 // included (the handler does nothing). "1id" sends every request from one
 // address; "10kid" cycles through 10,000 addresses, each already seen once
-// before the clock starts.
+// before the clock starts; "newid" sends every request from an address
+// never seen before (the first request of each client).
 //
 // PeerUlule and Concurry have one limit per identity: a fixed window of
 // requests per hour, ulule's algorithm. Concurry3Limits gives each identity
@@ -54,6 +55,24 @@ func BenchmarkHTTPMiddlewareRedis(b *testing.B) {
 				report()
 			})
 		}
+	}
+	for _, m := range redisMiddlewares(b, client) {
+		b.Run(m.name+"/newid", func(b *testing.B) {
+			h := m.wrap(noop)
+			r := requests(1)[0]
+			serve(nil, h, []*http.Request{r}) // scripts loaded
+			w := &discard{h: make(http.Header)}
+			report := measure(b, client, counter)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				r.RemoteAddr = fmt.Sprintf("11.%d.%d.%d:4321", i>>16&255, i>>8&255, i&255)
+				h.ServeHTTP(w, r)
+				clear(w.h)
+			}
+			report()
+		})
 	}
 }
 
