@@ -26,21 +26,41 @@ type Anthropic struct {
 
 // Cost implements API.
 func (a Anthropic) Cost(r *http.Request, body []byte) (concurry.Amounts, error) {
-	var req struct {
-		MaxTokens int64 `json:"max_tokens"`
-	}
-	if len(body) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, err
-		}
+	maxTokens, err := anthropicMaxTokens(body)
+	if err != nil {
+		return nil, err
 	}
 	count := a.CountTokens
 	if count == nil {
 		count = EstimateTokens
 	}
-	in, out := max(1, count(body)), max(1, req.MaxTokens)
+	in, out := max(1, count(body)), max(1, maxTokens)
 	return concurry.Amounts{KeyTokens: in + out, KeyInputTokens: in, KeyOutputTokens: out}, nil
 }
+
+// anthropicMaxTokens returns a request body's max_tokens, 0 when it has
+// none.
+func anthropicMaxTokens(body []byte) (int64, error) {
+	if len(body) == 0 {
+		return 0, nil
+	}
+	var v [1][]byte
+	if members(body, maxTokensName, v[:]) {
+		if n, _, ok := jsonInt(v[0]); ok {
+			return n, nil
+		}
+	}
+	var req struct {
+		MaxTokens int64 `json:"max_tokens"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return 0, err
+	}
+	return req.MaxTokens, nil
+}
+
+// maxTokensName is the member of a request that caps its output.
+var maxTokensName = []string{"max_tokens"}
 
 type anthropicUsage struct {
 	InputTokens   *int64 `json:"input_tokens"`
@@ -48,15 +68,38 @@ type anthropicUsage struct {
 	OutputTokens  *int64 `json:"output_tokens"`
 }
 
-// add records what u says into into; found reports whether it said anything.
-func (u *anthropicUsage) add(into concurry.Amounts) bool {
+// anthropicUsageNames are the members of an anthropicUsage, in its field
+// order.
+var anthropicUsageNames = []string{"input_tokens", "cache_creation_input_tokens", "output_tokens"}
+
+// counts returns what encoding/json read into u.
+func (u *anthropicUsage) counts() counts {
+	var c counts
+	if u != nil {
+		c.present = true
+		c.n[1], c.set[1] = u.CacheCreation, true
+		for i, p := range []*int64{0: u.InputTokens, 2: u.OutputTokens} {
+			if p != nil {
+				c.n[i], c.set[i] = *p, true
+			}
+		}
+	}
+	return c
+}
+
+// anthropicAmounts records what c, an anthropicUsage, says into into;
+// found reports whether it said anything.
+func anthropicAmounts(c *counts, into concurry.Amounts) bool {
+	if !c.present {
+		return false
+	}
 	found := false
-	if u.InputTokens != nil {
-		into[KeyInputTokens] = *u.InputTokens + u.CacheCreation
+	if c.set[0] {
+		into[KeyInputTokens] = c.n[0] + c.n[1]
 		found = true
 	}
-	if u.OutputTokens != nil {
-		into[KeyOutputTokens] = *u.OutputTokens // cumulative in a stream
+	if c.set[2] {
+		into[KeyOutputTokens] = c.n[2] // cumulative in a stream
 		found = true
 	}
 	if found {
@@ -67,39 +110,86 @@ func (u *anthropicUsage) add(into concurry.Amounts) bool {
 
 // Usage implements API.
 func (Anthropic) Usage(body []byte) (concurry.Amounts, bool) {
-	return bodyUsage(body, func(u *anthropicUsage, into concurry.Amounts) bool { return u.add(into) })
+	var v [1][]byte
+	var c counts
+	if !members(body, usageName, v[:]) || !scanCounts(v[0], anthropicUsageNames, &c) {
+		var r struct {
+			Usage *anthropicUsage `json:"usage"`
+		}
+		if json.Unmarshal(body, &r) != nil {
+			return nil, false
+		}
+		c = r.Usage.counts()
+	}
+	if !c.present {
+		return nil, false
+	}
+	into := concurry.Amounts{}
+	return into, anthropicAmounts(&c, into)
 }
+
+// anthropicEventNames are the members of a streamed event that say its
+// type and may hold usage.
+var anthropicEventNames = []string{"type", "usage", "message"}
 
 // StreamUsage implements API.
 func (Anthropic) StreamUsage(event string, data []byte, u concurry.Amounts) bool {
-	var e struct {
-		Type    string          `json:"type"`
-		Usage   *anthropicUsage `json:"usage"`
-		Message *struct {
-			Usage *anthropicUsage `json:"usage"`
-		} `json:"message"`
+	var typ []byte
+	var top, msg counts
+	if !scanAnthropicEvent(data, &typ, &top, &msg) {
+		var e struct {
+			Type    string          `json:"type"`
+			Usage   *anthropicUsage `json:"usage"`
+			Message *struct {
+				Usage *anthropicUsage `json:"usage"`
+			} `json:"message"`
+		}
+		if json.Unmarshal(data, &e) != nil {
+			return false
+		}
+		typ, top = []byte(e.Type), e.Usage.counts()
+		if e.Message != nil {
+			msg = e.Message.Usage.counts()
+		}
 	}
-	if json.Unmarshal(data, &e) != nil {
-		return false
-	}
-	switch {
-	case e.Type == "message_start" && e.Message != nil && e.Message.Usage != nil:
-		return e.Message.Usage.add(u)
-	case e.Type == "message_delta" && e.Usage != nil:
-		return e.Usage.add(u)
+	switch string(typ) {
+	case "message_start":
+		return anthropicAmounts(&msg, u)
+	case "message_delta":
+		return anthropicAmounts(&top, u)
 	}
 	return false
 }
 
+// scanAnthropicEvent reads a streamed event's type, usage and message's
+// usage as encoding/json would, or reports false.
+func scanAnthropicEvent(data []byte, typ *[]byte, top, msg *counts) bool {
+	var v [3][]byte
+	var r [1][]byte
+	var ok bool
+	switch {
+	case !members(data, anthropicEventNames, v[:]) || !scanCounts(v[1], anthropicUsageNames, top):
+		return false
+	case jsonNull(v[2]):
+		*msg = counts{}
+	case !jsonObject(v[2]) || !members(v[2], usageName, r[:]) || !scanCounts(r[0], anthropicUsageNames, msg):
+		return false
+	}
+	*typ, ok = jsonString(v[0])
+	return ok
+}
+
 // Limits implements API.
 func (Anthropic) Limits(h http.Header, _ time.Time) []Remaining {
-	return remainingHeaders(h, []rateHeader{
-		{concurry.CallKey, "anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"},
-		{KeyTokens, "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"},
-		{KeyInputTokens, "anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"},
-		{KeyOutputTokens, "anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"},
-	}, func(v string) (time.Time, bool) {
+	return remainingHeaders(h, anthropicRateHeaders, func(v string) (time.Time, bool) {
 		at, err := time.Parse(time.RFC3339, v)
 		return at, err == nil
 	})
 }
+
+var anthropicRateHeaders = rateHeaders(
+	rateHeader{concurry.CallKey, "anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"},
+	rateHeader{KeyTokens, "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"},
+	rateHeader{KeyInputTokens, "anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"},
+	rateHeader{KeyOutputTokens, "anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"},
+)

@@ -3,6 +3,7 @@ package httplimit
 import (
 	"encoding/json"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"time"
 
@@ -47,20 +48,14 @@ type openAIRequest struct {
 
 // Cost implements API.
 func (o OpenAI) Cost(r *http.Request, body []byte) (concurry.Amounts, error) {
-	var req openAIRequest
-	if len(body) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, err
-		}
+	out, err := openAIMaxTokens(body)
+	if err != nil {
+		return nil, err
 	}
-	out := o.DefaultMaxTokens
 	if out <= 0 {
-		out = 4096
-	}
-	for _, p := range []*int64{req.MaxTokens, req.MaxCompletionTokens, req.MaxOutputTokens} {
-		if p != nil && *p > 0 {
-			out = *p
-			break
+		out = o.DefaultMaxTokens
+		if out <= 0 {
+			out = 4096
 		}
 	}
 	count := o.CountTokens
@@ -71,6 +66,53 @@ func (o OpenAI) Cost(r *http.Request, body []byte) (concurry.Amounts, error) {
 	return concurry.Amounts{KeyTokens: in + out, KeyInputTokens: in, KeyOutputTokens: out}, nil
 }
 
+// openAIMaxTokenNames are the output caps of a request, in the order Cost
+// prefers them.
+var openAIMaxTokenNames = []string{"max_tokens", "max_completion_tokens", "max_output_tokens"}
+
+// openAIMaxTokens returns the first positive output cap of a request body,
+// 0 when it has none.
+func openAIMaxTokens(body []byte) (int64, error) {
+	if len(body) == 0 {
+		return 0, nil
+	}
+	var v [3][]byte
+	if members(body, openAIMaxTokenNames, v[:]) {
+		var caps [3]int64
+		ok := true
+		for i := range v {
+			caps[i], _, ok = jsonInt(v[i]) // 0 when absent or null
+			if !ok {
+				break
+			}
+		}
+		if ok {
+			return firstPositive(caps[:]), nil
+		}
+	}
+	var req openAIRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return 0, err
+	}
+	var caps [3]int64
+	for i, p := range []*int64{req.MaxTokens, req.MaxCompletionTokens, req.MaxOutputTokens} {
+		if p != nil {
+			caps[i] = *p
+		}
+	}
+	return firstPositive(caps[:]), nil
+}
+
+// firstPositive returns the first of ns above 0, or 0.
+func firstPositive(ns []int64) int64 {
+	for _, n := range ns {
+		if n > 0 {
+			return n
+		}
+	}
+	return 0
+}
+
 type openAIUsage struct {
 	PromptTokens     *int64 `json:"prompt_tokens"`
 	CompletionTokens *int64 `json:"completion_tokens"`
@@ -78,72 +120,150 @@ type openAIUsage struct {
 	OutputTokens     *int64 `json:"output_tokens"`
 }
 
-func (u *openAIUsage) amounts(into concurry.Amounts) bool {
-	in, out := u.PromptTokens, u.CompletionTokens
-	if in == nil {
-		in, out = u.InputTokens, u.OutputTokens
+// openAIUsageNames are the members of an openAIUsage, in its field order.
+var openAIUsageNames = []string{"prompt_tokens", "completion_tokens", "input_tokens", "output_tokens"}
+
+// counts returns what encoding/json read into u.
+func (u *openAIUsage) counts() counts {
+	var c counts
+	if u != nil {
+		c.present = true
+		for i, p := range []*int64{u.PromptTokens, u.CompletionTokens, u.InputTokens, u.OutputTokens} {
+			if p != nil {
+				c.n[i], c.set[i] = *p, true
+			}
+		}
 	}
-	if in == nil || out == nil {
+	return c
+}
+
+// openAIAmounts puts what c, an openAIUsage, says into into, and reports
+// whether it said it: prompt and completion tokens, or else input and
+// output tokens.
+func openAIAmounts(c *counts, into concurry.Amounts) bool {
+	in, out := 0, 1
+	if !c.set[in] {
+		in, out = 2, 3
+	}
+	if !c.present || !c.set[in] || !c.set[out] {
 		return false
 	}
-	into[KeyInputTokens], into[KeyOutputTokens], into[KeyTokens] = *in, *out, *in+*out
+	into[KeyInputTokens], into[KeyOutputTokens], into[KeyTokens] = c.n[in], c.n[out], c.n[in]+c.n[out]
 	return true
 }
 
 // Usage implements API.
 func (OpenAI) Usage(body []byte) (concurry.Amounts, bool) {
-	return bodyUsage(body, func(u *openAIUsage, into concurry.Amounts) bool { return u.amounts(into) })
+	var v [1][]byte
+	var c counts
+	if !members(body, usageName, v[:]) || !scanCounts(v[0], openAIUsageNames, &c) {
+		var r struct {
+			Usage *openAIUsage `json:"usage"`
+		}
+		if json.Unmarshal(body, &r) != nil {
+			return nil, false
+		}
+		c = r.Usage.counts()
+	}
+	if !c.present {
+		return nil, false
+	}
+	into := concurry.Amounts{}
+	return into, openAIAmounts(&c, into)
 }
+
+// usageName is the member of a body that holds its usage.
+var usageName = []string{"usage"}
+
+// openAIChunkNames are the members of a streamed chunk or event that may
+// hold usage.
+var openAIChunkNames = []string{"usage", "response"}
 
 // StreamUsage implements API.
 func (OpenAI) StreamUsage(event string, data []byte, u concurry.Amounts) bool {
 	if len(data) == 0 || data[0] != '{' {
 		return false // [DONE]
 	}
-	var chunk struct {
-		Usage    *openAIUsage `json:"usage"`
-		Response *struct {
-			Usage *openAIUsage `json:"usage"`
-		} `json:"response"`
-	}
-	if json.Unmarshal(data, &chunk) != nil {
-		return false
+	var top, resp counts
+	if !scanOpenAIChunk(data, &top, &resp) {
+		var chunk struct {
+			Usage    *openAIUsage `json:"usage"`
+			Response *struct {
+				Usage *openAIUsage `json:"usage"`
+			} `json:"response"`
+		}
+		if json.Unmarshal(data, &chunk) != nil {
+			return false
+		}
+		top = chunk.Usage.counts()
+		if chunk.Response != nil {
+			resp = chunk.Response.Usage.counts()
+		}
 	}
 	switch {
-	case chunk.Usage != nil:
-		return chunk.Usage.amounts(u)
-	case chunk.Response != nil && chunk.Response.Usage != nil:
-		return chunk.Response.Usage.amounts(u)
+	case top.present:
+		return openAIAmounts(&top, u)
+	case resp.present:
+		return openAIAmounts(&resp, u)
 	}
 	return false
 }
 
+// scanOpenAIChunk reads a streamed chunk's usage and its response's usage
+// as encoding/json would, or reports false.
+func scanOpenAIChunk(data []byte, top, resp *counts) bool {
+	var v [2][]byte
+	var r [1][]byte
+	switch {
+	case !members(data, openAIChunkNames, v[:]) || !scanCounts(v[0], openAIUsageNames, top):
+		return false
+	case jsonNull(v[1]):
+		return true
+	}
+	return jsonObject(v[1]) && members(v[1], usageName, r[:]) && scanCounts(r[0], openAIUsageNames, resp)
+}
+
 // Limits implements API.
 func (OpenAI) Limits(h http.Header, now time.Time) []Remaining {
-	return remainingHeaders(h, []rateHeader{
-		{concurry.CallKey, "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"},
-		{KeyTokens, "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"},
-	}, func(v string) (time.Time, bool) {
+	return remainingHeaders(h, openAIRateHeaders, func(v string) (time.Time, bool) {
 		d, err := time.ParseDuration(v)
 		return now.Add(d), err == nil
 	})
 }
 
+var openAIRateHeaders = rateHeaders(
+	rateHeader{concurry.CallKey, "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"},
+	rateHeader{KeyTokens, "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"},
+)
+
 // rateHeader names the headers that state one key's remaining units and
 // when it resets.
 type rateHeader struct{ key, remaining, reset string }
 
-// remainingHeaders reads the facts of the headers present in h; parseReset
-// reads a reset header's value.
+// rateHeaders returns hs with the header names in canonical form, so that
+// they index an http.Header as they are.
+func rateHeaders(hs ...rateHeader) []rateHeader {
+	for i := range hs {
+		hs[i].remaining = textproto.CanonicalMIMEHeaderKey(hs[i].remaining)
+		hs[i].reset = textproto.CanonicalMIMEHeaderKey(hs[i].reset)
+	}
+	return hs
+}
+
+// remainingHeaders reads the facts of the headers present in h; headers
+// are from rateHeaders, and parseReset reads a reset header's value.
 func remainingHeaders(h http.Header, headers []rateHeader, parseReset func(string) (time.Time, bool)) []Remaining {
 	var out []Remaining
 	for _, rh := range headers {
-		n, err := strconv.ParseInt(h.Get(rh.remaining), 10, 64)
+		n, err := strconv.ParseInt(first(h[rh.remaining]), 10, 64)
 		if err != nil {
 			continue // absent or malformed
 		}
+		if out == nil {
+			out = make([]Remaining, 0, len(headers))
+		}
 		r := Remaining{Key: rh.key, Remaining: n}
-		if at, ok := parseReset(h.Get(rh.reset)); ok {
+		if at, ok := parseReset(first(h[rh.reset])); ok {
 			r.Reset = at
 		}
 		out = append(out, r)
@@ -151,14 +271,10 @@ func remainingHeaders(h http.Header, headers []rateHeader, parseReset func(strin
 	return out
 }
 
-// bodyUsage reads the "usage" object of a JSON body into amounts with add.
-func bodyUsage[U any](body []byte, add func(*U, concurry.Amounts) bool) (concurry.Amounts, bool) {
-	var r struct {
-		Usage *U `json:"usage"`
+// first returns vs[0], or "".
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
 	}
-	if json.Unmarshal(body, &r) != nil || r.Usage == nil {
-		return nil, false
-	}
-	u := concurry.Amounts{}
-	return u, add(r.Usage, u)
+	return vs[0]
 }
