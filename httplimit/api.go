@@ -17,7 +17,8 @@ type API interface {
 	// set does not hold are dropped; an error fails the request.
 	Cost(r *http.Request, body []byte) (concurry.Amounts, error)
 	// Usage returns what a complete, non-streaming response body used, and
-	// whether the body said.
+	// whether the body said: a map of its own, which the Transport may
+	// change.
 	Usage(body []byte) (concurry.Amounts, bool)
 	// StreamUsage is called with each server-sent event of a streaming
 	// response (its event name, "" when it has none, and its data). It adds

@@ -89,8 +89,12 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if retries == 0 {
 		retries = 3
 	}
+	var getBody func() (io.ReadCloser, error)
+	if body != nil {
+		getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
 	for attempt := 0; ; attempt++ {
-		resp, again, err := t.attempt(r, body, cost, attempt < retries)
+		resp, again, err := t.attempt(r, body, getBody, cost, attempt < retries)
 		if !again {
 			return resp, err
 		}
@@ -124,53 +128,88 @@ func sets(lim concurry.Limiter) []*concurry.LimitSet {
 	return nil
 }
 
+// readBody reads the request's body whole, into one buffer of its
+// Content-Length when it has one.
 func (t *Transport) readBody(r *http.Request) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
 	defer r.Body.Close()
-	max := t.MaxBody
-	if max <= 0 {
-		max = 32 << 20
+	limit := t.MaxBody
+	if limit <= 0 {
+		limit = 32 << 20
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("httplimit: reading the request body: %w", err)
+	size := int64(512)
+	if r.ContentLength > 0 && r.ContentLength <= limit {
+		size = r.ContentLength + 1 // room for the read that finds the end
 	}
-	if int64(len(body)) > max {
-		return nil, fmt.Errorf("httplimit: request body over %d bytes", max)
+	body := make([]byte, 0, size)
+	for {
+		if len(body) == cap(body) {
+			body = append(body, 0)[:len(body)]
+		}
+		n, err := r.Body.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if int64(len(body)) > limit {
+			return nil, fmt.Errorf("httplimit: request body over %d bytes", limit)
+		}
+		if err == io.EOF {
+			return body, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("httplimit: reading the request body: %w", err)
+		}
 	}
-	return body, nil
 }
+
+// exchange is what one attempt allocates, in one piece: the request it
+// sends (a shallow copy of the caller's, which a RoundTripper must not
+// change), its URL and body, the marks of what was in flight when it was
+// sent, and the response body that settles it.
+type exchange struct {
+	req     http.Request
+	url     url.URL
+	body    requestBody
+	marks   []flightMark
+	markBuf [4]flightMark
+	resp    usageBody
+}
+
+// requestBody is a request body the Transport has read, sent from memory.
+type requestBody struct{ bytes.Reader }
+
+// Close implements io.Closer.
+func (*requestBody) Close() error { return nil }
 
 // attempt acquires, sends and handles one try. again says whether to try
 // once more (the upstream refused and retry allows it).
-func (t *Transport) attempt(r *http.Request, body []byte, cost concurry.Amounts, retry bool) (*http.Response, bool, error) {
+func (t *Transport) attempt(r *http.Request, body []byte, getBody func() (io.ReadCloser, error), cost concurry.Amounts, retry bool) (*http.Response, bool, error) {
 	ctx := r.Context()
 	acq, err := t.Limiter.Acquire(ctx, cost)
 	if err != nil {
 		return nil, false, fmt.Errorf("httplimit: %w", err)
 	}
-	out, err := route(r, body, t.endpointOf(acq.Set()))
-	if err != nil {
+	x := new(exchange)
+	if err := x.route(r, body, getBody, t.endpointOf(acq.Set())); err != nil {
 		_ = acq.Release()
 		return nil, false, err
 	}
 	f := t.flights(acq.Set())
-	mark := f.send(cost)
+	x.marks = f.send(cost, x.markBuf[:0])
 	sent := time.Now()
-	resp, err := t.base().RoundTrip(out)
+	resp, err := t.base().RoundTrip(&x.req)
 	if err != nil {
 		_ = acq.Release() // unknown whether the upstream counted it: charged as acquired
 		return nil, false, err
 	}
 	if !t.NoFeedback {
-		t.apply(ctx, acq.Set(), resp, sent, mark)
+		t.apply(ctx, acq.Set(), f, resp, sent, x.marks)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		// The upstream counted nothing: give back what the request took.
 		_ = acq.Update(zero(cost))
-		f.giveBack(cost)
+		var buf [4]flightUnits
+		f.giveBack(appendUnits(buf[:0], cost))
 		_ = acq.Release()
 		if retry && ctx.Err() == nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -179,7 +218,8 @@ func (t *Transport) attempt(r *http.Request, body []byte, cost concurry.Amounts,
 		}
 		return resp, false, nil
 	}
-	resp.Body = newUsageBody(resp, acq, t.API, f)
+	x.resp.init(resp, acq, cost, t.API, f)
+	resp.Body = &x.resp
 	return resp, false, nil
 }
 
@@ -190,20 +230,21 @@ func (t *Transport) base() http.RoundTripper {
 	return http.DefaultTransport
 }
 
-// route returns the request to send for one attempt: a clone of r with the
-// body and the granting set's endpoint.
-func route(r *http.Request, body []byte, e *endpoint) (*http.Request, error) {
+// route makes x.req the request to send for one attempt: r with the body
+// and the granting set's endpoint.
+func (x *exchange) route(r *http.Request, body []byte, getBody func() (io.ReadCloser, error), e *endpoint) error {
 	if e.err != nil {
-		return nil, e.err
+		return e.err
 	}
-	out := r.Clone(r.Context())
+	out := &x.req
+	*out = *r
 	if body != nil {
-		out.Body = io.NopCloser(bytes.NewReader(body))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		out.ContentLength = int64(len(body))
+		x.body.Reset(body)
+		out.Body, out.GetBody, out.ContentLength = &x.body, getBody, int64(len(body))
 	}
 	if base := e.base; base != nil {
-		u := *out.URL
+		x.url = *r.URL
+		u := &x.url
 		u.Scheme, u.Host = base.Scheme, base.Host
 		if p := trimSlash(base.Path); p != "" {
 			u.Path = p + u.Path
@@ -211,12 +252,30 @@ func route(r *http.Request, body []byte, e *endpoint) (*http.Request, error) {
 				u.RawPath = trimSlash(base.EscapedPath()) + u.RawPath
 			}
 		}
-		out.URL, out.Host = &u, ""
+		out.URL, out.Host = u, ""
 	}
-	for k, val := range e.headers {
-		out.Header.Set(k, val)
+	if len(e.headers) > 0 && !hasHeaders(r.Header, e.headers) {
+		h := r.Header.Clone()
+		if h == nil {
+			h = make(http.Header, len(e.headers))
+		}
+		for k, val := range e.headers {
+			h.Set(k, val)
+		}
+		out.Header = h
 	}
-	return out, nil
+	return nil
+}
+
+// hasHeaders reports whether h already holds each of want as its only
+// value.
+func hasHeaders(h http.Header, want map[string]string) bool {
+	for k, val := range want {
+		if v := h.Values(k); len(v) != 1 || v[0] != val {
+			return false
+		}
+	}
+	return true
 }
 
 // endpoint is a set's routing, read from its config once.
@@ -277,9 +336,8 @@ func zero(a concurry.Amounts) concurry.Amounts {
 // margin. What the upstream refilled since is not added: a client it does
 // not see may have spent it, and a non-streamed answer's headers, which
 // come with its end, can be that old.
-func (t *Transport) apply(ctx context.Context, ls *concurry.LimitSet, resp *http.Response, sent time.Time, mark map[string]flightMark) {
+func (t *Transport) apply(ctx context.Context, ls *concurry.LimitSet, f *flights, resp *http.Response, sent time.Time, mark []flightMark) {
 	now := time.Now()
-	f := t.flights(ls)
 	margin := t.Margin
 	if margin == 0 {
 		margin = 0.02
@@ -330,7 +388,24 @@ type flights struct {
 
 // flightMark is the counts of one key when a request was sent, that
 // request included.
-type flightMark struct{ sent, back int64 }
+type flightMark struct {
+	key        string
+	sent, back int64
+}
+
+// flightUnits is units of one key.
+type flightUnits struct {
+	key string
+	n   int64
+}
+
+// appendUnits appends the amounts of a to u.
+func appendUnits(u []flightUnits, a concurry.Amounts) []flightUnits {
+	for k, n := range a {
+		u = append(u, flightUnits{k, n})
+	}
+	return u
+}
 
 func (t *Transport) flights(ls *concurry.LimitSet) *flights {
 	if f, ok := t.inflight.Load(ls); ok {
@@ -340,27 +415,26 @@ func (t *Transport) flights(ls *concurry.LimitSet) *flights {
 	return f.(*flights)
 }
 
-// send counts a request of cost (and its call) as sent, and returns the
-// counts so far, this request included: the mark of since.
-func (f *flights) send(cost concurry.Amounts) map[string]flightMark {
-	mark := make(map[string]flightMark, len(cost)+1)
+// send counts a request of cost (and its call) as sent, and appends to
+// mark the counts so far, this request included: the mark of since.
+func (f *flights) send(cost concurry.Amounts, mark []flightMark) []flightMark {
 	f.mu.Lock()
 	for k, n := range cost {
 		f.sent[k] += n
-		mark[k] = flightMark{f.sent[k], f.back[k]}
+		mark = append(mark, flightMark{k, f.sent[k], f.back[k]})
 	}
 	f.sent[concurry.CallKey]++
-	mark[concurry.CallKey] = flightMark{f.sent[concurry.CallKey], f.back[concurry.CallKey]}
+	mark = append(mark, flightMark{concurry.CallKey, f.sent[concurry.CallKey], f.back[concurry.CallKey]})
 	f.mu.Unlock()
 	return mark
 }
 
 // giveBack counts units given back.
-func (f *flights) giveBack(units concurry.Amounts) {
+func (f *flights) giveBack(units []flightUnits) {
 	f.mu.Lock()
-	for k, n := range units {
-		if n > 0 {
-			f.back[k] += n
+	for _, u := range units {
+		if u.n > 0 {
+			f.back[u.key] += u.n
 		}
 	}
 	f.mu.Unlock()
@@ -368,12 +442,14 @@ func (f *flights) giveBack(units concurry.Amounts) {
 
 // since returns the units of key sent, and given back, after the request
 // of mark was sent; 0 for a key the request did not take.
-func (f *flights) since(mark map[string]flightMark, key string) (sent, back int64) {
-	m, ok := mark[key]
-	if !ok {
-		return 0, 0
+func (f *flights) since(mark []flightMark, key string) (sent, back int64) {
+	for _, m := range mark {
+		if m.key == key {
+			f.mu.Lock()
+			sent, back = f.sent[key]-m.sent, f.back[key]-m.back
+			f.mu.Unlock()
+			return sent, back
+		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.sent[key] - m.sent, f.back[key] - m.back
+	return 0, 0
 }

@@ -355,3 +355,100 @@ func TestQuotaLimits(t *testing.T) {
 		concurry.RateLimit{Key: httplimit.KeyOutputTokens, Window: time.Second, Capacity: 1},
 	}, exact.Limits())
 }
+
+// The Transport sends a copy: the caller's request keeps its URL, headers
+// and body, and a retry sends the body again.
+func TestTransportLeavesTheCallersRequestAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls int
+		up := &upstream{answer: func(*http.Request, string) *http.Response {
+			if calls++; calls == 1 {
+				return respond(429, "application/json", `{"error":{}}`, "Retry-After", "1")
+			}
+			return respond(200, "application/json", chatUsage(1, 1))
+		}}
+		a := set(t, "a", "https://a.example/acct", concurry.CallLimit{Window: time.Hour, Capacity: 10})
+		b := set(t, "b", "https://b.example", concurry.CallLimit{Window: time.Hour, Capacity: 10})
+		pool, err := concurry.NewLimitPool([]*concurry.LimitSet{a, b})
+		require.NoError(t, err)
+		tr := &httplimit.Transport{Base: up, Limiter: pool, API: httplimit.OpenAI{}}
+		req, err := http.NewRequest(http.MethodPost, "http://llm/v1/chat/completions", strings.NewReader(chatRequest))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer caller")
+		resp, err := tr.RoundTrip(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		require.NoError(t, resp.Body.Close())
+		assert.Equal(t, "http://llm/v1/chat/completions", req.URL.String())
+		assert.Equal(t, "Bearer caller", req.Header.Get("Authorization"))
+		got := up.requests()
+		require.Len(t, got, 2)
+		assert.Equal(t, "https://a.example/acct/v1/chat/completions", got[0].URL.String())
+		assert.Equal(t, "Bearer key-a", got[0].Header.Get("Authorization"))
+		assert.Equal(t, "https://b.example/v1/chat/completions", got[1].URL.String())
+		assert.Equal(t, "Bearer key-b", got[1].Header.Get("Authorization"))
+		assert.Equal(t, []string{chatRequest, chatRequest}, up.bodies, "the body is sent whole each time")
+		body, err := got[1].GetBody()
+		require.NoError(t, err)
+		again, _ := io.ReadAll(body)
+		assert.Equal(t, chatRequest, string(again), "GetBody replays it")
+	})
+}
+
+// The body is read whole, with or without a Content-Length (even a wrong
+// one), up to MaxBody.
+func TestTransportReadsTheBodyUpToMaxBody(t *testing.T) {
+	up := &upstream{answer: func(*http.Request, string) *http.Response {
+		return respond(200, "application/json", chatUsage(1, 1))
+	}}
+	ls := set(t, "a", "http://a.example", concurry.CallLimit{Window: time.Hour, Capacity: 100})
+	tr := &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.OpenAI{}, MaxBody: int64(len(chatRequest))}
+	for i, length := range []int64{int64(len(chatRequest)), -1, 10, 0} {
+		req, err := http.NewRequest(http.MethodPost, "http://llm/v1/chat/completions", io.NopCloser(strings.NewReader(chatRequest)))
+		require.NoError(t, err)
+		req.ContentLength = length
+		resp, err := tr.RoundTrip(req)
+		require.NoError(t, err, "Content-Length %d", length)
+		require.NoError(t, resp.Body.Close())
+		assert.Equal(t, chatRequest, up.bodies[i], "Content-Length %d", length)
+		assert.Equal(t, int64(len(chatRequest)), up.requests()[i].ContentLength)
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://llm/v1/chat/completions", strings.NewReader(chatRequest+" "))
+	require.NoError(t, err)
+	_, err = tr.RoundTrip(req)
+	require.ErrorContains(t, err, "request body over")
+	assert.Len(t, up.requests(), 4)
+}
+
+// Usage is read from a JSON answer whatever its size, with or without a
+// Content-Length, and from a stream whatever its Content-Type's case.
+func TestTransportReadsUsageOfAnySize(t *testing.T) {
+	long := strings.Repeat("x", 100_000)
+	answer := `{"choices":[{"message":{"content":"` + long + `"}}],"usage":{"prompt_tokens":7,"completion_tokens":3}}`
+	stream := "data: {\"choices\":[{\"delta\":{\"content\":\"" + long + "\"}}],\"usage\":null}\n\n" +
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\n"
+	for _, tc := range []struct {
+		name, contentType, body string
+		length                  int64
+	}{
+		{"json", "application/json", answer, int64(len(answer))},
+		{"json without length", "application/json", answer, -1},
+		{"stream", "Text/Event-Stream ; charset=utf-8", stream, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := &upstream{answer: func(*http.Request, string) *http.Response {
+				resp := respond(200, tc.contentType, tc.body)
+				resp.ContentLength = tc.length
+				return resp
+			}}
+			ls := set(t, "a", "http://a.example", concurry.RateLimit{Key: httplimit.KeyTokens, Window: time.Hour, Capacity: 10_000})
+			c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.OpenAI{}}}
+			resp := post(t, c, chatRequest)
+			b, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			require.NoError(t, resp.Body.Close())
+			assert.Equal(t, tc.body, string(b))
+			assert.Equal(t, int64(10_000-10), available(t, ls, httplimit.KeyTokens))
+		})
+	}
+}

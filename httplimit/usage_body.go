@@ -3,8 +3,8 @@ package httplimit
 import (
 	"bytes"
 	"io"
-	"mime"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/concurry/concurry"
@@ -21,21 +21,37 @@ type usageBody struct {
 	rc     io.ReadCloser
 	acq    *concurry.Acquisition
 	api    API
+	cost   concurry.Amounts // what acq was granted: every key of it
 	stream bool
 	f      *flights // counts the unused units settled
 
 	mu      sync.Mutex
 	settled bool             // guarded by mu
-	buf     bytes.Buffer     // guarded by mu; a JSON body, or a stream's partial line
+	buf     []byte           // guarded by mu; a JSON body, or a stream's partial line
 	event   string           // guarded by mu; the current event's name
 	data    []byte           // guarded by mu; the current event's data
-	usage   concurry.Amounts // guarded by mu; a stream's usage so far
+	usage   concurry.Amounts // guarded by mu; a stream's usage so far, made at its first event
 	found   bool             // guarded by mu
 }
 
-func newUsageBody(resp *http.Response, acq *concurry.Acquisition, api API, f *flights) io.ReadCloser {
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	return &usageBody{rc: resp.Body, acq: acq, api: api, stream: mt == "text/event-stream", f: f, usage: concurry.Amounts{}}
+// init makes b the body of resp, for which acq granted cost.
+func (b *usageBody) init(resp *http.Response, acq *concurry.Acquisition, cost concurry.Amounts, api API, f *flights) {
+	b.rc, b.acq, b.cost, b.api, b.f = resp.Body, acq, cost, api, f
+	b.stream = isEventStream(resp.Header)
+	if n := resp.ContentLength; !b.stream && n > 0 && n <= maxUsageBody {
+		b.buf = make([]byte, 0, n) // kept whole, in one buffer
+	}
+}
+
+// isEventStream reports whether h's Content-Type is text/event-stream,
+// parameters aside.
+func isEventStream(h http.Header) bool {
+	v := h["Content-Type"]
+	if len(v) == 0 {
+		return false
+	}
+	mt, _, _ := strings.Cut(v[0], ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
 }
 
 func (b *usageBody) Read(p []byte) (int, error) {
@@ -47,11 +63,10 @@ func (b *usageBody) Read(p []byte) (int, error) {
 	}
 	if b.stream {
 		b.scan(p[:n])
-	} else if b.buf.Len()+n <= maxUsageBody {
-		b.buf.Write(p[:n])
+	} else if len(b.buf)+n <= maxUsageBody {
+		b.buf = append(b.buf, p[:n]...)
 	} else {
-		b.buf.Reset()
-		b.stream = false
+		b.buf = nil
 		b.settleLocked(false) // too large to parse: settle as acquired
 	}
 	if err == io.EOF {
@@ -79,19 +94,23 @@ func (b *usageBody) settleLocked(atEOF bool) {
 	if b.stream {
 		b.scan([]byte("\n\n")) // an event not followed by a blank line
 	} else if atEOF {
-		b.usage, b.found = b.api.Usage(b.buf.Bytes())
-		b.buf = bytes.Buffer{}
+		b.usage, b.found = b.api.Usage(b.buf)
 	}
+	b.buf, b.data = nil, nil
 	if b.found {
-		held := make(concurry.Amounts, len(b.usage))
-		unused := make(concurry.Amounts, len(b.usage))
+		// What was used of each rate key the acquisition holds; what was
+		// granted and not used is given back.
+		var unused [4]flightUnits
+		back := unused[:0]
 		for k, n := range b.usage {
-			if g := b.acq.Granted(k); g > 0 && k != concurry.CallKey {
-				held[k], unused[k] = n, g-n
+			if g := b.cost[k]; g > 0 && k != concurry.CallKey {
+				back = append(back, flightUnits{k, g - n})
+			} else {
+				delete(b.usage, k)
 			}
 		}
-		if b.acq.Update(held) == nil {
-			b.f.giveBack(unused)
+		if b.acq.Update(b.usage) == nil {
+			b.f.giveBack(back)
 		}
 	}
 	_ = b.acq.Release() // unreported keys count as acquired
@@ -102,12 +121,16 @@ func (b *usageBody) scan(p []byte) {
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			b.buf.Write(p)
+			b.buf = append(b.buf, p...)
 			return
 		}
-		b.buf.Write(p[:i])
-		b.line(bytes.TrimSuffix(b.buf.Bytes(), []byte("\r")))
-		b.buf.Reset()
+		l := p[:i]
+		if len(b.buf) > 0 {
+			b.buf = append(b.buf, l...)
+			l = b.buf
+		}
+		b.line(bytes.TrimSuffix(l, []byte("\r")))
+		b.buf = b.buf[:0]
 		p = p[i+1:]
 	}
 }
@@ -116,8 +139,13 @@ func (b *usageBody) scan(p []byte) {
 func (b *usageBody) line(l []byte) {
 	switch {
 	case len(l) == 0:
-		if len(b.data) > 0 && b.api.StreamUsage(b.event, b.data, b.usage) {
-			b.found = true
+		if len(b.data) > 0 {
+			if b.usage == nil {
+				b.usage = concurry.Amounts{}
+			}
+			if b.api.StreamUsage(b.event, b.data, b.usage) {
+				b.found = true
+			}
 		}
 		b.event, b.data = "", b.data[:0]
 	case bytes.HasPrefix(l, []byte("event:")):
