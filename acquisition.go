@@ -48,7 +48,8 @@ const (
 )
 
 // holding is the state of one granted acquisition. Holdings are pooled:
-// Release returns one to the pool after bumping its generation.
+// Release bumps the generation, which makes every handle on the holding
+// stale at once, and returns the holding to the pool when it is done.
 type holding struct {
 	set    *LimitSet
 	ext    []int64 // the vectors, when the set has more than inlineSpecs limits
@@ -57,8 +58,7 @@ type holding struct {
 	report backend.AcquireReport
 
 	mu       sync.Mutex
-	gen      uint64 // guarded by mu; bumped by Release before reuse
-	released bool   // guarded by mu
+	gen      uint64 // guarded by mu; bumped by Release, which ends the grant
 	lostSeen bool   // guarded by mu; the LeaseLost hook was called
 	reported uint64 // guarded by mu; bit i: spec i's usage was reported
 
@@ -84,18 +84,16 @@ func newHolding(ls *LimitSet) *holding {
 	return h
 }
 
-// free returns h to the pool: every handle on it is stale from now on. A
-// stale handle may still lock mu to compare generations, so mu is kept and
-// the rest is reset under it.
+// free returns h to the pool. Every handle on h is stale by now (Release
+// bumped the generation, or h was never granted): a stale handle locks mu
+// only to compare generations, and gen is kept, so the rest is reset
+// without the lock.
 func (h *holding) free() {
-	h.mu.Lock()
-	h.gen++
 	ext := h.ext
 	clear(ext)
 	h.set, h.ext, h.lease, h.keyed, h.report = nil, ext[:0], 0, nil, backend.AcquireReport{}
-	h.released, h.lostSeen, h.reported = false, false, 0
+	h.lostSeen, h.reported = false, 0
 	h.buf = [4 * inlineSpecs]int64{}
-	h.mu.Unlock()
 	holdings.Put(h)
 }
 
@@ -121,7 +119,7 @@ func (a *Acquisition) lock() (h *holding, live bool) {
 		return nil, false
 	}
 	a.h.mu.Lock()
-	return a.h, a.h.gen == a.gen && !a.h.released
+	return a.h, a.h.gen == a.gen
 }
 
 // Config returns a copy of the config of the set that granted the
@@ -270,7 +268,7 @@ func (a *Acquisition) Release() error {
 		h.mu.Unlock()
 		return nil
 	}
-	h.released = true
+	h.gen++ // released: every handle on h is stale from now on
 	ls := a.set
 	var missing []string
 	granted, accounted, delta, refunded := h.granted(), h.accounted(), h.scratch(), h.refunded()

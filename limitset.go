@@ -60,6 +60,10 @@ type LimitSet struct {
 type setCounters struct {
 	perLimit []limitCounters
 	refusals [causeCount]atomic.Int64
+	// lightGrants counts the grants of acquireLight, which took one unit
+	// of every limit: one counter for them all, added to every limit's
+	// granted by Stats.
+	lightGrants atomic.Int64
 }
 
 func newCounters(n int) *setCounters { return &setCounters{perLimit: make([]limitCounters, n)} }
@@ -279,9 +283,7 @@ func (ls *LimitSet) acquireLight(ctx context.Context, req Amounts, a *Acquisitio
 	if _, err := ls.set.Acquire(ctx, ls.ones, backend.AcquireOptions{}); err != nil {
 		return ls.refuse(req, err, ls.ones)
 	}
-	for i := range ls.perLimit {
-		addCount(&ls.perLimit[i].granted, 1)
-	}
+	addCount(&ls.lightGrants, 1)
 	a.light = lightHeld // a is not shared yet
 	if hk := ls.hooks; hk != nil && hk.Granted != nil {
 		if !callGranted(hk.Granted, GrantInfo{Set: ls, Request: req, Key: ""}, a) {

@@ -2,6 +2,7 @@ package concurry
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/concurry/concurry/backend"
@@ -95,11 +96,16 @@ func (ls *LimitSet) Stats(ctx context.Context) (Stats, error) {
 	if ls.set != nil {
 		now, err = ls.set.Stats(ctx)
 	}
+	light := ls.lightGrants.Load() // one unit of every limit each
 	for i, sp := range ls.specs {
 		c := &ls.perLimit[i]
+		granted := c.granted.Load() + light
+		if granted < light { // saturate, as the counters do
+			granted = math.MaxInt64
+		}
 		l := LimitStats{
 			Key: sp.Key, Kind: ls.kinds[i], Capacity: sp.Capacity,
-			Granted: c.granted.Load(), Rejected: c.rejected.Load(), Blocked: c.blocked.Load(), Waited: time.Duration(c.waited.Load()),
+			Granted: granted, Rejected: c.rejected.Load(), Blocked: c.blocked.Load(), Waited: time.Duration(c.waited.Load()),
 			Refunded: c.refunded.Load(), Overage: c.overage.Load(), Feedback: c.feedback.Load(),
 		}
 		if sp.Kind == backend.Rate {

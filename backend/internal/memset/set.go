@@ -128,7 +128,13 @@ func (s *Set) take(t int64, amounts []int64) {
 
 // acquire implements Handle.Acquire for waiters owned by h.
 func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
-	t := now() // read before locking, to keep the critical section short
+	// The clock is read before locking, to keep the critical section
+	// short; a set of resources alone grants at once without it.
+	clocked := s.clocked()
+	t := int64(0)
+	if clocked {
+		t = now()
+	}
 	s.lock()
 	if h.closed() {
 		s.mu.Unlock()
@@ -139,6 +145,9 @@ func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts back
 		s.mu.Unlock()
 		report(opts.Report, false, -1)
 		return 0, nil
+	}
+	if !clocked {
+		t = now()
 	}
 	f := s.fitAt(t, amounts, false)
 	if !s.waiting() && f.grantable(t) && (opts.Claim == nil || opts.Claim.TryClaim()) {
@@ -162,8 +171,8 @@ const grantNowWords = 16
 // case of acquire in one pass over the limits, each rate limit computing
 // its state at t once. Requires mu held.
 func (s *Set) grantNow(t int64, amounts []int64) bool {
-	if x := s.x; x != nil && (x.windows != nil || !x.waiters.empty() || x.pausedEnd > t) {
-		return false
+	if x := s.x; x != nil && (x.windows != nil || !x.waiters.empty() || x.pausedEnd != 0 && (t == 0 || x.pausedEnd > t)) {
+		return false // (t is 0 in a set of resources alone: see acquire)
 	}
 	block := s.block
 	if len(block) > grantNowWords {
@@ -200,6 +209,18 @@ func (s *Set) grantNow(t int64, amounts []int64) bool {
 	}
 	s.invalidate()
 	return true
+}
+
+// clocked reports whether the set has a rate limit: a set of resources
+// alone reads no clock to grant at once. specs never change, so no lock is
+// needed.
+func (s *Set) clocked() bool {
+	for i := range s.specs {
+		if s.specs[i].Kind == backend.Rate {
+			return true
+		}
+	}
+	return false
 }
 
 // acquireSlow is acquire for a request that cannot be granted at once, of
@@ -287,7 +308,12 @@ func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
 		t = now() // read before locking, to keep the critical section short
 	}
 	s.lock()
-	defer s.mu.Unlock()
+	s.settleLocked(t, rates, held, delta, final, refunded)
+	s.mu.Unlock()
+}
+
+// settleLocked is settle under mu, at t (−1 when no rate limit changes).
+func (s *Set) settleLocked(t int64, rates bool, held, delta []int64, final bool, refunded []int64) {
 	if rates {
 		s.catchUp(t)
 	}
@@ -360,18 +386,16 @@ func (s *Set) catchUp(t int64) {
 // resources, so that the common release of a call-only acquisition takes no
 // lock and one that changes no rate limit reads no clock.
 func (s *Set) settleHasWork(held, delta []int64, final bool) (rates, resources bool) {
-	for i, d := range delta {
-		if d != 0 && s.specs[i].Kind == backend.Rate {
-			rates = true
-			break
-		}
+	if !final {
+		held = nil // only a final settle returns resources
 	}
-	if final {
-		for i, n := range held {
-			if n > 0 && s.specs[i].Kind == backend.Resource {
-				resources = true
-				break
-			}
+	// Either may be nil (no usage change; nothing held).
+	specs := s.specs[:max(len(delta), len(held))]
+	for i := range specs {
+		if specs[i].Kind == backend.Rate {
+			rates = rates || i < len(delta) && delta[i] != 0
+		} else {
+			resources = resources || i < len(held) && held[i] > 0
 		}
 	}
 	return rates, resources
