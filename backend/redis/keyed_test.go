@@ -217,3 +217,57 @@ func TestExpiryFollowsTheState(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryKeyOfANewSetExpires: whatever the first call of a set makes (a
+// state, a lease, a SlidingWindow list, a pause, an upstream report), every
+// key it leaves in Redis expires, and none before the state.
+func TestEveryKeyOfANewSetExpires(t *testing.T) {
+	client := redistest.Start(t).Client()
+	ctx := context.Background()
+	specs := []backend.Spec{
+		{Key: "calls", Kind: backend.Rate, Algorithm: algorithms.SlidingWindow, Window: time.Minute, Capacity: 10},
+		{Key: "tokens", Kind: backend.Rate, Window: time.Minute, Capacity: 100},
+		{Key: "conn", Kind: backend.Resource, Capacity: 2},
+	}
+	firsts := map[string]func(backend.Set) error{
+		"rate": func(s backend.Set) error {
+			_, err := s.Acquire(ctx, []int64{1, 10, 0}, backend.AcquireOptions{})
+			return err
+		},
+		"lease": func(s backend.Set) error {
+			_, err := s.Acquire(ctx, []int64{0, 0, 1}, backend.AcquireOptions{})
+			return err
+		},
+		"pause": func(s backend.Set) error {
+			return s.(backend.Feedback).Pause(ctx, 1, time.Now().Add(time.Minute).UnixNano())
+		},
+		"lower": func(s backend.Set) error {
+			return s.(backend.Feedback).Lower(ctx, 1, 50, time.Now().UnixNano())
+		},
+	}
+	b := cr.New(client, cr.Options{Prefix: "expires"})
+	for name, first := range firsts {
+		set, err := b.OpenLazy(name, specs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := first(set); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		tag := "{expires:" + name + "}"
+		keys, err := client.Keys(ctx, tag+"*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		state := client.PTTL(ctx, tag).Val()
+		if len(keys) < 2 || state <= 0 {
+			t.Fatalf("%s: keys %v, the state's TTL %v", name, keys, state)
+		}
+		for _, k := range keys {
+			if ttl := client.PTTL(ctx, k).Val(); ttl < state {
+				t.Errorf("%s: key %s expires in %v, the state in %v", name, k, ttl, state)
+			}
+		}
+		_ = set.Close()
+	}
+}

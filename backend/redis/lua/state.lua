@@ -194,8 +194,10 @@ end
 -- deadline returns the expiry of the keys, in ms from rt, and whether it
 -- moved. It only ever moves it later: when the keys would expire within the
 -- set's lifetime it moves it to a second past that and puts every other key
--- in FRESH, so that a busy set extends its expiry about once a second, not
--- on every call; otherwise FRESH holds the keys this call created. The
+-- in FRESH (of a new set, the lease zset beside the keys this call
+-- created: no other exists), so that a busy set extends its expiry about
+-- once a second, not on every call; otherwise FRESH holds the keys this
+-- call created. The
 -- lifetime is first bounded from the idle bound (see charge): only when
 -- that bound says the expiry might have to move is it computed exactly,
 -- and the bound brought down to the exact instant.
@@ -206,7 +208,15 @@ local function deadline(sp, v, t, rt)
   local need = lifetime(sp, v, t, v[IB])
   if have >= need * 1000 then return ceil(have / 1000), false end
   local ms = need + 1000
+  local new = v[XP] == 0
   v[XP] = rt + ms * 1000
+  if new then
+    -- load deleted the other keys of a new set: those that exist are the
+    -- ones this call made, in FRESH, and the lease zset, which holds the
+    -- definition from this call's commit on
+    fresh(KE)
+    return ms, true
+  end
   FRESH = {KE, KL, KF}
   for i = 1, sp.n do
     if sp[i].li then FRESH[#FRESH + 1] = KEYS_[sp[i].li] end
