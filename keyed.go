@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/concurry/concurry/backend"
 	"github.com/concurry/concurry/backend/memory"
@@ -47,6 +49,20 @@ type KeyedOptions struct {
 // holds, no request waits on, and whose every limit is full again are
 // forgotten, so forgetting never resets a budget early.
 //
+// Forgetting is generational and amortised. The identities live in 32
+// shards. A shard is swept when a new identity arrives once the shard has
+// grown by half its size since its last sweep (by 32 identities at least)
+// and the longest window of the limits (of any tier) has passed since that
+// sweep; a sweep forgets the identities that are idle, full, and have not
+// been used since the shard's previous sweep — not for a whole window at
+// least, the time the peers keep a key. So an identity used again within a
+// window keeps its set however soon it refills (it is not made anew on every
+// request), a sweep costs a few steps per identity made since the last, and
+// a shard holds about the identities used within its last two sweep
+// intervals and those not yet full, one and a half times its size after its
+// last sweep at most once a window has passed. Sweep forgets every idle and
+// full identity at once.
+//
 // With a shared backend (unixsock, Redis) each identity's set is shared by
 // every process that uses the same Name; the backend expires idle sets on its
 // side, and Keyed forgets its local handle of an idle identity.
@@ -61,23 +77,33 @@ type Keyed struct {
 	tiers    map[string]*definition       // guarded by tiersMu; LimitsFor's definitions, by their text
 	counters map[*definition]*setCounters // guarded by tiersMu; the counters of each definition's identities
 	seed     maphash.Seed
+	pace     atomic.Int64 // the longest window of any definition in use, in nanoseconds
 	shards   [keyedShards]keyedShard
 }
 
 const keyedShards = 32
 
+// keyedMinGrowth is how many identities new to a shard prompt its sweep at
+// least: a small shard is not swept after every few identities.
+const keyedMinGrowth = 32
+
 type keyedShard struct {
-	mu sync.Mutex
-	m  map[string]*keyedEntry // guarded by mu
+	mu       sync.Mutex
+	m        map[string]*keyedEntry // guarded by mu
+	epoch    uint32                 // guarded by mu; bumped by every sweep
+	sweepAt  int                    // guarded by mu; len(m) from which a new identity prompts a sweep
+	swept    time.Time              // guarded by mu; when the last sweep began
+	sweeping bool                   // guarded by mu; a sweep prompted by growth runs
 }
 
-// keyedEntry is one identity's set and how many calls and acquisitions use
-// it now.
+// keyedEntry is one identity's set, how many calls and acquisitions use it
+// now, and the shard epoch of its last use.
 type keyedEntry struct {
 	set    *LimitSet
 	shard  *keyedShard
 	id     string
-	active int64 // guarded by shard.mu
+	active atomic.Int64 // raised only under shard.mu; lowered without it
+	used   uint32       // guarded by shard.mu; the shard's epoch at the last use
 }
 
 // NewKeyed returns a Keyed for the given definition. It fails with
@@ -96,8 +122,12 @@ func NewKeyed(opts KeyedOptions) (*Keyed, error) {
 	}
 	_, local := opts.Backend.(*memory.Backend)
 	k := &Keyed{opts: opts, seed: maphash.MakeSeed(), local: local, def: def}
+	if def != nil {
+		k.paceFor(def)
+	}
 	for i := range k.shards {
 		k.shards[i].m = make(map[string]*keyedEntry)
+		k.shards[i].sweepAt = keyedMinGrowth
 	}
 	return k, nil
 }
@@ -135,7 +165,7 @@ func (k *Keyed) Stats(ctx context.Context, identity string) (Stats, error) {
 	sh.mu.Lock()
 	e := sh.m[identity]
 	if e != nil {
-		e.active++
+		e.active.Add(1)
 	}
 	sh.mu.Unlock()
 	if e == nil {
@@ -173,15 +203,17 @@ func (k *Keyed) Len() int {
 	return n
 }
 
-// Sweep forgets every identity that is idle and full now, and returns how
-// many it forgot. Keyed also forgets such identities by itself, a few each
-// time it makes a set for a new identity, so calling Sweep is never needed
-// for memory to stay bounded; it is for programs that want the memory back
-// at a quiet moment.
+// Sweep forgets every identity that is idle and full now, used since the
+// last sweep or not, and returns how many it forgot. Keyed also forgets idle
+// and full identities by itself as new ones arrive (see Keyed), so calling
+// Sweep is never needed for memory to stay bounded; it is for programs that
+// want the memory back at a quiet moment.
 func (k *Keyed) Sweep(ctx context.Context) int {
 	n := 0
 	for i := range k.shards {
-		n += k.sweepShard(ctx, &k.shards[i], -1)
+		sh := &k.shards[i]
+		sh.mu.Lock()
+		n += k.sweepShard(ctx, sh, true) // unlocks
 	}
 	return n
 }
@@ -195,6 +227,7 @@ func (k *Keyed) Close() error {
 		sh.mu.Lock()
 		m := sh.m
 		sh.m = make(map[string]*keyedEntry)
+		sh.sweepAt = keyedMinGrowth
 		sh.mu.Unlock()
 		for _, e := range m {
 			errs = append(errs, e.set.Close())
@@ -228,11 +261,13 @@ func (k *Keyed) ref(ctx context.Context, identity string) (*keyedEntry, error) {
 	sh := k.shard(identity)
 	sh.mu.Lock()
 	if e := sh.m[identity]; e != nil {
-		e.active++
+		e.active.Add(1)
+		e.used = sh.epoch
 		sh.mu.Unlock()
 		return e, nil
 	}
 	sh.mu.Unlock()
+	identity = strings.Clone(identity) // kept: not a slice of a larger string
 	set, err := k.newSet(identity)
 	if err != nil {
 		return nil, err
@@ -243,22 +278,24 @@ func (k *Keyed) ref(ctx context.Context, identity string) (*keyedEntry, error) {
 		e = &keyedEntry{set: set, shard: sh, id: identity}
 		sh.m[identity] = e
 	}
-	e.active++
-	sh.mu.Unlock()
+	e.active.Add(1)
+	e.used = sh.epoch
+	if e.set != set || sh.sweeping || len(sh.m) < sh.sweepAt || time.Since(sh.swept) < time.Duration(k.pace.Load()) {
+		sh.mu.Unlock()
+	} else {
+		sh.sweeping = true
+		k.sweepShard(ctx, sh, false) // unlocks
+	}
 	if e.set != set {
 		_ = set.Close() // another call made it first
-	} else {
-		k.sweepShard(ctx, sh, 2) // a new identity: forget up to two idle ones
 	}
 	return e, nil
 }
 
-// unref marks one use of e as ended.
-func (e *keyedEntry) unref() {
-	e.shard.mu.Lock()
-	e.active--
-	e.shard.mu.Unlock()
-}
+// unref marks one use of e as ended. It takes no lock: only an increment
+// must exclude a sweep's decision (see sweepShard), and increments are made
+// under the shard's lock.
+func (e *keyedEntry) unref() { e.active.Add(-1) }
 
 // newSet makes identity's set.
 func (k *Keyed) newSet(identity string) (*LimitSet, error) {
@@ -271,6 +308,7 @@ func (k *Keyed) newSet(identity string) (*LimitSet, error) {
 		if def, err = k.tier(limits); err != nil {
 			return nil, err
 		}
+		k.paceFor(def)
 	}
 	name := identity
 	if k.opts.Name != "" {
@@ -280,6 +318,18 @@ func (k *Keyed) newSet(identity string) (*LimitSet, error) {
 		return nil, fmt.Errorf("%w: identity of %d bytes makes a set name over %d bytes", ErrInvalidRequest, len(identity), MaxNameLen)
 	}
 	return newLimitSet(def, &setOptions{name: name, backend: k.opts.Backend, config: k.opts.Config, private: k.local, hooks: k.opts.Hooks, counters: k.countersOf(def)})
+}
+
+// paceFor raises k's sweep pace to the longest window of def.
+func (k *Keyed) paceFor(def *definition) {
+	for _, sp := range def.specs {
+		for {
+			p := k.pace.Load()
+			if int64(sp.Window) <= p || k.pace.CompareAndSwap(p, int64(sp.Window)) {
+				break
+			}
+		}
+	}
 }
 
 // countersOf returns the counters the identities of def share.
@@ -340,40 +390,52 @@ func (k *Keyed) limitsFor(identity string) ([]Limit, error) {
 	return limits, nil
 }
 
-// sweepShard forgets up to max (all when max < 0) entries of sh that are
-// idle and full, looking at max entries at most (all when max < 0).
-func (k *Keyed) sweepShard(ctx context.Context, sh *keyedShard, max int) int {
+// sweepShard forgets the entries of sh that are idle and full: all of them
+// when all is set, else those not used since sh's previous sweep. It
+// requires sh.mu held, and unlocks it; it paces sh's next sweep.
+//
+// It decides in two steps, since a shared backend's isFull is I/O, which
+// may not run under the lock: under the lock it holds the candidates (a use
+// they keep from being forgotten); outside it, it asks each whether it is
+// full; under the lock again it forgets those that are full, that nothing
+// else uses, and that were not used since the sweep began (a use in between
+// may have taken from the set after it was seen full: its epoch is cur or
+// later, even if another sweep bumped it since). Uses are counted under the
+// lock, so none can begin while the last step decides.
+func (k *Keyed) sweepShard(ctx context.Context, sh *keyedShard, all bool) int {
+	prev := sh.epoch
+	sh.epoch++
+	cur := sh.epoch
+	sh.swept = time.Now()
 	var idle []*keyedEntry
-	sh.mu.Lock()
-	seen := 0
-	for _, e := range sh.m { // map order is random: a fair sample
-		if max >= 0 && seen >= max {
-			break
-		}
-		seen++
-		if e.active == 0 {
-			e.active++ // hold it while we look, outside the lock
+	for _, e := range sh.m {
+		if e.active.Load() == 0 && (all || e.used != prev) {
+			e.active.Add(1) // hold it while we look, outside the lock
 			idle = append(idle, e)
 		}
 	}
 	sh.mu.Unlock()
-	n := 0
-	for _, e := range idle {
-		full := !k.local || e.set.isFull(ctx)
-		sh.mu.Lock()
-		e.active--
-		if full && e.active == 0 && sh.m[e.id] == e {
+	full := make([]bool, len(idle))
+	for i, e := range idle {
+		full[i] = !k.local || e.set.isFull(ctx)
+	}
+	var gone []*LimitSet
+	sh.mu.Lock()
+	for i, e := range idle {
+		if e.active.Add(-1) == 0 && full[i] && int32(e.used-cur) < 0 && sh.m[e.id] == e {
 			delete(sh.m, e.id)
-			n++
-		} else {
-			full = false
-		}
-		sh.mu.Unlock()
-		if full {
-			_ = e.set.Close()
+			gone = append(gone, e.set)
 		}
 	}
-	return n
+	sh.sweepAt = len(sh.m) + max(keyedMinGrowth, len(sh.m)/2)
+	if !all {
+		sh.sweeping = false
+	}
+	sh.mu.Unlock()
+	for _, set := range gone {
+		_ = set.Close()
+	}
+	return len(gone)
 }
 
 // fullStats returns the stats of a fresh set of identity's definition.

@@ -255,3 +255,102 @@ func TestKeyedGoexitInGrantedForgets(t *testing.T) {
 	assert.Equal(t, 1, k.Sweep(ctx), "nothing holds alice any more")
 	assert.Zero(t, k.Len())
 }
+
+// An identity used again within a window keeps its set, however soon it is
+// full again, while new identities pass: it is not forgotten and made anew
+// between its requests.
+func TestKeyedKeepsIdentitiesUsedWithinAWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		k := newKeyed(t, concurry.KeyedOptions{Limits: []concurry.Limit{concurry.CallLimit{Window: time.Minute, Capacity: concurry.MaxCapacity}}})
+		use := func(id string) *concurry.LimitSet {
+			a, err := k.TryAcquire(ctx, id, nil)
+			require.NoError(t, err)
+			require.NoError(t, a.Release())
+			return a.Set()
+		}
+		alice := use("alice")
+		for i := range 10_000 {
+			use(fmt.Sprint("id-", i))
+			time.Sleep(time.Millisecond) // 10s in all: less than a window
+			require.Same(t, alice, use("alice"), "alice was forgotten after %d new identities", i+1)
+		}
+		assert.Equal(t, 10_001, k.Len(), "nobody was idle for a window")
+	})
+}
+
+// Identities idle for a window are forgotten as new identities arrive: no
+// Sweep is needed for memory to follow the active identities.
+func TestKeyedForgetsIdentitiesIdleForAWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		k := newKeyed(t, concurry.KeyedOptions{Limits: []concurry.Limit{concurry.CallLimit{Window: time.Minute, Capacity: 100}}})
+		use := func(id string) *concurry.LimitSet {
+			a, err := k.TryAcquire(ctx, id, nil)
+			require.NoError(t, err)
+			require.NoError(t, a.Release())
+			return a.Set()
+		}
+		old := map[string]*concurry.LimitSet{}
+		for i := range 1000 {
+			id := fmt.Sprint("old-", i)
+			old[id] = use(id)
+		}
+		for w := range 3 { // each window, a crowd of new identities
+			time.Sleep(time.Minute)
+			for i := range 2000 {
+				use(fmt.Sprint("new-", w, "-", i))
+			}
+		}
+		assert.Less(t, k.Len(), 6000, "the first crowd was forgotten too")
+		for id, set := range old {
+			require.NotSame(t, set, use(id), "%s, idle for three windows, is still held", id)
+		}
+	})
+}
+
+// A use that begins while a sweep looks at a full identity keeps it: the
+// sweep must not forget a set the use has taken from, which would hand the
+// identity a fresh budget.
+func TestKeyedSweepRacingAUseResetsNothing(t *testing.T) {
+	ctx := context.Background()
+	k := newKeyed(t, concurry.KeyedOptions{Limits: []concurry.Limit{concurry.CallLimit{Window: time.Hour, Capacity: 1}}})
+	for round := range 20 {
+		ids := make([]string, 500)
+		for i := range ids {
+			ids[i] = fmt.Sprint(round, "-", i)
+			_, err := k.TryAcquire(ctx, ids[i], concurry.Amounts{concurry.CallKey: 2}) // makes the set, takes nothing
+			require.Error(t, err)
+		}
+		started, stop, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			close(started)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					k.Sweep(ctx)
+				}
+			}
+		}()
+		<-started
+		granted := 0
+		take := func(id string) {
+			if a, err := k.TryAcquire(ctx, id, nil); err == nil {
+				granted++
+				require.NoError(t, a.Release())
+			}
+		}
+		for _, id := range ids {
+			take(id)
+		}
+		close(stop)
+		<-done
+		for _, id := range ids {
+			take(id)
+		}
+		require.Equal(t, len(ids), granted, "round %d: one call per identity per hour", round)
+	}
+}

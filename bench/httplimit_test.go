@@ -34,8 +34,11 @@ type middleware struct {
 }
 
 // middlewares returns each middleware limiting every identity to limit
-// requests per hour; concurry's identities also have a rate limit of tokens
-// and a concurrency limit (three limits, where the peers have one).
+// requests per hour. "ConcurryCalls" is the like-for-like row: one
+// CallLimit per identity and the default cost, as the peers keep one rate
+// per key; "Concurry" gives every identity three limits (also a rate of
+// bytes, the body size, and a limit of 8 requests in flight), which the
+// peers cannot express.
 func middlewares(b *testing.B, limit int64) []middleware {
 	store, err := memorystore.New(&memorystore.Config{Tokens: uint64(limit), Interval: time.Hour, SweepMinTTL: time.Hour})
 	if err != nil {
@@ -51,6 +54,15 @@ func middlewares(b *testing.B, limit int64) []middleware {
 		{"PeerHttprate", httprate.LimitBy(int(min(limit, 1<<30)), time.Hour, remoteHost)},
 		{"PeerUlule", ul.Handler},
 		{"PeerSethvargo", seth.Handle},
+		{"ConcurryCalls", func(next http.Handler) http.Handler {
+			k, err := concurry.NewKeyed(concurry.KeyedOptions{Limits: []concurry.Limit{
+				concurry.CallLimit{Window: time.Hour, Capacity: limit},
+			}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return httplimit.Handler(next, httplimit.Options{Keyed: k})
+		}},
 		{"Concurry", func(next http.Handler) http.Handler {
 			k, err := concurry.NewKeyed(concurry.KeyedOptions{Limits: []concurry.Limit{
 				concurry.CallLimit{Window: time.Hour, Capacity: limit},

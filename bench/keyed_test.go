@@ -39,7 +39,7 @@ func BenchmarkKeyedEviction(b *testing.B) {
 			}
 			_ = a.Update(concurry.Amounts{"tokens": 10})
 			_ = a.Release()
-			if i%50_000 == 0 {
+			if i%5_000 == 0 {
 				var ms runtime.MemStats
 				runtime.ReadMemStats(&ms)
 				peakHeap = max(peakHeap, ms.HeapAlloc-min(ms.HeapAlloc, before))

@@ -11,8 +11,8 @@
 // Retry-After, taken from the refusal's [concurry.RefusalError], and the
 // RateLimit-Policy and RateLimit header fields of the IETF draft
 // draft-ietf-httpapi-ratelimit-headers (the legacy X-RateLimit-* fields on
-// request). The handler can report the real usage of the request through
-// [FromContext].
+// request). A handler whose request's cost names amounts can report their
+// real usage through [FromContext].
 //
 // The package uses only the standard library.
 package httplimit

@@ -24,7 +24,8 @@ type Options struct {
 	Identity func(*http.Request) (string, error)
 	// Cost returns the amounts a request acquires. Default: nil, which takes
 	// one unit of every CallLimit and ResourceLimit (a set with a RateLimit
-	// needs a Cost that names it). An error answers 400.
+	// needs a Cost that names it). An error answers 400. A request whose
+	// cost names amounts can report their real usage through [FromContext].
 	Cost func(*http.Request) (concurry.Amounts, error)
 	// Wait is how long a request may wait for its limits before it is
 	// refused. Zero (the default) refuses at once when the limits are not
@@ -49,7 +50,11 @@ type Options struct {
 // Handler returns next limited by opts. Each request acquires its cost
 // before next runs and releases it when next returns, so resource limits
 // (concurrent requests) are held for the whole handler. Usage of rate limits
-// that next does not report (see [FromContext]) counts as acquired.
+// that next does not report (see [FromContext]) counts as acquired. A
+// request whose cost names no amounts (the default Cost) holds one call and
+// one unit of each resource, whose usage is fixed: nothing is left to
+// report, so next gets the request as it came, without the copy a new
+// context would take.
 // Handler panics when opts sets neither or both of Keyed and Limiter, a
 // programmer error.
 func Handler(next http.Handler, opts Options) http.Handler {
@@ -100,19 +105,25 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer func() { _ = a.Release() }() // unreported usage counts as acquired
-	h.next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), acquisitionKey{}, a)))
+	if len(req) > 0 {
+		r = r.WithContext(&acquisitionContext{r.Context(), a})
+	}
+	h.next.ServeHTTP(w, r)
 }
 
 func (h *handler) acquire(ctx context.Context, identity string, req concurry.Amounts) (*concurry.Acquisition, error) {
-	lim := h.opts.Limiter
-	if lim == nil {
-		lim = h.opts.Keyed.For(identity)
-	}
+	k, lim := h.opts.Keyed, h.opts.Limiter
 	if h.opts.Wait <= 0 {
+		if k != nil {
+			return k.TryAcquire(ctx, identity, req)
+		}
 		return lim.TryAcquire(ctx, req)
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.opts.Wait)
 	defer cancel()
+	if k != nil {
+		return k.Acquire(ctx, identity, req)
+	}
 	return lim.Acquire(ctx, req)
 }
 
@@ -160,9 +171,25 @@ var (
 
 type acquisitionKey struct{}
 
+// acquisitionContext is a request's context carrying its acquisition: one
+// allocation where context.WithValue would box the key and the value too.
+type acquisitionContext struct {
+	context.Context
+	a *concurry.Acquisition
+}
+
+func (c *acquisitionContext) Value(key any) any {
+	if key == (acquisitionKey{}) {
+		return c.a
+	}
+	return c.Context.Value(key)
+}
+
 // FromContext returns the acquisition Handler holds for the request whose
-// context ctx is, so that the handler can report real usage with Update
-// (tokens counted after the work, say); nil outside a limited handler.
+// context ctx is (or is derived from), so that the handler can report real
+// usage with Update (tokens counted after the work, say). It is nil outside
+// a limited handler, and for a request whose cost named no amounts (the
+// default Cost), which has no usage to report.
 func FromContext(ctx context.Context) *concurry.Acquisition {
 	a, _ := ctx.Value(acquisitionKey{}).(*concurry.Acquisition)
 	return a

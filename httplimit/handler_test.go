@@ -144,6 +144,54 @@ func TestCostAndUsage(t *testing.T) {
 	assert.Equal(t, 413, w.Code, "more than the capacity can never be admitted")
 }
 
+// A request of the default cost has no usage to report: next gets it as it
+// came, not a copy with a new context. A request whose cost names amounts
+// finds its acquisition in its context, and in contexts derived from it.
+func TestContextOnlyWhenThereIsUsageToReport(t *testing.T) {
+	type key struct{}
+	var seen *http.Request
+	var got *concurry.Acquisition
+	var tokens int64
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r
+		got = httplimit.FromContext(context.WithValue(r.Context(), key{}, "derived"))
+		if got != nil {
+			tokens = got.Granted("tokens")
+		}
+		assert.Equal(t, "outer", r.Context().Value(key{}), "the request's own values are kept")
+	})
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r = r.WithContext(context.WithValue(r.Context(), key{}, "outer"))
+	r.Header.Set("X-Api-Key", "a")
+
+	calls := keyed(t, concurry.CallLimit{Window: time.Hour, Capacity: 100})
+	plain := httplimit.Handler(next, httplimit.Options{Keyed: calls, Identity: httplimit.Header("X-Api-Key")})
+	plain.ServeHTTP(httptest.NewRecorder(), r)
+	assert.Same(t, r, seen, "the default cost keeps the request")
+	assert.Nil(t, got)
+
+	k := keyed(t, concurry.CallLimit{Window: time.Hour, Capacity: 100}, concurry.RateLimit{Key: "tokens", Window: time.Hour, Capacity: 100})
+	costed := httplimit.Handler(next, httplimit.Options{Keyed: k, Identity: httplimit.Header("X-Api-Key"), Cost: httplimit.CostHeader("tokens", "X-Tokens", 7)})
+	costed.ServeHTTP(httptest.NewRecorder(), r)
+	assert.NotSame(t, r, seen)
+	require.NotNil(t, got)
+	assert.Equal(t, int64(7), tokens)
+}
+
+// An admitted request of the default cost, for an identity already held,
+// allocates only its acquisition handle: no identity string, no request
+// copy, no Limiter value.
+func TestAdmittedRequestAllocations(t *testing.T) {
+	k := keyed(t, concurry.CallLimit{Window: time.Hour, Capacity: concurry.MaxCapacity})
+	h := httplimit.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), httplimit.Options{Keyed: k})
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "192.0.2.1:1234"
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	require.Equal(t, 200, w.Code)
+	assert.LessOrEqual(t, testing.AllocsPerRun(1000, func() { h.ServeHTTP(w, r) }), 1.0)
+}
+
 func TestIdentityRequiredAndCustomDeny(t *testing.T) {
 	k := keyed(t, concurry.CallLimit{Window: time.Hour, Capacity: 1})
 	var denied error
@@ -187,6 +235,8 @@ func TestRemoteIP(t *testing.T) {
 		{"10.0.0.5:1234", "203.0.113.9, 198.51.100.7, 10.1.1.1", true, "198.51.100.7"},
 		{"[2001:db8::1]:443", "", false, "2001:db8::/64"},
 		{"[::ffff:192.0.2.1]:80", "", false, "192.0.2.1"},
+		{"192.0.2.1", "", false, "192.0.2.1"},                       // no port
+		{"[2001:db8:1:2:3::9]:443", "", false, "2001:db8:1:2::/64"}, // one host, one /64
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RemoteAddr = tc.remote

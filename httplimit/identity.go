@@ -34,6 +34,9 @@ func RemoteIP(trustedProxies ...netip.Prefix) func(*http.Request) (string, error
 		if err != nil {
 			return "", fmt.Errorf("remote address %q: %w", r.RemoteAddr, err)
 		}
+		if addr.Is4() && len(trustedProxies) == 0 {
+			return host, nil // its own canonical form: ParseAddr takes no other
+		}
 		addr = addr.Unmap()
 		if trusted(addr) {
 			hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
