@@ -54,14 +54,13 @@ type KeyedOptions struct {
 // grown by half its size since its last sweep (by 32 identities at least)
 // and the longest window of the limits (of any tier) has passed since that
 // sweep; a sweep forgets the identities that are idle, full, and have not
-// been used since the shard's previous sweep — not for a whole window at
-// least, the time the peers keep a key. So an identity used again within a
-// window keeps its set however soon it refills (it is not made anew on every
-// request), a sweep costs a few steps per identity made since the last, and
-// a shard holds about the identities used within its last two sweep
-// intervals and those not yet full, one and a half times its size after its
-// last sweep at most once a window has passed. Sweep forgets every idle and
-// full identity at once.
+// been used since the shard's previous sweep, so not for a window at least.
+// An identity used again within a window keeps its set however soon it
+// refills (it is not made anew on every request); a sweep costs a few steps
+// per identity made since the last; and a shard holds the identities used
+// over its last two sweep intervals and those not yet full — once a window
+// has passed, at most one and a half times its size after its last sweep.
+// Sweep forgets every idle and full identity at once.
 //
 // With a shared backend (unixsock, Redis) each identity's set is shared by
 // every process that uses the same Name; the backend expires idle sets on its
