@@ -253,7 +253,12 @@ func rateHeaders(hs ...rateHeader) []rateHeader {
 // remainingHeaders reads the facts of the headers present in h; headers
 // are from rateHeaders, and parseReset reads a reset header's value.
 func remainingHeaders(h http.Header, headers []rateHeader, parseReset func(string) (time.Time, bool)) []Remaining {
-	var out []Remaining
+	return appendRemaining(nil, h, headers, parseReset)
+}
+
+// appendRemaining appends to out the facts of the headers present in h;
+// a nil parseReset leaves every Reset zero.
+func appendRemaining(out []Remaining, h http.Header, headers []rateHeader, parseReset func(string) (time.Time, bool)) []Remaining {
 	for _, rh := range headers {
 		n, err := strconv.ParseInt(first(h[rh.remaining]), 10, 64)
 		if err != nil {
@@ -263,8 +268,10 @@ func remainingHeaders(h http.Header, headers []rateHeader, parseReset func(strin
 			out = make([]Remaining, 0, len(headers))
 		}
 		r := Remaining{Key: rh.key, Remaining: n}
-		if at, ok := parseReset(first(h[rh.reset])); ok {
-			r.Reset = at
+		if parseReset != nil {
+			if at, ok := parseReset(first(h[rh.reset])); ok {
+				r.Reset = at
+			}
 		}
 		out = append(out, r)
 	}

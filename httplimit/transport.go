@@ -337,12 +337,12 @@ func zero(a concurry.Amounts) concurry.Amounts {
 // not see may have spent it, and a non-streamed answer's headers, which
 // come with its end, can be that old.
 func (t *Transport) apply(ctx context.Context, ls *concurry.LimitSet, f *flights, resp *http.Response, sent time.Time, mark []flightMark) {
-	now := time.Now()
 	margin := t.Margin
 	if margin == 0 {
 		margin = 0.02
 	}
-	for _, rem := range t.API.Limits(resp.Header, now) {
+	var buf [4]Remaining
+	for _, rem := range t.remaining(resp.Header, buf[:0]) {
 		l, ok := ls.Limit(rem.Key)
 		if !ok {
 			continue
@@ -353,8 +353,21 @@ func (t *Transport) apply(ctx context.Context, ls *concurry.LimitSet, f *flights
 		_ = ls.Lower(ctx, rem.Key, left, sent)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		now := time.Now()
 		_ = ls.Pause(ctx, "", now.Add(retryAfter(resp.Header, now)))
 	}
+}
+
+// remaining returns the API's Limits of h. Of the presets it reads only
+// the remaining counts, into buf: apply has no use for the reset instants.
+func (t *Transport) remaining(h http.Header, buf []Remaining) []Remaining {
+	switch t.API.(type) {
+	case OpenAI:
+		return appendRemaining(buf, h, openAIRateHeaders, nil)
+	case Anthropic:
+		return appendRemaining(buf, h, anthropicRateHeaders, nil)
+	}
+	return t.API.Limits(h, time.Now())
 }
 
 // retryAfter reads retry-after-ms or Retry-After (seconds or an HTTP date),

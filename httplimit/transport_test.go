@@ -452,3 +452,38 @@ func TestTransportReadsUsageOfAnySize(t *testing.T) {
 		})
 	}
 }
+
+// ownAPI is an API of the caller's own: the Transport reads its headers
+// through its Limits, not the presets' shortcut.
+type ownAPI struct{ httplimit.OpenAI }
+
+// Each preset's rate-limit headers, and an API of one's own, lower the set.
+func TestTransportAppliesEachAPIsHeaders(t *testing.T) {
+	openAI := []string{"x-ratelimit-remaining-requests", "40", "x-ratelimit-reset-requests", "6m0s",
+		"x-ratelimit-remaining-tokens", "500", "x-ratelimit-reset-tokens", "20ms"}
+	anthropic := []string{"anthropic-ratelimit-requests-remaining", "40", "anthropic-ratelimit-requests-reset", "2026-01-01T00:00:00Z",
+		"anthropic-ratelimit-tokens-remaining", "500", "anthropic-ratelimit-tokens-reset", "2026-01-01T00:00:00Z"}
+	for _, tc := range []struct {
+		name    string
+		api     httplimit.API
+		headers []string
+	}{
+		{"openai", httplimit.OpenAI{}, openAI},
+		{"anthropic", httplimit.Anthropic{}, anthropic},
+		{"own", ownAPI{}, openAI},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := &upstream{answer: func(*http.Request, string) *http.Response {
+				return respond(200, "application/json", `{}`, tc.headers...)
+			}}
+			ls := set(t, tc.name, "http://a.example",
+				concurry.CallLimit{Window: time.Hour, Capacity: 100},
+				concurry.RateLimit{Key: httplimit.KeyTokens, Window: time.Hour, Capacity: 1000})
+			c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: tc.api}}
+			resp := post(t, c, chatRequest)
+			require.NoError(t, resp.Body.Close())
+			assert.Equal(t, int64(40-2), available(t, ls, concurry.CallKey), "40 left, less a 2% margin of 100")
+			assert.Equal(t, int64(500-20), available(t, ls, httplimit.KeyTokens), "500 left, less a 2% margin of 1000")
+		})
+	}
+}
