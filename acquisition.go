@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -52,21 +53,30 @@ const (
 // stale at once, and returns the holding to the pool when it is done.
 type holding struct {
 	set    *LimitSet
-	ext    []int64 // the vectors, when the set has more than inlineSpecs limits
+	ext    []int64 // backs the vectors when the set has more than inlineSpecs limits
 	lease  backend.Lease
 	keyed  *keyedEntry // the Keyed identity that granted it, or nil
 	report backend.AcquireReport
 
-	mu       sync.Mutex
-	gen      uint64 // guarded by mu; bumped by Release, which ends the grant
-	lostSeen bool   // guarded by mu; the LeaseLost hook was called
-	reported uint64 // guarded by mu; bit i: spec i's usage was reported
+	// state is the generation, shifted left by one, and a lock bit: a
+	// handle owns the holding while the generation is the one it was
+	// granted, and locks it by setting the bit (see Acquisition.lock).
+	// Release bumps the generation, unlocked, in one step: every handle on
+	// the holding is stale from then on.
+	state    atomic.Uint64
+	lostSeen bool   // guarded by the lock; the LeaseLost hook was called
+	reported uint64 // guarded by the lock; bit i: spec i's usage was reported
 
-	// buf holds four vectors of one amount per spec: granted (0 where not
+	// vecs are four vectors of one amount per spec: granted (0 where not
 	// taken; fixed once granted), accounted (rate usage charged so far),
-	// scratch (deltas for Settle) and refunded (what Settle gave back). The
-	// last three are guarded by mu.
-	buf [4 * inlineSpecs]int64
+	// scratch (deltas for Settle) and refunded (what Settle gave back); the
+	// last three are guarded by the lock. They are laid out in buf, or in ext for
+	// more than inlineSpecs limits, for n specs, and kept across reuses of
+	// the holding while n stays the same.
+	vecs [4][]int64
+	all  []int64 // the four vectors, one after the other
+	n    int
+	buf  [4 * inlineSpecs]int64
 }
 
 var holdings = sync.Pool{New: func() any { return new(holding) }}
@@ -75,51 +85,81 @@ var holdings = sync.Pool{New: func() any { return new(holding) }}
 func newHolding(ls *LimitSet) *holding {
 	h := holdings.Get().(*holding)
 	h.set = ls
-	if n := len(ls.specs); n > inlineSpecs {
-		if cap(h.ext) < 4*n {
-			h.ext = make([]int64, 4*n)
-		}
-		h.ext = h.ext[:4*n]
+	if n := len(ls.specs); n != h.n || h.vecs[0] == nil {
+		h.layout(n)
 	}
 	return h
 }
 
+// layout lays the vectors out for n specs.
+func (h *holding) layout(n int) {
+	b := h.buf[:]
+	if n > inlineSpecs {
+		if cap(h.ext) < 4*n {
+			h.ext = make([]int64, 4*n)
+		}
+		b = h.ext
+	}
+	for k := range h.vecs {
+		h.vecs[k] = b[k*n : (k+1)*n : (k+1)*n]
+	}
+	h.all, h.n = b[:4*n:4*n], n
+}
+
 // free returns h to the pool. Every handle on h is stale by now (Release
-// bumped the generation, or h was never granted): a stale handle locks mu
-// only to compare generations, and gen is kept, so the rest is reset
-// without the lock.
+// bumped the generation, or h was never granted): a stale handle reads
+// only state, which is kept, so the rest is reset without the lock.
 func (h *holding) free() {
-	ext := h.ext
-	clear(ext)
-	h.set, h.ext, h.lease, h.keyed, h.report = nil, ext[:0], 0, nil, backend.AcquireReport{}
+	clear(h.all)
+	h.set, h.lease, h.keyed, h.report = nil, 0, nil, backend.AcquireReport{}
 	h.lostSeen, h.reported = false, 0
-	h.buf = [4 * inlineSpecs]int64{}
 	holdings.Put(h)
 }
 
-func (h *holding) vec(k int) []int64 {
-	n := len(h.set.specs)
-	b := h.buf[:]
-	if h.ext != nil && n > inlineSpecs {
-		b = h.ext
-	}
-	return b[k*n : (k+1)*n : (k+1)*n]
-}
+func (h *holding) granted() []int64   { return h.vecs[0] }
+func (h *holding) accounted() []int64 { return h.vecs[1] }
+func (h *holding) scratch() []int64   { return h.vecs[2] }
+func (h *holding) refunded() []int64  { return h.vecs[3] }
 
-func (h *holding) granted() []int64   { return h.vec(0) }
-func (h *holding) accounted() []int64 { return h.vec(1) }
-func (h *holding) scratch() []int64   { return h.vec(2) }
-func (h *holding) refunded() []int64  { return h.vec(3) }
-
-// lock locks a's holding and reports whether a still owns it and has not
-// released it. It returns nil when a holds nothing (an empty set); else the
-// caller must unlock the holding.
+// lock locks a's holding if a still owns it (it was not released), and
+// reports whether it did; the caller must then unlock it. h is nil when a
+// holds nothing (an empty set, or a grant of acquireLight). Two calls on
+// one acquisition at once are rare, and the lock is held for a few
+// instructions: a caller that finds it locked yields and tries again.
 func (a *Acquisition) lock() (h *holding, live bool) {
-	if a.h == nil {
+	h = a.h
+	if h == nil {
 		return nil, false
 	}
-	a.h.mu.Lock()
-	return a.h, a.h.gen == a.gen
+	want := a.gen << 1
+	for {
+		if h.state.CompareAndSwap(want, want|1) {
+			return h, true
+		}
+		if h.state.Load()>>1 != a.gen {
+			return h, false
+		}
+		runtime.Gosched()
+	}
+}
+
+// unlock unlocks h, locked by lock.
+func (h *holding) unlock() { h.state.Add(^uint64(0)) }
+
+// end ends a's grant, if a still owns its holding, and reports whether it
+// did: a Release. It bumps the generation and leaves the holding unlocked
+// in one step, so that no other call can touch the holding afterwards.
+func (a *Acquisition) end() bool {
+	h, want := a.h, a.gen<<1
+	for {
+		if h.state.CompareAndSwap(want, want+2) {
+			return true
+		}
+		if h.state.Load()>>1 != a.gen {
+			return false
+		}
+		runtime.Gosched()
+	}
 }
 
 // Config returns a copy of the config of the set that granted the
@@ -143,11 +183,12 @@ func (a *Acquisition) Granted(key string) int64 {
 		}
 		return 0
 	}
-	defer h.mu.Unlock()
 	if !live {
 		return 0
 	}
-	return h.granted()[idx[0]]
+	n := h.granted()[idx[0]]
+	h.unlock()
+	return n
 }
 
 // Update reports the real usage of keys of the acquisition: each amount is
@@ -179,7 +220,6 @@ func (a *Acquisition) Update(usage Amounts) error {
 		}
 		return nil
 	}
-	defer h.mu.Unlock()
 	if !live {
 		return ErrReleased
 	}
@@ -189,6 +229,7 @@ func (a *Acquisition) Update(usage Amounts) error {
 	scratch := h.scratch()
 	seen, err := ls.checkUsage(usage, h.granted(), scratch)
 	if err != nil {
+		h.unlock()
 		return err
 	}
 	accounted := h.accounted()
@@ -200,15 +241,17 @@ func (a *Acquisition) Update(usage Amounts) error {
 	h.reported |= seen
 	if c := ls.leases; c != nil {
 		if err := c.CheckLease(h.lease); err != nil { // the usage is recorded all the same
-			if hk := ls.hooks; hk != nil && hk.LeaseLost != nil && !h.lostSeen {
-				h.lostSeen = true
-				h.mu.Unlock()
+			hk := ls.hooks
+			call := hk != nil && hk.LeaseLost != nil && !h.lostSeen
+			h.lostSeen = h.lostSeen || call
+			h.unlock()
+			if call {
 				callHook(hk.LeaseLost, LeaseLostInfo{Set: ls, Err: err})
-				h.mu.Lock()
 			}
 			return err
 		}
 	}
+	h.unlock()
 	return nil
 }
 
@@ -257,18 +300,17 @@ func (ls *LimitSet) checkUsage(usage Amounts, granted, out []int64) (seen uint64
 // acquisition was never updated, its usage counts as the full request and
 // Release returns ErrUsageNotReported. Later calls return nil.
 func (a *Acquisition) Release() error {
-	h, live := a.lock()
+	h := a.h
 	if h == nil {
 		if atomic.CompareAndSwapUint32(&a.light, lightHeld, lightReleased) {
 			return a.set.releaseLight()
 		}
 		return nil
 	}
-	if !live {
-		h.mu.Unlock()
-		return nil
+	if !a.end() {
+		return nil // released before
 	}
-	h.gen++ // released: every handle on h is stale from now on
+	// Every handle on h is stale now: nothing else touches h.
 	ls := a.set
 	var missing []string
 	granted, accounted, delta, refunded := h.granted(), h.accounted(), h.scratch(), h.refunded()
@@ -278,7 +320,6 @@ func (a *Acquisition) Release() error {
 		}
 		delta[i] = accounted[i] - n
 	}
-	h.mu.Unlock() // released: nothing else touches the vectors now
 	err := h.settle(granted, delta, refunded)
 	if missing != nil {
 		if err == nil {
@@ -308,20 +349,21 @@ func (ls *LimitSet) releaseLight() error {
 func (h *holding) settle(granted, delta, refunded []int64) error {
 	ls := h.set
 	var err error
-	if r := ls.releaser; r != nil {
-		err = r.Release(context.Background(), h.lease, granted, delta)
-		for i, d := range delta {
-			refunded[i] = 0
-			if d < 0 && ls.refunds[i] {
-				refunded[i] = -d
-			}
-		}
+	local := ls.releaser != nil // refunds counted here, as the backend made them
+	if local {
+		err = ls.releaser.Release(context.Background(), h.lease, granted, delta)
 	} else {
 		clear(refunded)
 		err = ls.set.Settle(context.Background(), h.lease, granted, delta, true, refunded)
 	}
 	hk := ls.hooks
 	for i, d := range delta {
+		if local {
+			refunded[i] = 0
+			if d < 0 && ls.refunds[i] {
+				refunded[i] = -d
+			}
+		}
 		if d > 0 {
 			addCount(&ls.perLimit[i].overage, d)
 		}

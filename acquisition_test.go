@@ -3,6 +3,7 @@ package concurry_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -201,4 +202,67 @@ func TestStaleHandleCannotTouchTheNextOwner(t *testing.T) {
 	tok, _ := st.Limit("tokens")
 	assert.Equal(t, int64(0), tok.InUse)
 	assert.Equal(t, int64(100), tok.Available, "every owner's refund applied once, none by a stale handle")
+}
+
+// TestOneAcquisitionFromManyGoroutines updates, reads and releases one
+// acquisition from many goroutines at once (an Acquisition is safe for
+// concurrent use): exactly one Release settles it, with the usage of one of
+// the Updates that came before it, and every call after it sees it
+// released. Run with -race.
+func TestOneAcquisitionFromManyGoroutines(t *testing.T) {
+	ctx := context.Background()
+	for range 50 {
+		ls, err := concurry.NewLimitSet([]concurry.Limit{
+			concurry.RateLimit{Key: "tokens", Window: time.Hour, Capacity: 1000},
+			concurry.ResourceLimit{Key: "conns", Capacity: 1},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := ls.Acquire(ctx, concurry.Amounts{"tokens": 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for g := range 8 {
+			wg.Go(func() {
+				<-start
+				for i := range 20 {
+					switch err := a.Update(concurry.Amounts{"tokens": int64(10 + g)}); {
+					case errors.Is(err, concurry.ErrReleased):
+					case err != nil:
+						t.Errorf("Update: %v", err)
+					}
+					if n := a.Granted("tokens"); n != 0 && n != 100 {
+						t.Errorf("Granted = %d, want 100 or 0", n)
+					}
+					if i == 10 && g%2 == 0 {
+						_ = a.Release()
+					}
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if err := a.Release(); err != nil {
+			t.Fatalf("a later Release: %v", err)
+		}
+		if err := a.Update(concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrReleased) {
+			t.Fatalf("Update after Release: %v, want ErrReleased", err)
+		}
+		st, err := ls.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens, conns := st.Limits[0], st.Limits[1]
+		if conns.InUse != 0 {
+			t.Fatalf("%d connections still held", conns.InUse)
+		}
+		// One release refunded 100 − u for the usage u of an Update in [10, 17].
+		if used := 1000 - tokens.Available; used < 10 || used > 17 || tokens.Refunded != 100-used {
+			t.Fatalf("after the release: %d tokens used, %d refunded; want one settle of a usage in [10, 17]", used, tokens.Refunded)
+		}
+		ls.Close()
+	}
 }

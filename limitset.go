@@ -265,7 +265,7 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 			addCount(&ls.perLimit[i].granted, n)
 		}
 	}
-	a.h, a.gen = h, h.gen
+	a.h, a.gen = h, h.state.Load()>>1
 	if hk := ls.hooks; hk != nil && hk.Granted != nil {
 		info := GrantInfo{Set: ls, Request: req, Waited: rep.Duration, Key: ls.keyOf(rep.Blocker), Degraded: rep.Degraded}
 		if !callGranted(hk.Granted, info, a) {
