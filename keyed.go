@@ -69,8 +69,9 @@ type KeyedOptions struct {
 // A Keyed is safe for concurrent use.
 type Keyed struct {
 	opts  KeyedOptions
-	local bool        // the sets live in this process: forget only full ones
-	def   *definition // of Limits, shared by every identity; nil with LimitsFor
+	local bool            // the sets live in this process: forget only full ones
+	open  backend.Backend // opens the identities' sets: opts.Backend, lazily where it can (see lazyOpen)
+	def   *definition     // of Limits, shared by every identity; nil with LimitsFor
 
 	tiersMu  sync.Mutex
 	tiers    map[string]*definition       // guarded by tiersMu; LimitsFor's definitions, by their text
@@ -120,7 +121,10 @@ func NewKeyed(opts KeyedOptions) (*Keyed, error) {
 		opts.Backend = memory.New()
 	}
 	_, local := opts.Backend.(*memory.Backend)
-	k := &Keyed{opts: opts, seed: maphash.MakeSeed(), local: local, def: def}
+	k := &Keyed{opts: opts, seed: maphash.MakeSeed(), local: local, def: def, open: opts.Backend}
+	if lo, ok := opts.Backend.(backend.LazyOpener); ok {
+		k.open = lazyOpen{lo}
+	}
 	if def != nil {
 		k.paceFor(def)
 	}
@@ -244,8 +248,8 @@ func (k *Keyed) acquire(ctx context.Context, identity string, req Amounts, wait 
 	if err != nil {
 		return nil, err
 	}
-	a := &Acquisition{set: e.set, keyed: e} // the holding unrefs e at Release
-	if err := e.set.acquire(ctx, req, wait, nil, a); err != nil || a.h == nil {
+	a := &Acquisition{set: e.set, keyed: e} // its Release unrefs e
+	if err := e.set.acquire(ctx, req, wait, nil, a); err != nil || a.holdsNothing() {
 		e.unref()
 		if err != nil {
 			return nil, err
@@ -316,7 +320,7 @@ func (k *Keyed) newSet(identity string) (*LimitSet, error) {
 	if len(name) > MaxNameLen {
 		return nil, fmt.Errorf("%w: identity of %d bytes makes a set name over %d bytes", ErrInvalidRequest, len(identity), MaxNameLen)
 	}
-	return newLimitSet(def, &setOptions{name: name, backend: k.opts.Backend, config: k.opts.Config, private: k.local, hooks: k.opts.Hooks, counters: k.countersOf(def)})
+	return newLimitSet(def, &setOptions{name: name, backend: k.open, config: k.opts.Config, private: k.local, hooks: k.opts.Hooks, counters: k.countersOf(def)})
 }
 
 // paceFor raises k's sweep pace to the longest window of def.
@@ -329,6 +333,15 @@ func (k *Keyed) paceFor(def *definition) {
 			}
 		}
 	}
+}
+
+// lazyOpen opens sets with OpenLazy: an identity's set is made inside its
+// first call, which checks the definitions anyway, so Open's own check would
+// only cost every new or returning identity a round trip.
+type lazyOpen struct{ b backend.LazyOpener }
+
+func (l lazyOpen) Open(_ context.Context, name string, specs []backend.Spec) (backend.Set, error) {
+	return l.b.OpenLazy(name, specs)
 }
 
 // countersOf returns the counters the identities of def share.

@@ -48,6 +48,8 @@
 // checks them anyway, so the set's first call fails with
 // backend.ErrLimitMismatch instead of Open when Redis holds others, and a
 // set that is opened to be used at once costs one round trip, not two.
+// Keyed opens its identities' sets so: a new identity's first request, or
+// the first after Keyed forgot it, is one round trip, as any other is.
 //
 // # Semantics and exactness
 //

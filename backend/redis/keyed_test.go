@@ -271,3 +271,40 @@ func TestEveryKeyOfANewSetExpires(t *testing.T) {
 		_ = set.Close()
 	}
 }
+
+// TestKeyedNewIdentityOneCall: an identity's set is opened without a call
+// of its own, so a new identity's first request is one round trip; a
+// definition that differs from the one Redis holds for the identity fails
+// that request with ErrLimitMismatch.
+func TestKeyedNewIdentityOneCall(t *testing.T) {
+	client := redistest.Start(t).Client()
+	counter := &commandCounter{}
+	client.AddHook(counter)
+	ctx := context.Background()
+	keyed := func(limits []concurry.Limit) *concurry.Keyed {
+		k, err := concurry.NewKeyed(concurry.KeyedOptions{Backend: cr.New(client, cr.Options{}), Name: t.Name(), Limits: limits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k.Close() })
+		return k
+	}
+	k := keyed(keyedLimits(time.Hour))
+	for i := range 3 {
+		before := counter.n.Load()
+		a, err := k.TryAcquire(ctx, fmt.Sprint("new", i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Release(); err != nil {
+			t.Fatal(err)
+		}
+		if n := counter.n.Load() - before; n != 1 && i > 0 { // the first may load the library
+			t.Fatalf("a new identity's request and release took %d calls, want 1", n)
+		}
+	}
+	other := keyed([]concurry.Limit{concurry.CallLimit{Window: time.Hour, Capacity: keyedCalls + 1}})
+	if _, err := other.TryAcquire(ctx, "new0", nil); !errors.Is(err, concurry.ErrLimitMismatch) {
+		t.Fatalf("an identity Redis holds under other limits: %v, want ErrLimitMismatch", err)
+	}
+}
