@@ -121,6 +121,10 @@ func (h *holding) accounted() []int64 { return h.vecs[1] }
 func (h *holding) scratch() []int64   { return h.vecs[2] }
 func (h *holding) refunded() []int64  { return h.vecs[3] }
 
+// holdsNothing reports whether a, just granted, holds nothing to release:
+// a grant of an empty set.
+func (a *Acquisition) holdsNothing() bool { return a.h == nil && a.light == lightNone }
+
 // lock locks a's holding if a still owns it (it was not released), and
 // reports whether it did; the caller must then unlock it. h is nil when a
 // holds nothing (an empty set, or a grant of acquireLight). Two calls on
@@ -303,7 +307,11 @@ func (a *Acquisition) Release() error {
 	h := a.h
 	if h == nil {
 		if atomic.CompareAndSwapUint32(&a.light, lightHeld, lightReleased) {
-			return a.set.releaseLight()
+			err := a.set.releaseLight()
+			if a.keyed != nil {
+				a.keyed.unref()
+			}
+			return err
 		}
 		return nil
 	}
@@ -312,20 +320,21 @@ func (a *Acquisition) Release() error {
 	}
 	// Every handle on h is stale now: nothing else touches h.
 	ls := a.set
-	var missing []string
+	var unreported uint64 // bit i: rate spec i granted, its usage never reported
 	granted, accounted, delta, refunded := h.granted(), h.accounted(), h.scratch(), h.refunded()
 	for i, n := range granted {
-		if n > 0 && ls.kinds[i] == KindRate && h.reported&(1<<i) == 0 && !containsStr(missing, ls.specs[i].Key) {
-			missing = append(missing, ls.specs[i].Key)
+		if n > 0 && ls.kinds[i] == KindRate && h.reported&(1<<i) == 0 {
+			unreported |= 1 << i
 		}
 		delta[i] = accounted[i] - n
 	}
 	err := h.settle(granted, delta, refunded)
-	if missing != nil {
+	if unreported != 0 {
+		uerr := ls.unreported(unreported)
 		if err == nil {
-			err = &unreportedError{missing}
+			err = uerr
 		} else {
-			err = errors.Join(&unreportedError{missing}, err)
+			err = errors.Join(uerr, err)
 		}
 	}
 	if h.keyed != nil {
@@ -378,6 +387,24 @@ func (h *holding) settle(granted, delta, refunded []int64) error {
 		callHook(hk.LeaseLost, LeaseLostInfo{Set: ls, Err: err})
 	}
 	return err
+}
+
+// unreported returns the ErrUsageNotReported error naming the keys of the
+// rate specs in the bit set specs. The usual case, every rate key of the set,
+// is one error made once per definition (see definition.allUnreported), so
+// that a caller who never reports usage on purpose (the HTTP middleware)
+// allocates nothing for it.
+func (ls *LimitSet) unreported(specs uint64) error {
+	if specs == ls.rateSpecs {
+		return ls.allUnreported
+	}
+	var keys []string
+	for i := range ls.specs {
+		if specs&(1<<i) != 0 && !containsStr(keys, ls.specs[i].Key) {
+			keys = append(keys, ls.specs[i].Key)
+		}
+	}
+	return &unreportedError{keys}
 }
 
 // unreportedError is ErrUsageNotReported naming the keys; it formats its

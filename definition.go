@@ -27,9 +27,14 @@ type definition struct {
 	// noRate is set when every limit is a CallLimit or a ResourceLimit:
 	// a request naming no key then takes one of each, ones, and its grant
 	// has nothing to settle but the resources (see LimitSet.acquireLight).
-	noRate      bool
-	hasResource bool
-	ones, zeros []int64 // one amount per spec: 1, 0
+	noRate bool
+	// rateSpecs has bit i set for every rate spec i, and allUnreported is
+	// the ErrUsageNotReported error naming every rate key (see
+	// LimitSet.unreported).
+	rateSpecs     uint64
+	allUnreported error
+	hasResource   bool
+	ones, zeros   []int64 // one amount per spec: 1, 0
 }
 
 // newDefinition validates limits and derives their definition.
@@ -61,6 +66,16 @@ func newDefinition(limits []Limit) (*definition, error) {
 		d.hasResource = d.hasResource || d.kinds[i] == KindResource
 	}
 	d.noRate = !d.hasRate
+	var rateKeys []string
+	for i, sp := range specs {
+		if d.kinds[i] == KindRate {
+			d.rateSpecs |= 1 << i
+			if !containsStr(rateKeys, sp.Key) {
+				rateKeys = append(rateKeys, sp.Key)
+			}
+		}
+	}
+	d.allUnreported = &unreportedError{rateKeys}
 	d.ones, d.zeros = make([]int64, len(specs)), make([]int64, len(specs))
 	for i := range d.ones {
 		d.ones[i] = 1

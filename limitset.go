@@ -225,7 +225,7 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 		}
 		return nil
 	}
-	if ls.light && !wait && claim == nil && a.keyed == nil && len(req) == 0 {
+	if ls.light && !wait && claim == nil && len(req) == 0 {
 		return ls.acquireLight(ctx, req, a)
 	}
 	h := newHolding(ls)
