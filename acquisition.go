@@ -321,14 +321,19 @@ func (a *Acquisition) Release() error {
 	// Every handle on h is stale now: nothing else touches h.
 	ls := a.set
 	var unreported uint64 // bit i: rate spec i granted, its usage never reported
+	work := !ls.leaseFree // whether the backend must hear of the release
 	granted, accounted, delta, refunded := h.granted(), h.accounted(), h.scratch(), h.refunded()
 	for i, n := range granted {
 		if n > 0 && ls.kinds[i] == KindRate && h.reported&(1<<i) == 0 {
 			unreported |= 1 << i
 		}
 		delta[i] = accounted[i] - n
+		work = work || delta[i] != 0 || n > 0 && ls.kinds[i] == KindResource
 	}
-	err := h.settle(granted, delta, refunded)
+	var err error
+	if work {
+		err = h.settle(granted, delta, refunded)
+	}
 	if unreported != 0 {
 		uerr := ls.unreported(unreported)
 		if err == nil {

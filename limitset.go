@@ -52,6 +52,7 @@ type LimitSet struct {
 	releaser     backend.Releaser     // set's, when it implements it
 	leases       backend.LeaseChecker // set's, when it implements it
 	light        bool                 // grants of no named key skip the holding (see acquireLight)
+	leaseFree    bool                 // the set implements backend.LeaseFree and says so
 	hooks        *Hooks               // nil when none were given
 }
 
@@ -127,7 +128,8 @@ func newLimitSet(def *definition, o *setOptions) (*LimitSet, error) {
 	ls.releaser, _ = ls.set.(backend.Releaser)
 	ls.leases, _ = ls.set.(backend.LeaseChecker)
 	lf, _ := ls.set.(backend.LeaseFree)
-	ls.light = def.noRate && ls.releaser != nil && lf != nil && lf.LeaseFree()
+	ls.leaseFree = ls.releaser != nil && lf != nil && lf.LeaseFree()
+	ls.light = def.noRate && ls.leaseFree
 	return ls, nil
 }
 

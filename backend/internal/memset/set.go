@@ -175,6 +175,21 @@ func (s *Set) grantNow(t int64, amounts []int64) bool {
 		return false // (t is 0 in a set of resources alone: see acquire)
 	}
 	block := s.block
+	if len(amounts) == 1 { // one limit: nothing to undo
+		sp, n := &s.specs[0], amounts[0]
+		switch {
+		case n <= 0:
+		case sp.Kind == backend.Resource:
+			if n > sp.Capacity-block[0] {
+				return false
+			}
+			block[0] += n
+		case !limitOf(sp).TryTake(block, t, n):
+			return false
+		}
+		s.invalidate()
+		return true
+	}
 	if len(block) > grantNowWords {
 		return false
 	}
