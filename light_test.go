@@ -108,3 +108,39 @@ func TestLightAcquisition(t *testing.T) {
 		}
 	}
 }
+
+// TestGrantedCounts checks Stats' Granted per limit when grants take one
+// unit of every call and resource limit (counted once for them all) and
+// when a request names more of one.
+func TestGrantedCounts(t *testing.T) {
+	ctx := context.Background()
+	ls, err := concurry.NewLimitSet([]concurry.Limit{
+		concurry.CallLimit{Window: time.Hour, Capacity: 100},
+		concurry.RateLimit{Key: "tokens", Window: time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 10},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	for _, req := range []concurry.Amounts{{"tokens": 5}, {"tokens": 1, "conn": 3}, {"tokens": 2}} {
+		a, err := ls.Acquire(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = a.Update(concurry.Amounts{"tokens": req["tokens"]})
+		if err := a.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := ls.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{concurry.CallKey: 3, "tokens": 8, "conn": 5}
+	for _, l := range st.Limits {
+		if l.Granted != want[l.Key] {
+			t.Errorf("%s: Granted %d, want %d", l.Key, l.Granted, want[l.Key])
+		}
+	}
+}

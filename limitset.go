@@ -61,10 +61,11 @@ type LimitSet struct {
 type setCounters struct {
 	perLimit []limitCounters
 	refusals [causeCount]atomic.Int64
-	// lightGrants counts the grants of acquireLight, which took one unit
-	// of every limit: one counter for them all, added to every limit's
-	// granted by Stats.
-	lightGrants atomic.Int64
+	// autoGrants counts the grants that took one unit of every CallLimit
+	// and ResourceLimit (as a request naming none of their keys does): one
+	// counter for them all, added to each of those limits' granted by
+	// Stats, rather than one atomic add per limit per grant.
+	autoGrants atomic.Int64
 }
 
 func newCounters(n int) *setCounters { return &setCounters{perLimit: make([]limitCounters, n)} }
@@ -262,11 +263,7 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 	}
 	h.lease = lease
 	copy(h.accounted(), granted)
-	for i, n := range granted {
-		if n > 0 {
-			addCount(&ls.perLimit[i].granted, n)
-		}
-	}
+	ls.countGrant(granted)
 	a.h, a.gen = h, h.state.Load()>>1
 	if hk := ls.hooks; hk != nil && hk.Granted != nil {
 		info := GrantInfo{Set: ls, Request: req, Waited: rep.Duration, Key: ls.keyOf(rep.Blocker), Degraded: rep.Degraded}
@@ -277,6 +274,24 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 	return nil
 }
 
+// countGrant counts a grant of amounts, one per spec: in autoGrants when it
+// took one unit of every call and resource limit, else per limit; its rate
+// limits per limit.
+func (ls *LimitSet) countGrant(amounts []int64) {
+	auto := true
+	for _, i := range ls.auto {
+		auto = auto && amounts[i] == 1
+	}
+	if auto && len(ls.auto) > 0 {
+		addCount(&ls.autoGrants, 1)
+	}
+	for i, n := range amounts {
+		if n > 0 && (!auto || ls.kinds[i] == KindRate) {
+			addCount(&ls.perLimit[i].granted, n)
+		}
+	}
+}
+
 // acquireLight is acquire for a TryAcquire of no named key from a set of
 // call and resource limits on a lease-free backend: the grant takes one of
 // every limit, leaves nothing to settle but its resources, and so needs no
@@ -285,7 +300,7 @@ func (ls *LimitSet) acquireLight(ctx context.Context, req Amounts, a *Acquisitio
 	if _, err := ls.set.Acquire(ctx, ls.ones, backend.AcquireOptions{}); err != nil {
 		return ls.refuse(req, err, ls.ones)
 	}
-	addCount(&ls.lightGrants, 1)
+	addCount(&ls.autoGrants, 1) // every limit is a call or resource limit
 	a.light = lightHeld // a is not shared yet
 	if hk := ls.hooks; hk != nil && hk.Granted != nil {
 		if !callGranted(hk.Granted, GrantInfo{Set: ls, Request: req, Key: ""}, a) {

@@ -96,12 +96,14 @@ func (ls *LimitSet) Stats(ctx context.Context) (Stats, error) {
 	if ls.set != nil {
 		now, err = ls.set.Stats(ctx)
 	}
-	light := ls.lightGrants.Load() // one unit of every limit each
+	auto := ls.autoGrants.Load() // one unit of every call and resource limit each
 	for i, sp := range ls.specs {
 		c := &ls.perLimit[i]
-		granted := c.granted.Load() + light
-		if granted < light { // saturate, as the counters do
-			granted = math.MaxInt64
+		granted := c.granted.Load()
+		if ls.kinds[i] != KindRate {
+			if granted += auto; granted < auto { // saturate, as the counters do
+				granted = math.MaxInt64
+			}
 		}
 		l := LimitStats{
 			Key: sp.Key, Kind: ls.kinds[i], Capacity: sp.Capacity,
