@@ -33,6 +33,8 @@ type Backend struct {
 
 	mu       sync.Mutex
 	degraded map[string]*atomic.Int64 // guarded by mu; per set name, for the names that counted a decision
+	shapes   map[uint64][]*shape      // guarded by mu; by a hash of their specs
+	nshapes  int                      // guarded by mu
 }
 
 var _ backend.LazyOpener = (*Backend)(nil)
@@ -41,7 +43,7 @@ var _ backend.LazyOpener = (*Backend)(nil)
 // failover client or a Cluster client. The Backend does not own the client:
 // closing the client is the caller's job, after every set is closed.
 func New(client redis.UniversalClient, opts Options) *Backend {
-	return &Backend{client: client, opts: opts.withDefaults(), degraded: make(map[string]*atomic.Int64)}
+	return &Backend{client: client, opts: opts.withDefaults(), degraded: make(map[string]*atomic.Int64), shapes: make(map[uint64][]*shape)}
 }
 
 // Degraded returns how many decisions the sets of the given name made

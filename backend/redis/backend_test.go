@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/concurry/concurry/algorithms"
 	"github.com/concurry/concurry/backend"
 	cr "github.com/concurry/concurry/backend/redis"
 	"github.com/concurry/concurry/backend/redis/redistest"
@@ -181,5 +182,28 @@ func TestOpenLazy(t *testing.T) {
 	}
 	if got := available(t, stored); got[0] != 100 {
 		t.Fatalf("the stored set: %v available, want 100: the mismatched call took nothing", got)
+	}
+}
+
+// TestOpeningIsCheap: the sets of one definition share what they derive
+// from it (definition text, digest, script parameters), so opening another
+// identity's set allocates little more than its own keys and channels.
+func TestOpeningIsCheap(t *testing.T) {
+	b := cr.New(redistest.Start(t).Client(), cr.Options{})
+	specs := []backend.Spec{
+		{Key: "calls", Kind: backend.Rate, Algorithm: algorithms.SlidingWindow, Window: time.Minute, Capacity: 10},
+		{Key: "conn", Kind: backend.Resource, Capacity: 2},
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(100, func() {
+		i++
+		set, err := b.OpenLazy(fmt.Sprint("identity/", i), specs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = set.Close()
+	})
+	if allocs > 14 {
+		t.Fatalf("opening a set of a known definition: %v allocations, want at most 14", allocs)
 	}
 }

@@ -2,8 +2,6 @@ package redis
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -12,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/concurry/concurry/algorithms"
 	"github.com/concurry/concurry/backend"
 )
 
@@ -35,11 +32,11 @@ type set struct {
 	name     string
 	def      string
 	n        int
-	specs    []backend.Spec
-	rate     []bool   // per spec: a rate limit (else a resource)
-	refunds  []bool   // per spec: a rate limit whose algorithm refunds
-	keys     []string // the state, the leases, the lost leases, the feedback, the SlidingWindow lists
-	params   any      // a string: the definition's digest, the lease TTL and every spec's numbers, then the definition
+	specs    []backend.Spec // these four are the set's shape's, shared: never modified
+	rate     []bool         // per spec: a rate limit (else a resource)
+	refunds  []bool         // per spec: a rate limit whose algorithm refunds
+	params   any            // a string: the definition's digest, the lease TTL and every spec's numbers, then the definition
+	keys     []string       // the state, the leases, the lost leases, the feedback, the SlidingWindow lists
 	channel  string
 	degraded atomic.Pointer[atomic.Int64] // the Backend's counter of this name, once it counted a decision
 	outages  outageLog
@@ -74,31 +71,20 @@ var (
 
 func newSet(b *Backend, name string, specs []backend.Spec) *set {
 	tag := "{" + b.opts.Prefix + ":" + name + "}"
+	sh := b.shapeOf(specs)
 	s := &set{
-		b: b, name: name, def: define(specs), n: len(specs),
-		specs:   append([]backend.Spec(nil), specs...),
-		rate:    make([]bool, len(specs)),
-		refunds: make([]bool, len(specs)),
-		keys:    []string{tag, tag + ":e", tag + ":l", tag + ":f"},
+		b: b, name: name, def: sh.def, n: len(specs),
+		specs: sh.specs, rate: sh.rate, refunds: sh.refunds, params: sh.params,
+		keys:    make([]string, 4, 4+len(sh.lists)),
 		channel: tag + ":free",
 		closed:  make(chan struct{}),
 		turn:    make(chan struct{}, 1),
 		leases:  make(map[backend.Lease]*held),
 	}
-	sum := sha256.Sum256([]byte(s.def))
-	ps := strconv.AppendUint(nil, binary.BigEndian.Uint64(sum[:])>>12, 10) // below 2^52: exact in Lua
-	ps = strconv.AppendInt(append(ps, ' '), b.opts.LeaseTTL.Microseconds(), 10)
-	for i, sp := range specs {
-		for _, v := range params(sp) {
-			ps = strconv.AppendInt(append(ps, ' '), v, 10)
-		}
-		s.rate[i] = sp.Kind == backend.Rate
-		s.refunds[i] = sp.Kind == backend.Rate && sp.Algorithm.Refunds()
-		if sp.Kind == backend.Rate && sp.Algorithm == algorithms.SlidingWindow {
-			s.keys = append(s.keys, tag+":w"+strconv.Itoa(i+1))
-		}
+	s.keys[0], s.keys[1], s.keys[2], s.keys[3] = tag, tag+":e", tag+":l", tag+":f"
+	for _, i := range sh.lists {
+		s.keys = append(s.keys, tag+":w"+strconv.Itoa(i))
 	}
-	s.params = string(append(append(ps, ';'), s.def...))
 	return s
 }
 
