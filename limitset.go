@@ -301,7 +301,7 @@ func (ls *LimitSet) acquireLight(ctx context.Context, req Amounts, a *Acquisitio
 		return ls.refuse(req, err, ls.ones)
 	}
 	addCount(&ls.autoGrants, 1) // every limit is a call or resource limit
-	a.light = lightHeld // a is not shared yet
+	a.light = lightHeld         // a is not shared yet
 	if hk := ls.hooks; hk != nil && hk.Granted != nil {
 		if !callGranted(hk.Granted, GrantInfo{Set: ls, Request: req, Key: ""}, a) {
 			return ErrReleased // unreachable: the goroutine has exited
