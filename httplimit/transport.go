@@ -169,17 +169,11 @@ func (t *Transport) readBody(r *http.Request) ([]byte, error) {
 type exchange struct {
 	req     http.Request
 	url     url.URL
-	body    requestBody
+	body    bytes.Reader
 	marks   []flightMark
 	markBuf [4]flightMark
 	resp    usageBody
 }
-
-// requestBody is a request body the Transport has read, sent from memory.
-type requestBody struct{ bytes.Reader }
-
-// Close implements io.Closer.
-func (*requestBody) Close() error { return nil }
 
 // attempt acquires, sends and handles one try. again says whether to try
 // once more (the upstream refused and retry allows it).
@@ -239,8 +233,11 @@ func (x *exchange) route(r *http.Request, body []byte, getBody func() (io.ReadCl
 	out := &x.req
 	*out = *r
 	if body != nil {
+		// A bytes.Reader in io.NopCloser is a body net/http knows is in
+		// memory: it writes it with the headers, in one write, where a
+		// body of its own type would have the headers flushed first.
 		x.body.Reset(body)
-		out.Body, out.GetBody, out.ContentLength = &x.body, getBody, int64(len(body))
+		out.Body, out.GetBody, out.ContentLength = io.NopCloser(&x.body), getBody, int64(len(body))
 	}
 	if base := e.base; base != nil {
 		x.url = *r.URL
