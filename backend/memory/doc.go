@@ -4,7 +4,7 @@
 // timer per set wakes the head of the queue at the exact instant its request
 // fits. Nothing polls.
 //
-// The sets it opens implement backend.Set, backend.Releaser,
+// The sets it opens implement backend.Set, backend.Releaser, backend.LeaseFree,
 // backend.Feedback and backend.Idler. A refusal says why and when: a
 // *backend.RefusalError names the limit that blocked and how long until the
 // whole request would fit, projected through the requests already waiting.
