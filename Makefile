@@ -1,7 +1,7 @@
 # make test is the one test command. It runs, in every module of the
 # repository (the core, backend/redis, examples, bench): go vet, gofmt,
 # staticcheck, and every test with the race detector; then a short fuzz run of
-# the wire decoder and the runnable examples. Without redis-server (and no way
+# the decoders and the runnable examples. Without redis-server (and no way
 # to install it) it runs everything else and says what it skipped; under CI
 # (CI set) a missing redis-server fails the run.
 GO ?= go
@@ -37,8 +37,12 @@ unit:
 	if [ $$rc = 0 ]; then cd backend/redis && $(GO) test -race -count=1 ./...; \
 	elif [ $$rc != 1 ]; then exit 1; fi
 
+# Short fuzz runs of the decoders that read what another process or an
+# upstream sends: the Unix-socket wire frames, and the LLM presets' scan of
+# JSON bodies (checked against encoding/json).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME) ./backend/unixsock/internal/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzJSONMembers$$' -fuzztime $(FUZZTIME) ./httplimit/
 
 # Every program under examples/ runs here; distributed starts its own
 # redis-server, so it runs only where one is installed.
