@@ -50,7 +50,20 @@ func (t memoryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if v := recover(); v != nil {
 				err = fmt.Errorf("%w: %v", ErrHandlerPanic, v)
 			}
-			stopCut() // a context ended from now on must not cut a body already written
+			// A context ended from now on must not cut a body already
+			// written; one that ended before (stopCut finds the cut
+			// started), or a Close that cut the calls off (its abort
+			// reaches ctx a moment later), ended the call early, and the
+			// body must say so even if the handler returned before the
+			// cut closed the pipe: else the reader would see a clean end.
+			cut := !stopCut()
+			switch {
+			case err != nil:
+			case cut:
+				err = context.Cause(ctx)
+			case t.s.ctx.Err() != nil:
+				err = context.Cause(t.s.ctx)
+			}
 			w.end(err)
 			stopAbort()
 			cancel()
