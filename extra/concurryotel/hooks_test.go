@@ -1,7 +1,6 @@
 package concurryotel_test
 
 import (
-	"context"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,53 +10,16 @@ import (
 
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/extra/concurryotel"
+	"github.com/concurry/concurry/internal/observe/observetest"
 )
-
-// script runs a fixed sequence of decisions on set at fixed instants (it
-// must run in a synctest bubble): three grants (one after a 100ms wait on
-// tokens), a refusal of each of three causes, a refund of 50, an overage of
-// 20 and two feedbacks. It returns the acquisition it still holds.
-func script(t *testing.T, set *concurry.LimitSet) *concurry.Acquisition {
-	t.Helper()
-	ctx := context.Background()
-	held, err := set.TryAcquire(ctx, concurry.Amounts{"tokens": 10}) // 90 tokens left
-	require.NoError(t, err)
-	a, err := set.TryAcquire(ctx, concurry.Amounts{"tokens": 80})
-	require.NoError(t, err)
-	require.NoError(t, a.Update(concurry.Amounts{"tokens": 30}))
-	require.NoError(t, a.Release()) // 50 refunded: 60 left
-	_, err = set.TryAcquire(ctx, concurry.Amounts{"tokens": 70})
-	require.ErrorIs(t, err, concurry.ErrWouldBlock)
-	b, err := set.Acquire(ctx, concurry.Amounts{"tokens": 70}) // waits 100ms for 10 tokens at 100/s
-	require.NoError(t, err)
-	require.NoError(t, b.Update(concurry.Amounts{"tokens": 90}))
-	require.NoError(t, b.Release()) // 20 over: 20 in debt
-	_, err = set.TryAcquire(ctx, concurry.Amounts{"tokens": 101})
-	require.ErrorIs(t, err, concurry.ErrExceedsCapacity)
-	dctx, cancel := context.WithTimeout(ctx, time.Millisecond)
-	defer cancel()
-	_, err = set.Acquire(dctx, concurry.Amounts{"tokens": 50})
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.NoError(t, set.Lower(ctx, "tokens", 5, time.Now()))
-	require.NoError(t, set.Pause(ctx, "", time.Now().Add(time.Second)))
-	return held
-}
-
-func scriptLimits() []concurry.Limit {
-	return []concurry.Limit{
-		concurry.CallLimit{Window: time.Second, Capacity: 10},
-		concurry.RateLimit{Key: "tokens", Window: time.Second, Capacity: 100},
-		concurry.ResourceLimit{Key: "conns", Capacity: 2},
-	}
-}
 
 func TestHooksRecordEveryDecision(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m, reader := newMetrics(t, concurryotel.Options{})
-		set, err := concurry.NewLimitSet(scriptLimits(), concurry.WithName("api"), concurry.WithHooks(m.Hooks()))
+		set, err := concurry.NewLimitSet(observetest.ScriptLimits(), concurry.WithName("api"), concurry.WithHooks(m.Hooks()))
 		require.NoError(t, err)
 		defer set.Close()
-		held := script(t, set)
+		held := observetest.Script(t, set)
 		defer held.Release()
 
 		// Attributes in their sorted order, without "concurry.".
@@ -83,11 +45,11 @@ func TestHooksRecordEveryDecision(t *testing.T) {
 func TestGaugesReadStats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m, reader := newMetrics(t, concurryotel.Options{})
-		set, err := concurry.NewLimitSet(scriptLimits(), concurry.WithName("api"), concurry.WithHooks(m.Hooks()))
+		set, err := concurry.NewLimitSet(observetest.ScriptLimits(), concurry.WithName("api"), concurry.WithHooks(m.Hooks()))
 		require.NoError(t, err)
 		defer set.Close()
 		require.NoError(t, m.Register(set))
-		held := script(t, set)
+		held := observetest.Script(t, set)
 
 		const api, name = "backend=memory", ",set.name=api"
 		const calls = api + ",limit.algorithm=token_bucket,limit.key=call_count,limit.window=1s" + name

@@ -2,12 +2,9 @@ package concurryprom_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,61 +14,9 @@ import (
 
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/backend"
-	"github.com/concurry/concurry/backend/memory"
 	"github.com/concurry/concurry/extra/concurryprom"
+	"github.com/concurry/concurry/internal/observe/observetest"
 )
-
-// faultyBackend keeps its sets in memory, and fails as a shared backend can
-// when told to: holdings lost, Stats unreadable, and fault counts to report.
-type faultyBackend struct {
-	mem      *memory.Backend
-	lost     atomic.Bool // holdings are lost
-	unread   atomic.Bool // Stats fail
-	hang     atomic.Bool // Stats wait for their ctx to end
-	faults   backend.Faults
-	degraded int64
-}
-
-type faultySet struct {
-	backend.Set
-	b *faultyBackend
-}
-
-var errLost = fmt.Errorf("%w: the test dropped it", backend.ErrLeaseLost)
-
-func (b *faultyBackend) Open(ctx context.Context, _ string, specs []backend.Spec) (backend.Set, error) {
-	s, err := b.mem.Open(ctx, "", specs)
-	return &faultySet{Set: s, b: b}, err
-}
-
-func (s *faultySet) CheckLease(backend.Lease) error {
-	if s.b.lost.Load() {
-		return errLost
-	}
-	return nil
-}
-
-func (s *faultySet) Settle(ctx context.Context, l backend.Lease, held, delta []int64, final bool, refunded []int64) error {
-	err := s.Set.Settle(ctx, l, held, delta, final, refunded)
-	if s.b.lost.Load() {
-		err = errors.Join(err, errLost)
-	}
-	return err
-}
-
-func (s *faultySet) Stats(ctx context.Context) ([]backend.SpecStats, error) {
-	if s.b.hang.Load() {
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}
-	if s.b.unread.Load() {
-		return nil, fmt.Errorf("%w: the test made it so", backend.ErrBackendUnavailable)
-	}
-	return s.Set.Stats(ctx)
-}
-
-func (s *faultySet) Faults() backend.Faults { return s.b.faults }
-func (s *faultySet) Degraded() int64        { return s.b.degraded }
 
 // logged collects the records of a slog.Logger.
 type logged struct {
@@ -104,7 +49,7 @@ func errOf(r slog.Record) error {
 func TestFaultsAreCountedAndStatsErrorsReported(t *testing.T) {
 	log := &logged{}
 	c, h := newCollector(t, concurryprom.Options{Logger: slog.New(log)})
-	b := &faultyBackend{mem: memory.New(), faults: backend.Faults{RenewFailures: 3, LeasesLost: 1}, degraded: 2}
+	b := observetest.NewFaultyBackend(backend.Faults{RenewFailures: 3, LeasesLost: 1}, 2)
 	set, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conns", Capacity: 4}},
 		concurry.WithName("shared"), concurry.WithBackend(b), concurry.WithHooks(c.Hooks()))
 	require.NoError(t, err)
@@ -113,21 +58,21 @@ func TestFaultsAreCountedAndStatsErrorsReported(t *testing.T) {
 
 	a, err := set.TryAcquire(context.Background(), nil)
 	require.NoError(t, err)
-	b.lost.Store(true)
+	b.Lost.Store(true)
 	require.ErrorIs(t, a.Update(concurry.Amounts{"conns": 1}), concurry.ErrLeaseLost)
 	require.ErrorIs(t, a.Release(), concurry.ErrLeaseLost)
 
-	const shared = "backend=concurryprom_test,set=shared" // the backend's package
+	const shared = "backend=observetest,set=shared" // the backend's package
 	assert.Equal(t, map[string]float64{
-		"concurry_lease_lost_errors_total{" + shared + "}":                                             1,
-		"concurry_degraded_decisions_total{" + shared + "}":                                            2,
-		"concurry_lease_renewal_failures_total{" + shared + "}":                                        3,
-		"concurry_leases_lost_total{" + shared + "}":                                                   1,
-		"concurry_limit_available{algorithm=semaphore,backend=concurryprom_test,key=conns,set=shared}": 4,
+		"concurry_lease_lost_errors_total{" + shared + "}":                                       1,
+		"concurry_degraded_decisions_total{" + shared + "}":                                      2,
+		"concurry_lease_renewal_failures_total{" + shared + "}":                                  3,
+		"concurry_leases_lost_total{" + shared + "}":                                             1,
+		"concurry_limit_available{algorithm=semaphore,backend=observetest,key=conns,set=shared}": 4,
 	}, only(scrape(t, h), "concurry_lease", "concurry_degraded", "concurry_limit_available", "concurry_stats"))
 	assert.Empty(t, log.records)
 
-	b.unread.Store(true)
+	b.Unread.Store(true)
 	assert.Equal(t, map[string]float64{
 		"concurry_stats_errors_total{" + shared + "}":           1,
 		"concurry_lease_lost_errors_total{" + shared + "}":      1,
@@ -145,8 +90,8 @@ func TestFaultsAreCountedAndStatsErrorsReported(t *testing.T) {
 func TestStatsTimeoutBoundsCollection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, h := newCollector(t, concurryprom.Options{StatsTimeout: 3 * time.Second})
-		b := &faultyBackend{mem: memory.New()}
-		b.hang.Store(true)
+		b := observetest.NewFaultyBackend(backend.Faults{}, 0)
+		b.Hang.Store(true)
 		set, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conns", Capacity: 4}},
 			concurry.WithName("stuck"), concurry.WithBackend(b))
 		require.NoError(t, err)
@@ -155,7 +100,7 @@ func TestStatsTimeoutBoundsCollection(t *testing.T) {
 		start := time.Now()
 		got := scrape(t, h)
 		assert.Equal(t, 3*time.Second, time.Since(start))
-		assert.Equal(t, 1.0, got["concurry_stats_errors_total{backend=concurryprom_test,set=stuck}"])
+		assert.Equal(t, 1.0, got["concurry_stats_errors_total{backend=observetest,set=stuck}"])
 	})
 }
 
@@ -177,13 +122,13 @@ func (m *misbehaving) Handle(context.Context, slog.Record) error {
 func TestMisbehavingLoggerIsContained(t *testing.T) {
 	for _, goexit := range []bool{false, true} {
 		c, h := newCollector(t, concurryprom.Options{Logger: slog.New(&misbehaving{goexit: goexit})})
-		b := &faultyBackend{mem: memory.New()}
-		b.unread.Store(true)
+		b := observetest.NewFaultyBackend(backend.Faults{}, 0)
+		b.Unread.Store(true)
 		set, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conns", Capacity: 4}},
 			concurry.WithName("shared"), concurry.WithBackend(b))
 		require.NoError(t, err)
 		require.NoError(t, c.Register(set, concurryprom.WithBackend(b)))
-		assert.Equal(t, 1.0, scrape(t, h)["concurry_stats_errors_total{backend=concurryprom_test,set=shared}"], "goexit %v", goexit)
+		assert.Equal(t, 1.0, scrape(t, h)["concurry_stats_errors_total{backend=observetest,set=shared}"], "goexit %v", goexit)
 		require.NoError(t, set.Close())
 	}
 }
