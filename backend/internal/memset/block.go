@@ -1,6 +1,8 @@
 package memset
 
 import (
+	"sync/atomic"
+
 	"github.com/concurry/concurry/algorithms"
 	"github.com/concurry/concurry/backend"
 )
@@ -73,7 +75,12 @@ func offsetOf(specs []backend.Spec, i int) int {
 // clone returns a copy of st that shares nothing with it, in the buffers
 // of into.
 func (st state) clone(into state) state {
-	into.block = append(into.block[:0], st.block...)
+	// Word by word, atomically: a solo set's word may be read by a
+	// lock-free path meanwhile (see solo.go).
+	into.block = into.block[:0]
+	for i := range st.block {
+		into.block = append(into.block, atomic.LoadInt64(&st.block[i]))
+	}
 	if st.windows != nil {
 		if len(into.windows) != len(st.windows) {
 			into.windows = make([]algorithms.State, len(st.windows))

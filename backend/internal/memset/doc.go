@@ -6,7 +6,9 @@
 // in one process and across processes. Users never see it: they call
 // memory.New.
 //
-// Each set is guarded by one mutex, blocked requests wait in a FIFO queue,
+// Each set is guarded by one mutex (a set of one resource limit grants and
+// returns units without it while nobody waits: see solo.go), blocked
+// requests wait in a FIFO queue,
 // and a single timer per set wakes the head of the queue at the exact
 // instant its request fits. Nothing polls. A refusal says why and when: a
 // *backend.RefusalError names the limit that blocked and how long until the

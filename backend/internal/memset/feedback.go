@@ -44,6 +44,7 @@ func (s *Set) pause(h *Handle, spec int, until int64) error {
 		return nil
 	}
 	s.catchUp(t)
+	s.freeze() // a solo set grants nothing without the lock until the pause ends
 	s.invalidate()
 	x := s.extra()
 	if x.paused == nil {

@@ -37,7 +37,7 @@ func (s *Set) fitIn(st *state, dated bool, t int64, amounts []int64) fit {
 		switch {
 		case n <= 0:
 		case sp.Kind == backend.Resource:
-			if n > sp.Capacity-block[off] && f.held < 0 {
+			if n > sp.Capacity-heldAt(&block[off]) && f.held < 0 {
 				f.held = i
 			}
 		case sp.Algorithm == algorithms.SlidingWindow:

@@ -2,6 +2,7 @@ package memset
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/concurry/concurry/backend"
 )
@@ -11,10 +12,12 @@ import (
 // concurrent use.
 type Handle struct {
 	s *Set
-	// onClose runs once when the handle is closed (noClose when it was
-	// given none); nil once the handle is closed, which is how a closed
-	// handle is told, in two words per handle. Guarded by s.mu.
-	onClose func()
+	// onClose points to the func that runs once when the handle is closed
+	// (noClose when it was given none); nil once the handle is closed,
+	// which is how a closed handle is told, in two words per handle. It is
+	// written under s.mu and read atomically, since the lock-free path of
+	// a solo set (see acquireSolo) reads it without s.mu.
+	onClose atomic.Pointer[func()]
 }
 
 var (
@@ -28,17 +31,21 @@ var (
 // Handle returns a new handle on s; onClose, when not nil, runs once when the
 // handle is closed.
 func (s *Set) Handle(onClose func()) *Handle {
+	h := &Handle{s: s}
 	if onClose == nil {
-		onClose = noClose
+		h.onClose.Store(&noClose)
+	} else {
+		h.onClose.Store(&onClose)
 	}
-	return &Handle{s: s, onClose: onClose}
+	return h
 }
 
-// noClose is the onClose of a handle given none.
-func noClose() {}
+// noClose is the onClose of a handle given none: one for every such
+// handle, so that none allocates for it.
+var noClose = func() {}
 
-// closed reports whether h was closed. Requires s.mu held.
-func (h *Handle) closed() bool { return h.onClose == nil }
+// closed reports whether h was closed.
+func (h *Handle) closed() bool { return h.onClose.Load() == nil }
 
 // Acquire implements backend.Set.
 func (h *Handle) Acquire(ctx context.Context, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
@@ -77,12 +84,12 @@ func (h *Handle) Idle() bool { return h.s.idle() }
 func (h *Handle) Close() error {
 	s := h.s
 	s.mu.Lock()
-	onClose := h.onClose
+	onClose := h.onClose.Load()
 	if onClose == nil {
 		s.mu.Unlock()
 		return nil
 	}
-	h.onClose = nil
+	h.onClose.Store(nil)
 	t := now()
 	headGone := false
 	for w := s.head(); w != nil; {
@@ -96,7 +103,7 @@ func (h *Handle) Close() error {
 	if headGone {
 		s.serve(t)
 	}
-	s.mu.Unlock()
-	onClose()
+	s.unlock()
+	(*onClose)()
 	return nil
 }

@@ -116,7 +116,7 @@ func (s *Set) take(t int64, amounts []int64) {
 		switch {
 		case n <= 0:
 		case sp.Kind == backend.Resource:
-			s.block[off] += n
+			s.addHeld(&s.block[off], n)
 		case sp.Algorithm == algorithms.SlidingWindow:
 			s.x.windows[i].Take(t, n)
 		default:
@@ -128,6 +128,10 @@ func (s *Set) take(t int64, amounts []int64) {
 
 // acquire implements Handle.Acquire for waiters owned by h.
 func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
+	if opts.Claim == nil && s.solo() && s.acquireSolo(h, amounts[0]) {
+		report(opts.Report, false, -1)
+		return 0, nil
+	}
 	// The clock is read before locking, to keep the critical section
 	// short; a set of resources alone grants at once without it.
 	clocked := s.clocked()
@@ -136,13 +140,14 @@ func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts back
 		t = now()
 	}
 	s.lock()
+	s.freeze()
 	if h.closed() {
-		s.mu.Unlock()
+		s.unlock()
 		report(opts.Report, false, -1)
 		return 0, backend.ErrClosed
 	}
 	if opts.Claim == nil && s.grantNow(t, amounts) {
-		s.mu.Unlock()
+		s.unlock()
 		report(opts.Report, false, -1)
 		return 0, nil
 	}
@@ -152,7 +157,7 @@ func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts back
 	f := s.fitAt(t, amounts, false)
 	if !s.waiting() && f.grantable(t) && (opts.Claim == nil || opts.Claim.TryClaim()) {
 		s.take(t, amounts)
-		s.mu.Unlock()
+		s.unlock()
 		report(opts.Report, false, -1)
 		return 0, nil
 	}
@@ -180,10 +185,10 @@ func (s *Set) grantNow(t int64, amounts []int64) bool {
 		switch {
 		case n <= 0:
 		case sp.Kind == backend.Resource:
-			if n > sp.Capacity-block[0] {
+			if n > sp.Capacity-heldAt(&block[0]) {
 				return false
 			}
-			block[0] += n
+			s.addHeld(&block[0], n)
 		case !limitOf(sp).TryTake(block, t, n):
 			return false
 		}
@@ -207,7 +212,7 @@ func (s *Set) grantNow(t int64, amounts []int64) bool {
 		switch {
 		case n <= 0:
 		case sp.Kind == backend.Resource:
-			if n > sp.Capacity-block[off] {
+			if n > sp.Capacity-heldAt(&block[off]) {
 				if undo {
 					copy(block, saved[:len(block)])
 				}
@@ -258,7 +263,7 @@ func (s *Set) acquireSlow(ctx context.Context, h *Handle, t int64, f fit, amount
 		}
 	}
 	if err != nil {
-		s.mu.Unlock()
+		s.unlock()
 		report(opts.Report, false, blocker)
 		return 0, err
 	}
@@ -269,7 +274,7 @@ func (s *Set) acquireSlow(ctx context.Context, h *Handle, t int64, f fit, amount
 	if s.head() == w {
 		s.serve(t)
 	}
-	s.mu.Unlock()
+	s.mu.Unlock() // requests wait: the set stays frozen
 	report(opts.Report, true, blocker)
 	if opts.OnWait != nil {
 		s.notifyWait(w, opts.OnWait, blocker)
@@ -305,7 +310,7 @@ func (s *Set) wait(ctx context.Context, w *waiter) (backend.Lease, error) {
 	if queued && s.leave(w, t) {
 		s.serve(t)
 	}
-	s.mu.Unlock()
+	s.unlock()
 	if queued {
 		return 0, backend.ContextError(ctx)
 	}
@@ -314,6 +319,18 @@ func (s *Set) wait(ctx context.Context, w *waiter) (backend.Lease, error) {
 
 // settle implements Handle.Settle.
 func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
+	if s.solo() {
+		// A resource has no usage to apply: only a final settle does
+		// anything, and without the lock while the set is not frozen.
+		if !final || len(held) == 0 || held[0] <= 0 || s.releaseSolo(held[0]) {
+			return
+		}
+		s.lock()
+		s.freeze()
+		s.settleLocked(-1, false, held, nil, true, refunded)
+		s.unlock()
+		return
+	}
 	rates, resources := s.settleHasWork(held, delta, final)
 	if !rates && !resources {
 		return
@@ -342,7 +359,7 @@ func (s *Set) settleLocked(t int64, rates bool, held, delta []int64, final bool,
 		for i, n := range held {
 			sp := &s.specs[i]
 			if sp.Kind == backend.Resource && n > 0 {
-				s.block[off] -= min(n, s.block[off]) // never below 0, even if asked to return more than is held
+				s.addHeld(&s.block[off], -min(n, heldAt(&s.block[off]))) // never below 0, even if asked to return more than is held
 				freed = true
 			}
 			off += widthOf(sp)
@@ -430,7 +447,7 @@ func (s *Set) stats() []backend.SpecStats {
 		if sp.Kind == backend.Rate {
 			out[i] = backend.SpecStats{Available: st.available(sp, i, off, t), Debt: st.debt(sp, i, off, t)}
 		} else {
-			held := st.block[off]
+			held := heldAt(&st.block[off])
 			out[i] = backend.SpecStats{Available: max(0, sp.Capacity-held), InUse: held}
 		}
 		if s.pausedUntil(i) > t {
@@ -454,7 +471,7 @@ func (s *Set) idle() bool {
 	for i := range s.specs {
 		sp := &s.specs[i]
 		if sp.Kind == backend.Rate && st.available(sp, i, off, t) < sp.Capacity ||
-			sp.Kind == backend.Resource && st.block[off] != 0 {
+			sp.Kind == backend.Resource && heldAt(&st.block[off]) != 0 {
 			return false
 		}
 		off += widthOf(sp)
@@ -481,6 +498,13 @@ func (s *Set) pausedUntil(i int) int64 {
 		return 0
 	}
 	return s.x.paused[i]
+}
+
+// unlock releases mu, first letting a solo set's lock-free paths go on
+// when nothing keeps them off (see thaw).
+func (s *Set) unlock() {
+	s.thaw()
+	s.mu.Unlock()
 }
 
 // lock takes mu for the hot paths (acquire, settle). Under contention it

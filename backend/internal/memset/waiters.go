@@ -201,7 +201,7 @@ func (s *Set) stopTimer() {
 
 func (s *Set) onTimer() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	s.x.timerAt = 0
 	s.serve(now())
 }
@@ -239,7 +239,7 @@ func (s *Set) abandon(w *waiter) {
 		w.finish(context.Canceled)
 	}
 	granted := !queued && w.err == nil // finish ran under mu
-	s.mu.Unlock()
+	s.unlock()
 	if granted {
 		refund := make([]int64, len(w.amounts))
 		for i, n := range w.amounts {
