@@ -36,13 +36,16 @@ import (
 // parent sent the request and read the answer. The checks hold for every
 // instant within those bounds, so a loaded machine, which widens them,
 // makes them weaker, never wrong.
+//
+// Its scale (loadIdentities, loadWindow, loadRun: a window and a half, so
+// that every identity's room comes back once) is in
+// httplimit_load_scale_test.go: the 10,000 identities in a normal
+// build, which make test runs once more without -race for it, and 1,000
+// under the race detector, which makes every process several times slower.
 const (
-	loadIdentities = 1000
-	loadWindow     = 4 * time.Second // each identity: loadCapacity calls per window, sliding
-	loadCapacity   = 1
-	loadRun        = 6 * time.Second // a window and a half: every identity's room comes back once
-	loadServers    = 3
-	apiKey         = "X-Api-Key"
+	loadCapacity = 1 // each identity: loadCapacity calls per loadWindow, sliding
+	loadServers  = 3
+	apiKey       = "X-Api-Key"
 )
 
 func loadLimits() []concurry.Limit {
