@@ -46,7 +46,7 @@ end
 -- grant takes amounts, the rate limits as of p, and moves the reap hint to
 -- e when a lease expiring then was recorded.
 local function grant(sp, v, amounts, p, e)
-  local d = -1
+  local d, h = -1, nil
   for i = 1, sp.n do
     local n, s = amounts[i], sp[i]
     if n > 0 then
@@ -54,11 +54,11 @@ local function grant(sp, v, amounts, p, e)
         v[s.o + 1] = v[s.o + 1] + n
       else
         s:take(v, p, n)
-        d = max(d, s:span(n))
+        if s.horizon then h = max(h or 0, s:horizon(p)) else d = max(d, s:span(n)) end
       end
     end
   end
-  if d >= 0 then charge(v, p, d) end
+  if d >= 0 or h then charge(v, p, d, h) end
   if e then v[RH] = min(v[RH], e) end
 end
 

@@ -9,8 +9,11 @@
 -- avail, debt (whole units below zero: overage not refilled yet; 0 for the
 -- algorithms that keep no debt), lower (take at t what leaves at most
 -- remaining available: upstream feedback), idle (the instant from which
--- the state equals init again) and span (a bound of how much later than
--- max(idle, p) taking n units at p makes idle; see charge).
+-- the state equals init again) and, for charge, either span (the pace
+-- algorithms: a bound of how much later than max(idle, p) taking n units at
+-- p makes idle) or horizon (the window algorithms: the instant from which
+-- units taken at p no longer count, so that idle is then at most
+-- max(idle, horizon)).
 
 local ALG = {}
 
@@ -19,8 +22,8 @@ local ALG = {}
 -- saturates the sum). s.pace is W/C, set by parse.
 local function pace_span(s, n) return n * s.pace + 2 end
 
--- window_span bounds how long units taken now count in a window: W.
-local function window_span(s) return s.W end
+-- sliding_horizon: units taken at p leave a sliding window at p + W.
+local function sliding_horizon(s, p) return min(p + s.W, NEVER) end
 
 -- the duration n·T = n·W/C as whole µs and a remainder in units of 1/cr µs.
 local function dur(s, n) return scale(n, 0, s.wr, s.cr) end
@@ -283,7 +286,7 @@ ALG[2] = {
     if v[s.o + 1] == 0 then return t end
     return min(v[s.o + 3] + s.W, NEVER)
   end,
-  span = window_span,
+  horizon = sliding_horizon,
 }
 
 -- FixedWindow: index, count; windows are aligned to the Unix epoch.
@@ -324,7 +327,8 @@ ALG[3] = {
     if c == 0 then return t end
     return min((i + 1) * s.W, NEVER)
   end,
-  span = window_span,
+  -- units taken at p count until the end of p's window
+  horizon = function(s, p) return min((idiv(p, s.W) + 1) * s.W, NEVER) end,
 }
 
 -- GCRA: tat, rem, last; TAT = tat + rem/cr, T = W/C, tolerance W.

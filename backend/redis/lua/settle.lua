@@ -68,7 +68,7 @@ local function settle(keys, args)
     if s.alg ~= RESOURCE and d ~= 0 then TE = t end
     if s.alg ~= RESOURCE and d > 0 then
       s:take(v, t, d)
-      charge(v, t, s:span(d))
+      charge_one(v, t, s, d)
     elseif s.alg ~= RESOURCE and d < 0 then
       got = s:refund(v, t, min(-d, granted[i]))
       if got > 0 then FREED = true end

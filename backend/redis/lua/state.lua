@@ -40,7 +40,7 @@ local function parse(p)
       local a = ALG[s.alg]
       iv = {a.init(s)}
       s.ready, s.take, s.refund, s.avail, s.idle = a.ready, a.take, a.refund, a.avail, a.idle
-      s.debt, s.lower, s.span = a.debt, a.lower, a.span
+      s.debt, s.lower, s.span, s.horizon = a.debt, a.lower, a.span, a.horizon
       if s.alg == SLIDING then li = li + 1; s.li = li end
     end
     for k = 1, #iv do sp.init[o + k] = iv[k] end
@@ -160,13 +160,26 @@ local function reap(sp, v, t)
   return freed
 end
 
--- charge records that a grant took units of rate limits at p, the most
--- span of theirs (see each algorithm's span) being d: no rate limit can be
--- back at its initial state later than max(v[IB], p) + d. So a call that
--- takes finds whether the keys' expiry must move from the header alone;
--- refunds, which make that instant earlier, leave the bound as it is.
-local function charge(v, p, d)
-  v[IB] = min(max(v[IB], p) + d, NEVER)
+-- charge records that a grant took units of rate limits at p: d is the
+-- most span of the pace algorithms that took (-1 when none did), h the
+-- latest horizon of the window algorithms that took (nil when none did;
+-- see each algorithm's span and horizon). No rate limit can be back at its
+-- initial state later than max(max(v[IB], p) + d, h). So a call that takes
+-- finds whether the keys' expiry must move from the header alone; refunds,
+-- which make that instant earlier, leave the bound as it is. A window's
+-- horizon is the instant its idle would be, not a span added to the bound:
+-- a set of FixedWindow limits moves its expiry once a window, not on every
+-- call (see deadline).
+local function charge(v, p, d, h)
+  local b = v[IB]
+  if d >= 0 then b = max(b, p) + d end
+  if h and h > b then b = h end
+  v[IB] = min(b, NEVER)
+end
+
+-- charge_one is charge for units of spec s alone, n taken at p.
+local function charge_one(v, p, s, n)
+  if s.horizon then charge(v, p, -1, s:horizon(p)) else charge(v, p, s:span(n)) end
 end
 
 -- lifetime returns how long, in ms, the keys must live from t when the rate
