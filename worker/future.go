@@ -14,14 +14,18 @@ import (
 // limiter, which are freed when the task ends: a completed future whose
 // result is not read yet takes 40 bytes plus the size of R (48 for an int).
 type Future[R any] struct {
-	// waiters is nil while the future is pending and nothing but Result
-	// with a context that never ends waits on it; then the Done channel and
-	// the Gather and Wait calls waiting; completedWaiters once complete.
+	// parked is the list of Result calls waiting, and parkedDone once the
+	// future has completed: the one word complete swaps.
+	parked atomic.Pointer[parker]
+	// waiters is nil until something other than Result with a context that
+	// never ends waits on the future; then the Done channel and the Gather
+	// and Wait calls waiting; completedWaiters once they have been told.
+	// Whoever makes them looks at parked after: if the future completed
+	// meanwhile, it does not wait on them, and complete tells them anyway.
 	waiters atomic.Pointer[futureWaiters]
-	parked  atomic.Pointer[parker] // the Result calls waiting; parkedDone once complete
-	parkers *sync.Pool             // the pool's spare parkers
-	val     R                      // written once before waiters is set to completedWaiters
-	err     error                  // written once before waiters is set to completedWaiters
+	parkers *sync.Pool // the pool's spare parkers
+	val     R          // written once before parked is set to parkedDone
+	err     error      // written once before parked is set to parkedDone
 }
 
 // parker is how a Result whose context never ends waits for its future: it
@@ -48,7 +52,7 @@ type futureWaiters struct {
 	first    [1]watcher    // the room of the first watcher
 }
 
-// completedWaiters marks a completed future.
+// completedWaiters replaces the waiters of a completed future once told.
 var completedWaiters = &futureWaiters{told: true, done: closedChan}
 
 // watcher is a Wait or Gather call waiting on a future: it receives index i
@@ -73,13 +77,13 @@ func newFuture[R any](parkers *sync.Pool) *Future[R] {
 
 // Done returns a channel that is closed when the future completes.
 func (f *Future[R]) Done() <-chan struct{} {
-	w := f.waitList()
-	if w == completedWaiters {
+	if f.Completed() {
 		return closedChan
 	}
+	w := f.waitList()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.told {
+	if w.told || f.Completed() { // if not, complete has yet to look for w
 		return closedChan
 	}
 	if w.done == nil {
@@ -121,27 +125,38 @@ func (f *Future[R]) Err() error {
 }
 
 // Completed reports whether the future has completed.
-func (f *Future[R]) Completed() bool { return f.waiters.Load() == completedWaiters }
+func (f *Future[R]) Completed() bool { return f.parked.Load() == parkedDone }
 
 // complete sets the outcome and tells whatever waits. It is called once.
 func (f *Future[R]) complete(v R, err error) {
 	f.val, f.err = v, err
-	if w := f.waiters.Swap(completedWaiters); w != nil {
-		w.mu.Lock()
-		done, ws := w.done, w.watchers
-		w.told, w.watchers = true, nil
-		w.mu.Unlock()
-		if done != nil {
-			close(done)
-		}
-		for _, x := range ws {
-			x.ch <- x.i // never blocks: the buffer holds one send per future
-		}
+	pk := f.parked.Swap(parkedDone)
+	if w := f.waiters.Load(); w != nil { // made before the swap, or seeing it
+		w.tell()
+		f.waiters.Store(completedWaiters) // w is garbage now
 	}
-	for pk := f.parked.Swap(parkedDone); pk != nil; {
+	for pk != nil {
 		next := pk.next // read first: once told, the parker goes back to the pool
 		pk.ch <- struct{}{}
 		pk = next
+	}
+}
+
+// tell closes the Done channel and tells the watchers, once.
+func (w *futureWaiters) tell() {
+	w.mu.Lock()
+	if w.told {
+		w.mu.Unlock()
+		return
+	}
+	done, ws := w.done, w.watchers
+	w.told, w.watchers = true, nil
+	w.mu.Unlock()
+	if done != nil {
+		close(done)
+	}
+	for _, x := range ws {
+		x.ch <- x.i // never blocks: the buffer holds one send per future
 	}
 }
 
@@ -167,8 +182,9 @@ func (f *Future[R]) park() {
 	f.parkers.Put(pk)
 }
 
-// waitList returns f's waiters, making them if f has none yet:
-// completedWaiters once f has completed.
+// waitList returns f's waiters, making them if f has none yet. Once f has
+// completed they may be told already (completedWaiters), or not yet: the
+// caller looks at both.
 func (f *Future[R]) waitList() *futureWaiters {
 	if w := f.waiters.Load(); w != nil {
 		return w
@@ -183,10 +199,10 @@ func (f *Future[R]) waitList() *futureWaiters {
 // watch arranges for i to be sent on ch when f completes, at once if it
 // already has.
 func (f *Future[R]) watch(ch chan<- int, i int) {
-	w := f.waitList()
-	if w != completedWaiters {
+	if !f.Completed() {
+		w := f.waitList()
 		w.mu.Lock()
-		if !w.told {
+		if !w.told && !f.Completed() { // if so, complete has yet to look for w
 			if w.watchers == nil {
 				w.watchers = w.first[:0]
 			}
