@@ -7,11 +7,11 @@ import (
 
 // gate is a counting semaphore whose blocked acquirers are served first come,
 // first served: a freed slot is handed to the oldest waiter, so a stream of
-// new submissions never overtakes one that is waiting. It bounds a worker's
-// unfinished tasks, under the worker's own mutex, and the tasks alive in an
-// OnDemand pool.
+// new submissions never overtakes one that is waiting. It bounds the tasks
+// alive in an OnDemand pool. (A Goroutine worker bounds its queue with its
+// state word instead; see worker.)
 type gate struct {
-	mu      *sync.Mutex       // the gate's lock, which its owner may share
+	mu      sync.Mutex
 	free    int               // guarded by mu
 	waiters ring[*gateWaiter] // guarded by mu
 }
@@ -21,14 +21,8 @@ type gateWaiter struct {
 	granted bool // guarded by gate.mu
 }
 
-// newGate returns a gate of n slots guarded by mu, or by a mutex of its own
-// when mu is nil.
-func newGate(n int, mu *sync.Mutex) *gate {
-	if mu == nil {
-		mu = new(sync.Mutex)
-	}
-	return &gate{mu: mu, free: n}
-}
+// newGate returns a gate of n slots.
+func newGate(n int) *gate { return &gate{free: n} }
 
 // tryLocked takes a slot if one is free and nobody waits for one. Requires
 // g.mu held.

@@ -17,7 +17,7 @@ type onDemand struct {
 }
 
 func newOnDemand(n int) *onDemand {
-	return &onDemand{gate: newGate(n, nil), busy: make([]bool, n)}
+	return &onDemand{gate: newGate(n), busy: make([]bool, n)}
 }
 
 // take marks a free index busy and returns it; the gate guarantees there is

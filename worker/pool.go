@@ -53,7 +53,7 @@ type core struct {
 
 // counters are the statistics of one worker index.
 type counters struct {
-	unfinished, dispatched, completed, failed, retried atomic.Int64
+	dispatched, completed, failed, retried atomic.Int64
 }
 
 // NewPool builds a pool. In Goroutine mode it starts MaxWorkers workers and

@@ -84,19 +84,25 @@ func submit[T, R any](ctx context.Context, p *Pool[T], c *call[T, R], opts []Sub
 			c.until = o.until
 		}
 	}
-	own := ownerOf(ctx)
-	if own != nil && own.c != &p.core {
-		own = nil // a task of another pool
-	}
 	switch p.opts.Mode {
 	case Sync:
-		if own != nil {
+		if p.ownTask(ctx) != nil {
 			return ErrDeadlock // the caller holds the pool's only worker
 		}
 		return p.runSync(ctx, c)
 	case OnDemand:
-		return p.startOnDemand(ctx, c, own != nil && p.opts.MaxWorkers == 1)
+		return p.startOnDemand(ctx, c, p.opts.MaxWorkers == 1 && p.ownTask(ctx) != nil)
 	default:
-		return p.enqueue(ctx, c, own)
+		return p.enqueue(ctx, c)
 	}
+}
+
+// ownTask returns the running task of p whose context ctx is or derives
+// from, or nil.
+func (p *Pool[T]) ownTask(ctx context.Context) *taskScope {
+	own := ownerOf(ctx)
+	if own != nil && own.c != &p.core {
+		return nil // a task of another pool
+	}
+	return own
 }
