@@ -170,6 +170,10 @@ func (s *taskScope) begin(index int) {
 // may outlive it.
 func (s *taskScope) end() {
 	s.c.slots[s.index].running.Store(nil)
+	if s.state.CompareAndSwap(ctxLive, ctxCanceled) { // the common case: nothing ended it, nothing tracked
+		s.applyCause()
+		return
+	}
 	s.cancelWith(false)
 }
 

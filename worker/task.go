@@ -58,16 +58,28 @@ type env[T any] struct {
 // so even when the task, or a callback it runs, ends the goroutine with
 // runtime.Goexit: the deferred function then still runs, with the task's
 // frames on the stack.
+//
+// A task with one attempt and nothing to ask about its outcome (no
+// factory, no retries, no RetryOn, no RetryUntil) runs without attempts'
+// machinery: run's own deferred function turns its panic into a
+// *PanicError, as attempt would.
 func (c *call[T, R]) run(e *env[T]) {
 	c.scope.begin(e.index)
 	var r R
 	var err error
 	exited := true
+	o := &e.c.opts
+	once := e.factory == nil && c.until == nil && o.NumRetries == 0 && o.RetryOn == nil
 	defer func() {
+		if once {
+			if v := recover(); v != nil {
+				err, exited = newPanicError(v, "task"), false
+			}
+		}
 		if exited {
 			err = newGoexitError()
 		}
-		c.scope.releaseAll() // already done unless the goroutine is exiting
+		c.scope.releaseAll() // already done unless the goroutine is exiting, or once
 		c.scope.end()
 		c.finish(e, r, err)
 	}()
@@ -75,7 +87,11 @@ func (c *call[T, R]) run(e *env[T]) {
 	// halting before it reads the slots: either halt ends this task's
 	// context, or this task sees halt and does not run.
 	if err = e.c.halted(c.scope.parent); err == nil {
-		r, err = c.execute(&c.scope, e)
+		if once {
+			r, err = c.task(&c.scope, e.t, &c.scope)
+		} else {
+			r, err = c.execute(&c.scope, e)
+		}
 	}
 	exited = false
 }
