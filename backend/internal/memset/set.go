@@ -503,7 +503,9 @@ func (s *Set) pausedUntil(i int) int64 {
 // unlock releases mu, first letting a solo set's lock-free paths go on
 // when nothing keeps them off (see thaw).
 func (s *Set) unlock() {
-	s.thaw()
+	if s.solo() {
+		s.thaw()
+	}
 	s.mu.Unlock()
 }
 

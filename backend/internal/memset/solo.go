@@ -97,9 +97,9 @@ func (s *Set) freeze() {
 }
 
 // thaw lets the lock-free paths of a solo set go on when nobody waits and
-// no pause is in force. Requires mu held; a no-op for other sets.
+// no pause is in force. Requires mu held and s solo.
 func (s *Set) thaw() {
-	if !s.solo() || s.waiting() || s.x != nil && s.x.pausedEnd != 0 && s.x.pausedEnd > now() {
+	if s.waiting() || s.x != nil && s.x.pausedEnd != 0 && s.x.pausedEnd > now() {
 		return
 	}
 	// Frozen, the word changes only under mu: a store clears the bit.
