@@ -21,15 +21,17 @@ import (
 // that task. The context.WithCancelCause behind it is made on first use by
 // Done, by Value of another key than ownerKey, or by Err once something has
 // ended it: a task that never waits on its context costs no allocation for
-// it. A cancellation that comes first is kept in state and applied when the
-// context is made, so the task sees the same context either way.
+// it. A cancellation that comes first is applied when the context is made,
+// so the task sees the same context either way: the task's end is its slot
+// no longer holding the scope, and a halt is kept in state.
 type taskScope struct {
 	parent context.Context // the submitter's
 	c      *core           // the task's pool
 	index  int32           // the task's worker index; set by begin
 
-	// state holds the first cancellation of the context (ctxLive until
-	// then) and, in bit scopeTracked, whether the limiter holds acquisitions.
+	// state holds, in its low bits, whether halt has ended the context
+	// (ctxLive until then) and, in bit scopeTracked, whether the limiter
+	// holds acquisitions.
 	state atomic.Uint32
 	made  atomic.Pointer[madeContext] // nil until the context is made
 
@@ -39,9 +41,9 @@ type taskScope struct {
 
 // The states of a scope's context, in its state's low bits.
 const (
-	ctxLive     = iota // not cancelled
-	ctxCanceled        // cancelled because the task ended
-	ctxStopped         // cancelled because the pool halted
+	ctxLive     = iota // not cancelled by halt (the task may have ended: see ended)
+	ctxStopping        // halt is deciding whether the task ended first; halt applies what it decides
+	ctxStopped         // cancelled because the pool halted while the task ran
 	ctxMask     = 3
 
 	scopeTracked = 4 // the scope's limiter holds acquisitions
@@ -65,7 +67,7 @@ func (s *taskScope) Done() <-chan struct{} { return s.context().Done() }
 
 // Err returns why the task's context ended, or nil while it has not.
 func (s *taskScope) Err() error {
-	if s.made.Load() == nil && s.state.Load()&ctxMask == ctxLive && s.parent.Err() == nil {
+	if s.made.Load() == nil && s.state.Load()&ctxMask == ctxLive && !s.ended() && s.parent.Err() == nil {
 		return nil // nothing has ended it: no need to make it
 	}
 	return s.context().Err()
@@ -91,43 +93,60 @@ func (s *taskScope) context() context.Context {
 		cancel(nil) // another call made it first: leave the submitter's context
 		return s.made.Load().ctx
 	}
-	// cancelWith records its cause, then looks for the context; this looks
-	// for a cause once the context is there. One of the two applies it.
+	// end and halt record what ended the context, then look for it; this
+	// looks for what ended it once the context is there. One of the two
+	// applies it.
 	s.applyCause()
 	return ctx
 }
 
-// cancelWith ends the task's context, unless it has ended already: with
-// cause ErrStopped when stopped, and context.Canceled otherwise.
-func (s *taskScope) cancelWith(stopped bool) {
-	code := uint32(ctxCanceled)
-	if stopped {
-		code = ctxStopped
-	}
+// ended reports whether the task has ended: its slot holds it only while
+// it runs (the scope reaches no one before).
+func (s *taskScope) ended() bool { return s.c.slots[s.index].running.Load() != s }
+
+// stop ends the running task's context with cause ErrStopped, for halt,
+// unless the task has ended first. It marks the state first, then looks at
+// the slot: if the task still runs, the mark came before its end, which it
+// confirms; if not, it takes the mark back, and the end counts.
+func (s *taskScope) stop() {
 	for {
 		st := s.state.Load()
 		if st&ctxMask != ctxLive {
-			return // the first cancellation is the one that counts
+			return // stopped already, or another halt is deciding
 		}
-		if s.state.CompareAndSwap(st, st&^ctxMask|code) {
+		if s.state.CompareAndSwap(st, st|ctxStopping) {
+			break
+		}
+	}
+	to := uint32(ctxStopped)
+	if s.ended() {
+		to = ctxLive
+	}
+	for {
+		st := s.state.Load()
+		if s.state.CompareAndSwap(st, st&^ctxMask|to) {
 			break
 		}
 	}
 	s.applyCause()
 }
 
-// applyCause cancels the made context with the recorded cause, if both are
-// there; cancelling again does nothing.
+// applyCause cancels the made context, if it is made, with what ended it:
+// ErrStopped when halt did, context.Canceled when the task ended; nothing
+// while halt decides (it applies what it decides) or while the task runs.
+// Cancelling again does nothing.
 func (s *taskScope) applyCause() {
 	m := s.made.Load()
 	if m == nil {
 		return
 	}
 	switch s.state.Load() & ctxMask {
-	case ctxCanceled:
-		m.cancel(context.Canceled)
 	case ctxStopped:
 		m.cancel(ErrStopped)
+	case ctxLive:
+		if s.ended() {
+			m.cancel(context.Canceled)
+		}
 	}
 }
 
@@ -166,15 +185,12 @@ func (s *taskScope) begin(index int) {
 	s.c.slots[index].running.Store(s)
 }
 
-// end unregisters the task and cancels its context; contexts derived from it
-// may outlive it.
+// end unregisters the task, which ends its context (see ended), and
+// cancels the context if it is made; contexts derived from it may outlive
+// it.
 func (s *taskScope) end() {
 	s.c.slots[s.index].running.Store(nil)
-	if s.state.CompareAndSwap(ctxLive, ctxCanceled) { // the common case: nothing ended it, nothing tracked
-		s.applyCause()
-		return
-	}
-	s.cancelWith(false)
+	s.applyCause()
 }
 
 // halt makes the pool start no more tasks, and ends the contexts of those
@@ -183,7 +199,7 @@ func (c *core) halt() {
 	c.halting.Store(true)
 	for i := range c.slots {
 		if s := c.slots[i].running.Load(); s != nil {
-			s.cancelWith(true) // a task that has ended since ignores it
+			s.stop() // a task that has ended since ignores it
 		}
 	}
 }

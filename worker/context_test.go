@@ -3,6 +3,8 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"runtime"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -132,4 +134,76 @@ func TestTaskContextFollowsTheSubmitters(t *testing.T) {
 			t.Fatalf("task: %v, cause %v", err, cause)
 		}
 	})
+}
+
+// Stop racing the ends of tasks: a task's context kept past its end ends
+// all the same, whether it was made before the end, while the task ended or
+// after, and whether Stop's halt or the task's end came first; its cause is
+// context.Canceled or ErrStopped, and the one first seen is the one it
+// keeps.
+func TestKeptContextsEndWhenStopRacesTheirTasks(t *testing.T) {
+	for round := range 40 {
+		p, err := worker.NewPool(context.Background(), indexFactory, worker.Options{MaxWorkers: 2, MaxQueuedTasks: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := make(chan context.Context, 400)
+		type seen struct {
+			ctx   context.Context
+			cause error
+		}
+		causes := make(chan seen, 400)
+		var makers sync.WaitGroup
+		task := func(ctx context.Context, i int, _ concurry.Limiter) (int, error) {
+			kept <- ctx
+			if len(kept)%3 == 0 {
+				_ = ctx.Done() // made by the task, before its end
+			}
+			if len(kept)%2 == 0 { // made by another goroutine, as the task ends
+				makers.Go(func() {
+					<-ctx.Done()
+					causes <- seen{ctx, context.Cause(ctx)}
+				})
+			}
+			return i, nil
+		}
+		var submitters sync.WaitGroup
+		for range 2 {
+			submitters.Go(func() {
+				for range 200 {
+					if _, err := worker.Submit(context.Background(), p, task); err != nil {
+						if !errors.Is(err, worker.ErrStopped) {
+							t.Errorf("Submit: %v", err)
+						}
+						return
+					}
+				}
+			})
+		}
+		for len(kept) < 20*(round%5+1) {
+			runtime.Gosched()
+		}
+		if err := p.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		submitters.Wait()
+		waitOrFail(t, &makers, "a task's context made as the task ended never ended")
+		close(kept)
+		close(causes)
+		for ctx := range kept {
+			select {
+			case <-ctx.Done():
+			default:
+				t.Fatal("a kept context of an ended task has not ended")
+			}
+			if c := context.Cause(ctx); c != context.Canceled && c != worker.ErrStopped {
+				t.Fatalf("cause %v", c)
+			}
+		}
+		for c := range causes {
+			if later := context.Cause(c.ctx); later != c.cause {
+				t.Fatalf("cause %v, then %v", c.cause, later)
+			}
+		}
+	}
 }
