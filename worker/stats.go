@@ -46,6 +46,7 @@ func (p *Pool[T]) Stats() Stats {
 			QueueCapacity: p.opts.MaxQueuedTasks,
 		}
 		if p.workers != nil { // unfinished: queued, handed to the idle worker, or running
+			ws.Dispatched = p.workers[i].dispatched()
 			ws.Queued = max(0, int(p.workers[i].unfinished())-ws.InFlight)
 		}
 		st.Workers[i] = ws

@@ -13,21 +13,24 @@ import (
 // worker is one actor of a Goroutine pool: a goroutine that owns its value
 // and runs the tasks of its queue one at a time, in order.
 //
-// Its state word counts its unfinished tasks (queued, handed over or
-// running, and slots granted to a submitter about to push) with flags
-// beside. A submission to an idle worker with a free slot, and the end of
-// a task when no other is unfinished and no submitter waits, each change
-// the word with one compare-and-swap and take no lock; everything else
-// takes mu. While wWaiting is set, the count changes only under mu.
+// Its state word counts the tasks given to it (its Dispatched) with flags
+// beside; its unfinished tasks (queued, handed over or running) are those
+// less the tasks that have ended, which its counters count. A submission
+// to an idle worker with a free slot, and the end of a task when no other
+// is unfinished and no submitter waits, each change the word with one
+// compare-and-swap and take no lock; everything else takes mu. While
+// wWaiting is set, slots are taken only under mu: a freed slot goes to the
+// oldest waiter.
 type worker[T any] struct {
 	env[T]
-	fullAt int64 // state >= fullAt when every slot is taken (MaxQueuedTasks); math.MaxInt64 when unbounded
+	slots int64 // MaxQueuedTasks; math.MaxInt64 when unbounded
 
-	state atomic.Int64 // wIdle, wStopping, wWaiting, and wOne times the unfinished tasks
+	state atomic.Int64 // wIdle, wStopping, wWaiting, and wOne times the tasks given to the worker
 
-	mu      sync.Mutex
-	queue   ring[job[T]]      // guarded by mu; submitted, not started
-	waiters ring[*gateWaiter] // guarded by mu; submitters waiting for a slot, oldest first
+	mu       sync.Mutex
+	queue    ring[job[T]]      // guarded by mu; submitted, not started
+	waiters  ring[*gateWaiter] // guarded by mu; submitters waiting for a slot, oldest first
+	reserved int64             // guarded by mu; slots granted to submitters that have yet to push
 	// wake ends an idle spell: it carries the task submitted to the idle
 	// worker, handed over without the queue, or nil when the worker is to
 	// look at its state (it is stopping). Whoever clears wIdle sends once,
@@ -42,8 +45,8 @@ type worker[T any] struct {
 const (
 	wIdle     = 1 << iota // the goroutine waits on wake, its queue empty; cleared by whoever wakes it
 	wStopping             // take no more tasks; exit when the queue is empty
-	wWaiting              // submitters wait for a slot (set exactly while waiters is not empty)
-	wOne                  // one unfinished task
+	wWaiting              // submitters wait for a slot, or hold one granted (set exactly while waiters or reserved are)
+	wOne                  // one task given to the worker
 )
 
 // startWorkers starts every worker and waits until each has built its value.
@@ -52,12 +55,12 @@ func (p *Pool[T]) startWorkers(ctx context.Context) error {
 	p.workers = make([]*worker[T], p.opts.MaxWorkers)
 	for i := range p.workers {
 		w := &worker[T]{
-			env:    env[T]{c: &p.core, index: i, st: &p.counters[i]},
-			fullAt: math.MaxInt64,
-			wake:   make(chan job[T], 1),
+			env:   env[T]{c: &p.core, index: i, st: &p.counters[i]},
+			slots: math.MaxInt64,
+			wake:  make(chan job[T], 1),
 		}
 		if n := p.opts.MaxQueuedTasks; n > 0 {
-			w.fullAt = int64(n) * wOne
+			w.slots = int64(n)
 		}
 		w.release = w.finished
 		p.workers[i] = w
@@ -117,23 +120,35 @@ func (w *worker[T]) serve() {
 	closed = true
 }
 
-// finished frees the slot of a task that has ended, on the worker's
-// goroutine; when nothing is queued the worker goes idle at once.
+// finished frees the slot of a task that has ended (its end is counted
+// already), on the worker's goroutine; when nothing is queued the worker
+// goes idle at once.
 func (w *worker[T]) finished() {
-	if w.state.CompareAndSwap(wOne, wIdle) { // the only unfinished task, no one waits: go idle
+	if s := w.state.Load(); s&(wIdle|wStopping|wWaiting) == 0 && s/wOne == w.ended() &&
+		w.state.CompareAndSwap(s, s|wIdle) { // nothing else unfinished, no one waits: go idle
 		w.asleep = true
 		return
 	}
 	w.mu.Lock()
-	granted := w.releaseLocked()
+	granted := w.grantLocked()
 	if w.queue.len() == 0 {
 		w.asleep = w.idleLocked()
 	}
 	w.mu.Unlock()
-	if granted != nil {
-		close(granted.ready)
+	for _, g := range granted {
+		close(g.ready)
 	}
 }
+
+// ended returns how many of the worker's tasks have ended.
+func (w *worker[T]) ended() int64 { return w.st.completed.Load() + w.st.failed.Load() }
+
+// unfinished returns the worker's unfinished tasks: queued, handed over, or
+// running.
+func (w *worker[T]) unfinished() int64 { return w.state.Load()/wOne - w.ended() }
+
+// dispatched returns how many tasks were given to the worker.
+func (w *worker[T]) dispatched() int64 { return w.state.Load() / wOne }
 
 // idleLocked marks the worker idle, unless it is stopping, and reports
 // whether it did. Requires mu held and the queue empty.
@@ -175,82 +190,82 @@ func (w *worker[T]) next() job[T] {
 }
 
 // push gives j to the worker, straight to its goroutine when idle, taking a
-// slot unless the caller holds one (slotHeld). It reports false, and gives
-// nothing, when the worker is stopping (err ErrStopped; the slot is freed)
-// or has no free slot (err nil).
+// slot unless the caller holds one granted (slotHeld). It reports false,
+// and gives nothing, when the worker is stopping (err ErrStopped; a granted
+// slot is freed) or has no free slot (err nil).
 func (w *worker[T]) push(j job[T], slotHeld bool) (ok bool, err error) {
-	for {
+	for !slotHeld { // an idle worker with a free slot takes j without the lock
 		s := w.state.Load()
 		if s&wStopping != 0 {
-			if slotHeld {
-				w.releaseSlot()
-			}
 			return false, ErrStopped
 		}
-		n := s
-		if !slotHeld {
-			if s&wWaiting != 0 || s >= w.fullAt {
-				return false, nil
-			}
-			n += wOne
-		}
-		if s&wIdle != 0 { // the queue is empty: hand j over directly
-			if w.state.CompareAndSwap(s, n&^wIdle) {
-				w.wake <- j
-				return true, nil
-			}
-			continue
-		}
-		if n == s || w.state.CompareAndSwap(s, n) {
-			break
-		}
-	}
-	// The worker was busy: queue j, unless it has gone idle or begun to
-	// stop since.
-	w.mu.Lock()
-	for {
-		s := w.state.Load()
-		if s&wStopping != 0 {
-			granted := w.releaseLocked()
-			w.mu.Unlock()
-			if granted != nil {
-				close(granted.ready)
-			}
-			return false, ErrStopped
+		if s&wWaiting != 0 || s/wOne-w.ended() >= w.slots {
+			return false, nil
 		}
 		if s&wIdle == 0 {
-			w.queue.push(j)
-			w.mu.Unlock()
-			return true, nil
+			break
 		}
-		if w.state.CompareAndSwap(s, s&^wIdle) {
-			w.mu.Unlock()
+		if w.state.CompareAndSwap(s, (s+wOne)&^wIdle) {
 			w.wake <- j
 			return true, nil
 		}
 	}
+	w.mu.Lock()
+	for {
+		s := w.state.Load()
+		if s&wStopping != 0 {
+			var granted []*gateWaiter
+			if slotHeld {
+				w.reserved--
+				granted = w.grantLocked()
+			}
+			w.mu.Unlock()
+			for _, g := range granted {
+				close(g.ready)
+			}
+			return false, ErrStopped
+		}
+		n := (s + wOne) &^ wIdle
+		if slotHeld {
+			if w.reserved == 1 && w.waiters.len() == 0 {
+				n &^= wWaiting
+			}
+		} else if s&wWaiting != 0 || s/wOne-w.ended() >= w.slots {
+			w.mu.Unlock()
+			return false, nil
+		}
+		if !w.state.CompareAndSwap(s, n) {
+			continue // the worker went idle, or a submitter took the idle worker
+		}
+		if slotHeld {
+			w.reserved--
+		}
+		if s&wIdle != 0 { // the queue is empty: hand j over directly
+			w.mu.Unlock()
+			w.wake <- j
+			return true, nil
+		}
+		w.queue.push(j)
+		w.mu.Unlock()
+		return true, nil
+	}
 }
 
 // acquire takes a slot, waiting while there is none, first come first
-// served. It fails with ctx's error when ctx ends, and with ErrStopped when
-// stop is closed, first. When noWait is set the caller is a task of this
-// worker, which must end to free a slot, so it fails with ErrDeadlock
-// instead of waiting.
+// served; the caller then pushes with slotHeld. It fails with ctx's error
+// when ctx ends, and with ErrStopped when stop is closed, first. When
+// noWait is set the caller is a task of this worker, which must end to free
+// a slot, so it fails with ErrDeadlock instead of waiting.
 func (w *worker[T]) acquire(ctx context.Context, stop <-chan struct{}, noWait bool) error {
 	w.mu.Lock()
-	w.state.Or(wWaiting) // from now on the count changes only under mu
-	if w.waiters.len() == 0 {
-		if w.state.Load() < w.fullAt { // a slot is free
-			w.state.Add(wOne - wWaiting)
-			w.mu.Unlock()
-			return nil
-		}
-		if noWait {
-			w.state.And(^int64(wWaiting))
-			w.mu.Unlock()
-			return ErrDeadlock
-		}
-	} else if noWait {
+	w.state.Or(wWaiting) // from now on slots are taken only under mu
+	if w.waiters.len() == 0 && w.freeLocked() > 0 {
+		w.reserved++
+		w.mu.Unlock()
+		return nil
+	}
+	if noWait {
+		w.clearWaitingLocked()
 		w.mu.Unlock()
 		return ErrDeadlock
 	}
@@ -273,41 +288,36 @@ func (w *worker[T]) acquire(ctx context.Context, stop <-chan struct{}, noWait bo
 		return nil // the slot came with the cancellation; keep it
 	}
 	w.waiters.remove(func(x *gateWaiter) bool { return x == g })
-	if w.waiters.len() == 0 {
-		w.state.And(^int64(wWaiting))
-	}
+	w.clearWaitingLocked()
 	return err
 }
 
-// releaseSlot frees a slot, handing it to the oldest waiter if there is one.
-func (w *worker[T]) releaseSlot() {
-	w.mu.Lock()
-	granted := w.releaseLocked()
-	w.mu.Unlock()
-	if granted != nil {
-		close(granted.ready)
-	}
+// freeLocked returns the worker's free slots. Requires mu held.
+func (w *worker[T]) freeLocked() int64 {
+	return w.slots - (w.state.Load()/wOne - w.ended() + w.reserved)
 }
 
-// releaseLocked frees a slot. When it grants the slot to a waiter, the
-// count stays and it returns the waiter, whose ready the caller must close
-// after unlocking. Requires mu held.
-func (w *worker[T]) releaseLocked() *gateWaiter {
-	if w.waiters.len() == 0 {
-		w.state.Add(-wOne)
-		return nil
-	}
-	g := w.waiters.pop()
-	g.granted = true
-	if w.waiters.len() == 0 {
+// clearWaitingLocked clears wWaiting when no one waits for a slot or holds
+// one granted. Requires mu held.
+func (w *worker[T]) clearWaitingLocked() {
+	if w.waiters.len() == 0 && w.reserved == 0 {
 		w.state.And(^int64(wWaiting))
 	}
-	return g
 }
 
-// unfinished returns the worker's unfinished tasks: queued, handed over,
-// running, or about to be pushed by a submitter holding a slot.
-func (w *worker[T]) unfinished() int64 { return w.state.Load() / wOne }
+// grantLocked grants the free slots to the oldest waiters, whose ready the
+// caller must close after unlocking. Requires mu held.
+func (w *worker[T]) grantLocked() []*gateWaiter {
+	var granted []*gateWaiter
+	for w.waiters.len() > 0 && w.freeLocked() > 0 {
+		g := w.waiters.pop()
+		g.granted = true
+		w.reserved++
+		granted = append(granted, g)
+	}
+	w.clearWaitingLocked()
+	return granted
+}
 
 // stop makes the worker exit once its queue is empty.
 func (w *worker[T]) stop() {
@@ -338,7 +348,6 @@ func (p *Pool[T]) enqueue(ctx context.Context, j job[T]) error {
 	if !ok {
 		return err
 	}
-	w.st.dispatched.Add(1)
 	return nil
 }
 
@@ -352,30 +361,18 @@ func (p *Pool[T]) pick() *worker[T] {
 	case Random:
 		return p.workers[rand.IntN(n)]
 	case LeastActive:
-		return p.workers[p.leastActive()]
+		return p.workers[p.leastBy((*worker[T]).unfinished)]
 	case LeastTotal:
-		return p.workers[p.least(func(c *counters) int64 { return c.dispatched.Load() })]
+		return p.workers[p.leastBy((*worker[T]).dispatched)]
 	}
 	return p.workers[(p.rr.Add(1)-1)%uint64(n)]
 }
 
-// leastActive returns the lowest worker index with the fewest unfinished
-// tasks.
-func (p *Pool[T]) leastActive() int {
-	best, bestV := 0, p.workers[0].unfinished()
+// leastBy returns the lowest worker index whose value is smallest.
+func (p *Pool[T]) leastBy(value func(*worker[T]) int64) int {
+	best, bestV := 0, value(p.workers[0])
 	for i := 1; i < len(p.workers); i++ {
-		if v := p.workers[i].unfinished(); v < bestV {
-			best, bestV = i, v
-		}
-	}
-	return best
-}
-
-// least returns the lowest worker index whose counter is smallest.
-func (c *core) least(value func(*counters) int64) int {
-	best, bestV := 0, value(&c.counters[0])
-	for i := 1; i < len(c.counters); i++ {
-		if v := value(&c.counters[i]); v < bestV {
+		if v := value(p.workers[i]); v < bestV {
 			best, bestV = i, v
 		}
 	}
