@@ -18,7 +18,7 @@ type gate struct {
 
 type gateWaiter struct {
 	ready   chan struct{}
-	granted bool // guarded by gate.mu
+	granted bool // guarded by the lock of what grants it: gate.mu, or worker.mu
 }
 
 // newGate returns a gate of n slots.
