@@ -74,16 +74,17 @@ func main() {
 		}
 	}
 	fmt.Printf("%-55s %12s %12s %7s %7s  %s\n", "target", "ours", "peer", "ratio", "bound", "(ns/op unless said)")
-	failed := 0
+	failed, measured := 0, 0
 	for _, t := range targets {
 		o, p := ns[t.ours], ns[t.peer]
 		if t.cpu {
 			o, p = cpu[t.ours], cpu[t.peer]
 		}
 		if len(o) == 0 || len(p) == 0 {
-			fmt.Printf("%-55s %12s %12s %7s %7.2f  not measured\n", t.row, "-", "-", "-", t.max)
+			fmt.Printf("%-55s %12s %12s %7s %7.2f  not measured in this run\n", t.row, "-", "-", "-", t.max)
 			continue
 		}
+		measured++
 		r := median(o) / median(p)
 		verdict := "met"
 		if r > t.max || (t.allocs >= 0 && allocs[t.ours] > t.allocs) {
@@ -96,7 +97,7 @@ func main() {
 		fmt.Printf("%-55s %12s %12s %7.2f %7.2f  %s (%s)\n", t.row, spread(o), spread(p), r, t.max, verdict, unit)
 	}
 	fmt.Println(strings.Repeat("-", 100))
-	fmt.Printf("%d of %d targets not met\n", failed, len(targets))
+	fmt.Printf("%d of the %d targets measured not met (%d not measured in this run)\n", failed, measured, len(targets)-measured)
 }
 
 func median(v []float64) float64 {
