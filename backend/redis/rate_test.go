@@ -69,15 +69,16 @@ func grantDatedWhenPossible(t *testing.T, client *redis.Client, alg algorithms.K
 // copy of the list: the deadline fails at once and the list is unchanged.
 func TestProjectionReadsSlidingWindowCopies(t *testing.T) {
 	t0 := time.Now().UnixMicro()
-	now := t0
+	var now atomic.Int64 // read by the waiter's calls, which may still run when the test moves it
+	now.Store(t0)
 	b := cr.New(redistest.Start(t).Client(), cr.Options{})
-	cr.SetClock(b, func() int64 { return now })
+	cr.SetClock(b, now.Load)
 	set := open(t, b,
 		backend.Spec{Key: "r", Kind: backend.Rate, Algorithm: algorithms.SlidingWindow, Window: 2 * time.Second, Capacity: 2},
 		backend.Spec{Key: "probe", Kind: backend.Rate, Window: time.Hour, Capacity: 1000})
 	ctx := context.Background()
 	for i, dt := range []int64{0, 1_000_000} { // entries at t0 and t0+1 s
-		now = t0 + dt
+		now.Store(t0 + dt)
 		if ok, err := cr.TakeWithID(ctx, set, backend.Lease(i+1), []int64{1, 0}); !ok || err != nil {
 			t.Fatalf("take %d: %v %v", i, ok, err)
 		}
@@ -114,7 +115,7 @@ func TestProjectionReadsSlidingWindowCopies(t *testing.T) {
 	if err := <-w1; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the waiter: %v, want context.Canceled", err)
 	}
-	now = t0 + 2_000_000
+	now.Store(t0 + 2_000_000)
 	if got := available(t, set)[0]; got != 1 {
 		t.Fatalf("at t0+2 s: %d available, want 1: the projection wrote nothing", got)
 	}
