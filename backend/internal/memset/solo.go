@@ -9,7 +9,7 @@ import (
 // A set of one resource limit (a solo set: the connection or concurrency
 // limit alone, as a semaphore is) grants and returns units without its
 // mutex while nobody waits: its held count, block[0], is then changed by
-// compare-and-swap alone, as x/sync/semaphore would with a lock. The mutex
+// compare-and-swap alone, where x/sync/semaphore takes a lock. The mutex
 // is still what orders everything else, and the frozen bit of block[0] is
 // how the two meet:
 //
