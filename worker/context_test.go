@@ -11,6 +11,8 @@ import (
 
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/worker"
+
+	"github.com/concurry/concurry/internal/testutil"
 )
 
 // A context derived from a task's context may outlive the task, as
@@ -187,7 +189,7 @@ func TestKeptContextsEndWhenStopRacesTheirTasks(t *testing.T) {
 			t.Fatal(err)
 		}
 		submitters.Wait()
-		waitOrFail(t, &makers, "a task's context made as the task ended never ended")
+		testutil.WaitOrFail(t, &makers, "a task's context made as the task ended never ended")
 		close(kept)
 		close(causes)
 		for ctx := range kept {

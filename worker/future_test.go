@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/concurry/concurry/internal/testutil"
 )
 
 // Every way of waiting on a future, begun as it completes, ends with its
@@ -52,7 +53,7 @@ func TestFutureWaitersRaceItsCompletion(t *testing.T) {
 		}
 		close(start)
 		f.complete(n, nil)
-		waitOrFail(t, &wg, fmt.Sprintf("round %d: a waiter missed the completion", n))
+		testutil.WaitOrFail(t, &wg, fmt.Sprintf("round %d: a waiter missed the completion", n))
 		close(failed)
 		for msg := range failed {
 			t.Fatal(msg)
@@ -78,21 +79,5 @@ func TestUnwatchedWatcherIsNotTold(t *testing.T) {
 	f.watch(mine, 3) // after completion: told at once
 	if <-mine != 3 {
 		t.Fatal("a watcher after completion was not told")
-	}
-}
-
-// waitOrFail waits for wg, failing the test with msg if that takes longer
-// than any correct run could.
-func waitOrFail(t *testing.T, wg *sync.WaitGroup, msg string) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal(msg)
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/worker"
+
+	"github.com/concurry/concurry/internal/testutil"
 )
 
 // Submissions from many goroutines to workers with small queues race the
@@ -88,7 +90,7 @@ func raceSubmissions(t *testing.T, workers, queue int, drain, stopEarly bool) {
 			runtime.Gosched()
 		}
 	} else {
-		waitOrFail(t, &wg, "a Submit never returned")
+		testutil.WaitOrFail(t, &wg, "a Submit never returned")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		for s := range futures {
@@ -101,7 +103,7 @@ func raceSubmissions(t *testing.T, workers, queue int, drain, stopEarly bool) {
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- p.Stop(context.Background()) }()
-	waitOrFail(t, &wg, "a Submit never returned")
+	testutil.WaitOrFail(t, &wg, "a Submit never returned")
 	select {
 	case err := <-stopped:
 		if err != nil {
@@ -141,21 +143,5 @@ func raceSubmissions(t *testing.T, workers, queue int, drain, stopEarly bool) {
 	if dispatched != total || completed != total-failed || failedSt != failed {
 		t.Errorf("stats: dispatched %d, completed %d, failed %d; futures %d, of which failed %d",
 			dispatched, completed, failedSt, total, failed)
-	}
-}
-
-// waitOrFail waits for wg, failing the test with msg if that takes longer
-// than any correct run could.
-func waitOrFail(t *testing.T, wg *sync.WaitGroup, msg string) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal(msg)
 	}
 }
