@@ -48,9 +48,19 @@ func (g *gate) acquire(ctx context.Context, stop <-chan struct{}, noWait bool) e
 		g.mu.Unlock()
 		return ErrDeadlock
 	}
+	return waitSlot(ctx, &g.mu, &g.waiters, stop, nil)
+}
+
+// waitSlot queues a waiter on waiters, guarded by mu, unlocks mu, and waits
+// until the waiter is granted a slot (nil), ctx ends (ctx's error) or stop
+// is closed (ErrStopped). A waiter that gives up leaves the queue, and then
+// left, when not nil, runs under mu; one granted a slot meanwhile keeps it
+// and returns nil. Requires mu held; returns with it unlocked. The gate and
+// a Goroutine worker's queue bound both wait with it.
+func waitSlot(ctx context.Context, mu *sync.Mutex, waiters *ring[*gateWaiter], stop <-chan struct{}, left func()) error {
 	w := &gateWaiter{ready: make(chan struct{})}
-	g.waiters.push(w)
-	g.mu.Unlock()
+	waiters.push(w)
+	mu.Unlock()
 
 	var err error
 	select {
@@ -61,12 +71,15 @@ func (g *gate) acquire(ctx context.Context, stop <-chan struct{}, noWait bool) e
 	case <-stop:
 		err = ErrStopped
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
 	if w.granted {
 		return nil // the slot came with the cancellation; keep it
 	}
-	g.waiters.remove(func(x *gateWaiter) bool { return x == w })
+	waiters.remove(func(x *gateWaiter) bool { return x == w })
+	if left != nil {
+		left()
+	}
 	return err
 }
 

@@ -269,27 +269,7 @@ func (w *worker[T]) acquire(ctx context.Context, stop <-chan struct{}, noWait bo
 		w.mu.Unlock()
 		return ErrDeadlock
 	}
-	g := &gateWaiter{ready: make(chan struct{})}
-	w.waiters.push(g)
-	w.mu.Unlock()
-
-	var err error
-	select {
-	case <-g.ready:
-		return nil
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-stop:
-		err = ErrStopped
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if g.granted {
-		return nil // the slot came with the cancellation; keep it
-	}
-	w.waiters.remove(func(x *gateWaiter) bool { return x == g })
-	w.clearWaitingLocked()
-	return err
+	return waitSlot(ctx, &w.mu, &w.waiters, stop, w.clearWaitingLocked)
 }
 
 // freeLocked returns the worker's free slots. Requires mu held.
