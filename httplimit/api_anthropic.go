@@ -110,22 +110,7 @@ func anthropicAmounts(c *counts, into concurry.Amounts) bool {
 
 // Usage implements API.
 func (Anthropic) Usage(body []byte) (concurry.Amounts, bool) {
-	var v [1][]byte
-	var c counts
-	if !members(body, usageName, v[:]) || !scanCounts(v[0], anthropicUsageNames, &c) {
-		var r struct {
-			Usage *anthropicUsage `json:"usage"`
-		}
-		if json.Unmarshal(body, &r) != nil {
-			return nil, false
-		}
-		c = r.Usage.counts()
-	}
-	if !c.present {
-		return nil, false
-	}
-	into := concurry.Amounts{}
-	return into, anthropicAmounts(&c, into)
+	return bodyUsage[*anthropicUsage](body, anthropicUsageNames, anthropicAmounts)
 }
 
 // anthropicEventNames are the members of a streamed event that say its

@@ -154,22 +154,7 @@ func openAIAmounts(c *counts, into concurry.Amounts) bool {
 
 // Usage implements API.
 func (OpenAI) Usage(body []byte) (concurry.Amounts, bool) {
-	var v [1][]byte
-	var c counts
-	if !members(body, usageName, v[:]) || !scanCounts(v[0], openAIUsageNames, &c) {
-		var r struct {
-			Usage *openAIUsage `json:"usage"`
-		}
-		if json.Unmarshal(body, &r) != nil {
-			return nil, false
-		}
-		c = r.Usage.counts()
-	}
-	if !c.present {
-		return nil, false
-	}
-	into := concurry.Amounts{}
-	return into, openAIAmounts(&c, into)
+	return bodyUsage[*openAIUsage](body, openAIUsageNames, openAIAmounts)
 }
 
 // usageName is the member of a body that holds its usage.
