@@ -28,7 +28,9 @@ import (
 // never seen before (the first request of each client).
 //
 // PeerUlule and Concurry have one limit per identity: a fixed window of
-// requests per hour, ulule's algorithm. Concurry3Limits gives each identity
+// requests per hour, ulule's algorithm. Floor is the least such a limit can
+// cost under concurry's contract (see floorScript): where it stands between
+// the two says how much of the gap is the contract and how much the rest. Concurry3Limits gives each identity
 // a CallLimit, a RateLimit of request bytes and a ResourceLimit of requests
 // in flight, held until the handler returns: a lease, so a second round
 // trip to release it. calls/op is the number of Redis round trips per
@@ -105,6 +107,7 @@ func redisMiddlewares(b *testing.B, client *redis.Client) []middleware {
 	}
 	return []middleware{
 		{"PeerUlule", ul.Handler},
+		floorMiddleware(client, prefix+"-floor"),
 		keyed("Concurry", []concurry.Limit{
 			concurry.CallLimit{Window: time.Hour, Capacity: generous, Algorithm: concurry.FixedWindow},
 		}, nil),
