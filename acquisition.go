@@ -445,9 +445,28 @@ func do(ctx context.Context, l interface {
 		switch {
 		case err == nil:
 			err = rerr
-		case rerr != nil && !errors.Is(rerr, ErrUsageNotReported):
-			err = errors.Join(err, rerr)
+		default:
+			if rest := withoutUnreported(rerr); rest != nil {
+				err = errors.Join(err, rest)
+			}
 		}
 	}()
 	return fn(ctx, acq)
+}
+
+// withoutUnreported returns err, an error of Release, without what it says
+// of usage not reported: nil when that is all it says. Do leaves that out
+// beside fn's error, but never the rest (a holding lost early, say).
+func withoutUnreported(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var rest []error
+		for _, e := range j.Unwrap() {
+			rest = append(rest, withoutUnreported(e))
+		}
+		return errors.Join(rest...)
+	}
+	if errors.Is(err, ErrUsageNotReported) {
+		return nil
+	}
+	return err
 }

@@ -17,7 +17,7 @@ var (
 	// ErrInvalidRequest reports an amount ≤ 0, negative usage, usage of a
 	// call or resource key that differs from what was acquired, or an empty
 	// request on a set that holds a RateLimit.
-	ErrInvalidRequest = errors.New("concurry: invalid request")
+	ErrInvalidRequest = backend.ErrInvalidRequest
 	// ErrUnknownKey reports a key the set (or the acquisition) does not hold.
 	ErrUnknownKey = errors.New("concurry: unknown key")
 	// ErrExceedsCapacity reports a request larger than a limit's capacity: it

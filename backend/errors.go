@@ -34,6 +34,9 @@ var (
 	// held by someone else. The error says whether the reported rate usage
 	// was still charged.
 	ErrLeaseLost = errors.New("concurry: holding lost before release")
+	// ErrInvalidRequest reports a request outside its set: not one amount
+	// per limit, or an amount outside [0, capacity] (see [CheckAmounts]).
+	ErrInvalidRequest = errors.New("concurry: invalid request")
 	// ErrClaimed reports that a waiting acquisition was abandoned because
 	// its [Claim] was taken by another set (a LimitPool granted elsewhere).
 	ErrClaimed = errors.New("concurry: claimed by another set")

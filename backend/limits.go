@@ -68,6 +68,23 @@ func CheckSpecs(specs []Spec) error {
 	return nil
 }
 
+// CheckAmounts reports whether amounts are a valid request of a set of
+// specs: one amount per spec, each in [0, its capacity]. The error matches
+// ErrInvalidRequest. The root package never asks for anything else; a shared
+// backend's client checks it before sending, since its server would refuse
+// the request.
+func CheckAmounts(specs []Spec, amounts []int64) error {
+	if len(amounts) != len(specs) {
+		return fmt.Errorf("%w: %d amounts for a set of %d limits", ErrInvalidRequest, len(amounts), len(specs))
+	}
+	for i, n := range amounts {
+		if n < 0 || n > specs[i].Capacity {
+			return fmt.Errorf("%w: amount %d of %q is outside [0, %d]", ErrInvalidRequest, n, truncate(specs[i].Key), specs[i].Capacity)
+		}
+	}
+	return nil
+}
+
 // check returns a description of what is wrong with s, or nil.
 func (s Spec) check() error {
 	switch {

@@ -125,8 +125,13 @@
 // that its settle finds for an hour, and the settle replaces it with a
 // tombstone, so a retried settle charges nothing twice. Only a holder that
 // comes back more than an hour after its lease expired finds no record:
-// its usage is not charged, and the error says so. Lost leases are counted
-// (Stats.LeasesLost) and logged.
+// its usage is not charged, and the error says so. So does a holder whose
+// lease Redis lost with its data (a restart without persistence): a settle
+// is never sent twice (go-redis does not resend it), so a lease the script
+// does not know was never settled before. A settle that fails (Redis
+// unreachable) of a lease known to be lost also matches
+// backend.ErrLeaseLost, and says its usage may not have been charged. Lost
+// leases are counted (Stats.LeasesLost) and logged.
 //
 // # Refusals
 //

@@ -16,7 +16,7 @@ const maxDelta = 1 << 52
 
 // Replies of the settle script.
 const (
-	settleUnknown = 0 // the lease is gone: settled before, or lost long ago
+	settleUnknown = 0 // the lease is gone: lost long ago, or Redis lost its data (a settle is never sent twice)
 	settleLive    = 1 // settled: the lease was live
 	settleLost    = 2 // the lease had expired; its usage was applied all the same
 )
@@ -160,7 +160,11 @@ func (s *set) Settle(ctx context.Context, lease backend.Lease, held, delta []int
 			}
 		}
 	}
-	res, err := s.do(ctx, settleEntry, args, late, false)
+	// Sent once (go-redis never resends it), so that a reply that the lease
+	// is unknown cannot come from a retry whose first try was applied: it
+	// means that Redis no longer has the lease (lost long ago, or Redis
+	// lost its data), and the caller hears that its usage was not charged.
+	res, err := s.do(ctx, settleEntry, args, late, true)
 	if isAbandoned(err) {
 		return err // the background call reports its outcome
 	}
@@ -177,16 +181,18 @@ func (s *set) Release(ctx context.Context, lease backend.Lease, held, delta []in
 // lease was known to have expired before the call.
 func (s *set) settled(lease backend.Lease, h *held, wasLost bool, res any, err error, refunded []int64) error {
 	if err != nil {
-		return s.unapplied(err)
+		uerr := s.unapplied(err)
+		if wasLost {
+			return fmt.Errorf("%w: the redis lease of set %q expired before its release, and the release failed, so the reported usage may not have been charged: %w",
+				backend.ErrLeaseLost, s.name, err)
+		}
+		return uerr
 	}
 	got, err := integers(res, 0)
 	if err != nil {
 		return err
 	}
 	code := got[0]
-	if code == settleUnknown && !wasLost {
-		return nil // a retried settle whose first try was applied
-	}
 	if code == settleLive {
 		if refunded != nil && len(got)-1 == len(refunded) {
 			copy(refunded, got[1:])
@@ -206,7 +212,7 @@ func (s *set) settled(lease backend.Lease, h *held, wasLost bool, res any, err e
 		return fmt.Errorf("%w: the redis lease of set %q expired before its release, so its resources may have gone to another process; the reported usage was charged",
 			backend.ErrLeaseLost, s.name)
 	}
-	return fmt.Errorf("%w: the redis lease of set %q expired more than an hour before its release and is forgotten; the reported usage was not charged",
+	return fmt.Errorf("%w: redis no longer knows the lease of set %q (it expired more than an hour before its release, or redis lost its data), so its resources may have gone to another process; the reported usage was not charged",
 		backend.ErrLeaseLost, s.name)
 }
 

@@ -204,6 +204,11 @@ func (s *clientSet) Acquire(ctx context.Context, amounts []int64, opts backend.A
 	if opts.Claim != nil && opts.Claim.Taken() {
 		return 0, backend.ErrClaimed
 	}
+	// The server would refuse amounts outside the set: refuse them here,
+	// for this request alone.
+	if err := backend.CheckAmounts(s.specs, amounts); err != nil {
+		return 0, err
+	}
 	b, err := s.bind(ctx)
 	if err != nil {
 		return 0, err

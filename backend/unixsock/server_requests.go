@@ -164,13 +164,8 @@ func (sc *serverConn) acquire(m *wire.Msg) error {
 	if err != nil {
 		return sc.answer(m.ID, err)
 	}
-	if len(m.Values) != len(ss.specs) {
-		return violation("%d amounts for a set of %d limits", len(m.Values), len(ss.specs))
-	}
-	for i, n := range m.Values {
-		if n < 0 || n > ss.specs[i].Capacity {
-			return violation("amount %d of %q is outside [0, %d]", n, ss.specs[i].Key, ss.specs[i].Capacity)
-		}
+	if err := backend.CheckAmounts(ss.specs, m.Values); err != nil {
+		return sc.answer(m.ID, err) // one error for this request: the connection's holdings stay
 	}
 	claim := sc.srv.claims.get(m.Claim)
 	var rep backend.AcquireReport

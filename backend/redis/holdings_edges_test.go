@@ -1,0 +1,509 @@
+package redis_test
+
+// Edge tests of Update, Release, Do, and holdings that end early,
+// on a real redis-server. Each probe quotes the sentence of DESIGN.md (or of
+// a doc comment) it checks. Exact instants use the scripts' test clock
+// (cr.SetClock) with a LeaseTTL long enough in real time that no renewal
+// runs during the probe.
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/backend"
+	cr "github.com/concurry/concurry/backend/redis"
+	"github.com/concurry/concurry/backend/redis/redistest"
+)
+
+// holdClock is a fake Redis clock in µs, safe for the renewal goroutine.
+type holdClock struct{ now atomic.Int64 }
+
+func newHoldClock(b *cr.Backend) *holdClock {
+	c := &holdClock{}
+	c.now.Store(time.Now().UnixMicro())
+	cr.SetClock(b, c.now.Load)
+	return c
+}
+
+func (c *holdClock) add(d time.Duration) { c.now.Add(d.Microseconds()) }
+
+func holdLimits() []concurry.Limit {
+	return []concurry.Limit{
+		concurry.RateLimit{Key: "tokens", Window: concurry.MaxWindow, Capacity: 1000},
+		concurry.ResourceLimit{Key: "slot", Capacity: 1},
+	}
+}
+
+func holdSet(t *testing.T, b *cr.Backend, name string, limits []concurry.Limit) *concurry.LimitSet {
+	t.Helper()
+	ls, err := concurry.NewLimitSet(limits, concurry.WithName(name), concurry.WithBackend(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ls.Close() })
+	return ls
+}
+
+func holdStat(t *testing.T, ls *concurry.LimitSet, key string) concurry.LimitStats {
+	t.Helper()
+	st, err := ls.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := st.Limit(key)
+	if !ok {
+		t.Fatalf("no stats for %q", key)
+	}
+	return s
+}
+
+// DESIGN: "Redis holdings are leases with a TTL that live holders renew" and
+// "A holder is told when its exclusivity ended early (a lease lost to
+// expiry ...): Update and Release return an error saying so. Reported rate
+// usage is charged even then". At exactly the lease's expiry another holder
+// may take the slot, and the first holder's Release says the lease was lost
+// and charges its usage.
+func TestHoldingEdgeRedisLeaseLostAtExactExpiry(t *testing.T) {
+	const ttl = time.Hour
+	b := cr.New(redistest.Start(t).Client(), cr.Options{LeaseTTL: ttl})
+	clock := newHoldClock(b)
+	ls := holdSet(t, b, t.Name(), holdLimits())
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.add(ttl - time.Microsecond)
+	if _, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrWouldBlock) {
+		t.Fatalf("1µs before the lease expires another holder got the slot: %v", err)
+	}
+	clock.add(time.Microsecond)
+	o, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1})
+	if err != nil {
+		t.Fatalf("at the lease's expiry the slot is not free: %v", err)
+	}
+	o.Update(concurry.Amounts{"tokens": 1})
+	if err := o.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Update(concurry.Amounts{"tokens": 300}); err != nil && !errors.Is(err, concurry.ErrLeaseLost) {
+		t.Fatalf("Update: %v", err)
+	}
+	err = a.Release()
+	if !errors.Is(err, concurry.ErrLeaseLost) || !strings.Contains(err.Error(), "was charged") {
+		t.Fatalf("Release of a lease that expired: %v, want ErrLeaseLost saying the usage was charged", err)
+	}
+	tok := holdStat(t, ls, "tokens")
+	if tok.Available != 1000-300-1 || tok.Overage != 200 {
+		t.Errorf("tokens %+v, want 699 available (300 used by the lost holder, 1 by the other) and overage 200", tok)
+	}
+	if slot := holdStat(t, ls, "slot"); slot.InUse != 0 {
+		t.Errorf("slot in use %d, want 0", slot.InUse)
+	}
+	if err := a.Release(); err != nil {
+		t.Errorf("second Release: %v", err)
+	}
+}
+
+// The same lease released 1µs before its expiry is live: Release is nil,
+// the refund is made (TokenBucket refunds), the slot comes back.
+func TestHoldingEdgeRedisReleaseJustBeforeExpiry(t *testing.T) {
+	const ttl = time.Hour
+	b := cr.New(redistest.Start(t).Client(), cr.Options{LeaseTTL: ttl})
+	clock := newHoldClock(b)
+	ls := holdSet(t, b, t.Name(), holdLimits())
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.add(ttl - time.Microsecond)
+	if err := a.Update(concurry.Amounts{"tokens": 40}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release(); err != nil {
+		t.Fatalf("Release 1µs before the lease's expiry: %v, want nil", err)
+	}
+	tok := holdStat(t, ls, "tokens")
+	if tok.Available != 960 || tok.Refunded != 60 {
+		t.Errorf("tokens %+v, want 960 available and 60 refunded", tok)
+	}
+	if st, _ := ls.Stats(context.Background()); st.LeasesLost != 0 {
+		t.Errorf("LeasesLost %d, want 0", st.LeasesLost)
+	}
+}
+
+// DESIGN: "Do releases for you; when fn returns an error, a missing update
+// is not reported on top of it." and "A holder is told when its exclusivity
+// ended early": a lease lost while fn ran must still be reported by Do.
+func TestHoldingEdgeRedisDoReportsLostLeaseWhenFnFails(t *testing.T) {
+	const ttl = time.Hour
+	b := cr.New(redistest.Start(t).Client(), cr.Options{LeaseTTL: ttl})
+	clock := newHoldClock(b)
+	ls := holdSet(t, b, t.Name(), holdLimits())
+	boom := errors.New("boom")
+	err := ls.Do(context.Background(), concurry.Amounts{"tokens": 100}, func(context.Context, *concurry.Acquisition) error {
+		clock.add(ttl) // the lease expires while fn runs
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Do: %v, want fn's error", err)
+	}
+	if errors.Is(err, concurry.ErrUsageNotReported) {
+		t.Errorf("Do reported the missing update on top of fn's error: %v", err)
+	}
+	if !errors.Is(err, concurry.ErrLeaseLost) {
+		t.Errorf("Do: %v; the lease expired while fn ran and Do did not say so", err)
+	}
+}
+
+// DESIGN: "Release() always releases everything it holds ... If a RateLimit
+// was never updated, its usage counts as the full request and Release
+// returns ErrUsageNotReported. Later calls of Release return nil." and
+// "After release: ErrReleased." — for a lease lost to expiry.
+func TestHoldingEdgeRedisLostLeaseUnreported(t *testing.T) {
+	const ttl = time.Hour
+	b := cr.New(redistest.Start(t).Client(), cr.Options{LeaseTTL: ttl})
+	clock := newHoldClock(b)
+	ls := holdSet(t, b, t.Name(), holdLimits())
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.add(ttl)
+	err = a.Release()
+	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, concurry.ErrUsageNotReported) {
+		t.Fatalf("Release of a lost, unreported lease: %v, want ErrLeaseLost and ErrUsageNotReported", err)
+	}
+	if err := a.Release(); err != nil {
+		t.Errorf("second Release: %v", err)
+	}
+	if err := a.Update(concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrReleased) {
+		t.Errorf("Update after Release: %v, want ErrReleased", err)
+	}
+	if tok := holdStat(t, ls, "tokens"); tok.Available != 900 {
+		t.Errorf("tokens %d, want 900: the full request counted", tok.Available)
+	}
+	if slot := holdStat(t, ls, "slot"); slot.InUse != 0 {
+		t.Errorf("slot in use %d", slot.InUse)
+	}
+}
+
+// Update's doc: "When the holding ended before its release (a Redis lease
+// expired ...), Update records the usage all the same — it is charged at
+// Release — and returns an error matching ErrLeaseLost". Renewals run (short
+// real TTL); the scripts' clock jumps past the lease's expiry, so the next
+// renewal finds it gone: Update must then say so without any Release.
+func TestHoldingEdgeRedisRenewalFindsLeaseGoneUpdateTells(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	b := cr.New(redistest.Start(t).Client(), cr.Options{LeaseTTL: ttl})
+	clock := newHoldClock(b)
+	ls := holdSet(t, b, t.Name(), holdLimits())
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.add(time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := a.Update(concurry.Amounts{"tokens": 250})
+		if errors.Is(err, concurry.ErrLeaseLost) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Update never said the lease was lost")
+		}
+		time.Sleep(20 * time.Millisecond) // waits for the renewal timer (real time)
+	}
+	err = a.Release()
+	if !errors.Is(err, concurry.ErrLeaseLost) || !strings.Contains(err.Error(), "was charged") {
+		t.Fatalf("Release: %v, want ErrLeaseLost saying the usage was charged", err)
+	}
+	if tok := holdStat(t, ls, "tokens"); tok.Available != 750 || tok.Overage != 150 {
+		t.Errorf("tokens %+v, want 750 available and overage 150", tok)
+	}
+	if st, _ := ls.Stats(context.Background()); st.LeasesLost != 1 {
+		t.Errorf("LeasesLost %d, want 1", st.LeasesLost)
+	}
+}
+
+// DESIGN: "A holder is told when its exclusivity ended early ...: Update
+// and Release return an error saying so. Reported rate usage is charged
+// even then, or the caller gets an error saying it was not — never silently
+// dropped." Redis restarts without persistence while a lease is held: the
+// slot is free for another process at once, so the holder's exclusivity
+// ended; its Release must say so (or that its usage was not charged).
+func TestHoldingEdgeRedisRestartWithoutDataTellsHolder(t *testing.T) {
+	srv := redistest.Start(t) // --save "": a restart loses every key
+	b := cr.New(srv.Client(), cr.Options{LeaseTTL: time.Hour})
+	ls := holdSet(t, b, t.Name(), holdLimits())
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	other := holdSet(t, cr.New(srv.Client(), cr.Options{LeaseTTL: time.Hour}), t.Name(), holdLimits())
+	var o *concurry.Acquisition
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		o, err = other.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1})
+		if err == nil || !errors.Is(err, concurry.ErrBackendUnavailable) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("another process after the restart: %v", err)
+	}
+	// Another process holds the slot: the first holder's exclusivity ended.
+	uerr := a.Update(concurry.Amounts{"tokens": 500})
+	rerr := a.Release()
+	t.Logf("Update: %v; Release: %v", uerr, rerr)
+	if !errors.Is(uerr, concurry.ErrLeaseLost) && !errors.Is(rerr, concurry.ErrLeaseLost) && rerr == nil {
+		t.Errorf("the holder was never told its lease was lost (Update %v, Release %v), and its 500 tokens of usage were not charged", uerr, rerr)
+	}
+	if tok := holdStat(t, other, "tokens"); rerr == nil && tok.Available > 1000-500 {
+		t.Errorf("tokens %d available after Release returned nil: the reported usage of 500 was silently dropped", tok.Available)
+	}
+	o.Update(concurry.Amounts{"tokens": 1})
+	o.Release()
+}
+
+// DESIGN: "Less than requested: the difference is refunded where the
+// algorithm refunds (TokenBucket, GCRA). More than requested: the excess is
+// charged too ...; stats count such overage." Every algorithm, on Redis.
+func TestHoldingEdgeRedisSettleEveryAlgorithm(t *testing.T) {
+	b := cr.New(redistest.Start(t).Client(), cr.Options{})
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.LeakyBucket, concurry.SlidingWindow, concurry.FixedWindow, concurry.GCRA} {
+		t.Run(alg.String(), func(t *testing.T) {
+			ls := holdSet(t, b, t.Name(), []concurry.Limit{
+				concurry.RateLimit{Key: "tokens", Window: concurry.MaxWindow, Capacity: 100, Algorithm: alg},
+			})
+			under, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 40})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := under.Update(concurry.Amounts{"tokens": 10}); err != nil {
+				t.Fatal(err)
+			}
+			if err := under.Release(); err != nil {
+				t.Fatal(err)
+			}
+			tok := holdStat(t, ls, "tokens")
+			wantRefund := int64(0)
+			if alg.Refunds() {
+				wantRefund = 30
+			}
+			if tok.Refunded != wantRefund || tok.Available != 60+wantRefund {
+				t.Errorf("after 10 used of 40: %+v, want %d refunded and %d available", tok, wantRefund, 60+wantRefund)
+			}
+			if alg == concurry.LeakyBucket {
+				return
+			}
+			avail := tok.Available
+			over, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := over.Update(concurry.Amounts{"tokens": avail + 5}); err != nil {
+				t.Fatal(err)
+			}
+			if err := over.Release(); err != nil {
+				t.Fatal(err)
+			}
+			tok = holdStat(t, ls, "tokens")
+			wantDebt := int64(0)
+			if alg.Refunds() {
+				wantDebt = 5
+			}
+			if tok.Overage != avail+5-10 || tok.Available != 0 || tok.Debt != wantDebt {
+				t.Errorf("after %d used of 10 with %d available: %+v, want overage %d, 0 available, debt %d", avail+5, avail, tok, avail+5-10, wantDebt)
+			}
+			if _, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrWouldBlock) {
+				t.Errorf("a set in debt granted: %v", err)
+			}
+		})
+	}
+}
+
+// README (Leases): "A renewal never resurrects an expired lease." — at the
+// exact instant of the expiry the renewal fails and the holder is told
+// (CheckLease, which Update calls); 1µs before, it moves the expiry a whole
+// TTL on.
+func TestHoldingEdgeRedisRenewalAtExactExpiry(t *testing.T) {
+	const ttl = time.Hour
+	b := cr.New(redistest.Start(t).Client(), cr.Options{LeaseTTL: ttl})
+	clock := newHoldClock(b)
+	set := open(t, b, backend.Spec{Key: "slot", Kind: backend.Resource, Capacity: 1})
+	checker := set.(backend.LeaseChecker)
+	ctx := context.Background()
+	lease, err := set.Acquire(ctx, []int64{1}, backend.AcquireOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.add(ttl - time.Microsecond)
+	cr.RenewNow(set) // expiry: grant + 2·TTL − 1µs
+	if err := checker.CheckLease(lease); err != nil {
+		t.Fatalf("a lease renewed 1µs before its expiry: %v", err)
+	}
+	clock.add(ttl - time.Microsecond) // 1µs before the renewed expiry
+	if _, err := set.Acquire(ctx, []int64{1}, backend.AcquireOptions{}); !errors.Is(err, backend.ErrWouldBlock) {
+		t.Fatalf("1µs before the renewed expiry another holder got the slot: %v", err)
+	}
+	clock.add(time.Microsecond) // exactly the renewed expiry
+	cr.RenewNow(set)
+	if err := checker.CheckLease(lease); !errors.Is(err, backend.ErrLeaseLost) {
+		t.Fatalf("a lease whose renewal came at its expiry: %v, want ErrLeaseLost", err)
+	}
+	other, err := set.Acquire(ctx, []int64{1}, backend.AcquireOptions{})
+	if err != nil {
+		t.Fatalf("the slot of the lost lease: %v", err)
+	}
+	if err := set.Settle(ctx, lease, []int64{1}, nil, true, nil); !errors.Is(err, backend.ErrLeaseLost) {
+		t.Fatalf("settle of the lost lease: %v, want ErrLeaseLost", err)
+	}
+	if err := set.Settle(ctx, other, []int64{1}, nil, true, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// DESIGN: "Close() ... acquisitions already granted can still be updated and
+// released." — on Redis, with a lease: the usage is charged, the slot
+// comes back.
+func TestHoldingEdgeRedisReleaseAfterClose(t *testing.T) {
+	srv := redistest.Start(t)
+	b := cr.New(srv.Client(), cr.Options{})
+	ls := holdSet(t, b, t.Name(), holdLimits())
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Update(concurry.Amounts{"tokens": 130}); err != nil {
+		t.Fatalf("Update after Close: %v", err)
+	}
+	if err := a.Release(); err != nil {
+		t.Fatalf("Release after Close: %v", err)
+	}
+	other := holdSet(t, cr.New(srv.Client(), cr.Options{}), t.Name(), holdLimits())
+	if tok := holdStat(t, other, "tokens"); tok.Available != 870 {
+		t.Errorf("tokens %d, want 870", tok.Available)
+	}
+	if slot := holdStat(t, other, "slot"); slot.InUse != 0 {
+		t.Errorf("slot in use %d, want 0", slot.InUse)
+	}
+}
+
+// The exact-expiry probe on a 3-master Redis Cluster.
+func TestHoldingEdgeRedisClusterLeaseLostAtExactExpiry(t *testing.T) {
+	const ttl = time.Hour
+	b := cr.New(redistest.StartCluster(t).Client(), cr.Options{LeaseTTL: ttl})
+	clock := newHoldClock(b)
+	ls := holdSet(t, b, t.Name(), holdLimits())
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.add(ttl - time.Microsecond)
+	if _, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrWouldBlock) {
+		t.Fatalf("1µs before the lease expires another holder got the slot: %v", err)
+	}
+	clock.add(time.Microsecond)
+	o, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1})
+	if err != nil {
+		t.Fatalf("at the lease's expiry the slot is not free: %v", err)
+	}
+	o.Update(concurry.Amounts{"tokens": 1})
+	if err := o.Release(); err != nil {
+		t.Fatal(err)
+	}
+	a.Update(concurry.Amounts{"tokens": 300})
+	if err := a.Release(); !errors.Is(err, concurry.ErrLeaseLost) || !strings.Contains(err.Error(), "was charged") {
+		t.Fatalf("Release of a lease that expired: %v, want ErrLeaseLost saying the usage was charged", err)
+	}
+	if tok := holdStat(t, ls, "tokens"); tok.Available != 699 {
+		t.Errorf("tokens %d, want 699", tok.Available)
+	}
+	if st, _ := ls.Stats(context.Background()); st.LeasesLost != 1 {
+		t.Errorf("LeasesLost %d, want 1", st.LeasesLost)
+	}
+}
+
+// DESIGN: "A holder is told when its exclusivity ended early (a lease lost
+// to expiry ...): Update and Release return an error saying so. Reported
+// rate usage is charged even then, or the caller gets an error saying it
+// was not". A lease already known lost (a renewal found it gone) is
+// released while Redis is down: Release must still say the lease was lost
+// (and that the usage was not charged).
+func TestHoldingEdgeRedisLostLeaseReleasedDuringOutage(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	srv := redistest.Start(t)
+	b := cr.New(quickClient(t, srv.Addr), cr.Options{LeaseTTL: ttl})
+	clock := newHoldClock(b)
+	ls := holdSet(t, b, t.Name(), holdLimits())
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.add(time.Second)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		err := a.Update(concurry.Amounts{"tokens": 250})
+		if errors.Is(err, concurry.ErrLeaseLost) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Update never said the lease was lost: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // waits for the renewal timer (real time)
+	}
+	srv.Stop()
+	err = a.Release()
+	t.Logf("Release: %v", err)
+	if !errors.Is(err, concurry.ErrBackendUnavailable) {
+		t.Errorf("Release with Redis down: %v, want ErrBackendUnavailable", err)
+	}
+	if !errors.Is(err, concurry.ErrLeaseLost) {
+		t.Errorf("Release of a lease known lost, with Redis down: %v; it does not say the lease was lost", err)
+	}
+}
+
+// DESIGN: "Close() ... acquisitions already granted can still be updated and
+// released" and "Redis holdings are leases with a TTL that live holders
+// renew": a holder of a closed set keeps renewing — after several TTLs its
+// slot is still its own, and its Release is live.
+func TestHoldingEdgeRedisRenewalsGoOnAfterClose(t *testing.T) {
+	const ttl = time.Second
+	srv := redistest.Start(t)
+	ls := holdSet(t, cr.New(srv.Client(), cr.Options{LeaseTTL: ttl}), t.Name(), holdLimits())
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Close(); err != nil {
+		t.Fatal(err)
+	}
+	other := holdSet(t, cr.New(srv.Client(), cr.Options{LeaseTTL: ttl}), t.Name(), holdLimits())
+	for end := time.Now().Add(4 * ttl); time.Now().Before(end); {
+		if o, err := other.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1}); err == nil {
+			o.Release()
+			t.Fatal("the slot of a live holder of a closed set went to another holder")
+		}
+		time.Sleep(ttl / 4) // real time: the lease must outlive several TTLs
+	}
+	if err := a.Update(concurry.Amounts{"tokens": 100}); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if err := a.Release(); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+}

@@ -1,0 +1,748 @@
+package unixsock
+
+// Edge tests of Update, Release, Do, and holdings that end early,
+// over a real Unix-socket server. Each probe quotes the sentence of
+// DESIGN.md (or of a doc comment) it checks.
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/backend"
+)
+
+// holdSet makes a LimitSet named name over a fresh client of srv.
+func holdSet(t *testing.T, c *Client, name string, limits ...concurry.Limit) *concurry.LimitSet {
+	t.Helper()
+	ls, err := concurry.NewLimitSet(limits, concurry.WithName(name), concurry.WithBackend(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ls
+}
+
+func holdStat(t *testing.T, ls *concurry.LimitSet, key string) concurry.LimitStats {
+	t.Helper()
+	st, err := ls.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := st.Limit(key)
+	if !ok {
+		t.Fatalf("no stats for %q", key)
+	}
+	return s
+}
+
+// holdDrop fails the connection the set named name is bound to, as a
+// server that dropped this client would.
+func holdDrop(c *Client, name string) {
+	c.slots[c.slotOf(name)].conn.Load().fail(errors.New("dropped by the probe"))
+}
+
+// DESIGN: "Do releases for you; when fn returns an error, a missing update
+// is not reported on top of it." and "A holder is told when its exclusivity
+// ended early (... a connection dropped): Update and Release return an error
+// saying so." — only the missing update may be left out of Do's error; the
+// lost holding must still be reported.
+func TestHoldingEdgeDoReportsLostHoldingWhenFnFails(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	ls := holdSet(t, c, "do-lost",
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	boom := errors.New("boom")
+	err := ls.Do(context.Background(), concurry.Amounts{"tokens": 10}, func(context.Context, *concurry.Acquisition) error {
+		holdDrop(c, "do-lost")
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Do: %v, want fn's error", err)
+	}
+	if errors.Is(err, concurry.ErrUsageNotReported) {
+		t.Errorf("Do reported the missing update on top of fn's error: %v", err)
+	}
+	if !errors.Is(err, concurry.ErrLeaseLost) {
+		t.Errorf("Do: %v; the holding ended early (its connection dropped) and Do did not say so", err)
+	}
+}
+
+// The same with the usage reported: Do's error must say the holding was lost.
+func TestHoldingEdgeDoReportsLostHoldingWhenFnFailsAfterUpdate(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	ls := holdSet(t, c, "do-lost-updated",
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	boom := errors.New("boom")
+	err := ls.Do(context.Background(), concurry.Amounts{"tokens": 10}, func(_ context.Context, a *concurry.Acquisition) error {
+		holdDrop(c, "do-lost-updated")
+		a.Update(concurry.Amounts{"tokens": 30})
+		return boom
+	})
+	if !errors.Is(err, boom) || !errors.Is(err, concurry.ErrLeaseLost) {
+		t.Fatalf("Do: %v, want fn's error and ErrLeaseLost", err)
+	}
+	if tok := holdStat(t, ls, "tokens"); tok.Available != 70 {
+		t.Errorf("tokens available %d, want 70: the 30 reported charged on the same server", tok.Available)
+	}
+}
+
+// DESIGN: "Keys not in the acquisition: ErrUnknownKey." — a key the set holds
+// but the request did not name is not in the acquisition. Update "fails,
+// changing nothing" (doc comment): the valid key of a failed Update is not
+// recorded either.
+func TestHoldingEdgeUpdateKeyOfSetNotInAcquisition(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	ls := holdSet(t, c, "not-held",
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.RateLimit{Key: "other", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Update(concurry.Amounts{"other": 1}); !errors.Is(err, concurry.ErrUnknownKey) {
+		t.Errorf("Update of a key of the set not held: %v, want ErrUnknownKey", err)
+	}
+	if err := a.Update(concurry.Amounts{"tokens": 5, "other": 1}); !errors.Is(err, concurry.ErrUnknownKey) {
+		t.Errorf("Update of a held and an unheld key: %v, want ErrUnknownKey", err)
+	}
+	if err := a.Update(concurry.Amounts{"tokens": 5, "nope": 1}); !errors.Is(err, concurry.ErrUnknownKey) {
+		t.Errorf("Update of a held and an unknown key: %v, want ErrUnknownKey", err)
+	}
+	if err := a.Update(concurry.Amounts{"tokens": 5, concurry.CallKey: 1}); !errors.Is(err, concurry.ErrUnknownKey) {
+		t.Errorf("Update naming the call key of a set without a CallLimit: %v, want ErrUnknownKey", err)
+	}
+	// Nothing was recorded: the release counts the full request.
+	if err := a.Release(); !errors.Is(err, concurry.ErrUsageNotReported) {
+		t.Errorf("Release after only failed Updates: %v, want ErrUsageNotReported", err)
+	}
+	if tok := holdStat(t, ls, "tokens"); tok.Available != 90 {
+		t.Errorf("tokens available %d, want 90", tok.Available)
+	}
+	if conn := holdStat(t, ls, "conn"); conn.InUse != 0 {
+		t.Errorf("conn in use %d after Release, want 0", conn.InUse)
+	}
+}
+
+// Update doc: "ErrInvalidRequest for usage outside [0, MaxCapacity]"; "A
+// CallLimit or ResourceLimit key may be reported only with the amount
+// granted." Both ends of the range.
+func TestHoldingEdgeUpdateUsageRange(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	ls := holdSet(t, c, "range",
+		concurry.CallLimit{Window: 1000 * time.Hour, Capacity: 10},
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 2})
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []concurry.Amounts{
+		{"tokens": -1},
+		{"tokens": concurry.MaxCapacity + 1},
+		{concurry.CallKey: 2},
+		{concurry.CallKey: 0},
+		{"conn": 2},
+		{"conn": 0},
+	} {
+		if err := a.Update(bad); !errors.Is(err, concurry.ErrInvalidRequest) {
+			t.Errorf("Update(%v): %v, want ErrInvalidRequest", bad, err)
+		}
+	}
+	for _, good := range []concurry.Amounts{
+		{"tokens": 0},
+		{concurry.CallKey: 1, "conn": 1},
+		{"tokens": 7},
+	} {
+		if err := a.Update(good); err != nil {
+			t.Errorf("Update(%v): %v", good, err)
+		}
+	}
+	if err := a.Release(); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if tok := holdStat(t, ls, "tokens"); tok.Available != 93 || tok.Refunded != 3 {
+		t.Errorf("tokens %+v, want 93 available and 3 refunded (the last report, 7 of 10)", tok)
+	}
+}
+
+// DESIGN: "Less than requested: the difference is refunded where the
+// algorithm refunds (TokenBucket, GCRA). More than requested: the excess is
+// charged too (the budget may go into debt) ...; stats count such overage."
+// Every algorithm, over the socket, exactly.
+func TestHoldingEdgeSettleEveryAlgorithm(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.LeakyBucket, concurry.SlidingWindow, concurry.FixedWindow, concurry.GCRA} {
+		t.Run(alg.String(), func(t *testing.T) {
+			// Window of 366 days: no refill worth a unit during the probe.
+			ls := holdSet(t, c, "settle-"+alg.String(),
+				concurry.RateLimit{Key: "tokens", Window: concurry.MaxWindow, Capacity: 100, Algorithm: alg})
+			under, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 40})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := under.Update(concurry.Amounts{"tokens": 10}); err != nil {
+				t.Fatal(err)
+			}
+			if err := under.Release(); err != nil {
+				t.Fatal(err)
+			}
+			tok := holdStat(t, ls, "tokens")
+			wantRefund := int64(0)
+			if alg.Refunds() {
+				wantRefund = 30
+			}
+			if tok.Refunded != wantRefund || tok.Available != 60+wantRefund {
+				t.Errorf("after 10 used of 40: %+v, want %d refunded and %d available", tok, wantRefund, 60+wantRefund)
+			}
+			if alg == concurry.LeakyBucket {
+				return // a queue: a second request must wait for the first's departure gap
+			}
+			avail := tok.Available
+			over, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := over.Update(concurry.Amounts{"tokens": avail + 5}); err != nil {
+				t.Fatal(err)
+			}
+			if err := over.Release(); err != nil {
+				t.Fatal(err)
+			}
+			tok = holdStat(t, ls, "tokens")
+			// Debt is reported for TokenBucket and GCRA (backend/memory's
+			// Stats doc; a window algorithm shows overage as nothing available).
+			wantDebt := int64(0)
+			if alg.Refunds() {
+				wantDebt = 5
+			}
+			if tok.Overage != avail+5-10 || tok.Available != 0 || tok.Debt != wantDebt {
+				t.Errorf("after %d used of 10 with %d available: %+v, want overage %d, 0 available, debt %d", avail+5, avail, tok, avail+5-10, wantDebt)
+			}
+			if _, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrWouldBlock) {
+				t.Errorf("a set in debt granted: %v", err)
+			}
+		})
+	}
+}
+
+// DESIGN: "A failed TryAcquire holds nothing and returns no acquisition."
+// Refused by a resource, by a rate, and by the FIFO queue.
+func TestHoldingEdgeFailedTryAcquireHoldsNothing(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	ls := holdSet(t, c, "try-nothing",
+		concurry.CallLimit{Window: 1000 * time.Hour, Capacity: 10},
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	held, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 50}) // the resource refuses
+	if a != nil || !errors.Is(err, concurry.ErrWouldBlock) {
+		t.Fatalf("TryAcquire with the resource held: %v, %v; want nil and ErrWouldBlock", a, err)
+	}
+	if tok, calls := holdStat(t, ls, "tokens"), holdStat(t, ls, concurry.CallKey); tok.Available != 90 || calls.Available != 9 {
+		t.Fatalf("after a refused TryAcquire: tokens %d calls %d, want 90 and 9", tok.Available, calls.Available)
+	}
+	if err := held.Update(concurry.Amounts{"tokens": 10}); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Release(); err != nil {
+		t.Fatal(err)
+	}
+	a, err = ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 91}) // the rate refuses
+	if a != nil || !errors.Is(err, concurry.ErrWouldBlock) {
+		t.Fatalf("TryAcquire past the rate: %v, %v", a, err)
+	}
+	if conn, calls := holdStat(t, ls, "conn"), holdStat(t, ls, concurry.CallKey); conn.InUse != 0 || calls.Available != 9 {
+		t.Fatalf("after a TryAcquire refused by the rate: conn in use %d, calls %d; want 0 and 9", conn.InUse, calls.Available)
+	}
+	if tok := holdStat(t, ls, "tokens"); tok.Available != 90 {
+		t.Fatalf("tokens %d, want 90", tok.Available)
+	}
+}
+
+// DESIGN: "Release() always releases everything it holds — resources are
+// returned even when it reports an error. ... Later calls of Release return
+// nil." and "After release: ErrReleased." — for a holding whose connection
+// dropped, never updated: Release says both that the lease was lost and
+// that usage was not reported; the next Release is nil, Update ErrReleased.
+func TestHoldingEdgeLostHoldingUnreported(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	ls := holdSet(t, c, "lost-unreported",
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holdDrop(c, "lost-unreported")
+	err = a.Release()
+	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, concurry.ErrUsageNotReported) {
+		t.Fatalf("Release of a lost, unreported holding: %v; want ErrLeaseLost and ErrUsageNotReported", err)
+	}
+	if err := a.Release(); err != nil {
+		t.Errorf("second Release: %v, want nil", err)
+	}
+	if err := a.Update(concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrReleased) {
+		t.Errorf("Update after Release of a lost holding: %v, want ErrReleased", err)
+	}
+	if conn := holdStat(t, ls, "conn"); conn.InUse != 0 {
+		t.Errorf("conn in use %d, want 0", conn.InUse)
+	}
+	if tok := holdStat(t, ls, "tokens"); tok.Available != 90 {
+		t.Errorf("tokens %d, want 90: the grant stays spent", tok.Available)
+	}
+	b, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1})
+	if err != nil {
+		t.Fatalf("the set after the drop: %v", err)
+	}
+	b.Update(concurry.Amounts{"tokens": 1})
+	if err := b.Release(); err != nil {
+		t.Fatalf("a holding of the new connection: %v", err)
+	}
+}
+
+// The doc comment of Update: "When the holding ended before its release ...,
+// Update records the usage all the same — it is charged at Release — and
+// returns an error matching ErrLeaseLost". The last of several reports is
+// what is charged, and a second Update is still told.
+func TestHoldingEdgeLostHoldingUpdatesReplace(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	ls := holdSet(t, c, "lost-replace",
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holdDrop(c, "lost-replace")
+	for _, used := range []int64{50, 25} {
+		if err := a.Update(concurry.Amounts{"tokens": used}); !errors.Is(err, concurry.ErrLeaseLost) {
+			t.Errorf("Update(%d) of a lost holding: %v, want ErrLeaseLost", used, err)
+		}
+	}
+	if err := a.Update(concurry.Amounts{"tokens": -1}); !errors.Is(err, concurry.ErrInvalidRequest) {
+		t.Errorf("negative Update of a lost holding: %v, want ErrInvalidRequest", err)
+	}
+	err = a.Release()
+	if !errors.Is(err, concurry.ErrLeaseLost) || errors.Is(err, concurry.ErrUsageNotReported) || !strings.Contains(err.Error(), "was charged") {
+		t.Fatalf("Release: %v, want ErrLeaseLost saying the usage was charged", err)
+	}
+	if tok := holdStat(t, ls, "tokens"); tok.Available != 75 {
+		t.Errorf("tokens %d, want 75: 100 − the last report 25", tok.Available)
+	}
+}
+
+// DESIGN: "A crashed holder must not leak resources: the Unix-socket server
+// releases a connection's holdings when it drops" and "A holder is told
+// when its exclusivity ended early": the server process is killed (SIGKILL)
+// and not restarted; with no request of its own, the holder's Update says
+// the holding was lost (the idle connection is watched), and Release says
+// the usage could not be charged.
+func TestHoldingEdgeServerKilledNoRestart(t *testing.T) {
+	path := sockPath(t)
+	srvKid := startChild(t, "", "serve", nil, "CQ_SOCK="+path)
+	srvKid.expect(t, "SERVING", 10*time.Second)
+	c := dial(t, path, Options{DisableAutoHost: true, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	ls := holdSet(t, c, "killed",
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Update(concurry.Amounts{"tokens": 5}); err != nil {
+		t.Fatalf("Update of a live holding: %v", err)
+	}
+	if err := srvKid.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	srvKid.stop(true)
+	eventually(t, "Update tells the holder its connection dropped", func() error {
+		if err := a.Update(concurry.Amounts{"tokens": 20}); !errors.Is(err, concurry.ErrLeaseLost) {
+			return errors.New("not told yet")
+		}
+		return nil
+	})
+	err = a.Release()
+	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, concurry.ErrBackendUnavailable) || !strings.Contains(err.Error(), "not charged") {
+		t.Fatalf("Release with no server: %v, want ErrLeaseLost and ErrBackendUnavailable saying the usage was not charged", err)
+	}
+	if err := a.Release(); err != nil {
+		t.Errorf("second Release: %v", err)
+	}
+}
+
+// DESIGN: "A crashed holder must not leak resources": a child process
+// holding every unit is killed with SIGKILL; the units come back, and a
+// holder in this process on another set of the same server is untouched.
+func TestHoldingEdgeKilledChildOtherHoldersKeep(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	kid := startChild(t, "", "hold", nil, "CQ_SOCK="+srv.Path(), "CQ_NAME=kid-held", "CQ_NOHOST=1")
+	kid.expect(t, "HELD", 10*time.Second)
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	mine := holdSet(t, c, "mine", concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	held, err := mine.Acquire(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := holdSet(t, c, "kid-held", concurry.ResourceLimit{Key: "conn", Capacity: 2})
+	if _, err := theirs.TryAcquire(context.Background(), nil); !errors.Is(err, concurry.ErrWouldBlock) {
+		t.Fatalf("the child's units before it died: %v", err)
+	}
+	if err := kid.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a, err := theirs.Acquire(ctx, concurry.Amounts{"conn": 2})
+	if err != nil {
+		t.Fatalf("the killed child's units: %v", err)
+	}
+	if err := a.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Update(nil); err != nil {
+		t.Errorf("Update of this process's holding: %v", err)
+	}
+	if err := held.Release(); err != nil {
+		t.Errorf("Release of this process's holding: %v", err)
+	}
+}
+
+// DESIGN (Limits of the contract): "Whatever a server would refuse
+// (name/key length, sets or waits per connection), the client refuses first
+// with an error for that request alone; a refusal never costs the caller's
+// other holdings." — through the public API, on the one connection that
+// holds, with a rate holding whose usage must still settle exactly.
+func TestHoldingEdgeRefusalsKeepHoldingOnOneConn(t *testing.T) {
+	srv := startServer(t, ServerOptions{MaxConnSets: 2})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true, Conns: 1})
+	ls := holdSet(t, c, "keeps",
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	held, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string]struct {
+		name   string
+		limits []concurry.Limit
+		want   error
+	}{
+		"long name": {strings.Repeat("n", concurry.MaxNameLen+1), []concurry.Limit{concurry.ResourceLimit{Key: "conn", Capacity: 1}}, concurry.ErrInvalidLimit},
+		"long key":  {"k", []concurry.Limit{concurry.ResourceLimit{Key: strings.Repeat("k", concurry.MaxKeyLen+1), Capacity: 1}}, concurry.ErrInvalidLimit},
+		"capacity":  {"cap", []concurry.Limit{concurry.ResourceLimit{Key: "conn", Capacity: concurry.MaxCapacity + 1}}, concurry.ErrInvalidLimit},
+		"mismatch":  {"keeps", []concurry.Limit{concurry.ResourceLimit{Key: "conn", Capacity: 2}}, concurry.ErrLimitMismatch},
+	}
+	for what, b := range bad {
+		_, err := concurry.NewLimitSet(b.limits, concurry.WithName(b.name), concurry.WithBackend(c))
+		if !errors.Is(err, b.want) {
+			t.Errorf("%s: %v, want %v", what, err, b.want)
+		}
+	}
+	// The longest name and key are accepted.
+	edge, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: strings.Repeat("k", concurry.MaxKeyLen), Capacity: 1}},
+		concurry.WithName(strings.Repeat("n", concurry.MaxNameLen)), concurry.WithBackend(c))
+	if err != nil {
+		t.Fatalf("the longest name and key: %v", err)
+	}
+	// A third set past MaxConnSets = 2.
+	if _, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conn", Capacity: 1}},
+		concurry.WithName("third"), concurry.WithBackend(c)); !errors.Is(err, ErrServerLimit) {
+		t.Errorf("a third set on a connection capped at 2: %v, want ErrServerLimit", err)
+	}
+	edge.Close()
+	if err := held.Update(concurry.Amounts{"tokens": 4}); err != nil {
+		t.Fatalf("Update of the holding after the refusals: %v", err)
+	}
+	if err := held.Release(); err != nil {
+		t.Fatalf("Release of the holding after the refusals: %v", err)
+	}
+	if st, _ := ls.Stats(context.Background()); st.LeasesLost != 0 {
+		t.Errorf("LeasesLost %d, want 0", st.LeasesLost)
+	}
+	if tok := holdStat(t, ls, "tokens"); tok.Available != 96 {
+		t.Errorf("tokens %d, want 96", tok.Available)
+	}
+}
+
+// "a server answers one bad request with one error, never by closing a
+// connection that holds resources" — a request straight to the backend
+// (the public backend.Set interface) with amounts the set cannot hold must
+// fail alone: the holdings of the same connection survive.
+func TestHoldingEdgeBackendBadAmountsKeepHoldings(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true, Conns: 1})
+	ctx := context.Background()
+	specs := []backend.Spec{{Key: "conn", Kind: backend.Resource, Capacity: 1}}
+	for what, amounts := range map[string][]int64{
+		"past capacity": {2},
+		"negative":      {-1},
+		"too many":      {1, 1},
+	} {
+		t.Run(what, func(t *testing.T) {
+			holder, err := c.Open(ctx, "bad-amounts-"+what, specs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lease, err := holder.Acquire(ctx, []int64{1}, backend.AcquireOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			other, err := c.Open(ctx, "bad-amounts-other-"+what, specs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := other.Acquire(ctx, amounts, backend.AcquireOptions{}); err == nil {
+				t.Errorf("Acquire(%v) granted", amounts)
+			}
+			if err := holder.(backend.LeaseChecker).CheckLease(lease); err != nil {
+				t.Errorf("the bad request on another set cost the connection's holding: %v", err)
+			}
+			if err := holder.Settle(ctx, lease, []int64{1}, nil, true, nil); err != nil {
+				t.Errorf("Settle of the holding: %v", err)
+			}
+		})
+	}
+}
+
+// DESIGN: "Close() ... acquisitions already granted can still be updated and
+// released." — on the socket, the release after Close still settles
+// exactly (overage charged, the resource returned), and a holding whose
+// connection dropped after Close still has its usage charged.
+func TestHoldingEdgeReleaseAfterClose(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	ls := holdSet(t, c, "after-close",
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 2})
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Update(concurry.Amounts{"tokens": 15}); err != nil {
+		t.Fatalf("Update after Close: %v", err)
+	}
+	if err := a.Release(); err != nil {
+		t.Fatalf("Release after Close: %v", err)
+	}
+	holdDrop(c, "after-close")
+	if err := b.Update(concurry.Amounts{"tokens": 30}); !errors.Is(err, concurry.ErrLeaseLost) {
+		t.Errorf("Update of a holding lost after Close: %v, want ErrLeaseLost", err)
+	}
+	err = b.Release()
+	if !errors.Is(err, concurry.ErrLeaseLost) || !strings.Contains(err.Error(), "was charged") {
+		t.Errorf("Release of a holding lost after Close: %v, want ErrLeaseLost saying the usage was charged", err)
+	}
+	other := holdSet(t, dial(t, srv.Path(), Options{DisableAutoHost: true}), "after-close",
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 2})
+	if tok := holdStat(t, other, "tokens"); tok.Available != 100-15-30 {
+		t.Errorf("tokens %d, want 55: 15 and 30 reported", tok.Available)
+	}
+	if conn := holdStat(t, other, "conn"); conn.InUse != 0 {
+		t.Errorf("conn in use %d, want 0", conn.InUse)
+	}
+}
+
+// Acquisition doc: "a generation number keeps a handle that was released
+// from ever touching the holding's next owner: after Release, Update returns
+// ErrReleased, Release nil and Granted 0, whatever happens to the holding."
+// DESIGN: "Later calls of Release return nil." — a stale handle released
+// again, from many goroutines at once, never returns the next owner's unit.
+func TestHoldingEdgeStaleReleaseNeverFreesNextOwner(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	ls := holdSet(t, c, "stale",
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 1000},
+		concurry.ResourceLimit{Key: "conn", Capacity: 2})
+	ctx := context.Background()
+	a, err := ls.Acquire(ctx, concurry.Amounts{"tokens": 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Update(concurry.Amounts{"tokens": 10})
+	done := make(chan error, 8)
+	for range 8 {
+		go func() { done <- a.Release() }()
+	}
+	failures := 0
+	for range 8 {
+		if err := <-done; err != nil {
+			failures++
+			t.Errorf("Release from one of 8 goroutines: %v", err)
+		}
+	}
+	next, err := ls.Acquire(ctx, concurry.Amounts{"tokens": 10}) // may reuse a's holding
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release(); err != nil {
+		t.Errorf("stale Release: %v", err)
+	}
+	if err := a.Update(concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrReleased) {
+		t.Errorf("stale Update: %v, want ErrReleased", err)
+	}
+	if g := a.Granted("tokens"); g != 0 {
+		t.Errorf("stale Granted = %d, want 0", g)
+	}
+	if g := next.Granted("tokens"); g != 10 {
+		t.Errorf("next owner's Granted = %d, want 10", g)
+	}
+	if conn := holdStat(t, ls, "conn"); conn.InUse != 1 {
+		t.Errorf("conn in use %d, want 1: the next owner's", conn.InUse)
+	}
+	next.Update(concurry.Amounts{"tokens": 10})
+	if err := next.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if conn := holdStat(t, ls, "conn"); conn.InUse != 0 {
+		t.Errorf("conn in use %d at the end", conn.InUse)
+	}
+}
+
+// LimitSet.Do's doc: "runs fn with the acquisition and releases it, also
+// when fn panics." — the panic reaches the caller, the resource is back.
+// And when fn succeeds after reporting usage on a holding whose connection
+// dropped, Do returns the loss.
+func TestHoldingEdgeDoPanicReleasesAndLossReported(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	ls := holdSet(t, c, "do-panic",
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	func() {
+		defer func() {
+			if r := recover(); r != "fn panicked" {
+				t.Errorf("recovered %v, want fn's panic", r)
+			}
+		}()
+		ls.Do(context.Background(), concurry.Amounts{"tokens": 10}, func(context.Context, *concurry.Acquisition) error {
+			panic("fn panicked")
+		})
+	}()
+	if conn := holdStat(t, ls, "conn"); conn.InUse != 0 {
+		t.Errorf("conn in use %d after fn panicked, want 0", conn.InUse)
+	}
+	err := ls.Do(context.Background(), concurry.Amounts{"tokens": 10}, func(_ context.Context, a *concurry.Acquisition) error {
+		holdDrop(c, "do-panic")
+		a.Update(concurry.Amounts{"tokens": 10}) // the holder ignores Update's error
+		return nil
+	})
+	if !errors.Is(err, concurry.ErrLeaseLost) {
+		t.Errorf("Do whose holding was lost: %v, want ErrLeaseLost", err)
+	}
+}
+
+// DESIGN: "A holder is told when its exclusivity ended early (... a
+// connection dropped)" — the client is closed under a holder (its
+// connections end, so the server releases what they held): Update and
+// Release say the holding was lost, and Release says the usage was not
+// charged (nothing is left to charge it on).
+func TestHoldingEdgeClientClosedUnderHolder(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c, err := Dial(srv.Path(), Options{DisableAutoHost: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := holdSet(t, c, "client-closed",
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	other := holdSet(t, dial(t, srv.Path(), Options{DisableAutoHost: true}), "client-closed",
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	eventually(t, "the closed client's unit is free", func() error {
+		o, err := other.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1})
+		if err != nil {
+			return err
+		}
+		o.Update(concurry.Amounts{"tokens": 1})
+		return o.Release()
+	})
+	if err := a.Update(concurry.Amounts{"tokens": 20}); !errors.Is(err, concurry.ErrLeaseLost) {
+		t.Errorf("Update after the client closed: %v, want ErrLeaseLost", err)
+	}
+	err = a.Release()
+	t.Logf("Release: %v", err)
+	if !errors.Is(err, concurry.ErrLeaseLost) {
+		t.Errorf("Release after the client closed: %v, want ErrLeaseLost", err)
+	}
+	if tok := holdStat(t, other, "tokens"); tok.Available != 100-10-1 && !strings.Contains(err.Error(), "not charged") {
+		t.Errorf("tokens %d: the overage of 10 was not charged and Release did not say so (%v)", tok.Available, err)
+	}
+}
+
+// DESIGN: "If a RateLimit was never updated, its usage counts as the full
+// request and Release returns ErrUsageNotReported" and "Reported rate usage
+// is charged even then" — the server is killed and a new one serves the
+// path: the full request of an unreported holding is charged to the new
+// server's set, to every window of its key, and Release says both things.
+func TestHoldingEdgeUnreportedChargedToNewServer(t *testing.T) {
+	path := sockPath(t)
+	first := startChild(t, "", "serve", nil, "CQ_SOCK="+path)
+	first.expect(t, "SERVING", 10*time.Second)
+	c := dial(t, path, Options{DisableAutoHost: true, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	limits := []concurry.Limit{
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 1000},
+		concurry.RateLimit{Key: "tokens", Window: 2000 * time.Hour, Capacity: 5000},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1},
+	}
+	ls := holdSet(t, c, "unreported-new", limits...)
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.stop(true)
+	eventually(t, "the holder is told", func() error {
+		if err := a.Update(nil); !errors.Is(err, concurry.ErrLeaseLost) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	second := startChild(t, "", "serve", nil, "CQ_SOCK="+path)
+	second.expect(t, "SERVING", 10*time.Second)
+	err = a.Release()
+	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, concurry.ErrUsageNotReported) || !strings.Contains(err.Error(), "was charged") {
+		t.Fatalf("Release: %v, want ErrLeaseLost (charged) and ErrUsageNotReported", err)
+	}
+	st, err := ls.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Limits) != 3 || st.Limits[0].Available != 900 || st.Limits[1].Available != 4900 || st.Limits[2].InUse != 0 {
+		t.Errorf("the new server's set: %+v, want 900 and 4900 tokens left and no conn in use", st.Limits)
+	}
+}
