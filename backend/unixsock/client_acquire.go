@@ -41,10 +41,14 @@ func (a *acquireCall) finish(ctx context.Context) (backend.Lease, error) {
 	lease := backend.Lease(a.b.cc.id<<leaseBits | cl.num)
 	a.b.grant(a.s)
 	switch {
-	case a.opts.Wait && ctx.Err() != nil:
+	case a.opts.Wait && ctx.Err() != nil && a.s.refundable(a.amounts):
 		// ctx ended while the grant was on its way, perhaps before a release
 		// of this client that made the grant possible overtook the
-		// cancellation: the waiter takes nothing.
+		// cancellation: the waiter takes nothing. A grant of a limit that
+		// never refunds (SlidingWindow, FixedWindow, LeakyBucket) could not
+		// be given back without spending it: the server granted before it
+		// heard of the cancellation, so the caller gets the grant, as if it
+		// had come first.
 		a.s.giveBack(lease, a.amounts)
 		return 0, backend.ContextError(ctx)
 	case a.opts.Claim != nil && !a.opts.Claim.TryClaim():

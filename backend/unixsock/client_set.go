@@ -180,7 +180,10 @@ func (s *clientSet) Faults() backend.Faults {
 
 // Acquire implements backend.Set. A waiting Acquire waits in the server; when
 // ctx ends it sends a cancellation and returns ctx's error once the server
-// confirms, so nothing stays taken. With a Claim, the server grants at most
+// confirms, so nothing stays taken. A grant the server made before the
+// cancellation reached it is given back when every rate limit it took
+// refunds; otherwise giving it back would spend it, so Acquire returns the
+// grant, as if it had come before ctx ended. With a Claim, the server grants at most
 // one of the requests sharing it, over all of its connections, so a losing
 // set spends nothing; a grant that arrives after a set of another backend
 // won the claim is given back and ErrClaimed returned.
@@ -230,6 +233,17 @@ func (s *clientSet) Acquire(ctx context.Context, amounts []int64, opts backend.A
 	}
 	a := acquireCall{s: s, b: b, cl: cl, id: m.ID, amounts: amounts, opts: opts}
 	return a.finish(ctx)
+}
+
+// refundable reports whether giving back a grant of amounts leaves the set
+// as if it had never been made: every rate limit it took refunds.
+func (s *clientSet) refundable(amounts []int64) bool {
+	for i, n := range amounts {
+		if n > 0 && s.specs[i].Kind == backend.Rate && !s.specs[i].Algorithm.Refunds() {
+			return false
+		}
+	}
+	return true
 }
 
 // giveBack ends a lease granted too late: resources return and rate units
