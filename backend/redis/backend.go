@@ -115,7 +115,7 @@ func (b *Backend) OpenLazy(name string, specs []backend.Spec) (backend.Set, erro
 // with the one stored in Redis.
 func define(specs []backend.Spec) string {
 	var sb strings.Builder
-	sb.WriteString("concurry/3")
+	sb.WriteString("concurry/4")
 	for _, sp := range specs {
 		if sp.Kind == backend.Resource {
 			fmt.Fprintf(&sb, "|resource:%d:%s", sp.Capacity, strconv.Quote(sp.Key))

@@ -29,7 +29,7 @@
 // keep a list of their entries. The first process to use a name stores the
 // limit definitions; a set that finds other definitions fails with
 // backend.ErrLimitMismatch (so does a process of an older version of this
-// package: the stored format is "concurry/3"). Every key expires one to
+// package: the stored format is "concurry/4"). Every key expires one to
 // two seconds after the set would be back at its initial state (buckets
 // full, windows empty), its last pause ended, its last lease expired and
 // its last lost-lease record was dropped, so idle sets do not fill Redis;

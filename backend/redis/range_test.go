@@ -184,10 +184,10 @@ func TestPendingDeltasDoNotOverflow(t *testing.T) {
 	}
 }
 
-// TestRefundOfSaturatedGCRA: overage far beyond the range saturates a GCRA
-// arrival time at the script's NEVER; a refund then changes nothing, and
-// says so: it gives back 0 units, not the n it was asked for.
-func TestRefundOfSaturatedGCRA(t *testing.T) {
+// TestRefundOfGCRAAtMaxDebt: overage far beyond the range stops a GCRA's
+// debt at MaxDebt units, as a TokenBucket's does and as in memory; a refund
+// then moves it back by the units refunded and says so.
+func TestRefundOfGCRAAtMaxDebt(t *testing.T) {
 	now := time.Now().UnixMicro()
 	b := cr.New(redistest.Start(t).Client(), cr.Options{})
 	cr.SetClock(b, func() int64 { return now })
@@ -208,14 +208,14 @@ func TestRefundOfSaturatedGCRA(t *testing.T) {
 	if err := set.Settle(ctx, leases[1], []int64{1}, []int64{-1}, true, refunded); err != nil {
 		t.Fatal(err)
 	}
-	if refunded[0] != 0 {
-		t.Fatalf("a refund of a saturated arrival time reported %d units given back, want 0", refunded[0])
+	if refunded[0] != 1 {
+		t.Fatalf("a refund of 1 from a debt of MaxDebt reported %d units given back, want 1", refunded[0])
 	}
 	st, err := set.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st[0].Available != 0 || st[0].Debt <= 0 { // the debt until NEVER, the year 2112
-		t.Fatalf("stats %+v, want nothing available and a debt", st[0])
+	if st[0].Available != 0 || st[0].Debt != algorithms.MaxDebt-1 {
+		t.Fatalf("stats %+v, want nothing available and a debt of MaxDebt−1", st[0])
 	}
 }

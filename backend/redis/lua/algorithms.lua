@@ -331,80 +331,9 @@ ALG[3] = {
   horizon = function(s, p) return min((idiv(p, s.W) + 1) * s.W, NEVER) end,
 }
 
--- GCRA: tat, rem, last; TAT = tat + rem/cr, T = W/C, tolerance W.
-local function g_late(s, v, t)
-  local tat = v[s.o + 1]
-  return tat > t or (tat == t and v[s.o + 2] > 0)
-end
-
-local function g_ready(s, v, t, n)
-  if not g_late(s, v, t) then return t end
-  local tat, rem = v[s.o + 1], v[s.o + 2]
-  if tat >= NEVER then return NEVER end
-  local sq, sr = dur(s, s.C - n)
-  local span = tat - t
-  if span < sq or (span == sq and rem <= sr) then return t end
-  if rem > sr then return tat - sq + 1 end
-  return tat - sq
-end
-
-local function g_take(s, v, t, n)
-  local o = s.o
-  v[o + 3] = t
-  if not g_late(s, v, t) then v[o + 1], v[o + 2] = t, 0 end
-  local tat = v[o + 1]
-  if tat >= NEVER then return end
-  local q, r = dur(s, n)
-  local rem, c = addmod(v[o + 2], r, s.cr)
-  if tat + q + c >= NEVER then v[o + 1], v[o + 2] = NEVER, 0 else v[o + 1], v[o + 2] = tat + q + c, rem end
-end
-
-local function g_refund(s, v, t, n)
-  local o = s.o
-  v[o + 3] = t
-  if not g_late(s, v, t) then return 0 end
-  local tat, rem = v[o + 1], v[o + 2]
-  if tat >= NEVER then return 0 end -- saturated: moving back from NEVER would be a guess
-  local q, r = dur(s, n)
-  local span = tat - t
-  if q > span or (q == span and r >= rem) then
-    local given = scale(span, rem, s.cr, s.wr)
-    v[o + 1], v[o + 2] = t, 0
-    return given
-  end
-  if rem < r then
-    rem, q = rem + s.cr - r, q + 1
-  else
-    rem = rem - r
-  end
-  v[o + 1], v[o + 2] = tat - q, rem
-  return n
-end
-
--- g_whole returns C − ⌈(TAT − t)·C/W⌉: the level a token bucket would
--- have at t, rounded down, negative in debt (at least −LIM).
-local function g_whole(s, v, t)
-  if not g_late(s, v, t) then return s.C end
-  local q, r = scale(v[s.o + 1] - t, v[s.o + 2], s.cr, s.wr)
-  if r > 0 then q = q + 1 end
-  return s.C - min(q, s.C + LIM)
-end
-
-ALG[4] = {
-  size = 3,
-  init = function() return 0, 0, 0 end,
-  ready = g_ready,
-  take = g_take,
-  refund = g_refund,
-  avail = function(s, v, t) return max(g_whole(s, v, t), 0) end,
-  debt = function(s, v, t) return max(-g_whole(s, v, t), 0) end,
-  lower = function(s, v, t, remaining)
-    local k = g_whole(s, v, t) - max(remaining, -LIM)
-    if k > 0 then g_take(s, v, t, k) end
-  end,
-  idle = function(s, v, t)
-    if v[s.o + 2] > 0 then return min(v[s.o + 1] + 1, NEVER) end
-    return v[s.o + 1]
-  end,
-  span = pace_span,
-}
+-- GCRA admits exactly what TokenBucket admits, refunds and the debt bound
+-- included (algorithms/gcra.go: its backlog (TAT − t)·C is a token bucket's
+-- deficit times W), so the script keeps it as a token bucket. An arrival time
+-- in µs would saturate at NEVER (the year 2112) long before the debt reaches
+-- LIM units on a slow limit, and a refund could not move it back.
+ALG[4] = ALG[0]
