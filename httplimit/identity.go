@@ -12,7 +12,8 @@ import (
 // RemoteIP returns an Identity func that limits by client IP address. The
 // address is the connection's peer (r.RemoteAddr); when the peer is one of
 // the trusted proxies, the X-Forwarded-For list is read from its end and the
-// first address that is not a trusted proxy is the client. Without trusted
+// first address that is not a trusted proxy is the client (a trusted peer
+// that sends no X-Forwarded-For is the client itself). Without trusted
 // proxies X-Forwarded-For is ignored, since any client can send it. IPv6
 // clients are identified by their /64 prefix (one host usually owns one),
 // IPv4 clients by their address.
@@ -38,8 +39,8 @@ func RemoteIP(trustedProxies ...netip.Prefix) func(*http.Request) (string, error
 			return host, nil // its own canonical form: ParseAddr takes no other
 		}
 		addr = addr.Unmap()
-		if trusted(addr) {
-			hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 && trusted(addr) {
+			hops := strings.Split(strings.Join(xff, ","), ",")
 			for i := len(hops) - 1; i >= 0; i-- {
 				a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
 				if err != nil {
