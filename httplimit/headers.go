@@ -2,7 +2,6 @@ package httplimit
 
 import (
 	"fmt"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,18 +19,26 @@ import (
 //
 // RateLimit-Policy lists every rate and call limit of the set as
 // "name";q=capacity;w=window-seconds, where name is the limit's key, with
-// "-" and its window appended when several limits share the key; RateLimit
-// reports the policy that refused with r=0 and t=the Retry-After seconds.
+// "-" and its window appended when several limits share the key. q is at
+// most 999999999999999, the largest Integer a structured field (RFC 8941)
+// can carry: a larger capacity (they go up to 2^50) is sent as that.
+//
+// RateLimit names the policy that refused with r=0 and t=the Retry-After
+// seconds. Of several windows of the refusing key it names the shortest
+// window at least as long as the wait (a window refills within its length),
+// else the longest. A ResourceLimit (concurrent requests) is no policy of the
+// draft's: a refusal by one gets Retry-After and no RateLimit item, since
+// that item must name a policy RateLimit-Policy lists.
 func setRefusalHeaders(h http.Header, limits []concurry.Limit, refusal *concurry.RefusalError, legacy bool) {
 	retry := retrySeconds(refusal.RetryAfter)
 	h.Set("Retry-After", strconv.FormatInt(retry, 10))
 	var policies []string
-	blocking, capacity := "", int64(0)
+	blocking, capacity, bwin := "", int64(0), time.Duration(0)
 	for _, l := range limits {
 		key, window, c := describe(l)
 		if window == 0 {
-			if key == refusal.Key && blocking == "" {
-				blocking, capacity = sfString(key), c
+			if key == refusal.Key && capacity == 0 {
+				capacity = c // for the legacy fields only: no policy to name
 			}
 			continue
 		}
@@ -39,10 +46,10 @@ func setRefusalHeaders(h http.Header, limits []concurry.Limit, refusal *concurry
 		if shared(limits, key) {
 			name = key + "-" + window.String()
 		}
-		p := fmt.Sprintf("%s;q=%d;w=%d", sfString(name), c, retrySeconds(window))
+		p := fmt.Sprintf("%s;q=%d;w=%d", sfString(name), sfInteger(c), retrySeconds(window))
 		policies = append(policies, p)
-		if key == refusal.Key && blocking == "" {
-			blocking, capacity = sfString(name), c
+		if key == refusal.Key && (blocking == "" || explains(window, bwin, refusal.RetryAfter)) {
+			blocking, capacity, bwin = sfString(name), c, window
 		}
 	}
 	if len(policies) > 0 {
@@ -58,13 +65,37 @@ func setRefusalHeaders(h http.Header, limits []concurry.Limit, refusal *concurry
 	}
 }
 
-// retrySeconds rounds d up to whole seconds, at least 1.
+// retrySeconds rounds d up to whole seconds, at least 1. It counts in
+// integers: a float64 of seconds loses the nanoseconds of waits past ~97
+// days, and would round those down.
 func retrySeconds(d time.Duration) int64 {
 	if d <= 0 {
 		return 1
 	}
-	return int64(math.Ceil(d.Seconds()))
+	s := int64(d / time.Second)
+	if d%time.Second != 0 {
+		s++
+	}
+	return s
 }
+
+// explains reports whether a window w explains a wait d better than a
+// window b does: the shortest window at least d, else the longest.
+func explains(w, b, d time.Duration) bool {
+	if (w >= d) != (b >= d) {
+		return w >= d
+	}
+	if w >= d {
+		return w < b
+	}
+	return w > b
+}
+
+// maxSFInteger is the largest Integer of a structured field (15 digits).
+const maxSFInteger = 999_999_999_999_999
+
+// sfInteger clamps n to what a structured-field Integer can carry.
+func sfInteger(n int64) int64 { return min(n, maxSFInteger) }
 
 // describe returns a limit's key, window (0 for a resource) and capacity.
 func describe(l concurry.Limit) (string, time.Duration, int64) {
