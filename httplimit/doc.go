@@ -11,8 +11,12 @@
 // Retry-After, taken from the refusal's [concurry.RefusalError], and the
 // RateLimit-Policy and RateLimit header fields of the IETF draft
 // draft-ietf-httpapi-ratelimit-headers (the legacy X-RateLimit-* fields on
-// request). A handler whose request's cost names amounts can report their
-// real usage through [FromContext].
+// request). RateLimit-Policy lists the rate and call limits, and RateLimit
+// names the one that refused; a refusal only a release can end — by a
+// ResourceLimit (concurrent requests, no policy of the draft's), or a Wait
+// that ran out in the queue — says Retry-After: 1 and names no policy. A
+// handler whose request's cost names amounts can report their real usage
+// through [FromContext].
 //
 // The package uses only the standard library.
 package httplimit

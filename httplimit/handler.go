@@ -31,7 +31,10 @@ type Options struct {
 	// refused. Zero (the default) refuses at once when the limits are not
 	// available; a positive Wait blocks the request up to Wait (and no longer
 	// than its own context allows), and refuses it at once when the limits
-	// could not be granted within Wait.
+	// could not be granted within Wait. A request whose Wait runs out while
+	// it waits (for a release of a ResourceLimit, say) is refused as one
+	// only a release can end: a *concurry.RefusalError with RetryAfter 0,
+	// answered with Retry-After: 1.
 	Wait time.Duration
 	// Deny writes the response to a request that is not admitted. err says
 	// why: a *concurry.RefusalError (matching concurry.ErrWouldBlock or
@@ -119,12 +122,22 @@ func (h *handler) acquire(ctx context.Context, identity string, req concurry.Amo
 		}
 		return lim.TryAcquire(ctx, req)
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.opts.Wait)
+	wctx, cancel := context.WithTimeout(ctx, h.opts.Wait)
 	defer cancel()
+	var a *concurry.Acquisition
+	var err error
 	if k != nil {
-		return k.Acquire(ctx, identity, req)
+		a, err = k.Acquire(wctx, identity, req)
+	} else {
+		a, err = lim.Acquire(wctx, req)
 	}
-	return lim.Acquire(ctx, req)
+	var refusal *concurry.RefusalError
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &refusal) {
+		// Wait ran out in the queue (for a release, say): a refusal whose
+		// end nobody knows, told as one only a release can end.
+		return nil, &concurry.RefusalError{Deadline: true}
+	}
+	return a, err
 }
 
 // refuse sets the refusal's headers and calls Deny.
