@@ -15,8 +15,11 @@ import (
 // limiter (Stats, say). They should be quick: they delay their caller. A
 // panicking hook is recovered and ignored — the decision stands — and a hook
 // that calls runtime.Goexit ends its goroutine with the limiter's state
-// consistent: an acquisition granted to a goroutine that exits in Granted is
-// released.
+// consistent: an acquisition granted to a goroutine that exits in Granted or
+// WaitDone is released, and a Keyed identity is left as if the call had
+// returned. A LimitPool's Acquire waits on its sets in goroutines of its own:
+// a set's hook that exits there ends the pool's wait on that set only, and
+// the pool's caller gets an error saying so if no other set grants.
 //
 // For an acquisition through a LimitPool, the pool's hooks are called as
 // well as the granting set's.
@@ -129,10 +132,11 @@ func callHook[T any](f func(T), info T) {
 	f(info)
 }
 
-// callGranted calls the Granted hook for a, containing a panic, and
-// releasing a when the hook ends its goroutine with runtime.Goexit (its
-// caller will never see a). It reports whether the hook returned.
-func callGranted(f func(GrantInfo), info GrantInfo, a *Acquisition) (returned bool) {
+// callGranted calls a hook that runs once a has been granted (Granted, or
+// WaitDone of a wait that was granted), containing a panic, and releasing a
+// when the hook ends its goroutine with runtime.Goexit (its caller will never
+// see a). It reports whether the hook returned.
+func callGranted[T any](f func(T), info T, a *Acquisition) (returned bool) {
 	defer func() {
 		if returned {
 			return

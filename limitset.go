@@ -253,10 +253,10 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 		addCount(&c.blocked, 1)
 		addCount(&c.waited, int64(rep.Duration))
 	}
-	if hk := ls.hooks; hk != nil && hk.WaitDone != nil && rep.Waited {
-		callHook(hk.WaitDone, WaitInfo{Set: ls, Request: req, Key: ls.keyOf(rep.Blocker), Waited: rep.Duration, Err: err})
-	}
 	if err != nil {
+		if ls.hooks != nil {
+			ls.waitDone(req, rep, err, nil)
+		}
 		err = ls.refuse(req, err, granted)
 		h.free()
 		return err
@@ -265,6 +265,9 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 	copy(h.accounted(), granted)
 	ls.countGrant(granted)
 	a.h, a.gen = h, h.state.Load()>>1
+	if ls.hooks != nil && !ls.waitDone(req, rep, nil, a) {
+		return ErrReleased // unreachable: the goroutine has exited, and a was released
+	}
 	if hk := ls.hooks; hk != nil && hk.Granted != nil {
 		info := GrantInfo{Set: ls, Request: req, Waited: rep.Duration, Key: ls.keyOf(rep.Blocker), Degraded: rep.Degraded}
 		if !callGranted(hk.Granted, info, a) {
@@ -272,6 +275,23 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 		}
 	}
 	return nil
+}
+
+// waitDone calls the WaitDone hook, if any, for a request that waited and
+// ended with err. After a grant (err nil) a holds it, and a hook that ends
+// its goroutine with runtime.Goexit releases it, as for Granted: waitDone
+// then reports false.
+func (ls *LimitSet) waitDone(req Amounts, rep *backend.AcquireReport, err error, a *Acquisition) bool {
+	hk := ls.hooks
+	if hk.WaitDone == nil || !rep.Waited {
+		return true
+	}
+	info := WaitInfo{Set: ls, Request: req, Key: ls.keyOf(rep.Blocker), Waited: rep.Duration, Err: err}
+	if err != nil {
+		callHook(hk.WaitDone, info)
+		return true
+	}
+	return callGranted(hk.WaitDone, info, a)
 }
 
 // countGrant counts a grant of amounts, one per spec: in autoGrants when it
