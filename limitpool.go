@@ -1,10 +1,12 @@
 package concurry
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -75,9 +77,12 @@ func (p *LimitPool) pick() int {
 }
 
 // TryAcquire tries the set the balancing picks, then the others in order,
-// and returns the first acquisition granted. It fails with ErrWouldBlock when
-// no set can grant now, or with the first set's error when every set refuses
-// the request for another reason (such as ErrUnknownKey).
+// and returns the first acquisition granted. When no set can grant now it
+// fails with the refusal of the set that could grant soonest, which matches
+// ErrWouldBlock and carries that set's facts (a [RefusalError]: its key and
+// RetryAfter; RetryAfter 0 only when every set waits for a release). When
+// every set refuses the request for another reason (such as ErrUnknownKey)
+// it fails with the first set's error.
 func (p *LimitPool) TryAcquire(ctx context.Context, req Amounts) (*Acquisition, error) {
 	a, _, err := p.tryAll(ctx, req)
 	return p.outcome(req, a, err, 0)
@@ -106,7 +111,9 @@ func (p *LimitPool) outcome(req Amounts, a *Acquisition, err error, waited time.
 
 // Acquire makes the pass of TryAcquire, and when no set can grant now waits
 // on every set that could later and returns whichever grants first. It fails
-// at once when no set can meet ctx's deadline.
+// at once when no set can meet ctx's deadline, with an error that matches
+// context.DeadlineExceeded and joins the sets' refusals, the one that could
+// grant soonest first: errors.As finds its [RefusalError].
 func (p *LimitPool) Acquire(ctx context.Context, req Amounts) (*Acquisition, error) {
 	a, blocked, err := p.tryAll(ctx, req)
 	if a != nil || len(blocked) == 0 {
@@ -124,8 +131,12 @@ func (p *LimitPool) Acquire(ctx context.Context, req Amounts) (*Acquisition, err
 	var waited time.Duration
 	if h != nil {
 		waited = time.Since(start)
-		if h.WaitDone != nil {
-			callHook(h.WaitDone, WaitInfo{Request: req, Waited: waited, Err: err})
+		switch info := (WaitInfo{Request: req, Waited: waited, Err: err}); {
+		case h.WaitDone == nil:
+		case err != nil:
+			callHook(h.WaitDone, info)
+		case !callGranted(h.WaitDone, info, a): // a Goexit: a was released
+			return nil, ErrReleased // unreachable: the goroutine has exited
 		}
 	}
 	return p.outcome(req, a, err, waited)
@@ -137,11 +148,12 @@ func (p *LimitPool) Do(ctx context.Context, req Amounts, fn func(context.Context
 }
 
 // tryAll makes one non-blocking pass and returns an acquisition, or the
-// indices of the sets that would block.
+// indices of the sets that would block and the refusal of the one that could
+// grant soonest.
 func (p *LimitPool) tryAll(ctx context.Context, req Amounts) (*Acquisition, []int, error) {
 	start, n := p.pick(), len(p.sets)
 	var blocked []int
-	var first error
+	var first, soonest error
 	for k := range n {
 		i := (start + k) % n
 		a := &Acquisition{set: p.sets[i]}
@@ -152,6 +164,9 @@ func (p *LimitPool) tryAll(ctx context.Context, req Amounts) (*Acquisition, []in
 			return a, nil, nil
 		case errors.Is(err, ErrWouldBlock):
 			blocked = append(blocked, i)
+			if soonest == nil || compareRefusals(err, soonest) < 0 {
+				soonest = err
+			}
 		case ctx.Err() != nil:
 			return nil, nil, err
 		case first == nil:
@@ -159,10 +174,36 @@ func (p *LimitPool) tryAll(ctx context.Context, req Amounts) (*Acquisition, []in
 		}
 	}
 	if blocked != nil {
-		return nil, blocked, ErrWouldBlock
+		return nil, blocked, soonest
 	}
 	return nil, nil, first
 }
+
+// compareRefusals orders two refusals by when their sets could grant: one
+// whose RefusalError has a RetryAfter comes first, the sooner the earlier;
+// then one whose set waits for a release (RetryAfter 0); then one that
+// carries no facts. It returns -1, 0 or +1, as cmp.Compare does.
+func compareRefusals(x, y error) int {
+	rank := func(err error) (int, time.Duration) {
+		var r *RefusalError
+		switch {
+		case !errors.As(err, &r):
+			return 2, 0
+		case r.RetryAfter == 0:
+			return 1, 0
+		}
+		return 0, r.RetryAfter
+	}
+	rx, ax := rank(x)
+	ry, ay := rank(y)
+	return cmp.Or(cmp.Compare(rx, ry), cmp.Compare(ax, ay))
+}
+
+// errHookExited ends a pool's wait on one set when a hook of that set ended
+// the goroutine waiting on it with runtime.Goexit (a grant it had was
+// released). The pool goes on waiting on its other sets, unless the exited
+// goroutine had won the pool's claim; the caller gets it when no set grants.
+var errHookExited = errors.New("concurry: a hook of the set called runtime.Goexit while the pool waited on it")
 
 type poolResult struct {
 	i   int
@@ -171,7 +212,8 @@ type poolResult struct {
 }
 
 // waitAny waits on the given sets at once; one claim makes sure at most one
-// of them grants.
+// of them grants. When none does, the error joins the sets' errors, the
+// refusal of the set that could grant soonest first (see compareRefusals).
 func (p *LimitPool) waitAny(ctx context.Context, req Amounts, sets []int) (*Acquisition, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -179,30 +221,43 @@ func (p *LimitPool) waitAny(ctx context.Context, req Amounts, sets []int) (*Acqu
 	results := make(chan poolResult, len(sets))
 	for _, i := range sets {
 		go func() {
+			r := poolResult{i: i, err: errHookExited}
+			defer func() { results <- r }() // also when a hook of the set ends this goroutine
 			a := &Acquisition{set: p.sets[i]}
-			err := p.sets[i].acquire(ctx, req, true, claim, a)
-			results <- poolResult{i, a, err}
+			r.err = p.sets[i].acquire(ctx, req, true, claim, a)
+			r.a = a
 		}()
 	}
 	var won *Acquisition
-	var errs []error
+	var failed []poolResult
 	for range sets {
 		r := <-results
-		if r.err == nil {
+		switch {
+		case r.err == nil:
 			won = r.a
 			p.dispatched[r.i].Add(1)
 			cancel() // the others lose the claim; stop their waits
-			continue
-		}
-		if !errors.Is(r.err, backend.ErrClaimed) && !errors.Is(r.err, context.Canceled) {
-			errs = append(errs, r.err)
+		case r.err == errHookExited:
+			failed = append(failed, r)
+			if won == nil && claim.Taken() {
+				cancel() // the exited goroutine won the claim: no other set can grant
+			}
+		case !errors.Is(r.err, backend.ErrClaimed) && !errors.Is(r.err, context.Canceled):
+			failed = append(failed, r)
 		}
 	}
 	if won != nil {
 		return won, nil
 	}
-	if err := backend.ContextError(ctx); err != nil && len(errs) == 0 {
+	if err := backend.ContextError(ctx); err != nil && len(failed) == 0 {
 		return nil, err
+	}
+	slices.SortFunc(failed, func(x, y poolResult) int {
+		return cmp.Or(compareRefusals(x.err, y.err), cmp.Compare(x.i, y.i))
+	})
+	errs := make([]error, len(failed))
+	for k, r := range failed {
+		errs[k] = r.err
 	}
 	return nil, errors.Join(errs...)
 }
