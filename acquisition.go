@@ -319,6 +319,9 @@ func (a *Acquisition) Release() error {
 		return nil // released before
 	}
 	// Every handle on h is stale now: nothing else touches h.
+	if e := h.keyed; e != nil {
+		defer e.unref() // after the settle; also when a Settled or LeaseLost hook calls runtime.Goexit
+	}
 	ls := a.set
 	var unreported uint64 // bit i: rate spec i granted, its usage never reported
 	work := !ls.leaseFree // whether the backend must hear of the release
@@ -341,9 +344,6 @@ func (a *Acquisition) Release() error {
 		} else {
 			err = errors.Join(uerr, err)
 		}
-	}
-	if h.keyed != nil {
-		h.keyed.unref()
 	}
 	h.free()
 	return err

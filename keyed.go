@@ -249,12 +249,16 @@ func (k *Keyed) acquire(ctx context.Context, identity string, req Amounts, wait 
 		return nil, err
 	}
 	a := &Acquisition{set: e.set, keyed: e} // its Release unrefs e
-	if err := e.set.acquire(ctx, req, wait, nil, a); err != nil || a.holdsNothing() {
-		e.unref()
-		if err != nil {
-			return nil, err
+	defer func() {
+		// Once a holds a grant, its Release unrefs e (also the Release a
+		// Goexit in Granted or WaitDone makes). Else e is unrefd here, also
+		// when a hook (Refused, WaitStart, WaitDone) ended the goroutine.
+		if a.holdsNothing() {
+			e.unref()
 		}
-		return a, nil
+	}()
+	if err := e.set.acquire(ctx, req, wait, nil, a); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
