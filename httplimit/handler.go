@@ -132,7 +132,7 @@ func (h *handler) acquire(ctx context.Context, identity string, req concurry.Amo
 		a, err = lim.Acquire(wctx, req)
 	}
 	var refusal *concurry.RefusalError
-	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &refusal) {
+	if err != nil && wctx.Err() != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &refusal) {
 		// Wait ran out in the queue (for a release, say): a refusal whose
 		// end nobody knows, told as one only a release can end.
 		return nil, &concurry.RefusalError{Deadline: true}
