@@ -160,9 +160,13 @@ func (k *Keyed) For(identity string) Limiter { return keyedLimiter{k, identity} 
 // Stats returns the stats of identity's set. Available, InUse and Debt are
 // the identity's own; the counters (Granted to Feedback, and Refusals) count
 // for every identity of the same definition (or tier) together, so that an
-// identity costs no counters of its own. An identity that has no set now
-// (never seen, or forgotten) has full limits; Stats then reports the
-// definition's capacities as available without making a set.
+// identity costs no counters of its own. With the in-memory backend, an
+// identity that has no set now (never seen, or forgotten) has full limits;
+// Stats then reports the definition's capacities as available without making
+// a set. A shared backend keeps an identity's state when this process has no
+// handle on it (other processes may spend it; a handle is forgotten without
+// asking whether the set is full): Stats then opens the identity's set, asks
+// the backend, and closes it again.
 func (k *Keyed) Stats(ctx context.Context, identity string) (Stats, error) {
 	sh := k.shard(identity)
 	sh.mu.Lock()
@@ -171,11 +175,19 @@ func (k *Keyed) Stats(ctx context.Context, identity string) (Stats, error) {
 		e.active.Add(1)
 	}
 	sh.mu.Unlock()
-	if e == nil {
+	if e != nil {
+		defer e.unref()
+		return e.set.Stats(ctx)
+	}
+	if k.local {
 		return k.fullStats(identity)
 	}
-	defer e.unref()
-	return e.set.Stats(ctx)
+	set, err := k.newSet(identity)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer set.Close()
+	return set.Stats(ctx)
 }
 
 // Limits returns the limits of identity's set: the definition, or the tier
