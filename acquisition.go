@@ -363,7 +363,10 @@ func (ls *LimitSet) releaseLight() error {
 func (h *holding) settle(granted, delta, refunded []int64) error {
 	ls := h.set
 	var err error
-	local := ls.releaser != nil // refunds counted here, as the backend made them
+	// A refund is counted as the backend made it (a full bucket caps it),
+	// which only Settle reports; as asked when the set's Release does not
+	// wait, where Settle would cost a round trip more.
+	local := ls.releaser != nil && (ls.pipelined || !asksRefund(delta, ls.refunds))
 	if local {
 		err = ls.releaser.Release(context.Background(), h.lease, granted, delta)
 	} else {
@@ -392,6 +395,17 @@ func (h *holding) settle(granted, delta, refunded []int64) error {
 		callHook(hk.LeaseLost, LeaseLostInfo{Set: ls, Err: err})
 	}
 	return err
+}
+
+// asksRefund reports whether delta gives back units of a limit whose
+// algorithm refunds.
+func asksRefund(delta []int64, refunds []bool) bool {
+	for i, d := range delta {
+		if d < 0 && refunds[i] {
+			return true
+		}
+	}
+	return false
 }
 
 // unreported returns the ErrUsageNotReported error naming the keys of the

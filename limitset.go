@@ -50,6 +50,7 @@ type LimitSet struct {
 	*setCounters             // shared by every identity of a Keyed
 	closed       atomic.Bool
 	releaser     backend.Releaser     // set's, when it implements it
+	pipelined    bool                 // set's Release does not wait (backend.Pipeliner)
 	leases       backend.LeaseChecker // set's, when it implements it
 	light        bool                 // grants of no named key skip the holding (see acquireLight)
 	leaseFree    bool                 // the set implements backend.LeaseFree and says so
@@ -127,6 +128,9 @@ func newLimitSet(def *definition, o *setOptions) (*LimitSet, error) {
 		return nil, err
 	}
 	ls.releaser, _ = ls.set.(backend.Releaser)
+	if p, ok := ls.set.(backend.Pipeliner); ok {
+		ls.pipelined = p.Pipelined()
+	}
 	ls.leases, _ = ls.set.(backend.LeaseChecker)
 	lf, _ := ls.set.(backend.LeaseFree)
 	ls.leaseFree = ls.releaser != nil && lf != nil && lf.LeaseFree()

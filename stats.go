@@ -12,6 +12,9 @@ import (
 // Utilization are read from the backend, so for a shared set they cover every
 // process; the counters (Granted to Feedback) count what this LimitSet value
 // did. Every counter saturates at math.MaxInt64 rather than wrapping.
+// Refunded counts what the algorithm gave back, which a full bucket caps
+// (TokenBucket, GCRA); on backend/unixsock, whose Release does not wait for
+// the server, a refund counts as asked.
 type LimitStats struct {
 	Key         string
 	Kind        LimitKind
@@ -26,7 +29,7 @@ type LimitStats struct {
 	Rejected    int64         // TryAcquire calls refused that asked for this limit
 	Blocked     int64         // requests this limit kept from being granted at once (refusals it caused and waits on it)
 	Waited      time.Duration // total time requests waited on this limit, the one that blocked them
-	Refunded    int64         // units given back because they were granted but not used (refunding algorithms)
+	Refunded    int64         // units given back because they were granted but not used (refunding algorithms); see above
 	Overage     int64         // units used beyond what was granted, charged as debt
 	Feedback    int64         // upstream feedback applied to this limit (Pause, Lower); a pause of every key counts on the first
 }

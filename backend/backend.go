@@ -168,10 +168,20 @@ type Idler interface {
 
 // Releaser is implemented by a Set that ends a lease in one call: it
 // applies the final usage delta (as Settle with final true) and returns the
-// resources in held, without reporting refunded units (the root package
-// counts refunds itself). The root package prefers it to Settle.
+// resources in held, without reporting refunded units. The root package
+// prefers it to Settle when the release refunds nothing, or when the set
+// is a Pipeliner.
 type Releaser interface {
 	Release(ctx context.Context, lease Lease, held, delta []int64) error
+}
+
+// Pipeliner is implemented by a Set whose Release does not wait for the
+// outcome (backend/unixsock writes it and goes on), so that Settle, which
+// must wait to report the units refunded, costs a round trip more.
+// Pipelined reports whether this holds; the root package then counts a
+// refund as asked, not as made.
+type Pipeliner interface {
+	Pipelined() bool
 }
 
 // LeaseFree is implemented by a Set whose grants hold no lease: Acquire

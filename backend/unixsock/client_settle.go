@@ -69,6 +69,10 @@ func (s *clientSet) Release(ctx context.Context, lease backend.Lease, held, delt
 	return s.end(ctx, lease, held, delta, nil)
 }
 
+// Pipelined implements backend.Pipeliner: Release does not wait for the
+// server.
+func (s *clientSet) Pipelined() bool { return true }
+
 // end ends a lease, pipelined unless refunded asks for the units refunded.
 func (s *clientSet) end(ctx context.Context, lease backend.Lease, held, delta, refunded []int64) error {
 	connID := uint64(lease) >> leaseBits

@@ -1,0 +1,864 @@
+package concurry_test
+
+// Edge tests of the five algorithms at exact instants, the facts a
+// refusal carries, debt, and the ends of the contract's range — on the
+// in-memory backend under testing/synctest (fake time starts at
+// 2000-01-01T00:00:00Z = 946684800 s since the epoch), and on
+// backend/unixsock with an in-process server in real time.
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/backend/unixsock"
+	"github.com/concurry/concurry/internal/testutil"
+)
+
+// paRefused fails unless err is a *RefusalError matching ErrWouldBlock with
+// the given key and RetryAfter exactly.
+func paRefused(t *testing.T, err error, key string, retryAfter time.Duration) *concurry.RefusalError {
+	t.Helper()
+	var r *concurry.RefusalError
+	if !errors.As(err, &r) {
+		t.Fatalf("error %v, want a *RefusalError", err)
+	}
+	if !errors.Is(err, concurry.ErrWouldBlock) {
+		t.Fatalf("refusal %v does not match ErrWouldBlock", err)
+	}
+	if r.Key != key || r.RetryAfter != retryAfter {
+		t.Fatalf("refusal %+v, want key %q, RetryAfter %v", *r, key, retryAfter)
+	}
+	return r
+}
+
+// paTry returns the error of TryAcquire(req), releasing what it granted with
+// usage equal to the grant.
+func paTry(ls *concurry.LimitSet, req concurry.Amounts) error {
+	a, err := ls.TryAcquire(context.Background(), req)
+	if err == nil {
+		a.Update(req)
+		a.Release()
+	}
+	return err
+}
+
+// paTake grants req at once and releases it having used usage.
+func paTake(t *testing.T, ls *concurry.LimitSet, req, usage concurry.Amounts) {
+	t.Helper()
+	a, err := ls.TryAcquire(context.Background(), req)
+	if err != nil {
+		t.Fatalf("TryAcquire(%v): %v", req, err)
+	}
+	if err := a.Update(usage); err != nil {
+		t.Fatalf("Update(%v): %v", usage, err)
+	}
+	if err := a.Release(); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+}
+
+// paStat returns the stats of key's (shortest-window) limit.
+func paStat(t *testing.T, ls *concurry.LimitSet, key string) concurry.LimitStats {
+	t.Helper()
+	st, err := ls.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, ok := st.Limit(key)
+	if !ok {
+		t.Fatalf("no stats for %q", key)
+	}
+	return l
+}
+
+func paSet(t *testing.T, limits ...concurry.Limit) *concurry.LimitSet {
+	t.Helper()
+	ls, err := concurry.NewLimitSet(limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ls.Close() })
+	return ls
+}
+
+// "TokenBucket: starts full; refills continuously at Capacity/Window" and
+// "RetryAfter — how long until the whole request would fit": with a rate of
+// 3 per second (T = 333,333,333⅓ ns) the first unit is back at the first whole
+// ns at or after T, not a ns before, and the fraction left over is kept.
+func TestEdgeAlgTokenBucketFractionalRefillAtTheExactNanosecond(t *testing.T) {
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+		t.Run(alg.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ls := paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 3, Algorithm: alg})
+				paTake(t, ls, concurry.Amounts{"u": 3}, concurry.Amounts{"u": 3})
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 333_333_334)
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 2}), "u", 666_666_667)
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 3}), "u", time.Second)
+				time.Sleep(333_333_333)
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1)
+				time.Sleep(time.Nanosecond)
+				paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+				// Level after the take: 2/1e9 of a unit (3·333,333,334 ns − 1e9, in 1/W);
+				// the next unit needs (1e9−2)/3 ns more, rounded up.
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 333_333_333)
+			})
+		})
+	}
+}
+
+// "GCRA: ... admit n at now iff max(TAT, now) + n·T − now ≤ τ ... A full burst
+// is exactly Capacity (the same admissions as TokenBucket)": after a partial
+// refill of 3.5 units, 3 fit and 4 fit 50ms later, exactly.
+func TestEdgeAlgGCRAToleranceAfterPartialRefill(t *testing.T) {
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+		t.Run(alg.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ls := paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: alg})
+				paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 10}), "u", time.Second)
+				time.Sleep(350 * time.Millisecond)
+				if got := paStat(t, ls, "u").Available; got != 3 {
+					t.Fatalf("Available = %d after 350ms, want 3", got)
+				}
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 4}), "u", 50*time.Millisecond)
+				time.Sleep(650 * time.Millisecond)
+				paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10}) // a full burst again, exactly Capacity
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 100*time.Millisecond)
+			})
+		})
+	}
+}
+
+// "Refunds move TAT back, never before now" (GCRA) and TokenBucket's refund
+// capped at a full bucket: a refund larger than what was spent since gives back
+// only what fills the bucket, and Refunded says so.
+func TestEdgeAlgRefundNeverBeforeNow(t *testing.T) {
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+		t.Run(alg.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var mu sync.Mutex
+				var settled []concurry.SettleInfo
+				ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: alg}},
+					concurry.WithHooks(concurry.Hooks{Settled: func(i concurry.SettleInfo) {
+						mu.Lock()
+						settled = append(settled, i)
+						mu.Unlock()
+					}}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ls.Close()
+				a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 5}) // TAT = 500ms
+				if err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(400 * time.Millisecond) // level 9
+				if err := a.Update(concurry.Amounts{"u": 0}); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.Release(); err != nil {
+					t.Fatal(err)
+				}
+				st := paStat(t, ls, "u")
+				if st.Available != 10 || st.Refunded != 1 {
+					t.Errorf("after refunding 5 with 1 missing: Available %d, Refunded %d; want 10 and 1", st.Available, st.Refunded)
+				}
+				if len(settled) != 1 || settled[0].Refunded != 1 {
+					t.Errorf("Settled hook %+v, want one with Refunded 1", settled)
+				}
+				// Full at 400ms, not more: a burst of exactly 10, then the 11th at +100ms.
+				paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 100*time.Millisecond)
+
+				// A partial refund: 10 taken, 7 used, settled 500ms later.
+				time.Sleep(time.Second)
+				a, err = ls.TryAcquire(context.Background(), concurry.Amounts{"u": 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(500 * time.Millisecond) // level 5
+				a.Update(concurry.Amounts{"u": 7})
+				if err := a.Release(); err != nil {
+					t.Fatal(err)
+				}
+				if got := paStat(t, ls, "u").Available; got != 8 {
+					t.Fatalf("Available %d after refunding 3 at level 5, want 8", got)
+				}
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 9}), "u", 100*time.Millisecond)
+			})
+		})
+	}
+}
+
+// "Debt is visible: stats show a negative balance (or a debt field) after
+// overage" and RetryAfter "how long until the whole request would fit": 15
+// units of overage at 1 unit/s are paid off at 15s, and one unit fits at
+// exactly 16s.
+func TestEdgeAlgDebtIsPaidOffAtTheExactInstant(t *testing.T) {
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+		t.Run(alg.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ls := paSet(t, concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10, Algorithm: alg})
+				paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 25})
+				st := paStat(t, ls, "u")
+				if st.Available != 0 || st.Debt != 15 || st.Overage != 15 {
+					t.Fatalf("after 15 of overage: %+v; want Available 0, Debt 15, Overage 15", st)
+				}
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 16*time.Second)
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 10}), "u", 25*time.Second)
+				time.Sleep(1500 * time.Millisecond)
+				if st := paStat(t, ls, "u"); st.Debt != 14 { // level −13.5: 14 rounded up
+					t.Fatalf("Debt %d at level −13.5, want 14", st.Debt)
+				}
+				time.Sleep(13500 * time.Millisecond)
+				if st := paStat(t, ls, "u"); st.Debt != 0 || st.Available != 0 {
+					t.Fatalf("at level 0: %+v, want Debt 0, Available 0", st)
+				}
+				time.Sleep(time.Second - 1)
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1)
+				time.Sleep(time.Nanosecond)
+				paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+			})
+		})
+	}
+}
+
+// "LeakyBucket: ... A request of n units departs at max(now, next) and moves
+// next to its departure + n·T ... a blocking Acquire waits for room and
+// returns at the request's departure; TryAcquire succeeds only when it can
+// depart now."
+func TestEdgeAlgLeakyBucketDepartures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 4, Algorithm: concurry.LeakyBucket}) // T = 250ms
+		start := time.Now()
+		for _, s := range []struct {
+			n    int64
+			want time.Duration
+		}{{1, 0}, {2, 250 * time.Millisecond}, {1, 750 * time.Millisecond}, {4, time.Second}, {1, 2 * time.Second}} {
+			a, err := ls.Acquire(context.Background(), concurry.Amounts{"u": s.n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := time.Since(start); got != s.want {
+				t.Fatalf("Acquire(%d) returned at %v, want its departure %v", s.n, got, s.want)
+			}
+			a.Update(concurry.Amounts{"u": s.n})
+			a.Release()
+		}
+		// next = 2.25s: one unit of room is missing until then, and only then
+		// can a request depart now.
+		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 250*time.Millisecond)
+		if got := paStat(t, ls, "u").Available; got != 3 {
+			t.Fatalf("Available %d with one unit queued ahead, want 3", got)
+		}
+		time.Sleep(250*time.Millisecond - 1)
+		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1)
+		time.Sleep(time.Nanosecond)
+		paTake(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
+	})
+}
+
+// LeakyBucket with T = 1/3 s: "each request is followed by a gap of its own
+// n·T", departures on whole nanoseconds never earlier than exact.
+func TestEdgeAlgLeakyBucketFractionalPace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 3, Algorithm: concurry.LeakyBucket})
+		start := time.Now()
+		var prev time.Duration
+		for i := range 6 {
+			a, err := ls.Acquire(context.Background(), concurry.Amounts{"u": 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := time.Since(start)
+			if exact := time.Duration((int64(i)*int64(time.Second) + 2) / 3); got < exact || got > exact+time.Duration(i) {
+				t.Fatalf("departure %d at %v, want in [%v, %v]", i, got, exact, exact+time.Duration(i))
+			}
+			if i > 0 && got-prev < 333_333_334 {
+				t.Fatalf("departure %d only %v after the one before, less than T", i, got-prev)
+			}
+			prev = got
+			a.Update(concurry.Amounts{"u": 1})
+			a.Release()
+		}
+	})
+}
+
+// "At most Capacity units may be queued ahead": three blocking requests of 2
+// on a queue of 4 depart at 0, 500ms and 1s; a fourth departs at 1.5s, and a
+// deadline one ns before that fails at once with the facts.
+func TestEdgeAlgLeakyBucketQueuedAhead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 4, Algorithm: concurry.LeakyBucket})
+		start := time.Now()
+		var wg sync.WaitGroup
+		got := make([]time.Duration, 4)
+		for i := range 3 {
+			wg.Go(func() {
+				a, err := ls.Acquire(context.Background(), concurry.Amounts{"u": 2})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[i] = time.Since(start)
+				a.Update(concurry.Amounts{"u": 2})
+				a.Release()
+			})
+			synctest.Wait()
+		}
+		r := &concurry.RefusalError{}
+		err := paTry(ls, concurry.Amounts{"u": 2})
+		if !errors.As(err, &r) || !r.Queued || r.RetryAfter != 1500*time.Millisecond || r.Key != "u" {
+			t.Fatalf("TryAcquire behind two waiters: %v (%+v), want Queued, key u, RetryAfter 1.5s", err, r)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond-1)
+		_, err = ls.Acquire(ctx, concurry.Amounts{"u": 2})
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &r) || r.RetryAfter != 1500*time.Millisecond || time.Since(start) != 0 {
+			t.Fatalf("deadline 1ns before the departure: %v (%+v) at %v, want an immediate deadline refusal, RetryAfter 1.5s", err, r, time.Since(start))
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		a, err := ls.Acquire(ctx, concurry.Amounts{"u": 2})
+		cancel()
+		if err != nil {
+			t.Fatalf("deadline exactly at the departure: %v", err)
+		}
+		got[3] = time.Since(start)
+		a.Update(concurry.Amounts{"u": 2})
+		a.Release()
+		wg.Wait()
+		want := []time.Duration{0, 500 * time.Millisecond, time.Second, 1500 * time.Millisecond}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("departures %v, want %v", got, want)
+			}
+		}
+	})
+}
+
+// LeakyBucket overage: "More than requested: the excess is charged too": the
+// queue grows by the excess's drain time, room comes back unit by unit as it
+// drains, and a request departs only once it has drained.
+func TestEdgeAlgLeakyBucketOverageDrains(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 4, Algorithm: concurry.LeakyBucket})
+		paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 9}) // next = 2.25s
+		if st := paStat(t, ls, "u"); st.Available != 0 || st.Overage != 8 {
+			t.Fatalf("after 8 of overage: %+v, want Available 0, Overage 8", st)
+		}
+		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 2250*time.Millisecond)
+		time.Sleep(1500 * time.Millisecond) // 750ms = 3 units queued ahead
+		if got := paStat(t, ls, "u").Available; got != 1 {
+			t.Fatalf("Available %d with 3 units queued ahead, want 1", got)
+		}
+		start := time.Now()
+		a, err := ls.Acquire(context.Background(), concurry.Amounts{"u": 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != 750*time.Millisecond {
+			t.Fatalf("Acquire departed after %v, want 750ms", d)
+		}
+		a.Update(concurry.Amounts{"u": 1})
+		a.Release()
+	})
+}
+
+// "SlidingWindow: exact rolling window: the sum of amounts admitted in
+// (now−Window, now] never exceeds Capacity", RetryAfter the instant enough of
+// the oldest admissions leave.
+func TestEdgeAlgSlidingWindowExactEdges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: concurry.SlidingWindow})
+		paTake(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
+		time.Sleep(300 * time.Millisecond)
+		paTake(t, ls, concurry.Amounts{"u": 6}, concurry.Amounts{"u": 6})
+		paRefused(t, paTry(ls, concurry.Amounts{"u": 4}), "u", 700*time.Millisecond)
+		paRefused(t, paTry(ls, concurry.Amounts{"u": 5}), "u", time.Second)
+		time.Sleep(700*time.Millisecond - 1) // the 4 taken at 0 are in (now−W, now] until now = W
+		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1)
+		if got := paStat(t, ls, "u").Available; got != 0 {
+			t.Fatalf("Available %d one ns before the first admissions leave, want 0", got)
+		}
+		time.Sleep(time.Nanosecond)
+		paTake(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
+		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 300*time.Millisecond)
+		// Overage counts in the window of the settle: nothing fits until it leaves.
+		time.Sleep(300 * time.Millisecond)
+		paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 30})
+		if st := paStat(t, ls, "u"); st.Available != 0 {
+			t.Fatalf("Available %d after overage, want 0", st.Available)
+		}
+		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Second)
+	})
+}
+
+// "FixedWindow: a counter per window aligned to multiples of Window since the
+// Unix epoch ...; up to 2× Capacity across a boundary". 946684800 s (the
+// bubble's start) is 5 s past a multiple of 7 s, so the next window starts 2 s
+// later.
+func TestEdgeAlgFixedWindowEpochAlignment(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		if r := time.Now().Unix() % 7; r != 5 {
+			t.Skipf("the bubble starts %d s past a multiple of 7", r)
+		}
+		ls := paSet(t, concurry.RateLimit{Key: "u", Window: 7 * time.Second, Capacity: 10, Algorithm: concurry.FixedWindow})
+		paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
+		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 2*time.Second)
+		time.Sleep(2*time.Second - 1)
+		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1)
+		time.Sleep(time.Nanosecond)
+		paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
+		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 7*time.Second)
+
+		// 2× across a boundary: 10 one ns before it, 10 at it.
+		ls2 := paSet(t, concurry.RateLimit{Key: "v", Window: 7 * time.Second, Capacity: 10, Algorithm: concurry.FixedWindow})
+		time.Sleep(7*time.Second - 1)
+		paTake(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
+		time.Sleep(time.Nanosecond)
+		paTake(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
+	})
+}
+
+// "Capacities up to 2^50 and windows up to 366 days ... no sum of amounts
+// can overflow": at 2^50 per 366 days (T ≈ 28.09 ns) every algorithm answers
+// to the ns: one unit after 29 ns (TokenBucket, GCRA), the whole capacity
+// after exactly 366 days; the next FixedWindow starts 23 days after the
+// bubble's start (946684800 s is 29635200 s into a 366-day window).
+func TestEdgeAlgExtremeRangeExactInstants(t *testing.T) {
+	const c = concurry.MaxCapacity
+	const w = concurry.MaxWindow
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA, concurry.LeakyBucket, concurry.SlidingWindow, concurry.FixedWindow} {
+		t.Run(alg.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ls := paSet(t, concurry.RateLimit{Key: "u", Window: w, Capacity: c, Algorithm: alg})
+				if alg == concurry.LeakyBucket { // departs only from an empty queue
+					paTake(t, ls, concurry.Amounts{"u": c}, concurry.Amounts{"u": c})
+				} else { // amounts near capacity, summed
+					paTake(t, ls, concurry.Amounts{"u": c - 1}, concurry.Amounts{"u": c - 1})
+					paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+				}
+				wantAll := map[concurry.Algorithm]time.Duration{
+					concurry.TokenBucket: w, concurry.GCRA: w, concurry.LeakyBucket: w, concurry.SlidingWindow: w,
+					concurry.FixedWindow: 1987200 * time.Second,
+				}[alg]
+				want1 := wantAll
+				if alg == concurry.TokenBucket || alg == concurry.GCRA {
+					want1 = 29
+				}
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", want1)
+				paRefused(t, paTry(ls, concurry.Amounts{"u": c}), "u", wantAll)
+				time.Sleep(want1 - 1)
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1)
+				time.Sleep(time.Nanosecond)
+				paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+			})
+		})
+	}
+}
+
+// "the budget may go into debt ... Debt is visible" at the top of the range:
+// 2^50 of overage on a limit of 2^50 per 366 days is a debt of exactly 2^50,
+// paid off after exactly 366 days; one unit fits 29 ns later.
+func TestEdgeAlgExtremeDebtExact(t *testing.T) {
+	const c = concurry.MaxCapacity
+	const w = concurry.MaxWindow
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+		t.Run(alg.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ls := paSet(t, concurry.RateLimit{Key: "u", Window: w, Capacity: c, Algorithm: alg})
+				paDebtOf(t, ls, c)
+				st := paStat(t, ls, "u")
+				if st.Available != 0 || st.Debt != c || st.Overage != 2*c-2 {
+					t.Fatalf("after 2^50 of overage: %+v; want Available 0, Debt 2^50, Overage 2^50", st)
+				}
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", w+29)
+				paRefused(t, paTry(ls, concurry.Amounts{"u": c}), "u", 2*w)
+				time.Sleep(w)
+				if st := paStat(t, ls, "u"); st.Debt != 0 || st.Available != 0 {
+					t.Fatalf("after 366 days: %+v, want Debt 0, Available 0", st)
+				}
+				time.Sleep(28 * time.Nanosecond)
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1)
+				time.Sleep(time.Nanosecond)
+				paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+			})
+		})
+	}
+}
+
+// "RetryAfter ... 0 when only a release can make room": a TryAcquire queued
+// behind a waiter that waits for a held resource can only be helped by a
+// release, whatever its rate limits say.
+func TestEdgeAlgRetryAfterZeroBehindAResourceWaiter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := paSet(t,
+			concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10},
+			concurry.ResourceLimit{Key: "conn", Capacity: 1})
+		held, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			a, err := ls.Acquire(ctx, concurry.Amounts{"u": 1})
+			if err == nil {
+				a.Update(concurry.Amounts{"u": 1})
+				a.Release()
+			}
+			done <- err
+		}()
+		synctest.Wait()
+		var r *concurry.RefusalError
+		err = paTry(ls, concurry.Amounts{"u": 1})
+		if !errors.As(err, &r) || !errors.Is(err, concurry.ErrWouldBlock) || r.RetryAfter != 0 || r.Key != "conn" || !r.Queued {
+			t.Fatalf("refusal behind a resource waiter: %v (%+v); want key conn, RetryAfter 0, Queued", err, r)
+		}
+		held.Update(concurry.Amounts{"u": 1})
+		held.Release()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// Several windows per key: "a request for that key takes from every one of
+// them, atomically", and the refusal names the key with RetryAfter for the
+// window that fits last.
+func TestEdgeAlgSharedKeyRetryAfterIsTheLatestWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := paSet(t,
+			concurry.RateLimit{Key: "t", Window: time.Second, Capacity: 10},
+			concurry.RateLimit{Key: "t", Window: 10 * time.Second, Capacity: 15, Algorithm: concurry.GCRA})
+		paTake(t, ls, concurry.Amounts{"t": 10}, concurry.Amounts{"t": 10})
+		time.Sleep(time.Second)                                           // short: 10; long: 5 + 1.5
+		paTake(t, ls, concurry.Amounts{"t": 5}, concurry.Amounts{"t": 5}) // short: 5; long: 1.5
+		paRefused(t, paTry(ls, concurry.Amounts{"t": 3}), "t", time.Second)
+		time.Sleep(time.Second - 1)
+		paRefused(t, paTry(ls, concurry.Amounts{"t": 3}), "t", 1)
+		time.Sleep(time.Nanosecond)
+		paTake(t, ls, concurry.Amounts{"t": 3}, concurry.Amounts{"t": 3})
+	})
+}
+
+// Overage on the algorithms without refunds: "Debt is visible: stats show a
+// negative balance (or a debt field) after overage; nothing clamps it to 0
+// silently." Read literally, 15 units charged beyond a FixedWindow's or a
+// LeakyBucket's capacity are debt until the window ends / the queue drains.
+func TestEdgeAlgDebtVisibleOnNonRefundingAlgorithms(t *testing.T) {
+	for _, alg := range []concurry.Algorithm{concurry.LeakyBucket, concurry.SlidingWindow, concurry.FixedWindow} {
+		t.Run(alg.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ls := paSet(t, concurry.RateLimit{Key: "u", Window: 1000 * time.Hour, Capacity: 10, Algorithm: alg})
+				paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 25})
+				st := paStat(t, ls, "u")
+				if st.Available != 0 || st.Overage != 15 {
+					t.Fatalf("%+v, want Available 0 and Overage 15", st)
+				}
+				if st.Debt != 15 {
+					t.Errorf("Debt = %d after 15 units of overage beyond the capacity, want 15 (a debt field, not clamped to 0)", st.Debt)
+				}
+			})
+		})
+	}
+}
+
+// paDebtOf puts key "u" (capacity c, full) into a debt of c: two grants of
+// one unit, each reporting c used (Update accepts at most MaxCapacity).
+func paDebtOf(t *testing.T, ls *concurry.LimitSet, c int64) {
+	t.Helper()
+	var as []*concurry.Acquisition
+	for range 2 {
+		a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		as = append(as, a)
+	}
+	for _, a := range as {
+		if err := a.Update(concurry.Amounts{"u": c}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// paUnixSet returns a set of limits shared through an in-process unixsock
+// server (real time).
+func paUnixSet(t *testing.T, limits ...concurry.Limit) *concurry.LimitSet {
+	t.Helper()
+	path := testutil.SocketPath(t)
+	srv, err := unixsock.Listen(path, unixsock.ServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	c, err := unixsock.Dial(path, unixsock.Options{DisableAutoHost: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ls, err := concurry.NewLimitSet(limits, concurry.WithName(t.Name()), concurry.WithBackend(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ls.Close() })
+	return ls
+}
+
+// paNear fails unless err is a ErrWouldBlock refusal by key with RetryAfter
+// in [lo, hi].
+func paNear(t *testing.T, err error, key string, lo, hi time.Duration) {
+	t.Helper()
+	var r *concurry.RefusalError
+	if !errors.As(err, &r) || !errors.Is(err, concurry.ErrWouldBlock) || r.Key != key || r.RetryAfter < lo || r.RetryAfter > hi {
+		t.Fatalf("refusal %v (%+v), want key %q, RetryAfter in [%v, %v]", err, r, key, lo, hi)
+	}
+}
+
+// The same facts over a Unix socket: debt at the top of the range, FixedWindow
+// epoch alignment at 366 days, LeakyBucket overage, SlidingWindow.
+func TestEdgeAlgUnixsockFacts(t *testing.T) {
+	const c = concurry.MaxCapacity
+	const w = concurry.MaxWindow
+	t.Run("ExtremeDebt", func(t *testing.T) {
+		for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+			ls := paUnixSet(t, concurry.RateLimit{Key: "u", Window: w, Capacity: c, Algorithm: alg})
+			paDebtOf(t, ls, c)
+			st := paStat(t, ls, "u")
+			if st.Available != 0 || st.Debt < c-1<<36 || st.Debt > c || st.Overage != 2*c-2 {
+				t.Fatalf("%v after 2^50 of overage: %+v; want Available 0, Debt ≈ 2^50, Overage 2^50", alg, st)
+			}
+			paNear(t, paTry(ls, concurry.Amounts{"u": c}), "u", 2*w-time.Second, 2*w)
+			ls.Close()
+		}
+	})
+	t.Run("FixedWindowEpoch", func(t *testing.T) {
+		ls := paUnixSet(t, concurry.RateLimit{Key: "u", Window: w, Capacity: 10, Algorithm: concurry.FixedWindow})
+		before := time.Now().UnixNano()
+		paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
+		next := (before/int64(w) + 1) * int64(w)
+		after := time.Now().UnixNano()
+		paNear(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Duration(next-after)-time.Second, time.Duration(next-before))
+	})
+	t.Run("LeakyBucketOverage", func(t *testing.T) {
+		ls := paUnixSet(t, concurry.RateLimit{Key: "u", Window: 1000 * time.Hour, Capacity: 4, Algorithm: concurry.LeakyBucket})
+		paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 9})
+		if st := paStat(t, ls, "u"); st.Available != 0 {
+			t.Fatalf("%+v, want Available 0", st)
+		}
+		paNear(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 2250*time.Hour-time.Second, 2250*time.Hour)
+	})
+	t.Run("SlidingWindow", func(t *testing.T) {
+		ls := paUnixSet(t, concurry.RateLimit{Key: "u", Window: 1000 * time.Hour, Capacity: 10, Algorithm: concurry.SlidingWindow})
+		paTake(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
+		paTake(t, ls, concurry.Amounts{"u": 6}, concurry.Amounts{"u": 6})
+		paNear(t, paTry(ls, concurry.Amounts{"u": 4}), "u", 1000*time.Hour-time.Second, 1000*time.Hour)
+	})
+}
+
+// The in-memory reference for the Redis probe of the same name: on 10 per 366
+// days (T = 36.6 days), 1000 units of overage with 2 taken are a debt of 992,
+// a refund of 1 leaves 991, and one unit fits after 992·T; a LeakyBucket
+// with 1000 units of overage drains after 1001·T.
+func TestEdgeAlgSlowLimitLargeOverage(t *testing.T) {
+	const w = concurry.MaxWindow
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA, concurry.LeakyBucket} {
+		t.Run(alg.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ls := paSet(t, concurry.RateLimit{Key: "u", Window: w, Capacity: 10, Algorithm: alg})
+				if alg == concurry.LeakyBucket {
+					paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1001})
+					paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1001*(w/10))
+					return
+				}
+				var as []*concurry.Acquisition
+				for range 2 {
+					a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
+					if err != nil {
+						t.Fatal(err)
+					}
+					as = append(as, a)
+				}
+				as[0].Update(concurry.Amounts{"u": 1001})
+				as[0].Release()
+				if st := paStat(t, ls, "u"); st.Debt != 992 {
+					t.Fatalf("Debt %d, want 992", st.Debt)
+				}
+				as[1].Update(concurry.Amounts{"u": 0})
+				as[1].Release()
+				if st := paStat(t, ls, "u"); st.Debt != 991 {
+					t.Fatalf("Debt %d after a refund of 1, want 991", st.Debt)
+				}
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 992*(w/10))
+			})
+		})
+	}
+}
+
+// "a blocked Acquire sleeps until the earliest instant its request can
+// succeed, or until a release makes it possible" with "the difference is
+// refunded": a refund that makes room grants the waiter at that instant.
+func TestEdgeAlgRefundGrantsAWaiterAtTheInstant(t *testing.T) {
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+		t.Run(alg.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ls := paSet(t, concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10, Algorithm: alg})
+				a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				got := make(chan time.Duration, 1)
+				go func() {
+					w, err := ls.Acquire(context.Background(), concurry.Amounts{"u": 5}) // due at 5s
+					if err != nil {
+						t.Error(err)
+					} else {
+						w.Update(concurry.Amounts{"u": 5})
+						w.Release()
+					}
+					got <- time.Since(start)
+				}()
+				time.Sleep(time.Second) // level 1
+				a.Update(concurry.Amounts{"u": 6})
+				a.Release() // refund 4: level 5
+				if d := <-got; d != time.Second {
+					t.Fatalf("the waiter was granted at %v, want 1s (the refund)", d)
+				}
+				if got := paStat(t, ls, "u").Available; got != 0 {
+					t.Fatalf("Available %d, want 0", got)
+				}
+			})
+		})
+	}
+}
+
+// A TryAcquire on a key nobody waits for still queues behind the waiter
+// ("TryAcquire never jumps that queue") and its RetryAfter counts it: the
+// waiter is granted at 500ms, then this request fits at once.
+func TestEdgeAlgQueuedRefusalOnAnotherKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := paSet(t,
+			concurry.RateLimit{Key: "a", Window: time.Second, Capacity: 10},
+			concurry.RateLimit{Key: "b", Window: time.Second, Capacity: 10, Algorithm: concurry.LeakyBucket})
+		paTake(t, ls, concurry.Amounts{"a": 10}, concurry.Amounts{"a": 10})
+		done := make(chan error, 1)
+		go func() {
+			w, err := ls.Acquire(context.Background(), concurry.Amounts{"a": 5})
+			if err == nil {
+				w.Update(concurry.Amounts{"a": 5})
+				w.Release()
+			}
+			done <- err
+		}()
+		synctest.Wait()
+		var r *concurry.RefusalError
+		err := paTry(ls, concurry.Amounts{"b": 1})
+		if !errors.As(err, &r) || !errors.Is(err, concurry.ErrWouldBlock) || !r.Queued || r.RetryAfter != 500*time.Millisecond || r.Key != "a" {
+			t.Fatalf("refusal %v (%+v), want Queued, key a, RetryAfter 500ms", err, r)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		paTake(t, ls, concurry.Amounts{"b": 1}, concurry.Amounts{"b": 1})
+	})
+}
+
+// CallLimits (a request that names no key takes one call) carry the same
+// facts: the key CallKey and RetryAfter to the ns, for every algorithm.
+func TestEdgeAlgCallLimitRefusalFacts(t *testing.T) {
+	want := map[concurry.Algorithm]struct {
+		calls int
+		after time.Duration
+	}{
+		concurry.TokenBucket:   {4, 250 * time.Millisecond},
+		concurry.GCRA:          {4, 250 * time.Millisecond},
+		concurry.LeakyBucket:   {1, 250 * time.Millisecond},
+		concurry.SlidingWindow: {4, time.Second},
+		concurry.FixedWindow:   {4, time.Second}, // the bubble starts on a whole second
+	}
+	for alg, w := range want {
+		t.Run(alg.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ls := paSet(t, concurry.CallLimit{Window: time.Second, Capacity: 4, Algorithm: alg})
+				for range w.calls {
+					paTake(t, ls, nil, nil)
+				}
+				paRefused(t, paTry(ls, nil), concurry.CallKey, w.after)
+				time.Sleep(w.after - 1)
+				paRefused(t, paTry(ls, nil), concurry.CallKey, 1)
+				time.Sleep(time.Nanosecond)
+				paTake(t, ls, nil, nil)
+			})
+		})
+	}
+}
+
+// paSaturate charges 5·2^50 of overage on "u" (capacity 1 per 366 days), far
+// past any debt bound, then checks that nothing wrapped: nothing available,
+// a debt within [0, 2^52], a refusal with a positive RetryAfter, and a
+// deadline Acquire that fails at once.
+func paSaturate(t *testing.T, ls *concurry.LimitSet, alg concurry.Algorithm) {
+	now := time.Now
+	year := 365 * 24 * time.Hour
+	if alg == concurry.FixedWindow {
+		year = 2 * time.Hour // its overage is forgotten at the next window, wherever it falls
+	}
+	t.Helper()
+	for range 5 {
+		a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
+		if err != nil {
+			if errors.Is(err, concurry.ErrWouldBlock) {
+				break
+			}
+			t.Fatal(err)
+		}
+		a.Update(concurry.Amounts{"u": concurry.MaxCapacity})
+		if err := a.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := paStat(t, ls, "u")
+	if st.Available != 0 || st.Debt < 0 || st.Debt > 1<<52 {
+		t.Fatalf("after 5·2^50 of overage: %+v", st)
+	}
+	var r *concurry.RefusalError
+	err := paTry(ls, concurry.Amounts{"u": 1})
+	if !errors.As(err, &r) || r.RetryAfter < year {
+		t.Fatalf("refusal %v (%+v), want a RetryAfter of more than %v", err, r, year)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	start := now()
+	_, err = ls.Acquire(ctx, concurry.Amounts{"u": 1})
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &r) || r.RetryAfter < year || now().Sub(start) > time.Second {
+		t.Fatalf("Acquire with a deadline in an hour: %v (%+v) after %v, want an immediate deadline refusal", err, r, now().Sub(start))
+	}
+}
+
+// "no sum of amounts can overflow" (Limits of the contract), for every
+// algorithm, in memory and over a Unix socket.
+func TestEdgeAlgSaturatedLimitsNeverWrap(t *testing.T) {
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA, concurry.LeakyBucket, concurry.SlidingWindow, concurry.FixedWindow} {
+		t.Run("memory/"+alg.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ls := paSet(t, concurry.RateLimit{Key: "u", Window: concurry.MaxWindow, Capacity: 1, Algorithm: alg})
+				paSaturate(t, ls, alg)
+			})
+		})
+		t.Run("unixsock/"+alg.String(), func(t *testing.T) {
+			ls := paUnixSet(t, concurry.RateLimit{Key: "u", Window: concurry.MaxWindow, Capacity: 1, Algorithm: alg})
+			paSaturate(t, ls, alg)
+		})
+	}
+}
