@@ -1,0 +1,1219 @@
+package concurry_test
+
+// Edge cases of Acquire, waiting and lifecycle (sets, pools, unixsock), each quoting the contract it checks.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/backend/memory"
+	"github.com/concurry/concurry/backend/unixsock"
+	"github.com/concurry/concurry/internal/testutil"
+)
+
+// ---------------------------------------------------------------- Limits
+
+// "NewLimitSet rejects anything else with ErrInvalidLimit naming the limit."
+// "Capacities up to 2^50 and windows up to 366 days; anything larger is
+// ErrInvalidLimit at definition."
+func TestEdgeInvalidLimitNamesTheOffender(t *testing.T) {
+	cases := map[string]struct {
+		limits []concurry.Limit
+		name   string // what the error must contain
+	}{
+		"capacity over 2^50": {[]concurry.Limit{concurry.RateLimit{Key: "tok", Window: time.Second, Capacity: concurry.MaxCapacity + 1}}, "tok"},
+		"window over 366d":   {[]concurry.Limit{concurry.RateLimit{Key: "tok", Window: concurry.MaxWindow + 1, Capacity: 1}}, "tok"},
+		"call zero window":   {[]concurry.Limit{concurry.CallLimit{Capacity: 1}}, concurry.CallKey},
+		"resource zero cap":  {[]concurry.Limit{concurry.ResourceLimit{Key: "conns"}}, "conns"},
+		"dup key+window": {[]concurry.Limit{
+			concurry.RateLimit{Key: "ok", Window: time.Second, Capacity: 1},
+			concurry.RateLimit{Key: "dup", Window: time.Minute, Capacity: 1},
+			concurry.RateLimit{Key: "dup", Window: time.Minute, Capacity: 2},
+		}, "dup"},
+		"resource shares call key": {[]concurry.Limit{
+			concurry.CallLimit{Window: time.Second, Capacity: 1},
+			concurry.ResourceLimit{Key: concurry.CallKey, Capacity: 1},
+		}, concurry.CallKey},
+		"resource shares rate key, resource first": {[]concurry.Limit{
+			concurry.ResourceLimit{Key: "x", Capacity: 1},
+			concurry.RateLimit{Key: "x", Window: time.Second, Capacity: 1},
+		}, "x"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			ls, err := concurry.NewLimitSet(c.limits)
+			require.ErrorIs(t, err, concurry.ErrInvalidLimit)
+			assert.Nil(t, ls)
+			assert.Contains(t, err.Error(), c.name)
+		})
+	}
+	// Both ends of the range are accepted.
+	ls, err := concurry.NewLimitSet([]concurry.Limit{
+		concurry.RateLimit{Key: "tok", Window: concurry.MaxWindow, Capacity: concurry.MaxCapacity},
+		concurry.RateLimit{Key: "tok", Window: time.Nanosecond, Capacity: 1},
+		concurry.ResourceLimit{Key: "c", Capacity: concurry.MaxCapacity},
+	})
+	require.NoError(t, err)
+	require.NoError(t, ls.Close())
+}
+
+// "several RateLimits — or several CallLimits — may share one key when their
+// windows differ: a request for that key takes from every one of them,
+// atomically." With two CallLimits, every request takes one unit of each.
+func TestEdgeTwoCallLimitsBothTakenAtExactInstants(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 1 per 100ms, and 2 per 400ms (one unit per 200ms).
+		ls := newSet(t,
+			concurry.CallLimit{Window: 400 * time.Millisecond, Capacity: 2},
+			concurry.CallLimit{Window: 100 * time.Millisecond, Capacity: 1})
+		l, ok := ls.Limit(concurry.CallKey)
+		require.True(t, ok)
+		assert.Equal(t, concurry.CallLimit{Window: 100 * time.Millisecond, Capacity: 1}, l, "Limit returns the shortest window")
+		assert.Equal(t, []string{concurry.CallKey}, ls.Keys())
+		start := time.Now()
+		var got []time.Duration
+		for range 4 {
+			a, err := ls.Acquire(bg, nil)
+			require.NoError(t, err)
+			got = append(got, time.Since(start))
+			require.NoError(t, a.Release())
+		}
+		// 0: both full. 100ms: short refilled, long has 1.5. 200ms: short
+		// refilled, long 1.0. Then the long one needs a whole unit: 400ms.
+		assert.Equal(t, []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}, got)
+	})
+}
+
+// ---------------------------------------------------------------- Requests
+
+// "Unknown key, amount ≤ 0, or amount > that limit's capacity: fail at once
+// ... Nothing is taken." For a key shared by several windows, the smallest
+// capacity bounds it; naming the call key takes that many calls.
+func TestEdgeNamedCallKeyAmountAndCapacity(t *testing.T) {
+	ls := newSet(t,
+		concurry.CallLimit{Window: time.Hour, Capacity: 10},
+		concurry.CallLimit{Window: time.Minute, Capacity: 3},
+		concurry.RateLimit{Key: "tok", Window: time.Minute, Capacity: 100})
+	_, err := ls.TryAcquire(bg, concurry.Amounts{concurry.CallKey: 4, "tok": 1})
+	require.ErrorIs(t, err, concurry.ErrExceedsCapacity, "4 calls exceed the minute's 3")
+	_, err = ls.Acquire(bg, concurry.Amounts{concurry.CallKey: 4, "tok": 1})
+	require.ErrorIs(t, err, concurry.ErrExceedsCapacity)
+	_, err = ls.Acquire(bg, concurry.Amounts{concurry.CallKey: 0, "tok": 1})
+	require.ErrorIs(t, err, concurry.ErrInvalidRequest)
+	st, err := ls.Stats(bg)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{10, 3, 100}, []int64{st.Limits[0].Available, st.Limits[1].Available, st.Limits[2].Available}, "nothing taken")
+
+	a := mustTry(t, ls, concurry.Amounts{concurry.CallKey: 3, "tok": 1})
+	assert.Equal(t, int64(3), a.Granted(concurry.CallKey))
+	st, err = ls.Stats(bg)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{7, 0, 99}, []int64{st.Limits[0].Available, st.Limits[1].Available, st.Limits[2].Available})
+	mustRelease(t, a, concurry.Amounts{"tok": 1})
+}
+
+// "a RateLimit is taken only when named. An empty or nil request on a set
+// that holds a RateLimit is an error" — a request naming only a resource is
+// not empty: it takes no rate units, and its Release has no usage to miss.
+func TestEdgeRequestNamingOnlyAResource(t *testing.T) {
+	ls := guideSet(t)
+	a, err := ls.Acquire(bg, concurry.Amounts{"conns": 2})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1000), available(t, ls, "tokens"))
+	assert.Equal(t, int64(99), available(t, ls, concurry.CallKey))
+	assert.Equal(t, int64(0), a.Granted("tokens"))
+	require.NoError(t, a.Release(), "no RateLimit was acquired, so no usage is missing")
+	assert.Equal(t, int64(3), available(t, ls, "conns"))
+}
+
+// "Every error a LimitSet, LimitPool or Acquisition returns matches one of
+// these" — and invalid requests fail at once even while others wait, and
+// even with a deadline that could never be met.
+func TestEdgeInvalidRequestFailsAtOnceWhileOthersWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10}, concurry.ResourceLimit{Key: "c", Capacity: 1})
+		held := mustTry(t, ls, concurry.Amounts{"u": 10})
+		errc := make(chan error, 1)
+		go func() {
+			a, err := ls.Acquire(bg, concurry.Amounts{"u": 1})
+			if err == nil {
+				err = a.Release()
+				if errors.Is(err, concurry.ErrUsageNotReported) {
+					err = nil
+				}
+			}
+			errc <- err
+		}()
+		synctest.Wait()
+		start := time.Now()
+		for _, c := range []struct {
+			req  concurry.Amounts
+			want error
+		}{
+			{concurry.Amounts{"u": 11}, concurry.ErrExceedsCapacity},
+			{concurry.Amounts{"nope": 1, "u": 1}, concurry.ErrUnknownKey},
+			{concurry.Amounts{"u": -1}, concurry.ErrInvalidRequest},
+			{concurry.Amounts{"u": 1, "c": 2}, concurry.ErrExceedsCapacity},
+		} {
+			_, err := ls.Acquire(bg, c.req)
+			require.ErrorIs(t, err, c.want)
+		}
+		assert.Zero(t, time.Since(start))
+		mustRelease(t, held, concurry.Amounts{"u": 10})
+		require.NoError(t, <-errc)
+	})
+}
+
+// ---------------------------------------------------------------- FIFO
+
+// "Blocked requests are served first-come first-served, so a large request
+// is not starved by a stream of small ones, and TryAcquire never jumps that
+// queue" — on a set of one ResourceLimit (a semaphore), whose grants and
+// releases take a lock-free path while nobody waits.
+func TestEdgeSemaphoreLargeRequestNotStarved(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := newSet(t, concurry.ResourceLimit{Key: "c", Capacity: 2})
+		a := mustTry(t, ls, nil)
+		bigc := make(chan *concurry.Acquisition, 1)
+		go func() {
+			b, err := ls.Acquire(bg, concurry.Amounts{"c": 2})
+			require.NoError(t, err)
+			bigc <- b
+		}()
+		synctest.Wait()
+		// One unit is free, but the big request waits: TryAcquire must not take it.
+		_, err := ls.TryAcquire(bg, nil)
+		require.ErrorIs(t, err, concurry.ErrWouldBlock, "TryAcquire jumped the big waiter")
+		smallc := make(chan *concurry.Acquisition, 1)
+		go func() {
+			s, err := ls.Acquire(bg, nil)
+			require.NoError(t, err)
+			smallc <- s
+		}()
+		synctest.Wait()
+		select {
+		case <-smallc:
+			t.Fatal("a small Acquire overtook the big waiter")
+		default:
+		}
+		require.NoError(t, a.Release())
+		synctest.Wait()
+		big := <-bigc
+		select {
+		case <-smallc:
+			t.Fatal("the small one was granted while the big one holds everything")
+		default:
+		}
+		require.NoError(t, big.Release())
+		require.NoError(t, (<-smallc).Release())
+		assert.Equal(t, int64(2), available(t, ls, "c"))
+	})
+}
+
+// "TryAcquire never jumps that queue (it fails while any earlier request is
+// waiting in that set)" — also when it names keys the waiter does not.
+func TestEdgeTryAcquireOfOtherKeyFailsWhileAnyoneWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := newSet(t,
+			concurry.RateLimit{Key: "a", Window: time.Second, Capacity: 10},
+			concurry.RateLimit{Key: "b", Window: time.Second, Capacity: 10})
+		mustRelease(t, mustTry(t, ls, concurry.Amounts{"a": 10}), concurry.Amounts{"a": 10})
+		done := make(chan time.Duration, 1)
+		start := time.Now()
+		go func() {
+			x, err := ls.Acquire(bg, concurry.Amounts{"a": 5})
+			require.NoError(t, err)
+			done <- time.Since(start)
+			mustRelease(t, x, concurry.Amounts{"a": 5})
+		}()
+		synctest.Wait()
+		_, err := ls.TryAcquire(bg, concurry.Amounts{"b": 1})
+		require.ErrorIs(t, err, concurry.ErrWouldBlock)
+		assert.Equal(t, 500*time.Millisecond, <-done)
+		mustRelease(t, mustTry(t, ls, concurry.Amounts{"b": 1}), concurry.Amounts{"b": 1})
+	})
+}
+
+// Two LimitSets of one name in one memory.Backend share one set, so one
+// queue: "it fails while any earlier request is waiting in that set".
+// And Close of one wakes only its own waiters (memory.Backend.Open's doc).
+func TestEdgeSharedMemorySetOneQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := memory.New()
+		limits := []concurry.Limit{concurry.ResourceLimit{Key: "c", Capacity: 2}, concurry.CallLimit{Window: time.Hour, Capacity: 100}}
+		x, err := concurry.NewLimitSet(limits, concurry.WithName("n"), concurry.WithBackend(b))
+		require.NoError(t, err)
+		y, err := concurry.NewLimitSet(limits, concurry.WithName("n"), concurry.WithBackend(b))
+		require.NoError(t, err)
+		defer y.Close()
+		held := mustTry(t, x, nil)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := x.Acquire(bg, concurry.Amounts{"c": 2})
+			errc <- err
+		}()
+		synctest.Wait()
+		_, err = y.TryAcquire(bg, nil)
+		require.ErrorIs(t, err, concurry.ErrWouldBlock, "y jumped x's waiter")
+		ych := make(chan *concurry.Acquisition, 1)
+		go func() {
+			a, err := y.Acquire(bg, concurry.Amounts{"c": 2})
+			require.NoError(t, err)
+			ych <- a
+		}()
+		synctest.Wait()
+		require.NoError(t, x.Close())
+		require.ErrorIs(t, <-errc, concurry.ErrClosed)
+		synctest.Wait()
+		select {
+		case <-ych:
+			t.Fatal("y's waiter granted while x's holder still holds a unit")
+		default:
+		}
+		require.NoError(t, held.Release(), "granted acquisitions can still be released after Close")
+		a := <-ych
+		require.NoError(t, a.Release())
+	})
+}
+
+// ---------------------------------------------------------------- Deadlines
+
+// "A context deadline that cannot be met fails at once and takes nothing" —
+// also when a resource is held too: the rate limit alone cannot meet it.
+func TestEdgeUnmeetableDeadlineWithAResourceHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := newSet(t,
+			concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10},
+			concurry.ResourceLimit{Key: "c", Capacity: 1})
+		held := mustTry(t, ls, concurry.Amounts{"u": 10})
+		ctx, cancel := context.WithTimeout(bg, 400*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := ls.Acquire(ctx, concurry.Amounts{"u": 5}) // rate alone: +500ms
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Zero(t, time.Since(start), "the rate limits cannot meet it: fail at once")
+		mustRelease(t, held, concurry.Amounts{"u": 10})
+		assert.Equal(t, int64(1), available(t, ls, "c"))
+	})
+}
+
+// "A context deadline that cannot be met fails at once" — through the queue:
+// a waiter behind a big one, one nanosecond short, fails at once; at the
+// exact instant it is met (TokenBucket).
+func TestEdgeDeadlineBehindAWaiterExactInstant(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10})
+		mustRelease(t, mustTry(t, ls, concurry.Amounts{"u": 10}), concurry.Amounts{"u": 10})
+		start := time.Now()
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			a, err := ls.Acquire(bg, concurry.Amounts{"u": 10}) // at +1s
+			require.NoError(t, err)
+			mustRelease(t, a, concurry.Amounts{"u": 10})
+		})
+		synctest.Wait()
+		short, c1 := context.WithTimeout(bg, 1100*time.Millisecond-time.Nanosecond)
+		defer c1()
+		_, err := ls.Acquire(short, concurry.Amounts{"u": 1}) // at +1.1s
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Zero(t, time.Since(start))
+		exact, c2 := context.WithTimeout(bg, 1100*time.Millisecond)
+		defer c2()
+		a, err := ls.Acquire(exact, concurry.Amounts{"u": 1})
+		require.NoError(t, err)
+		assert.Equal(t, 1100*time.Millisecond, time.Since(start))
+		mustRelease(t, a, concurry.Amounts{"u": 1})
+		wg.Wait()
+	})
+}
+
+// When only a release can make room, the deadline is reached while
+// waiting: "Errors from ctx still match context.DeadlineExceeded", and the
+// set is as it was.
+func TestEdgeDeadlineReachedWhileWaitingOnAResource(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := newSet(t, concurry.CallLimit{Window: time.Hour, Capacity: 10, Algorithm: concurry.SlidingWindow},
+			concurry.ResourceLimit{Key: "c", Capacity: 1})
+		held := mustTry(t, ls, nil)
+		ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := ls.Acquire(ctx, nil)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, 300*time.Millisecond, time.Since(start))
+		assert.Equal(t, int64(9), available(t, ls, concurry.CallKey), "the failed wait took no call")
+		require.NoError(t, held.Release())
+		mustRelease(t, mustTry(t, ls, nil), nil)
+	})
+}
+
+// ---------------------------------------------------------------- Cancellation
+
+// "cancellation while waiting leaves the set exactly as it was" — a waiter
+// cancelled in the middle of the queue: the one behind it is served as if
+// it had never come.
+func TestEdgeCancelMiddleWaiter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10})
+		mustRelease(t, mustTry(t, ls, concurry.Amounts{"u": 10}), concurry.Amounts{"u": 10})
+		start := time.Now()
+		var wg sync.WaitGroup
+		var first, last time.Duration
+		wg.Go(func() {
+			a, err := ls.Acquire(bg, concurry.Amounts{"u": 10}) // +1s
+			require.NoError(t, err)
+			first = time.Since(start)
+			mustRelease(t, a, concurry.Amounts{"u": 10})
+		})
+		synctest.Wait()
+		ctx, cancel := context.WithCancel(bg)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := ls.Acquire(ctx, concurry.Amounts{"u": 5}) // would be +1.5s
+			errc <- err
+		}()
+		synctest.Wait()
+		wg.Go(func() {
+			a, err := ls.Acquire(bg, concurry.Amounts{"u": 2}) // +1.2s without the middle one
+			require.NoError(t, err)
+			last = time.Since(start)
+			mustRelease(t, a, concurry.Amounts{"u": 2})
+		})
+		synctest.Wait()
+		time.Sleep(200 * time.Millisecond)
+		cancel()
+		require.ErrorIs(t, <-errc, context.Canceled)
+		wg.Wait()
+		assert.Equal(t, time.Second, first)
+		assert.Equal(t, 1200*time.Millisecond, last)
+	})
+}
+
+// The same for a LeakyBucket, whose waiters depart at paced instants: "A
+// request of n units departs at max(now, next)" and cancellation "leaves the
+// set exactly as it was".
+func TestEdgeCancelLeakyWaiter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 2, Algorithm: concurry.LeakyBucket}) // T = 500ms
+		start := time.Now()
+		a := mustTry(t, ls, concurry.Amounts{"u": 1}) // departs at 0; next = 500ms
+		mustRelease(t, a, concurry.Amounts{"u": 1})
+		ctx, cancel := context.WithCancel(bg)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := ls.Acquire(ctx, concurry.Amounts{"u": 1}) // would depart at 500ms
+			errc <- err
+		}()
+		synctest.Wait()
+		got := make(chan time.Duration, 1)
+		go func() {
+			b, err := ls.Acquire(bg, concurry.Amounts{"u": 1}) // 1s behind it; 500ms without it
+			require.NoError(t, err)
+			got <- time.Since(start)
+			mustRelease(t, b, concurry.Amounts{"u": 1})
+		}()
+		synctest.Wait()
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+		require.ErrorIs(t, <-errc, context.Canceled)
+		assert.Equal(t, 500*time.Millisecond, <-got)
+	})
+}
+
+// "cancellation while waiting leaves the set exactly as it was" for the
+// algorithms that never refund: a waiter held up by a resource has its call
+// free, and must not spend it when cancelled.
+func TestEdgeCancelSpendsNoCallOfANonRefundingAlgorithm(t *testing.T) {
+	for _, alg := range []concurry.Algorithm{concurry.SlidingWindow, concurry.FixedWindow, concurry.LeakyBucket, concurry.TokenBucket, concurry.GCRA} {
+		t.Run(alg.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ls := newSet(t, concurry.CallLimit{Window: time.Hour, Capacity: 10, Algorithm: alg},
+					concurry.ResourceLimit{Key: "c", Capacity: 1})
+				held := mustTry(t, ls, nil)
+				before := available(t, ls, concurry.CallKey)
+				ctx, cancel := context.WithCancel(bg)
+				errc := make(chan error, 1)
+				go func() {
+					_, err := ls.Acquire(ctx, nil)
+					errc <- err
+				}()
+				synctest.Wait()
+				cancel()
+				require.ErrorIs(t, <-errc, context.Canceled)
+				assert.Equal(t, before, available(t, ls, concurry.CallKey))
+				require.NoError(t, held.Release())
+			})
+		})
+	}
+}
+
+// A cancel at the very instant the grant comes due: either the Acquire
+// fails with Canceled and took nothing, or it succeeds and holds its grant.
+// Never a half state.
+func TestEdgeCancelAtTheInstantOfTheGrant(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10}, concurry.ResourceLimit{Key: "c", Capacity: 1})
+		mustRelease(t, mustTry(t, ls, concurry.Amounts{"u": 10}), concurry.Amounts{"u": 10})
+		ctx, cancel := context.WithCancel(bg)
+		time.AfterFunc(500*time.Millisecond, cancel)
+		a, err := ls.Acquire(ctx, concurry.Amounts{"u": 5}) // due at +500ms
+		if err != nil {
+			require.ErrorIs(t, err, context.Canceled)
+			assert.Nil(t, a)
+			assert.Equal(t, int64(5), available(t, ls, "u"))
+			assert.Equal(t, int64(1), available(t, ls, "c"))
+			return
+		}
+		assert.Equal(t, int64(0), available(t, ls, "u"))
+		assert.Equal(t, int64(0), available(t, ls, "c"))
+		mustRelease(t, a, concurry.Amounts{"u": 5})
+	})
+}
+
+// "Errors from ctx still match context.DeadlineExceeded / context.Canceled"
+// — through a LimitPool's wait on several sets, with the cause kept.
+func TestEdgePoolCancelCauseMatches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sets := regionSets(t, 2, 10, time.Hour)
+		for _, s := range sets {
+			mustRelease(t, mustTry(t, s, concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
+		}
+		p, err := concurry.NewLimitPool(sets)
+		require.NoError(t, err)
+		why := errors.New("shutting down")
+		ctx, cancel := context.WithCancelCause(bg)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := p.Acquire(ctx, concurry.Amounts{"tokens": 1})
+			errc <- err
+		}()
+		synctest.Wait()
+		cancel(why)
+		err = <-errc
+		require.ErrorIs(t, err, context.Canceled)
+		require.ErrorIs(t, err, why)
+	})
+}
+
+// ---------------------------------------------------------------- Close
+
+// "Close() wakes every blocked Acquire with ErrClosed" — a pool waiting on
+// two sets, one of which is closed, still gets the other's grant; when every
+// set is closed, ErrClosed.
+func TestEdgePoolWaitSurvivesOneSetClosing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sets := regionSets(t, 2, 10, time.Second)
+		for _, s := range sets {
+			mustRelease(t, mustTry(t, s, concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
+		}
+		p, err := concurry.NewLimitPool(sets)
+		require.NoError(t, err)
+		start := time.Now()
+		type res struct {
+			a   *concurry.Acquisition
+			err error
+			at  time.Duration
+		}
+		ch := make(chan res, 1)
+		go func() {
+			a, err := p.Acquire(bg, concurry.Amounts{"tokens": 5})
+			ch <- res{a, err, time.Since(start)}
+		}()
+		synctest.Wait()
+		time.Sleep(100 * time.Millisecond)
+		require.NoError(t, sets[0].Close())
+		r := <-ch
+		require.NoError(t, r.err)
+		assert.Equal(t, "r1", region(r.a))
+		assert.Equal(t, 500*time.Millisecond, r.at)
+		mustRelease(t, r.a, concurry.Amounts{"tokens": 5})
+
+		go func() {
+			a, err := p.Acquire(bg, concurry.Amounts{"tokens": 10})
+			ch <- res{a, err, 0}
+		}()
+		synctest.Wait()
+		require.NoError(t, sets[1].Close())
+		r = <-ch
+		require.ErrorIs(t, r.err, concurry.ErrClosed)
+		assert.Nil(t, r.a)
+	})
+}
+
+// "Close() wakes every blocked Acquire with ErrClosed; ... acquisitions
+// already granted can still be updated and released" — their refunds and
+// overage are still applied, and Do on the closed set fails without fn.
+func TestEdgeCloseThenSettleStillCounts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls, err := concurry.NewLimitSet([]concurry.Limit{
+			concurry.RateLimit{Key: "u", Window: time.Hour, Capacity: 10},
+			concurry.ResourceLimit{Key: "c", Capacity: 2},
+		})
+		require.NoError(t, err)
+		a := mustTry(t, ls, concurry.Amounts{"u": 6})
+		b := mustTry(t, ls, concurry.Amounts{"u": 2})
+		require.NoError(t, ls.Close())
+		require.NoError(t, a.Update(concurry.Amounts{"u": 1})) // 5 refunded
+		require.NoError(t, a.Release())
+		require.NoError(t, b.Update(concurry.Amounts{"u": 4})) // 2 overage
+		require.NoError(t, b.Release())
+		st, err := ls.Stats(bg)
+		require.NoError(t, err)
+		u, _ := st.Limit("u")
+		c, _ := st.Limit("c")
+		assert.Equal(t, int64(5), u.Available, "10 - 1 - 4")
+		assert.Equal(t, int64(0), c.InUse)
+		called := false
+		err = ls.Do(bg, concurry.Amounts{"u": 1}, func(context.Context, *concurry.Acquisition) error { called = true; return nil })
+		require.ErrorIs(t, err, concurry.ErrClosed)
+		assert.False(t, called)
+	})
+}
+
+// ---------------------------------------------------------------- Empty set
+
+// "An empty LimitSet (no limits) grants every request at once and at no
+// cost, whatever keys it names, and accepts any Update".
+func TestEdgeEmptySetAcceptsAnyUpdate(t *testing.T) {
+	ls, err := concurry.NewLimitSet(nil)
+	require.NoError(t, err)
+	defer ls.Close()
+	a, err := ls.Acquire(bg, concurry.Amounts{"tokens": 5, "": 0})
+	require.NoError(t, err)
+	require.NoError(t, a.Update(concurry.Amounts{"tokens": -3}), "any Update")
+	require.NoError(t, a.Update(concurry.Amounts{"tokens": math.MaxInt64}), "any Update")
+	require.NoError(t, a.Update(nil))
+	require.NoError(t, a.Release())
+	require.NoError(t, a.Update(concurry.Amounts{"tokens": 1}), "any Update, even after Release (the doc: Update accepts any usage)")
+	// Nested acquisitions of an empty set are independent and free.
+	var as []*concurry.Acquisition
+	for range 100 {
+		x, err := ls.TryAcquire(bg, concurry.Amounts{"conns": 1 << 50})
+		require.NoError(t, err)
+		as = append(as, x)
+	}
+	for _, x := range as {
+		require.NoError(t, x.Release())
+	}
+}
+
+// An empty set in a pool: "TryAcquire tries the chosen set, then the others
+// in order, and succeeds on the first that can grant", carrying its config.
+func TestEdgePoolFailsOverToAnEmptySet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		full := regionSets(t, 1, 10, time.Hour)[0]
+		mustRelease(t, mustTry(t, full, concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
+		empty, err := concurry.NewLimitSet(nil, concurry.WithConfig(map[string]any{"region": "free"}))
+		require.NoError(t, err)
+		p, err := concurry.NewLimitPool([]*concurry.LimitSet{full, empty})
+		require.NoError(t, err)
+		start := time.Now()
+		a, err := p.Acquire(bg, concurry.Amounts{"tokens": 3})
+		require.NoError(t, err)
+		assert.Zero(t, time.Since(start))
+		assert.Equal(t, "free", region(a))
+		require.NoError(t, a.Release())
+	})
+}
+
+// ---------------------------------------------------------------- Nested
+
+// "Nested acquisitions are independent: each takes its own CallLimit unit
+// (and, like any request, a unit of every ResourceLimit it does not name)."
+// With one unit of the resource, the nested request cannot be granted.
+func TestEdgeNestedAcquisitionTakesItsOwnResourceUnit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := newSet(t, concurry.CallLimit{Window: time.Hour, Capacity: 10}, concurry.ResourceLimit{Key: "c", Capacity: 1})
+		err := ls.Do(bg, nil, func(ctx context.Context, outer *concurry.Acquisition) error {
+			_, err := ls.TryAcquire(ctx, nil)
+			require.ErrorIs(t, err, concurry.ErrWouldBlock)
+			tctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			_, err = ls.Acquire(tctx, nil)
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			return nil
+		})
+		require.NoError(t, err)
+		assert.Equal(t, int64(9), available(t, ls, concurry.CallKey), "one call for the outer; the failed inner ones took none")
+	})
+}
+
+// ---------------------------------------------------------------- LimitPool
+
+// "Failover: TryAcquire tries the chosen set, then the others in order" —
+// from the chosen one, wrapping around.
+func TestEdgePoolFailoverOrderFromTheChosenSet(t *testing.T) {
+	sets := regionSets(t, 3, 10, time.Hour)
+	mustRelease(t, mustTry(t, sets[2], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
+	p, err := concurry.NewLimitPool(sets, concurry.WithWorkerIndex(2)) // picks r2 first: exhausted
+	require.NoError(t, err)
+	a := mustTry(t, p, concurry.Amounts{"tokens": 1})
+	assert.Equal(t, "r0", region(a), "after r2 comes r0")
+	mustRelease(t, a, concurry.Amounts{"tokens": 1})
+	mustRelease(t, mustTry(t, sets[1], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
+	p2, err := concurry.NewLimitPool(sets, concurry.WithWorkerIndex(1)) // picks r1: exhausted; r2: exhausted
+	require.NoError(t, err)
+	a = mustTry(t, p2, concurry.Amounts{"tokens": 1})
+	assert.Equal(t, "r0", region(a))
+	mustRelease(t, a, concurry.Amounts{"tokens": 1})
+}
+
+// A set with a waiter refuses TryAcquire (it never jumps the queue), so the
+// pool's TryAcquire fails over to a free set rather than failing.
+func TestEdgePoolFailsOverPastAQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sets := regionSets(t, 2, 10, time.Hour)
+		hold := mustTry(t, sets[0], concurry.Amounts{"tokens": 5})
+		errc := make(chan error, 1)
+		go func() {
+			_, err := sets[0].Acquire(bg, concurry.Amounts{"tokens": 10})
+			errc <- err
+		}()
+		synctest.Wait()
+		p, err := concurry.NewLimitPool(sets)
+		require.NoError(t, err)
+		a := mustTry(t, p, concurry.Amounts{"tokens": 1}) // r0 has 5 free but a waiter
+		assert.Equal(t, "r1", region(a))
+		mustRelease(t, a, concurry.Amounts{"tokens": 1})
+		require.NoError(t, sets[0].Close())
+		require.ErrorIs(t, <-errc, concurry.ErrClosed)
+		mustRelease(t, hold, concurry.Amounts{"tokens": 5})
+	})
+}
+
+// "Acquire does the same non-blocking pass, then waits for whichever set can
+// grant first" — a set that can never grant the request (over its
+// capacity) is skipped, and one that cannot meet the deadline does not fail
+// the pool while another can.
+func TestEdgePoolWaitsOnTheSetThatCanMeetTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		small, err := concurry.NewLimitSet([]concurry.Limit{concurry.RateLimit{Key: "tokens", Window: time.Second, Capacity: 4}},
+			concurry.WithConfig(map[string]any{"region": "small"}))
+		require.NoError(t, err)
+		defer small.Close()
+		sets := regionSets(t, 2, 10, time.Second)
+		mustRelease(t, mustTry(t, sets[0], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
+		time.Sleep(100 * time.Millisecond)
+		mustRelease(t, mustTry(t, sets[1], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
+		p, err := concurry.NewLimitPool([]*concurry.LimitSet{small, sets[1], sets[0]})
+		require.NoError(t, err)
+		// r0 has 1 now and gives 6 at +500ms; r1 at +600ms, past the
+		// deadline; small can never grant 6.
+		ctx, cancel := context.WithTimeout(bg, 550*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		a, err := p.Acquire(ctx, concurry.Amounts{"tokens": 6})
+		require.NoError(t, err)
+		assert.Equal(t, 500*time.Millisecond, time.Since(start))
+		assert.Equal(t, "r0", region(a))
+		mustRelease(t, a, concurry.Amounts{"tokens": 6})
+		st, err := p.Stats(bg)
+		require.NoError(t, err)
+		assert.Equal(t, []int64{0, 0, 1}, st.Dispatched)
+	})
+}
+
+// "It fails at once when no set can meet ctx's deadline" — and takes
+// nothing anywhere; the error matches DeadlineExceeded.
+func TestEdgePoolUnmeetableDeadlineTakesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sets := regionSets(t, 3, 10, time.Second)
+		for _, s := range sets {
+			mustRelease(t, mustTry(t, s, concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
+		}
+		p, err := concurry.NewLimitPool(sets, concurry.WithWorkerIndex(1))
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(bg, 500*time.Millisecond-time.Nanosecond)
+		defer cancel()
+		start := time.Now()
+		_, err = p.Acquire(ctx, concurry.Amounts{"tokens": 5})
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Zero(t, time.Since(start))
+		time.Sleep(500 * time.Millisecond)
+		for _, s := range sets {
+			assert.Equal(t, int64(5), available(t, s, "tokens"))
+		}
+	})
+}
+
+// "RoundRobin starts at WorkerIndex" — also for Acquire (a wait), and the
+// acquisition "carries the granting set's config".
+func TestEdgePoolAcquireRoundRobinFromWorkerIndex(t *testing.T) {
+	sets := regionSets(t, 4, 100, time.Hour)
+	p, err := concurry.NewLimitPool(sets, concurry.WithWorkerIndex(6))
+	require.NoError(t, err)
+	var got []string
+	for range 5 {
+		a, err := p.Acquire(bg, concurry.Amounts{"tokens": 1})
+		require.NoError(t, err)
+		got = append(got, region(a))
+		assert.Same(t, sets[map[string]int{"r0": 0, "r1": 1, "r2": 2, "r3": 3}[region(a)]], a.Set())
+		mustRelease(t, a, concurry.Amounts{"tokens": 1})
+	}
+	assert.Equal(t, []string{"r2", "r3", "r0", "r1", "r2"}, got)
+}
+
+// A pool's invalid request fails at once with the reason when no set could
+// ever grant it.
+func TestEdgePoolInvalidEverywhereFailsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sets := regionSets(t, 2, 10, time.Second)
+		p, err := concurry.NewLimitPool(sets)
+		require.NoError(t, err)
+		start := time.Now()
+		_, err = p.Acquire(bg, concurry.Amounts{"tokens": 11})
+		require.ErrorIs(t, err, concurry.ErrExceedsCapacity)
+		_, err = p.Acquire(bg, nil)
+		require.ErrorIs(t, err, concurry.ErrInvalidRequest)
+		assert.Zero(t, time.Since(start))
+	})
+}
+
+// "A context deadline that cannot be met fails at once" — but one that may
+// be met must not: behind a waiter that only a release can serve, the
+// request's own limits are free, and a release before the deadline lets
+// both through.
+func TestEdgeDeadlineBehindAResourceWaiterIsNotFailedAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := newSet(t,
+			concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10},
+			concurry.ResourceLimit{Key: "c", Capacity: 2})
+		held := mustTry(t, ls, concurry.Amounts{"u": 1})
+		start := time.Now()
+		bigc := make(chan *concurry.Acquisition, 1)
+		go func() {
+			a, err := ls.Acquire(bg, concurry.Amounts{"u": 1, "c": 2})
+			require.NoError(t, err)
+			bigc <- a
+		}()
+		synctest.Wait()
+		time.AfterFunc(300*time.Millisecond, func() { mustRelease(t, held, concurry.Amounts{"u": 1}) })
+		time.AfterFunc(400*time.Millisecond, func() { mustRelease(t, <-bigc, concurry.Amounts{"u": 1}) })
+		ctx, cancel := context.WithTimeout(bg, time.Second)
+		defer cancel()
+		a, err := ls.Acquire(ctx, concurry.Amounts{"u": 1})
+		require.NoError(t, err, "the deadline could be met: it must not fail at once")
+		assert.Equal(t, 400*time.Millisecond, time.Since(start))
+		mustRelease(t, a, concurry.Amounts{"u": 1})
+	})
+}
+
+// ---------------------------------------------------------------- unixsock
+
+// sockServer starts an in-process Unix-socket server and returns two
+// clients of it, each with its own connections (two processes, in effect).
+func sockServer(t *testing.T) (x, y *unixsock.Client) {
+	t.Helper()
+	srv, err := unixsock.Listen(testutil.SocketPath(t), unixsock.ServerOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	for _, c := range []**unixsock.Client{&x, &y} {
+		cl, err := unixsock.Dial(srv.Path(), unixsock.Options{DisableAutoHost: true, Conns: 1})
+		require.NoError(t, err)
+		t.Cleanup(func() { cl.Close() })
+		*c = cl
+	}
+	return x, y
+}
+
+// sockSet opens name with limits through client c; queued, when not nil,
+// receives a value each time a request starts to wait.
+func sockSet(t *testing.T, c *unixsock.Client, name string, queued chan<- struct{}, limits ...concurry.Limit) *concurry.LimitSet {
+	t.Helper()
+	opts := []concurry.Option{concurry.WithName(name), concurry.WithBackend(c)}
+	if queued != nil {
+		opts = append(opts, concurry.WithHooks(concurry.Hooks{WaitStart: func(concurry.WaitInfo) { queued <- struct{}{} }}))
+	}
+	ls, err := concurry.NewLimitSet(limits, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { ls.Close() })
+	return ls
+}
+
+type result struct {
+	a   *concurry.Acquisition
+	err error
+}
+
+func goAcquire(ctx context.Context, l concurry.Limiter, req concurry.Amounts) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		a, err := l.Acquire(ctx, req)
+		ch <- result{a, err}
+	}()
+	return ch
+}
+
+func waitResult(t *testing.T, ch <-chan result) result {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no result within 10s")
+		return result{}
+	}
+}
+
+var sockLimits = []concurry.Limit{
+	concurry.CallLimit{Window: time.Hour, Capacity: 100, Algorithm: concurry.SlidingWindow},
+	concurry.ResourceLimit{Key: "c", Capacity: 2},
+}
+
+// "TryAcquire never jumps that queue (it fails while any earlier request is
+// waiting in that set)" — on a Unix-socket set, the waiter and the
+// TryAcquire coming from two processes (two clients) of the one set.
+func TestEdgeUnixsockTryAcquireOfAnotherProcessDoesNotJump(t *testing.T) {
+	cx, cy := sockServer(t)
+	queued, qy := make(chan struct{}, 4), make(chan struct{}, 4)
+	x := sockSet(t, cx, "fifo", queued, sockLimits...)
+	y := sockSet(t, cy, "fifo", qy, sockLimits...)
+	held := mustTry(t, x, nil)
+	big := goAcquire(bg, x, concurry.Amounts{"c": 2})
+	<-queued
+	_, err := y.TryAcquire(bg, nil)
+	require.ErrorIs(t, err, concurry.ErrWouldBlock, "another process's TryAcquire jumped the queue")
+	small := goAcquire(bg, y, nil)
+	<-qy // one unit is free, but the small request queues behind the big one
+	require.NoError(t, held.Release())
+	r := waitResult(t, big)
+	require.NoError(t, r.err)
+	select {
+	case s := <-small:
+		t.Fatalf("the small request was granted while the big one holds everything (err %v)", s.err)
+	default:
+	}
+	require.NoError(t, r.a.Release())
+	s := waitResult(t, small)
+	require.NoError(t, s.err)
+	require.NoError(t, s.a.Release())
+}
+
+// "Close() wakes every blocked Acquire with ErrClosed; ... acquisitions
+// already granted can still be updated and released" — on a Unix-socket
+// set shared by two processes, closing one process's LimitSet ends its own
+// waits, not the other's, and its granted acquisition still releases.
+func TestEdgeUnixsockCloseWakesOnlyItsOwnWaiters(t *testing.T) {
+	cx, cy := sockServer(t)
+	qx, qy := make(chan struct{}, 4), make(chan struct{}, 4)
+	limits := []concurry.Limit{
+		concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 10},
+		concurry.ResourceLimit{Key: "c", Capacity: 1},
+	}
+	x := sockSet(t, cx, "close", qx, limits...)
+	y := sockSet(t, cy, "close", qy, limits...)
+	held := mustTry(t, x, concurry.Amounts{"tok": 3})
+	xw := goAcquire(bg, x, concurry.Amounts{"tok": 1})
+	<-qx
+	yw := goAcquire(bg, y, concurry.Amounts{"tok": 1})
+	<-qy
+	require.NoError(t, x.Close())
+	r := waitResult(t, xw)
+	require.ErrorIs(t, r.err, concurry.ErrClosed)
+	select {
+	case r := <-yw:
+		t.Fatalf("closing x ended y's wait: %v", r.err)
+	default: // and y's wait is granted below, once x's holding is released
+	}
+	require.NoError(t, held.Update(concurry.Amounts{"tok": 2}))
+	require.NoError(t, held.Release(), "a granted acquisition of a closed set still releases")
+	r = waitResult(t, yw)
+	require.NoError(t, r.err)
+	assert.Equal(t, int64(7), available(t, y, "tok"), "10 - 2 (settled) - 1 (y's)")
+	mustRelease(t, r.a, concurry.Amounts{"tok": 1})
+	assert.Equal(t, int64(0), func() int64 { l, _ := mustStats(t, y).Limit("c"); return l.InUse }())
+}
+
+func mustStats(t *testing.T, ls *concurry.LimitSet) concurry.Stats {
+	t.Helper()
+	st, err := ls.Stats(bg)
+	require.NoError(t, err)
+	return st
+}
+
+// "cancellation while waiting leaves the set exactly as it was" — on a
+// Unix-socket set, with a call limit that never refunds: the other process
+// finds the queue empty and the call unspent.
+func TestEdgeUnixsockCancelLeavesTheSetAsItWas(t *testing.T) {
+	cx, cy := sockServer(t)
+	qx := make(chan struct{}, 4)
+	x := sockSet(t, cx, "cancel", qx, sockLimits...)
+	y := sockSet(t, cy, "cancel", nil, sockLimits...)
+	held := mustTry(t, y, concurry.Amounts{"c": 2})
+	ctx, cancel := context.WithCancel(bg)
+	w := goAcquire(ctx, x, nil)
+	<-qx
+	cancel()
+	r := waitResult(t, w)
+	require.ErrorIs(t, r.err, context.Canceled)
+	require.NoError(t, held.Release())
+	// The cancellation reaches the server asynchronously; once it has, the
+	// queue is empty and y's request of every unit is granted.
+	ctx, cancel = context.WithTimeout(bg, 5*time.Second)
+	defer cancel()
+	a, err := y.Acquire(ctx, concurry.Amounts{"c": 2})
+	require.NoError(t, err, "the cancelled waiter still blocks the set")
+	require.NoError(t, a.Release())
+	assert.Equal(t, int64(98), available(t, y, concurry.CallKey), "two grants to y; the cancelled wait spent no call")
+	assert.Equal(t, int64(0), func() int64 { l, _ := mustStats(t, y).Limit("c"); return l.InUse }())
+}
+
+// "A context deadline that cannot be met fails at once and takes nothing"
+// — on a Unix-socket set, behind another process's waiter.
+func TestEdgeUnixsockUnmeetableDeadlineBehindAnotherProcess(t *testing.T) {
+	cx, cy := sockServer(t)
+	qx := make(chan struct{}, 4)
+	limits := []concurry.Limit{concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10}}
+	x := sockSet(t, cx, "deadline", qx, limits...)
+	y := sockSet(t, cy, "deadline", nil, limits...)
+	mustRelease(t, mustTry(t, x, concurry.Amounts{"u": 10}), concurry.Amounts{"u": 10})
+	ctxW, cancelW := context.WithCancel(bg)
+	defer cancelW()
+	w := goAcquire(ctxW, x, concurry.Amounts{"u": 5}) // due at +5s
+	<-qx
+	ctx, cancel := context.WithTimeout(bg, 5500*time.Millisecond) // its own 1 unit: +6s behind x
+	defer cancel()
+	start := time.Now()
+	_, err := y.Acquire(ctx, concurry.Amounts{"u": 1})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), time.Second, "it must fail at once")
+	var r *concurry.RefusalError
+	require.ErrorAs(t, err, &r)
+	cancelW()
+	require.ErrorIs(t, waitResult(t, w).err, context.Canceled)
+}
+
+// "Acquire ... waits for whichever set can grant first ... The acquisition
+// carries the granting set's config" — a pool over two Unix-socket sets.
+func TestEdgeUnixsockPoolWaitsOnBoth(t *testing.T) {
+	cx, _ := sockServer(t)
+	queued := make(chan struct{}, 2)
+	mk := func(name string) *concurry.LimitSet {
+		ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "c", Capacity: 1}},
+			concurry.WithName(name), concurry.WithBackend(cx), concurry.WithConfig(map[string]any{"region": name}),
+			concurry.WithHooks(concurry.Hooks{WaitStart: func(concurry.WaitInfo) { queued <- struct{}{} }}))
+		require.NoError(t, err)
+		t.Cleanup(func() { ls.Close() })
+		return ls
+	}
+	a, b := mk("pa"), mk("pb")
+	ha, hb := mustTry(t, a, nil), mustTry(t, b, nil)
+	p, err := concurry.NewLimitPool([]*concurry.LimitSet{a, b})
+	require.NoError(t, err)
+	w := goAcquire(bg, p, nil)
+	<-queued // both sets' waits are queued in the server
+	<-queued
+	require.NoError(t, hb.Release())
+	r := waitResult(t, w)
+	require.NoError(t, r.err)
+	assert.Equal(t, "pb", region(r.a))
+	require.NoError(t, ha.Release())
+	// The losing wait's end reaches the server asynchronously; once it has,
+	// a's unit is free: the losing set holds nothing.
+	ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+	defer cancel()
+	again, err := a.Acquire(ctx, nil)
+	require.NoError(t, err, "the losing set keeps its unit")
+	require.NoError(t, again.Release())
+	require.NoError(t, r.a.Release())
+}
+
+// ---------------------------------------------------------------- Pool refusals
+
+// "A refusal says why and when: TryAcquire's ErrWouldBlock and an unmeetable
+// deadline come as a typed error that still matches the sentinel
+// (errors.Is) and carries the key that blocked and RetryAfter — how long
+// until the whole request would fit". A LimitPool is a Limiter: its
+// TryAcquire refusal must carry the facts too, RetryAfter being when the
+// pool could grant (its earliest set).
+func TestEdgePoolTryAcquireRefusalCarriesFacts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sets := regionSets(t, 2, 10, time.Second)
+		mustRelease(t, mustTry(t, sets[0], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10}) // 5 at +500ms
+		a := mustTry(t, sets[1], concurry.Amounts{"tokens": 10})
+		require.NoError(t, a.Update(concurry.Amounts{"tokens": 8}))
+		require.NoError(t, a.Release()) // 2 left: 5 at +300ms
+		p, err := concurry.NewLimitPool(sets)
+		require.NoError(t, err)
+		_, err = p.TryAcquire(bg, concurry.Amounts{"tokens": 5})
+		require.ErrorIs(t, err, concurry.ErrWouldBlock)
+		var r *concurry.RefusalError
+		require.ErrorAs(t, err, &r, "the pool's refusal carries no facts")
+		assert.Equal(t, "tokens", r.Key)
+		assert.Equal(t, 300*time.Millisecond, r.RetryAfter, "the earliest set could grant in 300ms")
+	})
+}
+
+// The same for an unmeetable deadline: the pool fails at once, and its
+// RetryAfter is the earliest any set could grant, not the first set's nor
+// the first to answer (the sets are waited on in goroutines of their own),
+// whichever place the soonest set has in the pool.
+func TestEdgePoolDeadlineRefusalRetryAfterIsTheEarliest(t *testing.T) {
+	for _, soonestFirst := range []bool{false, true} {
+		t.Run(fmt.Sprint("soonest first ", soonestFirst), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sets := regionSets(t, 2, 10, time.Second)
+				mustRelease(t, mustTry(t, sets[0], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10}) // 5 at +500ms
+				a := mustTry(t, sets[1], concurry.Amounts{"tokens": 10})
+				require.NoError(t, a.Update(concurry.Amounts{"tokens": 8}))
+				require.NoError(t, a.Release()) // 5 at +300ms
+				if soonestFirst {
+					sets[0], sets[1] = sets[1], sets[0]
+				}
+				p, err := concurry.NewLimitPool(sets)
+				require.NoError(t, err)
+				for range 10 { // each set's refusal comes from a goroutine of its own, in any order
+					ctx, cancel := context.WithTimeout(bg, 200*time.Millisecond)
+					start := time.Now()
+					_, err = p.Acquire(ctx, concurry.Amounts{"tokens": 5})
+					cancel()
+					require.ErrorIs(t, err, context.DeadlineExceeded)
+					assert.Zero(t, time.Since(start), "it fails at once")
+					var r *concurry.RefusalError
+					require.ErrorAs(t, err, &r)
+					assert.Equal(t, 300*time.Millisecond, r.RetryAfter, "the pool could grant in 300ms (r1)")
+					assert.Equal(t, "tokens", r.Key)
+				}
+			})
+		})
+	}
+}
+
+// "cancellation while waiting leaves the set exactly as it was" and "Errors
+// from ctx still match context.Canceled" — on a Unix-socket set, a cancel
+// racing a release of the same process: whichever wins, an Acquire that
+// returns Canceled must have taken nothing, also of a limit that never
+// refunds (a SlidingWindow call limit).
+func TestEdgeUnixsockCancelRacingAReleaseTakesNothing(t *testing.T) {
+	cx, _ := sockServer(t)
+	for _, alg := range []concurry.Algorithm{concurry.SlidingWindow, concurry.FixedWindow, concurry.LeakyBucket} {
+		t.Run(alg.String(), func(t *testing.T) {
+			for round := range 20 {
+				q := make(chan struct{}, 2)
+				ls := sockSet(t, cx, fmt.Sprintf("race/%v/%d", alg, round), q,
+					concurry.CallLimit{Window: time.Hour, Capacity: 100, Algorithm: alg},
+					concurry.ResourceLimit{Key: "c", Capacity: 1})
+				held := mustTry(t, ls, nil)
+				ctx, cancel := context.WithCancel(bg)
+				w := goAcquire(ctx, ls, nil)
+				<-q
+				cancel()
+				require.NoError(t, held.Release())
+				r := waitResult(t, w)
+				calls := func() int64 { l, _ := mustStats(t, ls).Limit(concurry.CallKey); return l.Available }
+				if r.err == nil {
+					require.NoError(t, r.a.Release())
+					continue
+				}
+				require.ErrorIs(t, r.err, context.Canceled)
+				// The client has one connection, which the server reads in
+				// order: Stats comes after the cancellation, and after any
+				// grant the waiter had before it.
+				if got := calls(); got != 99 {
+					t.Fatalf("round %d: Acquire returned %v, but %d calls are available, want 99 (the holder's one only): the cancelled waiter spent a call",
+						round, r.err, got)
+				}
+			}
+		})
+	}
+}
+
+// The in-memory counterpart of the race above: a cancel and then at once a
+// release that would grant the waiter.
+func TestEdgeCancelThenReleaseTakesNothing(t *testing.T) {
+	for _, alg := range []concurry.Algorithm{concurry.SlidingWindow, concurry.FixedWindow} {
+		t.Run(alg.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ls := newSet(t, concurry.CallLimit{Window: time.Hour, Capacity: 100, Algorithm: alg},
+					concurry.ResourceLimit{Key: "c", Capacity: 1})
+				held := mustTry(t, ls, nil)
+				ctx, cancel := context.WithCancel(bg)
+				w := goAcquire(ctx, ls, nil)
+				synctest.Wait()
+				cancel()
+				require.NoError(t, held.Release())
+				r := <-w
+				if r.err == nil {
+					require.NoError(t, r.a.Release())
+					assert.Equal(t, int64(98), available(t, ls, concurry.CallKey))
+					return
+				}
+				require.ErrorIs(t, r.err, context.Canceled)
+				assert.Equal(t, int64(99), available(t, ls, concurry.CallKey))
+			})
+		})
+	}
+}
+
+// "It fails at once when no set can meet ctx's deadline" — and a deadline
+// met exactly by one set is met: the grant comes at that instant.
+func TestEdgePoolDeadlineMetExactly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sets := regionSets(t, 2, 10, time.Second)
+		mustRelease(t, mustTry(t, sets[0], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10}) // 5 at +500ms
+		a := mustTry(t, sets[1], concurry.Amounts{"tokens": 10})
+		require.NoError(t, a.Update(concurry.Amounts{"tokens": 8}))
+		require.NoError(t, a.Release()) // 5 at +300ms
+		p, err := concurry.NewLimitPool(sets)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		b, err := p.Acquire(ctx, concurry.Amounts{"tokens": 5})
+		require.NoError(t, err)
+		assert.Equal(t, 300*time.Millisecond, time.Since(start))
+		assert.Equal(t, "r1", region(b))
+		mustRelease(t, b, concurry.Amounts{"tokens": 5})
+		assert.Equal(t, int64(3), available(t, sets[0], "tokens"), "the losing set spent nothing")
+	})
+}
+
+// "Random picks uniformly" and failover still applies: with every set but
+// one exhausted, Random always ends on the free one.
+func TestEdgePoolRandomFailsOver(t *testing.T) {
+	sets := regionSets(t, 4, 10, time.Hour)
+	for _, s := range sets[:3] {
+		mustRelease(t, mustTry(t, s, concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
+	}
+	p, err := concurry.NewLimitPool(sets, concurry.WithBalancing(concurry.Random))
+	require.NoError(t, err)
+	for range 10 {
+		a := mustTry(t, p, concurry.Amounts{"tokens": 1})
+		assert.Equal(t, "r3", region(a))
+		require.NoError(t, a.Update(concurry.Amounts{"tokens": 0}))
+		require.NoError(t, a.Release())
+	}
+}
+
+// "Close() wakes every blocked Acquire with ErrClosed" — when the closed
+// set's waiter headed the shared queue, the other process's waiter behind
+// it, whose request fits, is granted at once (FIFO held it only).
+func TestEdgeUnixsockCloseOfTheHeadServesTheNext(t *testing.T) {
+	cx, cy := sockServer(t)
+	qx, qy := make(chan struct{}, 4), make(chan struct{}, 4)
+	x := sockSet(t, cx, "headclose", qx, sockLimits...)
+	y := sockSet(t, cy, "headclose", qy, sockLimits...)
+	held := mustTry(t, y, nil)
+	xw := goAcquire(bg, x, concurry.Amounts{"c": 2})
+	<-qx
+	yw := goAcquire(bg, y, nil) // one unit is free: only the queue holds it
+	<-qy
+	start := time.Now()
+	require.NoError(t, x.Close())
+	require.ErrorIs(t, waitResult(t, xw).err, concurry.ErrClosed)
+	r := waitResult(t, yw)
+	require.NoError(t, r.err)
+	assert.Less(t, time.Since(start), time.Second)
+	require.NoError(t, r.a.Release())
+	require.NoError(t, held.Release())
+}
