@@ -70,12 +70,12 @@ func parseReply(res any) (reply, error) {
 	return reply{}, fmt.Errorf("%w: %v", ErrScript, v)
 }
 
-// takeTurn takes the set's turn token, which serialises the attempts of the
-// head waiter with the projections of the waiters behind it, so that a
-// projection never counts a waiter that is being granted.
+// takeTurn takes the turn token of the set's line, which serialises the
+// attempts of the head waiter with the projections of the waiters behind
+// it, so that a projection never counts a waiter that is being granted.
 func (s *set) takeTurn(ctx context.Context) error {
 	select {
-	case s.turn <- struct{}{}:
+	case s.line.turn <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return backend.ContextError(ctx)
@@ -84,7 +84,7 @@ func (s *set) takeTurn(ctx context.Context) error {
 	}
 }
 
-func (s *set) giveTurn() { <-s.turn }
+func (s *set) giveTurn() { <-s.line.turn }
 
 // attempt runs entry e (acquire or check) once for lease id of member m
 // ("" for a request that takes no resource: it gets no lease, and the call
@@ -121,15 +121,16 @@ func (s *set) attempt(ctx context.Context, e entry, id backend.Lease, m string, 
 	r, err := parseReply(res)
 	r.receipt, r.rtt = receipt, receipt.Sub(sent)
 	if err == nil && r.now != 0 {
-		s.mu.Lock()
-		s.ref = clockRef{now: r.now, receipt: receipt, rtt: r.rtt}
+		l := s.line
+		l.mu.Lock()
+		l.ref = clockRef{now: r.now, receipt: receipt, rtt: r.rtt}
 		if r.code == codeRefused && !r.blocked() {
-			s.noteDue(r)
+			l.noteDue(r)
 		}
 		if w != nil && r.code == codeRefused {
 			w.blocker = r.blocker()
 		}
-		s.mu.Unlock()
+		l.mu.Unlock()
 	}
 	if err != nil || r.code != codeGranted || e != acquireEntry {
 		return r, err

@@ -35,6 +35,7 @@ type Backend struct {
 	degraded map[string]*atomic.Int64 // guarded by mu; per set name, for the names that counted a decision
 	shapes   map[uint64][]*shape      // guarded by mu; by a hash of their specs
 	nshapes  int                      // guarded by mu
+	lines    map[string]*line         // guarded by mu; by set name, the lines of the names with an open set
 }
 
 var _ backend.LazyOpener = (*Backend)(nil)
@@ -43,7 +44,7 @@ var _ backend.LazyOpener = (*Backend)(nil)
 // failover client or a Cluster client. The Backend does not own the client:
 // closing the client is the caller's job, after every set is closed.
 func New(client redis.UniversalClient, opts Options) *Backend {
-	return &Backend{client: client, opts: opts.withDefaults(), degraded: make(map[string]*atomic.Int64), shapes: make(map[uint64][]*shape)}
+	return &Backend{client: client, opts: opts.withDefaults(), degraded: make(map[string]*atomic.Int64), shapes: make(map[uint64][]*shape), lines: make(map[string]*line)}
 }
 
 // Degraded returns how many decisions the sets of the given name made

@@ -187,7 +187,11 @@
 //
 // Ordering is first come, first served within one process: its blocked
 // requests wait in a FIFO queue, only the head makes attempts, and TryAcquire
-// fails while the queue is not empty. Across processes ordering is
+// fails while the queue is not empty. Every set of one name opened through
+// one Backend (several LimitSets, or Keyed's handle and a LimitSet of the
+// same identity) shares that queue, as on the in-memory backend; Close of
+// one wakes only its own waiters, and the last Close drops the queue.
+// Across processes ordering is
 // best-effort: each process's head attempts at its own wake-up instant and
 // whichever attempt reaches Redis first wins, so a large request of one
 // process can be overtaken by small requests of others.

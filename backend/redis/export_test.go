@@ -90,3 +90,10 @@ func DegradedNames(b *Backend) int {
 	defer b.mu.Unlock()
 	return len(b.degraded)
 }
+
+// Lines returns how many set names b keeps a shared line for. Tests only.
+func Lines(b *Backend) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.lines)
+}

@@ -29,19 +29,19 @@ func (c clockRef) bound(x time.Time) int64 {
 	return c.now + (x.Sub(c.receipt) + c.rtt).Microseconds() + 1
 }
 
-// noteDue records the refusal r. Requires mu held.
-func (s *set) noteDue(r reply) {
+// noteDue records the refusal r. Requires l.mu held.
+func (l *line) noteDue(r reply) {
 	d := time.Duration(r.ready-r.now)*time.Microsecond - r.rtt
-	if until := r.receipt.Add(d); r.ready > s.due.ready && until.After(r.receipt) {
-		s.due = due{ready: r.ready, until: until}
+	if until := r.receipt.Add(d); r.ready > l.due.ready && until.After(r.receipt) {
+		l.due = due{ready: r.ready, until: until}
 	}
 }
 
 // dueHint returns the hint the latest refusal gives a request that starts to
-// wait now, 0 if none. Requires mu held.
-func (s *set) dueHint() int64 {
-	if s.due.ready > 0 && time.Now().Before(s.due.until) {
-		return s.due.ready
+// wait now, 0 if none. Requires l.mu held.
+func (l *line) dueHint() int64 {
+	if l.due.ready > 0 && time.Now().Before(l.due.until) {
+		return l.due.ready
 	}
 	return 0
 }
@@ -53,9 +53,10 @@ func (s *set) firstHint(w *waiter) int64 {
 	if w == nil || w.hint == 0 {
 		return 0
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	arrived := s.ref.bound(w.arrived)
+	l := s.line
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	arrived := l.ref.bound(w.arrived)
 	if arrived == 0 {
 		return 0
 	}

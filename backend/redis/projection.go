@@ -36,9 +36,10 @@ func (s *set) project(ctx context.Context, amounts []int64, w *waiter) (reply, e
 		return reply{}, err
 	}
 	defer s.giveTurn()
-	s.mu.Lock()
+	l := s.line
+	l.mu.Lock()
 	var ahead [][]int64
-	for _, x := range s.queue {
+	for _, x := range l.queue {
 		if x == w {
 			break
 		}
@@ -46,7 +47,7 @@ func (s *set) project(ctx context.Context, amounts []int64, w *waiter) (reply, e
 			ahead = append(ahead, x.amounts)
 		}
 	}
-	s.mu.Unlock()
+	l.mu.Unlock()
 	args := append(s.newArgs(1+(len(ahead)+1)*s.n), len(ahead))
 	for _, a := range append(ahead, amounts) {
 		for _, n := range a {

@@ -48,16 +48,13 @@ type set struct {
 	closeOnce sync.Once
 	notifier  notifier
 	bg        sync.WaitGroup // calls whose caller gave up, still running
-	turn      chan struct{}  // a token: held by the head waiter's attempt or a projection in flight
+	line      *line          // the queue, turn and latest instants of this name, shared by its sets in this process
 
 	mu       sync.Mutex
-	queue    []*waiter               // guarded by mu; this process's blocked Acquire calls, oldest first
 	leases   map[backend.Lease]*held // guarded by mu; the leases this process holds
 	renew    *time.Timer             // guarded by mu; renews leases while any are held
 	armed    bool                    // guarded by mu; a renewal is scheduled or running
 	renewals []time.Time             // guarded by mu; when the renewals still unanswered were sent
-	due      due                     // guarded by mu; the latest refusal's ready instant
-	ref      clockRef                // guarded by mu; the latest attempt's instant
 }
 
 var (
@@ -78,7 +75,7 @@ func newSet(b *Backend, name string, specs []backend.Spec) *set {
 		keys:    make([]string, 4, 4+len(sh.lists)),
 		channel: tag + ":free",
 		closed:  make(chan struct{}),
-		turn:    make(chan struct{}, 1),
+		line:    b.lineOf(name, sh.def),
 		leases:  make(map[backend.Lease]*held),
 	}
 	s.keys[0], s.keys[1], s.keys[2], s.keys[3] = tag, tag+":e", tag+":l", tag+":f"
@@ -187,13 +184,15 @@ func (s *set) Stats(ctx context.Context) ([]backend.SpecStats, error) {
 	return out, nil
 }
 
-// Close implements backend.Set: it wakes this process's waiters with
+// Close implements backend.Set: it wakes the set's waiters with
 // backend.ErrClosed, fails later acquisitions, and stops listening for
 // release notices. Leases already granted are still renewed until settled.
+// The waiters of other sets of the name keep their places.
 func (s *set) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		s.notifier.stop()
+		s.b.dropLine(s.name, s.line)
 	})
 	return nil
 }

@@ -9,21 +9,23 @@ import (
 )
 
 // waiter is a blocked Acquire of this process; turn is closed when it
-// reaches the head of the queue.
+// reaches the head of its set's line.
 type waiter struct {
 	turn    chan struct{}
 	amounts []int64
 	claim   *backend.Claim
 	arrived time.Time // when it started to wait
 	hint    int64     // set before turn is closed: since when (Redis µs) the queue has been waiting, 0 if unknown
-	blocker int       // guarded by s.mu; the spec its latest refusal named, -1 if none yet
+	blocker int       // guarded by the line's mu; the spec its latest refusal named, -1 if none yet
 }
 
-// queued reports whether a blocked Acquire of this process is waiting.
+// queued reports whether a blocked Acquire of this process is waiting in
+// the set's line: in this set or another of its name.
 func (s *set) queued() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.queue) > 0
+	l := s.line
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue) > 0
 }
 
 // enqueue appends a waiter and waits until it is the head of the queue. A
@@ -34,15 +36,16 @@ func (s *set) queued() bool {
 func (s *set) enqueue(ctx context.Context, amounts []int64, req *request) (*waiter, error) {
 	w := &waiter{turn: make(chan struct{}), amounts: amounts, claim: req.opts.Claim, arrived: time.Now(), blocker: -1}
 	req.start = w.arrived
-	s.mu.Lock()
-	s.queue = append(s.queue, w)
-	head := len(s.queue) == 1
-	blocker := s.queue[0].blocker
+	l := s.line
+	l.mu.Lock()
+	l.queue = append(l.queue, w)
+	head := len(l.queue) == 1
+	blocker := l.queue[0].blocker
 	if head {
-		w.hint = s.dueHint()
+		w.hint = l.dueHint()
 		close(w.turn)
 	}
-	s.mu.Unlock()
+	l.mu.Unlock()
 	if !head {
 		if _, ok := ctx.Deadline(); ok {
 			b, err := s.projectDeadline(ctx, w)
@@ -73,16 +76,17 @@ func (s *set) enqueue(ctx context.Context, amounts []int64, req *request) (*wait
 // w was granted at (0 if it was not), or the latest refusal's due instant,
 // as that waiter's hint.
 func (s *set) dequeue(w *waiter, granted int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, x := range s.queue {
+	l := s.line
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, x := range l.queue {
 		if x != w {
 			continue
 		}
-		s.queue = append(s.queue[:i:i], s.queue[i+1:]...)
-		if i == 0 && len(s.queue) > 0 {
-			s.queue[0].hint = max(granted, s.dueHint())
-			close(s.queue[0].turn)
+		l.queue = append(l.queue[:i:i], l.queue[i+1:]...)
+		if i == 0 && len(l.queue) > 0 {
+			l.queue[0].hint = max(granted, l.dueHint())
+			close(l.queue[0].turn)
 		}
 		return
 	}
