@@ -1,0 +1,527 @@
+package redis_test
+
+// The five algorithms on Redis at exact instants of a test clock, through package concurry: refusals, debt, refunds, and the ends of the range.
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/algorithms"
+	cr "github.com/concurry/concurry/backend/redis"
+	"github.com/concurry/concurry/backend/redis/redistest"
+)
+
+// paClock is a frozen test clock in µs.
+type paClock struct{ now int64 }
+
+func (c *paClock) add(d time.Duration) { c.now += d.Microseconds() }
+
+// paSet opens limits on a fresh Redis backend whose scripts read clk.
+func paSet(t *testing.T, client redis.UniversalClient, clk *paClock, limits ...concurry.Limit) *concurry.LimitSet {
+	t.Helper()
+	b := cr.New(client, cr.Options{Prefix: "edges-alg"})
+	cr.SetClock(b, func() int64 { return clk.now })
+	ls, err := concurry.NewLimitSet(limits, concurry.WithName(t.Name()), concurry.WithBackend(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ls.Close() })
+	return ls
+}
+
+func paTry(ls *concurry.LimitSet, req concurry.Amounts) error {
+	a, err := ls.TryAcquire(context.Background(), req)
+	if err == nil {
+		a.Update(req)
+		a.Release()
+	}
+	return err
+}
+
+func paTake(t *testing.T, ls *concurry.LimitSet, req, usage concurry.Amounts) {
+	t.Helper()
+	a, err := ls.TryAcquire(context.Background(), req)
+	if err != nil {
+		t.Fatalf("TryAcquire(%v): %v", req, err)
+	}
+	if err := a.Update(usage); err != nil {
+		t.Fatalf("Update(%v): %v", usage, err)
+	}
+	if err := a.Release(); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+}
+
+func paRefused(t *testing.T, err error, key string, retryAfter time.Duration) {
+	t.Helper()
+	var r *concurry.RefusalError
+	if !errors.As(err, &r) || !errors.Is(err, concurry.ErrWouldBlock) {
+		t.Fatalf("error %v, want a *RefusalError matching ErrWouldBlock", err)
+	}
+	if r.Key != key || r.RetryAfter != retryAfter {
+		t.Fatalf("refusal %+v, want key %q, RetryAfter %v", *r, key, retryAfter)
+	}
+}
+
+func paStat(t *testing.T, ls *concurry.LimitSet, key string) concurry.LimitStats {
+	t.Helper()
+	st, err := ls.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, ok := st.Limit(key)
+	if !ok {
+		t.Fatalf("no stats for %q", key)
+	}
+	return l
+}
+
+// paNow returns a whole second of the current time, in µs.
+func paNow() int64 { return time.Now().Unix() * 1_000_000 }
+
+var paAll = []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA, concurry.LeakyBucket, concurry.SlidingWindow, concurry.FixedWindow}
+
+// "TokenBucket: ... refills continuously at Capacity/Window" and RetryAfter
+// "how long until the whole request would fit": at 3 per second the first unit
+// is back at ⌈333,333.3⌉ µs, not a µs before, and the fraction is kept.
+func TestEdgeAlgRedisFractionalRefill(t *testing.T) {
+	client := redistest.Start(t).Client()
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+		t.Run(alg.String(), func(t *testing.T) {
+			clk := &paClock{paNow()}
+			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 3, Algorithm: alg})
+			paTake(t, ls, concurry.Amounts{"u": 3}, concurry.Amounts{"u": 3})
+			paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 333_334*time.Microsecond)
+			paRefused(t, paTry(ls, concurry.Amounts{"u": 3}), "u", time.Second)
+			clk.add(333_333 * time.Microsecond)
+			paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
+			clk.add(time.Microsecond)
+			paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+			paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 333_333*time.Microsecond)
+		})
+	}
+}
+
+// Refunds: "Less than requested: the difference is refunded where the
+// algorithm refunds", capped at a full bucket (GCRA: "never before now");
+// Stats.Refunded and the Settled hook count "units given back".
+func TestEdgeAlgRedisRefundedCountsWhatWasGivenBack(t *testing.T) {
+	client := redistest.Start(t).Client()
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+		t.Run(alg.String(), func(t *testing.T) {
+			clk := &paClock{paNow()}
+			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: alg})
+			a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk.add(400 * time.Millisecond) // level 9: room for 1
+			a.Update(concurry.Amounts{"u": 0})
+			if err := a.Release(); err != nil {
+				t.Fatal(err)
+			}
+			st := paStat(t, ls, "u")
+			if st.Available != 10 || st.Refunded != 1 {
+				t.Errorf("refund of 5 with room for 1: Available %d, Refunded %d; want 10 and 1", st.Available, st.Refunded)
+			}
+			// Partial refund, exact: 10 taken, 7 used, settled at level 5.
+			clk.add(time.Second)
+			a, err = ls.TryAcquire(context.Background(), concurry.Amounts{"u": 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk.add(500 * time.Millisecond)
+			a.Update(concurry.Amounts{"u": 7})
+			if err := a.Release(); err != nil {
+				t.Fatal(err)
+			}
+			if got := paStat(t, ls, "u").Available; got != 8 {
+				t.Fatalf("Available %d, want 8", got)
+			}
+			paRefused(t, paTry(ls, concurry.Amounts{"u": 9}), "u", 100*time.Millisecond)
+		})
+	}
+}
+
+// "Debt is visible" and RetryAfter: 15 of overage at 1 unit/s is a debt of
+// 15, paid off at 15 s; one unit fits at 16 s exactly.
+func TestEdgeAlgRedisDebtPaidOffExactly(t *testing.T) {
+	client := redistest.Start(t).Client()
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+		t.Run(alg.String(), func(t *testing.T) {
+			clk := &paClock{paNow()}
+			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10, Algorithm: alg})
+			paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 25})
+			if st := paStat(t, ls, "u"); st.Available != 0 || st.Debt != 15 || st.Overage != 15 {
+				t.Fatalf("%+v, want Available 0, Debt 15, Overage 15", st)
+			}
+			paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 16*time.Second)
+			clk.add(1500 * time.Millisecond)
+			if st := paStat(t, ls, "u"); st.Debt != 14 {
+				t.Fatalf("Debt %d at level −13.5, want 14", st.Debt)
+			}
+			clk.add(14500*time.Millisecond - time.Microsecond)
+			paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
+			clk.add(time.Microsecond)
+			paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+		})
+	}
+}
+
+// LeakyBucket: "A request of n units departs at max(now, next) and moves next
+// to its departure + n·T ... TryAcquire succeeds only when it can depart now";
+// overage is charged as the queue's drain time.
+func TestEdgeAlgRedisLeakyBucket(t *testing.T) {
+	client := redistest.Start(t).Client()
+	clk := &paClock{paNow()}
+	ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 4, Algorithm: concurry.LeakyBucket})
+	paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1}) // next = 250ms
+	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 250*time.Millisecond)
+	if got := paStat(t, ls, "u").Available; got != 3 {
+		t.Fatalf("Available %d with one unit queued ahead, want 3", got)
+	}
+	clk.add(250 * time.Millisecond)
+	paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 9}) // next = 250ms + 9·250ms
+	if st := paStat(t, ls, "u"); st.Available != 0 || st.Overage != 8 {
+		t.Fatalf("%+v, want Available 0, Overage 8", st)
+	}
+	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 2250*time.Millisecond)
+	clk.add(1500 * time.Millisecond)
+	if got := paStat(t, ls, "u").Available; got != 1 {
+		t.Fatalf("Available %d with 3 units queued ahead, want 1", got)
+	}
+	clk.add(750*time.Millisecond - time.Microsecond)
+	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
+	clk.add(time.Microsecond)
+	paTake(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
+}
+
+// "SlidingWindow: ... the sum of amounts admitted in (now−Window, now] never
+// exceeds Capacity": units taken at s leave at exactly s+W.
+func TestEdgeAlgRedisSlidingWindowEdges(t *testing.T) {
+	client := redistest.Start(t).Client()
+	clk := &paClock{paNow()}
+	ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: concurry.SlidingWindow})
+	paTake(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
+	clk.add(300 * time.Millisecond)
+	paTake(t, ls, concurry.Amounts{"u": 6}, concurry.Amounts{"u": 6})
+	paRefused(t, paTry(ls, concurry.Amounts{"u": 4}), "u", 700*time.Millisecond)
+	paRefused(t, paTry(ls, concurry.Amounts{"u": 5}), "u", time.Second)
+	clk.add(700*time.Millisecond - time.Microsecond)
+	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
+	clk.add(time.Microsecond)
+	paTake(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
+	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 300*time.Millisecond)
+	clk.add(300 * time.Millisecond)
+	paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 30})
+	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Second)
+}
+
+// "FixedWindow: a counter per window aligned to multiples of Window since the
+// Unix epoch ...; up to 2× Capacity across a boundary."
+func TestEdgeAlgRedisFixedWindowEpoch(t *testing.T) {
+	client := redistest.Start(t).Client()
+	const w = 7 * time.Second
+	boundary := (paNow()/w.Microseconds() + 2) * w.Microseconds()
+	clk := &paClock{boundary - 2_000_000}
+	ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: w, Capacity: 10, Algorithm: concurry.FixedWindow})
+	paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
+	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 2*time.Second)
+	clk.now = boundary - 1
+	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
+	clk.now = boundary
+	paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
+	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", w)
+
+	// 2× across a boundary: 10 a µs before it and 10 at it.
+	t.Run("TwiceAcrossABoundary", func(t *testing.T) {
+		clk.now = boundary + w.Microseconds() - 1
+		ls2 := paSet(t, client, clk, concurry.RateLimit{Key: "v", Window: w, Capacity: 10, Algorithm: concurry.FixedWindow})
+		paTake(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
+		clk.now++
+		paTake(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
+	})
+}
+
+// "Capacities up to 2^50 and windows up to 366 days ... no sum of amounts can
+// overflow": at 2^50 per 366 days every algorithm answers to the µs.
+func TestEdgeAlgRedisExtremeRange(t *testing.T) {
+	client := redistest.Start(t).Client()
+	const c = concurry.MaxCapacity
+	const w = concurry.MaxWindow
+	for _, alg := range paAll {
+		t.Run(alg.String(), func(t *testing.T) {
+			clk := &paClock{paNow()}
+			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: w, Capacity: c, Algorithm: alg})
+			if alg == concurry.LeakyBucket {
+				paTake(t, ls, concurry.Amounts{"u": c}, concurry.Amounts{"u": c})
+			} else {
+				paTake(t, ls, concurry.Amounts{"u": c - 1}, concurry.Amounts{"u": c - 1})
+				paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+			}
+			all := w
+			if alg == concurry.FixedWindow {
+				wu := w.Microseconds()
+				all = time.Duration((clk.now/wu+1)*wu-clk.now) * time.Microsecond
+			}
+			one := all
+			if alg == concurry.TokenBucket || alg == concurry.GCRA {
+				one = time.Microsecond // ⌈W/C⌉ = ⌈0.028 µs⌉
+			}
+			paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", one)
+			paRefused(t, paTry(ls, concurry.Amounts{"u": c}), "u", all)
+			clk.add(all - time.Microsecond)
+			if alg != concurry.TokenBucket && alg != concurry.GCRA {
+				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
+			}
+			clk.add(time.Microsecond)
+			paTake(t, ls, concurry.Amounts{"u": c}, concurry.Amounts{"u": c})
+		})
+	}
+}
+
+// paDebtOf puts "u" (capacity c, full) into a debt of c: two grants of one
+// unit each report c used.
+func paDebtOf(t *testing.T, ls *concurry.LimitSet, c int64) []*concurry.Acquisition {
+	t.Helper()
+	var as []*concurry.Acquisition
+	for range 3 {
+		a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		as = append(as, a)
+	}
+	for _, a := range as[:2] {
+		if err := a.Update(concurry.Amounts{"u": c}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return as[2:]
+}
+
+// Debt at the top of the range: 2^50 per 366 days in debt by 2^50+1 (two
+// grants of 1 reporting 2^50 each, a third holding 1).
+func TestEdgeAlgRedisExtremeDebt(t *testing.T) {
+	client := redistest.Start(t).Client()
+	const c = concurry.MaxCapacity
+	const w = concurry.MaxWindow
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+		t.Run(alg.String(), func(t *testing.T) {
+			clk := &paClock{paNow()}
+			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: w, Capacity: c, Algorithm: alg})
+			held := paDebtOf(t, ls, c)
+			if st := paStat(t, ls, "u"); st.Available != 0 || st.Debt != c+1 {
+				t.Fatalf("%+v, want Available 0, Debt 2^50+1", st)
+			}
+			held[0].Update(concurry.Amounts{"u": 0})
+			held[0].Release() // refunds 1
+			if st := paStat(t, ls, "u"); st.Debt != c {
+				t.Fatalf("%+v after a refund of 1, want Debt 2^50", st)
+			}
+			paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", w+time.Microsecond)
+			paRefused(t, paTry(ls, concurry.Amounts{"u": c}), "u", 2*w)
+			clk.add(2 * w)
+			paTake(t, ls, concurry.Amounts{"u": c}, concurry.Amounts{"u": c})
+		})
+	}
+}
+
+// Overage within the range on a slow limit (10 per 366 days, 1000 units over):
+// "the excess is charged too ... Debt is visible", with "the same semantics"
+// and "refunds included" on every backend. In memory the debt is 992 units,
+// a refund of one unit brings it to 991, and one unit fits again after
+// 992·T (T = 36.6 days): past 2112, so RetryAfter saturates there.
+func TestEdgeAlgRedisSlowLimitLargeOverage(t *testing.T) {
+	client := redistest.Start(t).Client()
+	const w = concurry.MaxWindow
+	tee := w / 10
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+		t.Run(alg.String(), func(t *testing.T) {
+			clk := &paClock{paNow()}
+			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: w, Capacity: 10, Algorithm: alg})
+			var as []*concurry.Acquisition
+			for range 2 {
+				a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				as = append(as, a)
+			}
+			as[0].Update(concurry.Amounts{"u": 1001})
+			if err := as[0].Release(); err != nil {
+				t.Fatal(err)
+			}
+			if st := paStat(t, ls, "u"); st.Debt != 992 {
+				t.Errorf("Debt %d after 1000 of overage on 10 with 2 taken, want 992", st.Debt)
+			}
+			as[1].Update(concurry.Amounts{"u": 0})
+			if err := as[1].Release(); err != nil {
+				t.Fatal(err)
+			}
+			if st := paStat(t, ls, "u"); st.Debt != 991 {
+				t.Errorf("Debt %d after refunding 1 of a debt of 992, want 991", st.Debt)
+			}
+			var r *concurry.RefusalError
+			if err := paTry(ls, concurry.Amounts{"u": 1}); !errors.As(err, &r) || r.RetryAfter != paSaturated(clk, 992*tee) {
+				t.Errorf("refusal %v (%+v), want RetryAfter 992·T = %v, saturated at 2^52 µs: %v", err, r, 992*tee, paSaturated(clk, 992*tee))
+			}
+		})
+	}
+}
+
+// LeakyBucket on the same slow limit: overage of 1000 queues 1001·T of
+// drain; a request departs when it has drained, or at the saturated 2^52 µs.
+func TestEdgeAlgRedisSlowLeakyBucketLargeOverage(t *testing.T) {
+	client := redistest.Start(t).Client()
+	const w = concurry.MaxWindow
+	clk := &paClock{paNow()}
+	ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: w, Capacity: 10, Algorithm: concurry.LeakyBucket})
+	paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1001})
+	var r *concurry.RefusalError
+	if err := paTry(ls, concurry.Amounts{"u": 1}); !errors.As(err, &r) || r.RetryAfter != paSaturated(clk, 1001*(w/10)) {
+		t.Errorf("refusal %v (%+v), want RetryAfter 1001·T = %v, saturated at 2^52 µs: %v", err, r, 1001*(w/10), paSaturated(clk, 1001*(w/10)))
+	}
+}
+
+// paSaturated returns d, or less where now + d passes 2^52 µs (the year
+// 2112), where the scripts' instants saturate (see the package doc).
+func paSaturated(clk *paClock, d time.Duration) time.Duration {
+	return min(d, time.Duration(1<<52-clk.now)*time.Microsecond)
+}
+
+// paModel is the reference: package algorithms driven as the root package
+// drives it (TryAcquire = Ready then Take; Release = Take of the overage or
+// Refund of the unused part where the algorithm refunds), at µs instants.
+type paModel struct {
+	st  algorithms.State
+	alg concurry.Algorithm
+}
+
+func (m *paModel) try(now, n int64) (bool, time.Duration) {
+	ns := now * 1000
+	if r := m.st.Ready(ns, n); r > ns {
+		return false, time.Duration((r-ns+999)/1000) * time.Microsecond
+	}
+	m.st.Take(ns, n)
+	return true, 0
+}
+
+func (m *paModel) settle(now, n, used int64) {
+	switch ns := now * 1000; {
+	case used > n:
+		m.st.Take(ns, used-n)
+	case used < n && m.alg.Refunds():
+		m.st.Refund(ns, n-used)
+	}
+}
+
+// A differential at odd, coprime limits near the top of the range (amounts
+// near capacity, overage of up to 2^50 per report, refunds): "the same
+// semantics" on every backend, "no sum of amounts can overflow". The script's
+// rate is reduced by gcd(C, W), which is 1 here, so every product takes the
+// exact slow path.
+func TestEdgeAlgRedisDifferentialAtTheTopOfTheRange(t *testing.T) {
+	client := redistest.Start(t).Client()
+	type lim struct {
+		c int64
+		w time.Duration
+	}
+	for _, l := range []lim{
+		{concurry.MaxCapacity - 3, concurry.MaxWindow - time.Microsecond},
+		{concurry.MaxCapacity - 1, 86400*time.Second + 7*time.Microsecond},
+		{999_999_937, concurry.MaxWindow - 13*time.Microsecond},
+		{7, concurry.MaxWindow - time.Microsecond},
+	} {
+		for _, alg := range paAll {
+			t.Run(alg.String()+"/"+time.Duration(l.w).String(), func(t *testing.T) {
+				clk := &paClock{paNow()}
+				ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: l.w, Capacity: l.c, Algorithm: alg})
+				m := &paModel{st: algorithms.New(algorithms.Kind(alg), l.w, l.c), alg: alg}
+				c := l.c
+				wus := int64(l.w / time.Microsecond)
+				per := max(wus/c, 1) // µs per unit, at least 1
+				steps := []struct {
+					dt      int64 // µs before the step
+					n, used int64
+				}{
+					{0, c - 5, c - 5}, {0, 3, 3}, {1, 2, 1}, {per, 1, 1}, {3 * per, c / 2, c / 3},
+					{per * 7, 4, c}, {wus/3 + 11, c, c}, {1, 1, 0}, {wus, c - 1, c - 2},
+					{wus*2 + 5, c, c}, {per * 2, 2, concurry.MaxCapacity}, {wus * 3, 1, 1},
+				}
+				for i, s := range steps {
+					clk.now += s.dt
+					wantOK, wantRA := m.try(clk.now, s.n)
+					a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": s.n})
+					if (err == nil) != wantOK {
+						t.Fatalf("step %d (+%dµs, %d): granted %v, the reference says %v (%v)", i, s.dt, s.n, err == nil, wantOK, err)
+					}
+					if err != nil {
+						var r *concurry.RefusalError
+						if !errors.As(err, &r) || r.RetryAfter != wantRA {
+							t.Fatalf("step %d: refusal %v (%+v), the reference says RetryAfter %v", i, err, r, wantRA)
+						}
+					} else {
+						a.Update(concurry.Amounts{"u": s.used})
+						a.Release()
+						m.settle(clk.now, s.n, s.used)
+					}
+					st := paStat(t, ls, "u")
+					ns := clk.now * 1000
+					if st.Available != m.st.Available(ns) || st.Debt != m.st.Debt(ns) {
+						t.Fatalf("step %d: Available %d, Debt %d; the reference says %d and %d", i, st.Available, st.Debt, m.st.Available(ns), m.st.Debt(ns))
+					}
+				}
+			})
+		}
+	}
+}
+
+// "no sum of amounts can overflow": 5·2^50 of overage on 1 per 366 days
+// leaves nothing available, a debt within [0, 2^52], a positive RetryAfter,
+// and a deadline Acquire that fails at once — on Redis too.
+func TestEdgeAlgRedisSaturatedLimitsNeverWrap(t *testing.T) {
+	client := redistest.Start(t).Client()
+	for _, alg := range paAll {
+		t.Run(alg.String(), func(t *testing.T) {
+			clk := &paClock{paNow()}
+			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: concurry.MaxWindow, Capacity: 1, Algorithm: alg})
+			for range 5 {
+				a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
+				if err != nil {
+					if errors.Is(err, concurry.ErrWouldBlock) {
+						break
+					}
+					t.Fatal(err)
+				}
+				a.Update(concurry.Amounts{"u": concurry.MaxCapacity})
+				if err := a.Release(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st := paStat(t, ls, "u")
+			if st.Available != 0 || st.Debt < 0 || st.Debt > 1<<52 {
+				t.Fatalf("after 5·2^50 of overage: %+v", st)
+			}
+			var r *concurry.RefusalError
+			if err := paTry(ls, concurry.Amounts{"u": 1}); !errors.As(err, &r) || r.RetryAfter <= 0 {
+				t.Fatalf("refusal %v (%+v), want a positive RetryAfter", err, r)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			start := time.Now()
+			_, err := ls.Acquire(ctx, concurry.Amounts{"u": 1})
+			if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+				t.Fatalf("Acquire with a deadline in a minute: %v after %v, want an immediate deadline refusal", err, time.Since(start))
+			}
+		})
+	}
+}
