@@ -18,7 +18,8 @@ var ErrFeedbackUnsupported = errors.New("concurry: the set's backend takes no up
 // limits (every limit of the set when key is "") before until, waiters wake
 // at until, and every process sharing the set pauses too. A pause never
 // shortens a longer one already in force, and a pause that has already
-// ended does nothing. It fails with ErrUnknownKey for a key the set lacks.
+// ended does nothing (it is not counted in Stats' Feedback, nor passed to
+// the Feedback hook). It fails with ErrUnknownKey for a key the set lacks.
 // On an empty set Pause does nothing.
 func (ls *LimitSet) Pause(ctx context.Context, key string, until time.Time) error {
 	f, spec, err := ls.feedback(key, true)
@@ -26,7 +27,7 @@ func (ls *LimitSet) Pause(ctx context.Context, key string, until time.Time) erro
 		return err
 	}
 	if err := f.Pause(ctx, spec, until.UnixNano()); err != nil {
-		return err
+		return notApplied(err)
 	}
 	addCount(&ls.perLimit[max(spec, 0)].feedback, 1)
 	if h := ls.hooks; h != nil && h.Feedback != nil {
@@ -41,7 +42,8 @@ func (ls *LimitSet) Pause(ctx context.Context, key string, until time.Time) erro
 // remaining at most — the difference is taken now, as debt if the algorithm
 // keeps debt — for every process sharing the set. Lower never raises what is
 // available, and a report older than one already applied (asOf before its
-// asOf) lowers nothing. Where several limits share key, the one with the
+// asOf) lowers nothing, and is neither counted nor passed to the Feedback
+// hook. Where several limits share key, the one with the
 // shortest window is lowered: upstream headers describe the shortest window.
 // remaining below 0 — an upstream's count less what is still in flight —
 // takes the difference as debt where the algorithm keeps debt (TokenBucket,
@@ -58,13 +60,23 @@ func (ls *LimitSet) Lower(ctx context.Context, key string, remaining int64, asOf
 	}
 	remaining = min(max(remaining, -MaxCapacity), MaxCapacity) // any sum stays far from overflow
 	if err := f.Lower(ctx, spec, remaining, asOf.UnixNano()); err != nil {
-		return err
+		return notApplied(err)
 	}
 	addCount(&ls.perLimit[spec].feedback, 1)
 	if h := ls.hooks; h != nil && h.Feedback != nil {
 		callHook(h.Feedback, FeedbackInfo{Set: ls, Key: key, Remaining: remaining})
 	}
 	return nil
+}
+
+// notApplied returns the error of feedback that was not applied: nil when
+// it came too late to change anything (a pause already ended, a stale
+// report), which is neither counted nor passed to the Feedback hook.
+func notApplied(err error) error {
+	if errors.Is(err, backend.ErrFeedbackStale) {
+		return nil
+	}
+	return err
 }
 
 // feedback returns the backend's Feedback and the spec of key (-1 for every

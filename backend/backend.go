@@ -200,12 +200,13 @@ type LeaseFree interface {
 type Feedback interface {
 	// Pause grants nothing from spec (every spec when spec < 0) before the
 	// instant until (Unix nanoseconds); waiters wake at until. A pause
-	// never shortens an earlier, longer one.
+	// never shortens an earlier, longer one. A pause that has already ended
+	// changes nothing and returns ErrFeedbackStale.
 	Pause(ctx context.Context, spec int, until int64) error
 	// Lower lowers what spec has available now to at most remaining, taking
 	// the difference now (as debt where the algorithm keeps debt). asOf
 	// (Unix nanoseconds) is when the upstream's report was true: a report
-	// older than one already applied to spec lowers nothing. Lower never
-	// raises what is available.
+	// older than one already applied to spec lowers nothing and returns
+	// ErrFeedbackStale. Lower never raises what is available.
 	Lower(ctx context.Context, spec int, remaining, asOf int64) error
 }

@@ -37,6 +37,12 @@ var (
 	// ErrInvalidRequest reports a request outside its set: not one amount
 	// per limit, or an amount outside [0, capacity] (see [CheckAmounts]).
 	ErrInvalidRequest = errors.New("concurry: invalid request")
+	// ErrFeedbackStale reports feedback that changed nothing because it
+	// came too late: a Pause that had already ended, or a Lower report older
+	// than one already applied to its limit. The root package answers it
+	// as success that applied nothing (it is neither counted nor passed to
+	// the Feedback hook).
+	ErrFeedbackStale = errors.New("concurry: upstream feedback too late to apply")
 	// ErrClaimed reports that a waiting acquisition was abandoned because
 	// its [Claim] was taken by another set (a LimitPool granted elsewhere).
 	ErrClaimed = errors.New("concurry: claimed by another set")

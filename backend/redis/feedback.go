@@ -11,7 +11,8 @@ import (
 // spec when spec < 0) before until (Unix nanoseconds, rounded up to the
 // µs), by any process sharing the set. The pause is stored in the set's
 // state in one script call; a pause never shortens a longer one, and one
-// that has already ended (by Redis time) changes nothing. Waiters in every
+// that has already ended (by Redis time) changes nothing and returns
+// backend.ErrFeedbackStale. Waiters in every
 // process are told to look again, so that they sleep until the pause ends
 // (or fail at once when it passes their deadline). A refusal during the
 // pause names the paused spec and says to retry when it ends; Stats reports
@@ -25,8 +26,7 @@ func (s *set) Pause(ctx context.Context, spec int, until int64) error {
 		return backend.ErrClosed
 	}
 	args := append(s.newArgs(2), max(spec, -1)+1, min(ceilMicros(until), maxDelta)) // 2^52 µs: the year 2112
-	_, err := s.do(ctx, pauseEntry, args, nil, false)
-	return err
+	return applied(s.do(ctx, pauseEntry, args, nil, false))
 }
 
 // Lower implements backend.Feedback: what rate spec has available now is
@@ -34,7 +34,8 @@ func (s *set) Pause(ctx context.Context, spec int, until int64) error {
 // script call that takes the difference now, as the algorithm's Lower does
 // (TokenBucket and GCRA go into debt for a negative remaining). A report
 // with asOf (Unix nanoseconds, compared to the µs) older than the newest
-// one already applied to spec lowers nothing. Lower never raises what is
+// one already applied to spec lowers nothing and returns
+// backend.ErrFeedbackStale. Lower never raises what is
 // available. Waiters in every process are told to look again. It fails
 // with backend.ErrClosed after Close, and for a spec the set does not have
 // or that is a resource.
@@ -49,7 +50,15 @@ func (s *set) Lower(ctx context.Context, spec int, remaining, asOf int64) error 
 	}
 	remaining = min(max(remaining, -maxDelta), maxDelta)
 	args := append(s.newArgs(3), spec+1, remaining, min(max(floorMicros(asOf), -maxDelta), maxDelta))
-	_, err := s.do(ctx, lowerEntry, args, nil, false)
+	return applied(s.do(ctx, lowerEntry, args, nil, false))
+}
+
+// applied turns the reply of a pause or lower, 1 when applied and 0 when
+// too late, into nil or backend.ErrFeedbackStale.
+func applied(res any, err error) error {
+	if err == nil && res == int64(0) {
+		return backend.ErrFeedbackStale
+	}
 	return err
 }
 

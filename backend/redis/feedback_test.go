@@ -174,3 +174,40 @@ func TestLowerAcrossProcesses(t *testing.T) {
 		t.Fatalf("tokens: %d available, want 2 (5, a stale report ignored, then 2)", got)
 	}
 }
+
+// TestFeedbackTooLate: on Redis a pause that has already ended (by Redis
+// time) and a report older than one applied change nothing: the backend
+// says so with backend.ErrFeedbackStale, and the set neither counts them in
+// Stats' Feedback nor passes them to the Feedback hook.
+func TestFeedbackTooLate(t *testing.T) {
+	client := redistest.Start(t).Client()
+	var hooked int
+	hooks := concurry.Hooks{Feedback: func(concurry.FeedbackInfo) { hooked++ }}
+	ls, err := concurry.NewLimitSet(feedbackLimits(), concurry.WithName(t.Name()),
+		concurry.WithBackend(cr.New(client, cr.Options{})), concurry.WithHooks(hooks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	ctx, now := context.Background(), time.Now()
+	for _, err := range []error{
+		ls.Lower(ctx, "tokens", 50, now),
+		ls.Pause(ctx, "tokens", now.Add(time.Hour)),
+		ls.Pause(ctx, "tokens", now.Add(-time.Second)), // ended before it came
+		ls.Lower(ctx, "tokens", 1, now.Add(-time.Second)),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := ls.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := st.Limits[1].Feedback; hooked != 2 || c != 2 {
+		t.Fatalf("hook called %d times, %d counted; want 2 and 2 (the stale report and the ended pause apply nothing)", hooked, c)
+	}
+	if st.Limits[1].Available != 0 { // paused
+		t.Fatalf("available %d during the pause, want 0", st.Limits[1].Available)
+	}
+}

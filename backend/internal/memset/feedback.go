@@ -12,7 +12,8 @@ import (
 // spec when spec < 0) before until, in Unix nanoseconds. Waiters for it wake
 // exactly at until, a refusal during the pause says to retry then, and
 // Stats reports nothing available until then. A pause never shortens a
-// longer one; one that has already ended changes nothing. It fails with
+// longer one; one that has already ended changes nothing and returns
+// backend.ErrFeedbackStale. It fails with
 // backend.ErrClosed after Close, and for a spec the set does not have.
 func (h *Handle) Pause(_ context.Context, spec int, until int64) error {
 	return h.s.pause(h, spec, until)
@@ -22,7 +23,8 @@ func (h *Handle) Pause(_ context.Context, spec int, until int64) error {
 // now to at most remaining, taking the difference now (algorithms.State
 // Lower says how each algorithm takes it; TokenBucket and GCRA go into debt
 // for a negative remaining). A report with asOf (Unix nanoseconds) older
-// than the newest one already applied to spec lowers nothing. It fails with
+// than the newest one already applied to spec lowers nothing and returns
+// backend.ErrFeedbackStale. It fails with
 // backend.ErrClosed after Close, and for a spec the set does not have or
 // that is a resource.
 func (h *Handle) Lower(_ context.Context, spec int, remaining, asOf int64) error {
@@ -41,7 +43,7 @@ func (s *Set) pause(h *Handle, spec int, until int64) error {
 		return backend.ErrClosed
 	}
 	if until <= t {
-		return nil
+		return backend.ErrFeedbackStale
 	}
 	s.catchUp(t)
 	s.freeze() // a solo set grants nothing without the lock until the pause ends
@@ -86,7 +88,7 @@ func (s *Set) lower(h *Handle, spec int, remaining, asOf int64) error {
 		}
 	}
 	if asOf < x.reported[spec] {
-		return nil // stale: a newer report was applied
+		return backend.ErrFeedbackStale // a newer report was applied
 	}
 	x.reported[spec] = asOf
 	s.catchUp(t)

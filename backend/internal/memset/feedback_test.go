@@ -2,6 +2,7 @@ package memset_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -100,8 +101,8 @@ func TestPauseOfEverySpec(t *testing.T) {
 		wantAvailable(t, h, 0, 0)
 		wantRefusal(t, h, []int64{0, 1}, backend.RefusalError{Key: "conn", RetryAfter: 3 * time.Second})
 		retryAfterExactly(t, h, []int64{1, 0}, "r", 3*time.Second)
-		if err := h.Pause(bg, -1, time.Now().UnixNano()); err != nil { // ends at once: nothing to do
-			t.Fatal(err)
+		if err := h.Pause(bg, -1, time.Now().UnixNano()); !errors.Is(err, backend.ErrFeedbackStale) { // ends at once: nothing to do
+			t.Fatalf("a pause that has already ended: %v, want ErrFeedbackStale", err)
 		}
 		mustTake(t, h, 1, 1)
 	})
@@ -175,7 +176,9 @@ func TestLowerEveryAlgorithm(t *testing.T) {
 				}
 				lower(4, asOf)
 				wantAvailable(t, h, 4)
-				lower(0, asOf-1) // older than the report applied
+				if err := h.Lower(bg, 0, 0, asOf-1); !errors.Is(err, backend.ErrFeedbackStale) { // older than the report applied
+					t.Fatalf("a stale report: %v, want ErrFeedbackStale", err)
+				}
 				lower(8, asOf+1) // would raise
 				wantAvailable(t, h, 4)
 				retryAfterExactly(t, h, []int64{5}, "r", waits[kind])

@@ -9,15 +9,15 @@
 -- pause: ARGV[2] the spec (from 1; 0 for every spec), ARGV[3] until (µs),
 -- then the test clock if any. Nothing is granted from the spec before
 -- until; a pause never shortens a longer one, and one that has already
--- ended changes nothing. Returns 1, or {-1, def} when the stored definition
--- differs.
+-- ended changes nothing. Returns 1, 0 when the pause had ended, or {-1,
+-- def} when the stored definition differs.
 local function pause(keys, args)
   local sp = begin(keys, args)
   local v, stored = load(sp)
   if not v then return {-1, stored} end
   local spec, till = tonumber(args[2]), tonumber(args[3])
   local rt, t = clock(args[4], v[CLOCK])
-  if till <= t then return 1 end
+  if till <= t then return 0 end
   local lo, hi = spec, spec
   if spec == 0 then lo, hi = 1, sp.n end
   local p = pauses(sp)

@@ -36,6 +36,8 @@ const (
 	CodeNameRequired                 // backend.ErrNameRequired
 	CodeClaimed                      // backend.ErrClaimed
 	CodeLimit                        // ErrServerLimit
+	CodeInvalidRequest               // backend.ErrInvalidRequest: amounts outside the set
+	CodeFeedbackStale                // backend.ErrFeedbackStale: feedback too late to apply
 )
 
 var codeErrors = []struct {
@@ -52,6 +54,8 @@ var codeErrors = []struct {
 	{CodeNameRequired, backend.ErrNameRequired},
 	{CodeClaimed, backend.ErrClaimed},
 	{CodeLimit, ErrServerLimit},
+	{CodeInvalidRequest, backend.ErrInvalidRequest},
+	{CodeFeedbackStale, backend.ErrFeedbackStale},
 }
 
 // CodeOf returns the code of err: the first sentinel it matches, else
