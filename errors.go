@@ -54,6 +54,12 @@ var (
 //
 //	var r *concurry.RefusalError
 //	if errors.As(err, &r) {
-//		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(r.RetryAfter.Seconds()))))
+//		s := r.RetryAfter / time.Second // whole seconds, rounded up
+//		if r.RetryAfter%time.Second != 0 {
+//			s++
+//		}
+//		w.Header().Set("Retry-After", strconv.FormatInt(int64(s), 10))
 //	}
+//
+// (httplimit.Handler does this, and the IETF RateLimit headers.)
 type RefusalError = backend.RefusalError
