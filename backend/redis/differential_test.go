@@ -138,8 +138,10 @@ func refusalFacts(t *testing.T, err error) string {
 	return fmt.Sprintf("%q %dµs", r.Key, (r.RetryAfter+time.Microsecond-1)/time.Microsecond)
 }
 
-// feedback applies a pause or lower event to set at now (Unix µs).
-func feedback(t *testing.T, set backend.Set, ev event, now int64) {
+// feedback applies a pause or lower event to set at now (Unix µs) and
+// reports whether it was stale (too late to change anything), which both
+// backends must agree on.
+func feedback(t *testing.T, set backend.Set, ev event, now int64) bool {
 	f := set.(backend.Feedback)
 	var err error
 	if ev.op == 'p' {
@@ -147,9 +149,13 @@ func feedback(t *testing.T, set backend.Set, ev event, now int64) {
 	} else {
 		err = f.Lower(context.Background(), ev.spec, ev.value, (now-ev.asOf)*1000)
 	}
+	if errors.Is(err, backend.ErrFeedbackStale) {
+		return true
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	return false
 }
 
 // replay runs tr on set at the instants now() reports after each sleep.
@@ -201,7 +207,9 @@ func replay(t *testing.T, set backend.Set, specs []backend.Spec, tr []event, sle
 				o.Avail = append(o.Avail, s.Available, s.InUse, s.Debt)
 			}
 		case 'p', 'l':
-			feedback(t, set, ev, now())
+			if feedback(t, set, ev, now()) {
+				o.Refusal = "stale feedback"
+			}
 		}
 		out = append(out, o)
 	}
