@@ -726,7 +726,7 @@ func TestEdgeGoexitInWaitHooksUnixsock(t *testing.T) {
 		t.Run(which, func(t *testing.T) {
 			var on sync.Map
 			queued := make(chan struct{}, 1)
-			hooks := concurry.Hooks{WaitStart: func(concurry.WaitInfo) { queued <- struct{}{} }}
+			hooks := concurry.Hooks{WaitStart: func(concurry.WaitInfo) { signal(queued) }}
 			exit := func(concurry.WaitInfo) {
 				if _, ok := on.Load("on"); ok {
 					runtime.Goexit()
