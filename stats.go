@@ -23,7 +23,7 @@ type LimitStats struct {
 	Window      time.Duration // rate and call limits only
 	Available   int64         // units that could be taken now; never negative
 	InUse       int64         // resource units held now
-	Debt        int64         // rate units charged beyond the limit (overage) and not yet refilled
+	Debt        int64         // rate units charged beyond the limit (overage) that still count: not yet refilled, drained or expired
 	Utilization float64       // 0..1: the share of capacity not available now
 	Granted     int64         // units granted
 	Rejected    int64         // TryAcquire calls refused that asked for this limit

@@ -9,7 +9,7 @@ type fixedWindow struct {
 	window   int64 // W in nanoseconds, > 0
 	capacity int64 // C, > 0
 	index    int64 // the window count belongs to
-	count    int64 // units taken in window index; saturates at math.MaxInt64
+	count    int64 // units taken in window index; saturates at MaxDebt
 	last     int64 // the latest instant an update was made at
 }
 
@@ -57,7 +57,8 @@ func (f *fixedWindow) Ready(now, n int64) int64 {
 }
 
 // Take adds n to the counter of now's window, resetting it first when the
-// window changed.
+// window changed. The counter stops at MaxDebt: beyond the capacity it
+// blocks every request all the same, and the Redis backend counts as far.
 func (f *fixedWindow) Take(now, n int64) {
 	if n <= 0 {
 		return
@@ -65,7 +66,7 @@ func (f *fixedWindow) Take(now, n int64) {
 	t := max(now, f.last)
 	f.last = t
 	idx, count := f.countAt(t)
-	f.index, f.count = idx, addSat64(count, n)
+	f.index, f.count = idx, min(addSat64(count, n), MaxDebt)
 }
 
 // Refund does nothing: fixed windows do not refund. It returns 0.
@@ -77,9 +78,13 @@ func (f *fixedWindow) Available(now int64) int64 {
 	return max(f.capacity-count, 0)
 }
 
-// Debt returns 0: units beyond the capacity show as nothing available
-// until they expire.
-func (f *fixedWindow) Debt(int64) int64 { return 0 }
+// Debt returns the units counted beyond the capacity in now's window,
+// count − C when positive: overage that expires with the window. It stops
+// at MaxDebt − C, as the counter stops at MaxDebt.
+func (f *fixedWindow) Debt(now int64) int64 {
+	_, count := f.countAt(max(now, f.last))
+	return max(count-f.capacity, 0)
+}
 
 // Lower takes Available(now) − remaining units at now when that is
 // positive, counting them in its window's counter, so that exactly remaining are

@@ -70,6 +70,10 @@ func clampInt(x *big.Int, c int64) int64 {
 	return x.Int64()
 }
 
+// windowDebt returns the debt of a window that counts n units of a
+// capacity c: what it counts beyond c, counting at most MaxDebt.
+func windowDebt(n, c int64) int64 { return max(min(n, algorithms.MaxDebt)-c, 0) }
+
 // opKind is what a step of a random trace does.
 type opKind int
 

@@ -67,24 +67,37 @@ func (l *leakyBucket) Take(now, n int64) {
 // Refund does nothing: a departed request cannot be undone. It returns 0.
 func (l *leakyBucket) Refund(int64, int64) int64 { return 0 }
 
+// queued returns the units in the queue at now, ⌈(next − now)/T⌉: 0 once
+// it has drained.
+func (l *leakyBucket) queued(now int64) u128 {
+	t := max(now, l.last)
+	if l.next < t || (l.next == t && l.rem == 0) {
+		return u128{}
+	}
+	backlog := mul64(span(t, l.next), uint64(l.capacity)).add(from64(l.rem))
+	return backlog.ceilDiv(uint64(l.window))
+}
+
 // Available returns the room left in the queue at now: C − ⌈(next − now)/T⌉,
 // clamped to [0, capacity].
 func (l *leakyBucket) Available(now int64) int64 {
-	t := max(now, l.last)
-	if l.next < t || (l.next == t && l.rem == 0) {
-		return l.capacity
-	}
-	backlog := mul64(span(t, l.next), uint64(l.capacity)).add(from64(l.rem))
-	queued := backlog.ceilDiv(uint64(l.window))
+	queued := l.queued(now)
 	if !queued.less(from64(uint64(l.capacity))) {
 		return 0
 	}
 	return l.capacity - int64(queued.lo)
 }
 
-// Debt returns 0: a queue beyond its capacity shows as no room until it
-// drains.
-func (l *leakyBucket) Debt(int64) int64 { return 0 }
+// Debt returns the units queued beyond the capacity at now,
+// ⌈(next − now)/T⌉ − C when positive: overage still to drain. The queue
+// counts at most MaxDebt units, so the debt stops at MaxDebt − C.
+func (l *leakyBucket) Debt(now int64) int64 {
+	queued := l.queued(now)
+	if !queued.less(from64(uint64(MaxDebt))) {
+		return MaxDebt - l.capacity
+	}
+	return max(int64(queued.lo)-l.capacity, 0)
+}
 
 // Lower grows the queue by exactly the drain time of k = Available(now) −
 // remaining units, when k is positive: next becomes max(next, now) + k·T, so

@@ -80,8 +80,7 @@ func (l Limit) Available(w []int64, now int64) int64 {
 	return packedOps[l.Kind](l, opAvailable, w, now, 0)
 }
 
-// Debt is [State.Debt] on the packed state w: 0 but for TokenBucket and
-// GCRA.
+// Debt is [State.Debt] on the packed state w.
 func (l Limit) Debt(w []int64, now int64) int64 {
 	return packedOps[l.Kind](l, opDebt, w, now, 0)
 }

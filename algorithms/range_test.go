@@ -53,7 +53,8 @@ func later(now, dt int64) int64 {
 // or a later instant at which the request fits and 1ns before which it does
 // not, or Never; a request above the capacity is Never; Refund gives back
 // between 0 and what was asked (0 for the kinds that do not refund); Debt
-// stays in [0, MaxDebt] and is 0 while anything is available; Lower of any
+// stays in [0, MaxDebt] (MaxDebt − C for the kinds that do not refund) and
+// is 0 while anything is available; Lower of any
 // remaining never raises Available and leaves at most max(remaining, 0)
 // (unless the queue saturated at the end of the int64 range);
 // and TokenBucket and GCRA, run in lockstep, make the same decisions.
@@ -136,7 +137,11 @@ func checkRangeStep(t *rapid.T, kind algorithms.Kind, s algorithms.State, p limi
 	if avail < 0 || avail > p.capacity {
 		t.Fatalf("%v: Available(%d) = %d, outside [0, %d]", kind, now, avail, p.capacity)
 	}
-	if debt := s.Debt(now); debt < 0 || debt > algorithms.MaxDebt || (debt > 0 && avail > 0) {
+	most := algorithms.MaxDebt // the buckets' bound; what the others count stops there
+	if !kind.Refunds() {
+		most -= p.capacity
+	}
+	if debt := s.Debt(now); debt < 0 || debt > most || (debt > 0 && avail > 0) {
 		t.Fatalf("%v: Debt(%d) = %d with %d available", kind, now, debt, avail)
 	}
 	if r := s.Ready(now, p.capacity+1); r != algorithms.Never {

@@ -9,18 +9,18 @@ const minShrink = 64
 // entry is the amount taken at one instant of a sliding window.
 type entry struct {
 	at     int64 // the instant of the take
-	amount int64 // units taken at that instant, capped at the capacity
+	amount int64 // units taken at that instant, capped at MaxDebt
 }
 
 // slidingWindow is the [SlidingWindow] state: the takes of the last window,
 // one entry per distinct instant in increasing order, in entries[head:].
 // An entry taken at s counts while t < s+W.
 //
-// An entry's amount is capped at the capacity: a request of n ≥ 1 units never
-// fits beside an entry of C or more, so the cap changes no decision, and it
-// keeps overage from overflowing. sum is the total of entries[head:] in 128
-// bits. Take prunes expired entries; Ready and Available only skip them, so
-// neither changes the state.
+// An entry's amount is capped at MaxDebt ≥ C: a request of n ≥ 1 units never
+// fits beside an entry of C or more, so the cap changes no decision, and
+// overage up to it stays counted, as debt. sum is the total of
+// entries[head:] in 128 bits. Take prunes expired entries; Ready, Available
+// and Debt only skip them, so none of them changes the state.
 type slidingWindow struct {
 	window   int64   // W in nanoseconds, > 0
 	capacity int64   // C, > 0
@@ -84,10 +84,10 @@ func (s *slidingWindow) Take(now, n int64) {
 	t := max(now, s.last)
 	s.last = t
 	s.prune(t)
-	n = min(n, s.capacity)
+	n = min(n, MaxDebt)
 	if k := len(s.entries) - 1; k >= s.head && s.entries[k].at == t {
 		old := s.entries[k].amount
-		s.entries[k].amount = old + min(n, s.capacity-old)
+		s.entries[k].amount = old + min(n, MaxDebt-old)
 		s.sum = s.sum.add(from64(uint64(s.entries[k].amount - old)))
 		return
 	}
@@ -125,9 +125,17 @@ func (s *slidingWindow) Available(now int64) int64 {
 	return s.capacity - int64(sum.lo)
 }
 
-// Debt returns 0: units beyond the capacity show as nothing available
-// until they expire.
-func (s *slidingWindow) Debt(int64) int64 { return 0 }
+// Debt returns the units counted beyond the capacity in (now−W, now], the
+// sum there minus C when positive: overage that expires as its takes leave
+// the window. It counts at most MaxDebt units in the window, so the debt
+// stops at MaxDebt − C.
+func (s *slidingWindow) Debt(now int64) int64 {
+	_, sum := s.live(max(now, s.last))
+	if !sum.less(from64(uint64(MaxDebt))) {
+		return MaxDebt - s.capacity
+	}
+	return max(int64(sum.lo)-s.capacity, 0)
+}
 
 // Lower takes Available(now) − remaining units at now when that is
 // positive, counting them in its window, so that exactly remaining are

@@ -89,7 +89,7 @@ func TestSlidingWindowNeverOverAdmits(t *testing.T) {
 // TestSlidingWindowMatchesBruteForce replays random traces of conditional and
 // overage takes and of lowering, with steps back in time, through
 // SlidingWindow and the brute-force window: Ready and Available must agree
-// at every step, and Debt stays 0.
+// at every step, and Debt is the sum beyond the capacity in (now−W, now].
 func TestSlidingWindowMatchesBruteForce(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		p := drawParams(t)
@@ -105,8 +105,8 @@ func TestSlidingWindowMatchesBruteForce(t *testing.T) {
 			if got := s.Available(now); got != avail {
 				t.Fatalf("Available(%d) = %d, want %d", now, got, avail)
 			}
-			if got := s.Debt(now); got != 0 {
-				t.Fatalf("Debt(%d) = %d, want 0", now, got)
+			if got, want := s.Debt(now), windowDebt(o.sum(max(now, last)), p.capacity); got != want {
+				t.Fatalf("Debt(%d) = %d, want %d", now, got, want)
 			}
 			if st.op == opLower {
 				s.Lower(now, st.n)

@@ -32,9 +32,11 @@ const (
 
 // MaxDebt is the most debt, in units, a [TokenBucket] or [GCRA] keeps:
 // overage (a [State.Take] beyond what is available) is charged until the
-// level reaches −MaxDebt, and stops there. It is 2^52, where the Redis
-// backend's exact arithmetic ends, so that every backend agrees; with
-// capacities up to 2^50 it is at least four full windows of debt.
+// level reaches −MaxDebt, and stops there. A [LeakyBucket] queue, a
+// [SlidingWindow] or a [FixedWindow] counts at most MaxDebt units, so its
+// debt stops at MaxDebt − capacity. It is 2^52, where the Redis backend's
+// exact arithmetic ends, so that every backend agrees; with capacities up
+// to 2^50 it is at least three full windows of debt.
 const MaxDebt int64 = 1 << 52
 
 // Never is the instant returned by [State.Ready] for a request that can never
@@ -51,9 +53,9 @@ type State interface {
 	// Take records n units used at now, unconditionally. When Ready(now, n)
 	// is later than now this puts the limit into debt: that is how usage
 	// beyond a request (overage) is charged. Debt stops at MaxDebt units
-	// (TokenBucket, GCRA); a LeakyBucket queue or a FixedWindow count that
-	// would pass the int64 range saturates (Never), and a SlidingWindow
-	// counts at most the capacity per instant.
+	// (TokenBucket, GCRA); a FixedWindow count and a SlidingWindow's amount
+	// per instant stop at MaxDebt, and a LeakyBucket queue that would pass
+	// the int64 range saturates (Never).
 	Take(now, n int64)
 	// Refund gives back up to n units taken earlier and returns how many it
 	// gave back: 0 for algorithms that do not refund; for TokenBucket and
@@ -62,13 +64,17 @@ type State interface {
 	// Available returns how many units could be taken at now, between 0 and
 	// the capacity.
 	Available(now int64) int64
-	// Debt returns the units taken beyond the limit (overage) that have not
-	// been refilled by now: how far the level is below zero, in whole units
-	// rounded up, so that Available(now) − Debt(now) is the level rounded
-	// down. It is between 0 and MaxDebt for TokenBucket and GCRA, and
-	// always 0 for the algorithms that keep no debt (LeakyBucket,
-	// SlidingWindow, FixedWindow): their overage shows as nothing available
-	// until it drains or expires.
+	// Debt returns the units taken beyond the limit (overage) that still
+	// count at now, so that stats show overage instead of a silent 0. For
+	// TokenBucket and GCRA it is how far the level is below zero, in whole
+	// units rounded up, so that Available(now) − Debt(now) is the level
+	// rounded down, between 0 and MaxDebt. For the others it is what they
+	// count beyond the capacity, at most MaxDebt − capacity: a LeakyBucket
+	// the units queued beyond it, ⌈(next − now)/T⌉ − C, until they drain;
+	// a SlidingWindow the units admitted in (now−Window, now] beyond it,
+	// until they leave the window; a FixedWindow the units counted in now's
+	// window beyond it, 0 once that window ends. Debt is 0 while anything
+	// is available.
 	Debt(now int64) int64
 	// Lower takes units at now so that at most remaining are available
 	// then, as after a report from upstream that only remaining are left.

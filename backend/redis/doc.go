@@ -59,8 +59,9 @@
 // instants are whole microseconds (not nanoseconds), and windows are rounded
 // up to a whole microsecond. So when Window/Capacity is not a whole number of
 // microseconds, back-to-back LeakyBucket departures round up to the next µs
-// (not ns), and the instants a blocked request is told to wait for round up
-// to the µs. Decisions at whole-µs instants are otherwise identical.
+// (not ns), which a queue beyond its capacity shows as more debt, and the
+// instants a blocked request is told to wait for round up to the µs.
+// Decisions at whole-µs instants are otherwise identical.
 //
 // The range of limits is the contract's, the same on every backend
 // (backend.CheckSpecs): capacities up to 2^50 and windows up to 366 days;

@@ -162,9 +162,9 @@ func (s *set) outage(err error, req *request) (backend.Lease, error) {
 
 // Stats implements backend.Set: it reads the state every process shares:
 // per spec, the units available now (none while the spec is paused), the
-// resource units held, and the debt of overage (TokenBucket and GCRA; the
-// other algorithms keep none). It returns by ctx's end, with ctx's error,
-// even when Redis does not answer.
+// resource units held, and the debt of overage, as the algorithms
+// package's State.Debt counts it for every algorithm. It returns by ctx's
+// end, with ctx's error, even when Redis does not answer.
 func (s *set) Stats(ctx context.Context) ([]backend.SpecStats, error) {
 	res, err := s.do(ctx, statsEntry, s.newArgs(0), nil, false)
 	if err != nil {

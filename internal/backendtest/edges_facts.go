@@ -29,7 +29,7 @@ func factsCases() []Case {
 			Case{"Facts/SleepRetryAfter/" + alg.String(), func(t *testing.T, e *Env) { testFactsSleepRetryAfter(e, alg) }},
 		)
 	}
-	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+	for _, alg := range allAlgorithms {
 		cs = append(cs, Case{"Facts/Debt/" + alg.String(), func(t *testing.T, e *Env) { testFactsDebt(e, alg) }})
 	}
 	return cs

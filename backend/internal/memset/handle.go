@@ -69,9 +69,9 @@ func (h *Handle) Release(_ context.Context, _ backend.Lease, held, delta []int64
 // and returns only resources at release.
 func (h *Handle) LeaseFree() bool { return true }
 
-// Stats implements backend.Set. It never fails. Debt is reported for
-// TokenBucket and GCRA; a paused spec has nothing available until its pause
-// ends.
+// Stats implements backend.Set. It never fails. Debt is reported for every
+// algorithm, as the algorithms package's State.Debt counts it; a paused
+// spec has nothing available until its pause ends.
 func (h *Handle) Stats(context.Context) ([]backend.SpecStats, error) { return h.s.stats(), nil }
 
 // Idle implements backend.Idler: it reports whether the set is as a new

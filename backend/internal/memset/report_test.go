@@ -149,8 +149,8 @@ func TestReleaseEndsTheLease(t *testing.T) {
 	})
 }
 
-// TestStatsDebt checks that overage shows as debt in Stats for the
-// algorithms that keep it, and until when.
+// TestStatsDebt checks that overage shows as debt in Stats, and until
+// when: the buckets' until it is refilled, a window's until it expires.
 func TestStatsDebt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := memset.NewSet([]backend.Spec{
@@ -164,7 +164,7 @@ func TestStatsDebt(t *testing.T) {
 			t.Fatal(err)
 		}
 		st, _ := h.Stats(bg)
-		want := []backend.SpecStats{{Debt: 3}, {Debt: 3}, {}}
+		want := []backend.SpecStats{{Debt: 3}, {Debt: 3}, {Debt: 3}}
 		for i := range want {
 			if st[i] != want[i] {
 				t.Fatalf("spec %d: %+v, want %+v", i, st[i], want[i])
@@ -172,8 +172,13 @@ func TestStatsDebt(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 		st, _ = h.Stats(bg)
-		if st[0] != (backend.SpecStats{}) || st[1] != (backend.SpecStats{}) {
-			t.Fatalf("after the debt was refilled: %+v", st)
+		if st[0] != (backend.SpecStats{}) || st[1] != (backend.SpecStats{}) || st[2] != (backend.SpecStats{Debt: 3}) {
+			t.Fatalf("after the buckets' debt was refilled: %+v", st)
+		}
+		time.Sleep(700 * time.Millisecond)
+		st, _ = h.Stats(bg)
+		if st[2] != (backend.SpecStats{Available: 10}) {
+			t.Fatalf("after the window's overage expired: %+v", st)
 		}
 	})
 }

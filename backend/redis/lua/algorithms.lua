@@ -6,8 +6,9 @@
 -- A spec s keeps its state in v[s.o + 1] to v[s.o + size] of the set's
 -- state v (see state.lua); the comment of each algorithm names the numbers.
 -- Every algorithm has size, init (the initial numbers), ready, take, refund,
--- avail, debt (whole units below zero: overage not refilled yet; 0 for the
--- algorithms that keep no debt), lower (take at t what leaves at most
+-- avail, debt (the overage that still counts: the buckets' whole units below
+-- zero, the others' units counted beyond C, counting at most LIM), lower
+-- (take at t what leaves at most
 -- remaining available: upstream feedback), idle (the instant from which
 -- the state equals init again) and, for charge, either span (the pace
 -- algorithms: a bound of how much later than max(idle, p) taking n units at
@@ -84,9 +85,9 @@ ALG[0] = {
   span = pace_span,
 }
 
--- no_debt is the debt of the algorithms that keep none: their overage
--- shows as nothing available until it drains or expires.
-local function no_debt() return 0 end
+-- beyond returns what a count of n units holds beyond C, counting at most
+-- LIM: the debt of the algorithms that do not refund.
+local function beyond(s, n) return max(min(n, LIM) - s.C, 0) end
 
 -- LeakyBucket: next, rem, last; the queue drains at next + rem/cr.
 local function lb_head(s, v)
@@ -94,15 +95,18 @@ local function lb_head(s, v)
   return v[s.o + 1]
 end
 
--- lb_avail returns the room left in the queue at t: C − ⌈(next − t)/T⌉.
-local function lb_avail(s, v, t)
+-- lb_queued returns the units in the queue at t, ⌈(next − t)/T⌉
+-- (saturating at LIM): 0 once it has drained.
+local function lb_queued(s, v, t)
   local nx, rem = v[s.o + 1], v[s.o + 2]
-  if nx < t or (nx == t and rem == 0) then return s.C end
+  if nx < t or (nx == t and rem == 0) then return 0 end
   local q, r = scale(nx - t, rem, s.cr, s.wr)
   if r > 0 then q = q + 1 end
-  if q >= s.C then return 0 end
-  return s.C - q
+  return q
 end
+
+-- lb_avail returns the room left in the queue at t: C − ⌈(next − t)/T⌉.
+local function lb_avail(s, v, t) return max(s.C - lb_queued(s, v, t), 0) end
 
 ALG[1] = {
   size = 3,
@@ -121,7 +125,8 @@ ALG[1] = {
   end,
   refund = function() return 0 end,
   avail = lb_avail,
-  debt = no_debt,
+  -- debt: the units queued beyond C, until they drain
+  debt = function(s, v, t) return beyond(s, lb_queued(s, v, t)) end,
   -- lower grows the queue by exactly the drain time of the units above
   -- remaining: no request departs, so next is not rounded up first.
   lower = function(s, v, t, remaining)
@@ -143,10 +148,11 @@ ALG[1] = {
 -- distinct instant. An entry counts while t < at + W. The list is empty
 -- when sum is 0: every entry is positive.
 --
--- An entry's amount is capped at C, and entries older than the newest ones
--- that already hold C or more are dropped (sw_trim): while those newest
--- entries count, no request fits, and the older ones expire first, so
--- neither changes a decision. That keeps sum below 2C ≤ 2^51 however much
+-- An entry's amount is capped at LIM, and entries older than the newest ones
+-- that already hold LIM or more are dropped (sw_trim): while those newest
+-- entries count, no request fits and the debt, which counts at most LIM
+-- units, is LIM − C; the older ones expire first. So neither changes a
+-- decision or a debt, and sum stays at most 2·LIM = 2^53 however much
 -- overage is charged, so it stays exact.
 local ENTRY = '<dd'
 
@@ -221,12 +227,14 @@ local function sw_prune(s, v, t)
   end
 end
 
--- sw_trim drops the oldest entries while the others still hold C or more.
-local function sw_trim(s, v)
+-- sw_trim drops the oldest entries, but for the last one, while the others
+-- and add units about to be taken at t hold LIM or more. It runs before
+-- the units are added, so that no sum passes 2^53 (sum ≤ LIM + the first).
+local function sw_trim(s, v, add)
   local o, list = s.o, KEYS_[s.li]
-  while v[o + 1] > s.C do
+  while v[o + 1] + add > LIM do
     local _, amt = struct.unpack(ENTRY, LIST.first(list))
-    if v[o + 1] - amt < s.C then return end
+    if amt == v[o + 1] or v[o + 1] - amt + add < LIM then return end
     LIST.pop(list)
     v[o + 1] = v[o + 1] - amt
     v[o + 4] = struct.unpack(ENTRY, LIST.first(list))
@@ -236,23 +244,24 @@ end
 local function sw_take(s, v, t, n)
   sw_prune(s, v, t)
   local o, list = s.o, KEYS_[s.li]
-  local sum, last = v[o + 1], v[o + 2]
-  n = min(n, s.C)
-  if sum > 0 and v[o + 3] == t then
-    local add = min(n, s.C - last)
-    v[o + 1], v[o + 2] = sum + add, last + add
+  local last = v[o + 2]
+  n = min(n, LIM)
+  if v[o + 1] > 0 and v[o + 3] == t then
+    local add = min(n, LIM - last)
+    sw_trim(s, v, add)
+    v[o + 1], v[o + 2] = v[o + 1] + add, last + add
     LIST.set_last(list, struct.pack(ENTRY, t, last + add))
-    sw_trim(s, v)
     return
   end
   if n <= 0 then return end
-  if sum == 0 then
+  if v[o + 1] == 0 then
     v[o + 4] = t
     fresh(list)
+  else
+    sw_trim(s, v, n)
   end
   LIST.push(list, struct.pack(ENTRY, t, n))
-  v[o + 1], v[o + 2], v[o + 3] = sum + n, n, t
-  sw_trim(s, v)
+  v[o + 1], v[o + 2], v[o + 3] = v[o + 1] + n, n, t
 end
 
 local function sw_avail(s, v, t)
@@ -277,7 +286,11 @@ ALG[2] = {
   take = sw_take,
   refund = function() return 0 end,
   avail = sw_avail,
-  debt = no_debt,
+  -- debt: the units in (t − W, t] beyond C, until they leave the window
+  debt = function(s, v, t)
+    sw_prune(s, v, t)
+    return beyond(s, v[s.o + 1])
+  end,
   lower = function(s, v, t, remaining)
     local k = sw_avail(s, v, t) - max(remaining, 0)
     if k > 0 then sw_take(s, v, t, k) end
@@ -317,7 +330,11 @@ ALG[3] = {
   take = fw_take,
   refund = function() return 0 end,
   avail = fw_avail,
-  debt = no_debt,
+  -- debt: the units counted beyond C in t's window, none once it ends
+  debt = function(s, v, t)
+    local _, c = fw_count(s, v, t)
+    return beyond(s, c)
+  end,
   lower = function(s, v, t, remaining)
     local k = fw_avail(s, v, t) - max(remaining, 0)
     if k > 0 then fw_take(s, v, t, k) end
