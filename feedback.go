@@ -46,9 +46,8 @@ func (ls *LimitSet) Pause(ctx context.Context, key string, until time.Time) erro
 // hook. Where several limits share key, the one with the
 // shortest window is lowered: upstream headers describe the shortest window.
 // remaining below 0 — an upstream's count less what is still in flight —
-// takes the difference as debt where the algorithm keeps debt (TokenBucket,
-// GCRA) and counts as 0 elsewhere; remaining is clamped to ±MaxCapacity. It fails with ErrUnknownKey for a key the
-// set lacks.
+// takes the difference as debt, on every algorithm; remaining is clamped
+// to ±MaxCapacity. It fails with ErrUnknownKey for a key the set lacks.
 //
 // A remaining count describes the upstream when it answered; requests this
 // process has sent and not yet seen answered are not in it, so a caller

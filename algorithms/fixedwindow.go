@@ -86,11 +86,11 @@ func (f *fixedWindow) Debt(now int64) int64 {
 	return max(count-f.capacity, 0)
 }
 
-// Lower takes Available(now) − remaining units at now when that is
-// positive, counting them in its window's counter, so that exactly remaining are
-// available.
+// Lower takes Available(now) − Debt(now) − remaining units at now when
+// that is positive, counting them in its window's counter, so that exactly
+// remaining are available, or −remaining are debt (at most MaxDebt).
 func (f *fixedWindow) Lower(now, remaining int64) {
-	if k := f.Available(now) - max(remaining, 0); k > 0 {
+	if k := f.Available(now) - f.Debt(now) - max(remaining, -MaxDebt); k > 0 {
 		f.Take(now, k)
 	}
 }

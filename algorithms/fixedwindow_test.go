@@ -110,7 +110,7 @@ func TestFixedWindowMatchesBruteForce(t *testing.T) {
 			}
 			if st.op == opLower {
 				s.Lower(now, st.n)
-				if k := avail - max(st.n, 0); k > 0 { // counted in now's window
+				if k := avail - debt - max(st.n, -algorithms.MaxDebt); k > 0 { // counted in now's window
 					last = max(last, now)
 					o.counts[o.index(last)] += k
 				}

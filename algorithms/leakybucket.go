@@ -100,11 +100,13 @@ func (l *leakyBucket) Debt(now int64) int64 {
 }
 
 // Lower grows the queue by exactly the drain time of k = Available(now) −
-// remaining units, when k is positive: next becomes max(next, now) + k·T, so
-// that the room left is exactly remaining. Unlike [leakyBucket.Take] it does
-// not round next up to a whole nanosecond first: no request departs.
+// Debt(now) − remaining units, when k is positive: next becomes max(next,
+// now) + k·T, so that the room left is exactly remaining, or −remaining
+// units are queued beyond capacity (debt, at most MaxDebt). Unlike
+// [leakyBucket.Take] it does not round next up to a whole nanosecond first:
+// no request departs.
 func (l *leakyBucket) Lower(now, remaining int64) {
-	k := l.Available(now) - max(remaining, 0)
+	k := l.Available(now) - l.Debt(now) - max(remaining, -MaxDebt)
 	if k <= 0 {
 		return
 	}

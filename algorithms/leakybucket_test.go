@@ -93,10 +93,11 @@ func (o *leakyOracle) take(now, n int64) {
 	o.next = d.Add(d, new(big.Rat).SetFrac(new(big.Int).Mul(bi(n), bi(o.w)), bi(o.c)))
 }
 
-// lower grows the queue by the drain time of k = available(now) − max(r, 0)
-// units when k is positive: next becomes max(next, now) + k·W/C, unrounded.
+// lower grows the queue by the drain time of k = available(now) − debt(now)
+// − r units when k is positive (r at least −MaxDebt): next becomes
+// max(next, now) + k·W/C, unrounded.
 func (o *leakyOracle) lower(now, r int64) {
-	k := o.available(now) - max(r, 0)
+	k := o.available(now) - o.debt(now) - max(r, -algorithms.MaxDebt)
 	if k <= 0 {
 		return
 	}

@@ -63,10 +63,15 @@ func TestLeakyBucketLower(t *testing.T) {
 	eq(t, "Ready(t0,1)", s.Ready(t0, 1), t0+750*ms)
 	s.Lower(t0, 3)
 	eq(t, "Available after Lower(3): never raised", s.Available(t0), 1)
-	s.Lower(t0+100*ms, -1) // read as 0
+	s.Lower(t0+100*ms, -1) // one unit queued beyond capacity: debt
 	eq(t, "Available after Lower(−1)", s.Available(t0+100*ms), 0)
-	eq(t, "Ready(t0+100ms,1)", s.Ready(t0+100*ms, 1), t0+sec)
-	eq(t, "Debt", s.Debt(t0), 0)
+	eq(t, "Debt after Lower(−1)", s.Debt(t0+100*ms), 1)
+	eq(t, "Ready(t0+100ms,1)", s.Ready(t0+100*ms, 1), t0+sec+250*ms)
+	s.Lower(t0+100*ms, -1)
+	eq(t, "Debt after Lower(−1) again: never raised", s.Debt(t0+100*ms), 1)
+	s.Lower(t0+100*ms, -3)
+	eq(t, "Debt after Lower(−3)", s.Debt(t0+100*ms), 3)
+	eq(t, "Debt after it drained a unit", s.Debt(t0+350*ms), 2)
 
 	s = newState(algorithms.LeakyBucket, sec, 3) // T = 333,333,333⅓ns
 	s.Lower(t0, 2)
@@ -89,9 +94,12 @@ func TestSlidingWindowLower(t *testing.T) {
 	eq(t, "Ready(t0+100ms,5)", s.Ready(t0+100*ms, 5), t0+sec)
 	eq(t, "Available(t0+1s)", s.Available(t0+sec), 7)
 	eq(t, "Available(t0+1.1s)", s.Available(t0+1100*ms), 10)
-	s.Lower(t0+1100*ms, -5) // read as 0
+	s.Lower(t0+1100*ms, -5) // 10 available: 15 counted at t0+1.1s
 	eq(t, "Available after Lower(−5)", s.Available(t0+1100*ms), 0)
-	eq(t, "Debt", s.Debt(t0+1100*ms), 0)
+	eq(t, "Debt", s.Debt(t0+1100*ms), 5)
+	s.Lower(t0+1100*ms, -2)
+	eq(t, "Debt after Lower(−2): never raised", s.Debt(t0+1100*ms), 5)
+	eq(t, "Debt a window later", s.Debt(t0+2100*ms), 0)
 }
 
 // TestFixedWindowLower checks that Lower counts its units in now's window.
@@ -104,7 +112,8 @@ func TestFixedWindowLower(t *testing.T) {
 	eq(t, "Available after Lower(9): never raised", s.Available(t0+200*ms), 2)
 	s.Lower(t0+300*ms, -1)
 	eq(t, "Available after Lower(−1)", s.Available(t0+300*ms), 0)
+	eq(t, "Debt after Lower(−1)", s.Debt(t0+300*ms), 1)
 	eq(t, "Ready(t0+300ms,1)", s.Ready(t0+300*ms, 1), t0+sec)
 	eq(t, "Available(t0+1s)", s.Available(t0+sec), 10)
-	eq(t, "Debt", s.Debt(t0+300*ms), 0)
+	eq(t, "Debt(t0+1s): the window ended", s.Debt(t0+sec), 0)
 }

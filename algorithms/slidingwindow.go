@@ -137,11 +137,11 @@ func (s *slidingWindow) Debt(now int64) int64 {
 	return max(int64(sum.lo)-s.capacity, 0)
 }
 
-// Lower takes Available(now) − remaining units at now when that is
-// positive, counting them in its window, so that exactly remaining are
-// available.
+// Lower takes Available(now) − Debt(now) − remaining units at now when
+// that is positive, counting them in its window, so that exactly remaining
+// are available, or −remaining are debt (at most MaxDebt).
 func (s *slidingWindow) Lower(now, remaining int64) {
-	if k := s.Available(now) - max(remaining, 0); k > 0 {
+	if k := s.Available(now) - s.Debt(now) - max(remaining, -MaxDebt); k > 0 {
 		s.Take(now, k)
 	}
 }

@@ -105,12 +105,13 @@ func TestSlidingWindowMatchesBruteForce(t *testing.T) {
 			if got := s.Available(now); got != avail {
 				t.Fatalf("Available(%d) = %d, want %d", now, got, avail)
 			}
-			if got, want := s.Debt(now), windowDebt(o.sum(max(now, last)), p.capacity); got != want {
-				t.Fatalf("Debt(%d) = %d, want %d", now, got, want)
+			debt := windowDebt(o.sum(max(now, last)), p.capacity)
+			if got := s.Debt(now); got != debt {
+				t.Fatalf("Debt(%d) = %d, want %d", now, got, debt)
 			}
 			if st.op == opLower {
 				s.Lower(now, st.n)
-				if k := avail - max(st.n, 0); k > 0 { // counted as taken at now
+				if k := avail - debt - max(st.n, -algorithms.MaxDebt); k > 0 { // counted as taken at now
 					last = max(last, now)
 					o.takes = append(o.takes, [2]int64{last, k})
 				}

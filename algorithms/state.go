@@ -79,12 +79,11 @@ type State interface {
 	// Lower takes units at now so that at most remaining are available
 	// then, as after a report from upstream that only remaining are left.
 	// It never gives units back: when no more than remaining are available
-	// it does nothing. TokenBucket and GCRA take ⌊level⌋ − remaining, so a
-	// negative remaining leaves that much debt (remaining below −MaxDebt
-	// counts as −MaxDebt); the others take Available(now) − remaining,
-	// reading a negative remaining as 0: a SlidingWindow or FixedWindow
-	// counts the units as taken at now, and a LeakyBucket queue grows by
-	// exactly their drain time.
+	// it does nothing. Every algorithm takes its level (Available less
+	// Debt; TokenBucket and GCRA: ⌊level⌋) less remaining, so a negative
+	// remaining leaves that much debt (remaining below −MaxDebt counts as
+	// −MaxDebt): a SlidingWindow or FixedWindow counts the units as taken
+	// at now, and a LeakyBucket queue grows by exactly their drain time.
 	Lower(now, remaining int64)
 	// Clone returns an independent copy of the state, for projecting what
 	// a queue of requests would do without changing the original.

@@ -130,7 +130,8 @@ ALG[1] = {
   -- lower grows the queue by exactly the drain time of the units above
   -- remaining: no request departs, so next is not rounded up first.
   lower = function(s, v, t, remaining)
-    local k = lb_avail(s, v, t) - max(remaining, 0)
+    -- the level, available less debt, down to remaining (at least −LIM)
+    local k = s.C - min(lb_queued(s, v, t), LIM) - max(remaining, -LIM)
     if k <= 0 then return end
     local o = s.o
     v[o + 3] = t
@@ -292,7 +293,8 @@ ALG[2] = {
     return beyond(s, v[s.o + 1])
   end,
   lower = function(s, v, t, remaining)
-    local k = sw_avail(s, v, t) - max(remaining, 0)
+    sw_prune(s, v, t)
+    local k = s.C - min(v[s.o + 1], LIM) - max(remaining, -LIM)
     if k > 0 then sw_take(s, v, t, k) end
   end,
   idle = function(s, v, t)
@@ -336,7 +338,8 @@ ALG[3] = {
     return beyond(s, c)
   end,
   lower = function(s, v, t, remaining)
-    local k = fw_avail(s, v, t) - max(remaining, 0)
+    local _, c = fw_count(s, v, t)
+    local k = s.C - min(c, LIM) - max(remaining, -LIM)
     if k > 0 then fw_take(s, v, t, k) end
   end,
   idle = function(s, v, t)
