@@ -82,7 +82,7 @@ PIN := $(shell command -v taskset >/dev/null 2>&1 && echo taskset -c 1)
 bench-redis:
 	cd bench && $(GO) test -c -o bench.test . && \
 	for i in $$(seq $(PASSES)); do $(PIN) ./bench.test -test.run '^$$' -test.bench '$(REDIS_BENCH)' -test.benchmem; \
-		./bench.test -test.run '^$$' -test.bench '^BenchmarkHTTPMiddlewareRedis$$/^(Concurry|PeerUlule)$$/^(1id|10kid)$$' -test.benchmem; done > redis-bench.txt && \
+		./bench.test -test.run '^$$' -test.bench '^BenchmarkHTTPMiddlewareRedis$$/^(Concurry|PeerUlule|Floor)$$/^(1id|10kid)$$' -test.benchmem; done > redis-bench.txt && \
 	$(GO) run ./ratios < redis-bench.txt
 
 bench-all:
