@@ -2,6 +2,7 @@ package httplimit
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -109,7 +110,10 @@ func (b *usageBody) settleLocked(atEOF bool) {
 				delete(b.usage, k)
 			}
 		}
-		if b.acq.Update(b.usage) == nil {
+		// A holding lost before the body was read still records the
+		// usage (Update says so with ErrLeaseLost): what was not used is
+		// given back all the same.
+		if err := b.acq.Update(b.usage); err == nil || errors.Is(err, concurry.ErrLeaseLost) {
 			b.f.giveBack(back)
 		}
 	}
