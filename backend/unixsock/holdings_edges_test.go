@@ -175,62 +175,6 @@ func TestHoldingEdgeUpdateUsageRange(t *testing.T) {
 	}
 }
 
-// DESIGN: "Less than requested: the difference is refunded where the
-// algorithm refunds (TokenBucket, GCRA). More than requested: the excess is
-// charged too (the budget may go into debt) ...; stats count such overage."
-// Every algorithm, over the socket, exactly.
-func TestHoldingEdgeSettleEveryAlgorithm(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
-	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.LeakyBucket, concurry.SlidingWindow, concurry.FixedWindow, concurry.GCRA} {
-		t.Run(alg.String(), func(t *testing.T) {
-			// Window of 366 days: no refill worth a unit during the probe.
-			ls := holdSet(t, c, "settle-"+alg.String(),
-				concurry.RateLimit{Key: "tokens", Window: concurry.MaxWindow, Capacity: 100, Algorithm: alg})
-			under, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 40})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := under.Update(concurry.Amounts{"tokens": 10}); err != nil {
-				t.Fatal(err)
-			}
-			if err := under.Release(); err != nil {
-				t.Fatal(err)
-			}
-			tok := holdStat(t, ls, "tokens")
-			wantRefund := int64(0)
-			if alg.Refunds() {
-				wantRefund = 30
-			}
-			if tok.Refunded != wantRefund || tok.Available != 60+wantRefund {
-				t.Errorf("after 10 used of 40: %+v, want %d refunded and %d available", tok, wantRefund, 60+wantRefund)
-			}
-			if alg == concurry.LeakyBucket {
-				return // a queue: a second request must wait for the first's departure gap
-			}
-			avail := tok.Available
-			over, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 10})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := over.Update(concurry.Amounts{"tokens": avail + 5}); err != nil {
-				t.Fatal(err)
-			}
-			if err := over.Release(); err != nil {
-				t.Fatal(err)
-			}
-			tok = holdStat(t, ls, "tokens")
-			wantDebt := int64(5) // every algorithm shows its overage as debt
-			if tok.Overage != avail+5-10 || tok.Available != 0 || tok.Debt != wantDebt {
-				t.Errorf("after %d used of 10 with %d available: %+v, want overage %d, 0 available, debt %d", avail+5, avail, tok, avail+5-10, wantDebt)
-			}
-			if _, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrWouldBlock) {
-				t.Errorf("a set in debt granted: %v", err)
-			}
-		})
-	}
-}
-
 // DESIGN: "A failed TryAcquire holds nothing and returns no acquisition."
 // Refused by a resource, by a rate, and by the FIFO queue.
 func TestHoldingEdgeFailedTryAcquireHoldsNothing(t *testing.T) {

@@ -53,6 +53,7 @@ func Cases() []Case {
 	cs = append(cs, inputCases()...)
 	cs = append(cs, factsCases()...)
 	cs = append(cs, feedbackCases()...)
+	cs = append(cs, settleCases()...)
 	return cs
 }
 

@@ -1,0 +1,51 @@
+package backendtest
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/concurry/concurry"
+)
+
+// settleCases returns the cases of a release that settles reported usage,
+// one per algorithm. They read Debt, so they need Capabilities.Facts.
+func settleCases() []Case {
+	var cs []Case
+	for _, alg := range allAlgorithms {
+		cs = append(cs, Case{"Settle/" + alg.String(), func(t *testing.T, e *Env) { testSettle(e, alg) }})
+	}
+	return cs
+}
+
+// testSettle checks DESIGN: "Less than requested: the difference is
+// refunded where the algorithm refunds (TokenBucket, GCRA). More than
+// requested: the excess is charged too (the budget may go into debt) ...;
+// stats count such overage." — exactly, on a window of MaxWindow (no refill
+// worth a unit during the test).
+func testSettle(e *Env, alg concurry.Algorithm) {
+	e.Need(e.Caps.Facts, "refusal facts")
+	ls := e.Set(concurry.RateLimit{Key: "tokens", Window: concurry.MaxWindow, Capacity: 100, Algorithm: alg})
+	e.Done(e.MustTry(ls, concurry.Amounts{"tokens": 40}), concurry.Amounts{"tokens": 10})
+	tok := e.Stat(ls, "tokens")
+	wantRefund := int64(0)
+	if alg.Refunds() {
+		wantRefund = 30
+	}
+	if tok.Refunded != wantRefund || tok.Available != 60+wantRefund {
+		e.T.Errorf("after 10 used of 40: %+v, want %d refunded and %d available", tok, wantRefund, 60+wantRefund)
+	}
+	if alg == concurry.LeakyBucket {
+		return // a queue: a second request must wait for the first's departure gap
+	}
+	avail := tok.Available
+	e.Done(e.MustTry(ls, concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": avail + 5})
+	tok = e.Stat(ls, "tokens")
+	wantDebt := int64(5) // every algorithm shows its overage as debt
+	if tok.Overage != avail+5-10 || tok.Available != 0 || tok.Debt != wantDebt {
+		e.T.Errorf("after %d used of 10 with %d available: %+v, want overage %d, 0 available, debt %d", avail+5, avail, tok, avail+5-10, wantDebt)
+	}
+	if _, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrWouldBlock) {
+		e.T.Errorf("a set in debt granted: %v", err)
+	}
+}
