@@ -3,9 +3,6 @@ package httplimit_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -58,44 +55,14 @@ func (s *losingSet) CheckLease(backend.Lease) error {
 // TestTransportReadsRemainingAsOfTheRequest.
 func TestTransportGivesBackUnusedTokensOfALostHolding(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		slowSent := make(chan struct{})
-		up := &upstream{answer: func(r *http.Request, _ string) *http.Response {
-			if r.Header.Get("X-Slow") != "" {
-				close(slowSent)
-				time.Sleep(time.Second)
-			}
-			return respond(200, "application/json", chatUsage(1, 1), "x-ratelimit-remaining-tokens", "700")
-		}}
 		be := &losingBackend{mem: memory.New()}
 		ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.RateLimit{Key: httplimit.KeyTokens, Window: 10 * time.Second, Capacity: 1000}},
 			concurry.WithName("lost"), concurry.WithBackend(be),
 			concurry.WithConfig(map[string]any{httplimit.ConfigBaseURL: "http://a.example"}))
 		require.NoError(t, err)
 		defer ls.Close()
-		c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.OpenAI{}}}
-		send := func(slow bool) {
-			req, err := http.NewRequest(http.MethodPost, "http://llm/v1/chat/completions", strings.NewReader(chatRequest))
-			require.NoError(t, err)
-			if slow {
-				req.Header.Set("X-Slow", "1")
-			}
-			resp, err := c.Do(req)
-			require.NoError(t, err)
-			_, err = io.ReadAll(resp.Body)
-			require.NoError(t, err)
-			require.NoError(t, resp.Body.Close())
-		}
-		cost := httplimit.EstimateTokens([]byte(chatRequest)) + 100
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			send(true)
-		}()
-		<-slowSent
-		be.lost.Store(true) // the fast request's holding is lost before its body is read
-		send(false)
-		be.lost.Store(false)
-		<-done
+		// the fast request's holding is lost before its body is read
+		cost := slowThenFast(t, ls, func() { be.lost.Store(true) }, func() { be.lost.Store(false) })
 		assert.Equal(t, 700-cost+(cost-2)-20+(cost-2), available(t, ls, httplimit.KeyTokens),
 			"700 left when the slow one was admitted, less the other one sent since and plus what it gave back "+
 				"though its holding was lost, less the margin; then 2 used")

@@ -269,43 +269,60 @@ func TestTransportLowersIntoDebt(t *testing.T) {
 // sent after is not, nor what was given back since.
 func TestTransportReadsRemainingAsOfTheRequest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		slowSent := make(chan struct{})
-		up := &upstream{answer: func(r *http.Request, _ string) *http.Response {
-			if r.Header.Get("X-Slow") != "" {
-				close(slowSent)
-				time.Sleep(time.Second)
-			}
-			return respond(200, "application/json", chatUsage(1, 1), "x-ratelimit-remaining-tokens", "700")
-		}}
 		ls := set(t, "a", "http://a.example", concurry.RateLimit{Key: httplimit.KeyTokens, Window: 10 * time.Second, Capacity: 1000})
-		c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.OpenAI{}}}
-		send := func(slow bool) {
-			req, err := http.NewRequest(http.MethodPost, "http://llm/v1/chat/completions", strings.NewReader(chatRequest))
-			require.NoError(t, err)
-			if slow {
-				req.Header.Set("X-Slow", "1")
-			}
-			resp, err := c.Do(req)
-			require.NoError(t, err)
-			_, err = io.ReadAll(resp.Body)
-			require.NoError(t, err)
-			require.NoError(t, resp.Body.Close())
-		}
-		cost := httplimit.EstimateTokens([]byte(chatRequest)) + 100
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			send(true)
-		}()
-		<-slowSent
-		send(false)
-		assert.Equal(t, 700-20+cost-2, available(t, ls, httplimit.KeyTokens),
-			"700 left when it was admitted, less the margin; the slow request was sent before, and is in the count; then 2 used")
-		<-done
+		cost := slowThenFast(t, ls, nil, func() {
+			assert.Equal(t, 700-20+httplimit.EstimateTokens([]byte(chatRequest))+100-2, available(t, ls, httplimit.KeyTokens),
+				"700 left when it was admitted, less the margin; the slow request was sent before, and is in the count; then 2 used")
+		})
 		assert.Equal(t, 700-cost+(cost-2)-20+(cost-2), available(t, ls, httplimit.KeyTokens),
 			"700 left when the slow one was admitted, less the other one sent since and plus what it gave back, "+
 				"less the margin; then 2 used")
 	})
+}
+
+// slowThenFast sends, through a Transport over ls, a slow request and,
+// while the upstream holds it, a fast one, each answered with 2 tokens used
+// and 700 remaining; before and after (each may be nil) run just before and
+// after the fast request. It returns a request's cost in tokens. Run it in
+// a synctest bubble.
+func slowThenFast(t *testing.T, ls *concurry.LimitSet, before, after func()) int64 {
+	t.Helper()
+	slowSent := make(chan struct{})
+	up := &upstream{answer: func(r *http.Request, _ string) *http.Response {
+		if r.Header.Get("X-Slow") != "" {
+			close(slowSent)
+			time.Sleep(time.Second)
+		}
+		return respond(200, "application/json", chatUsage(1, 1), "x-ratelimit-remaining-tokens", "700")
+	}}
+	c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.OpenAI{}}}
+	send := func(slow bool) {
+		req, err := http.NewRequest(http.MethodPost, "http://llm/v1/chat/completions", strings.NewReader(chatRequest))
+		require.NoError(t, err)
+		if slow {
+			req.Header.Set("X-Slow", "1")
+		}
+		resp, err := c.Do(req)
+		require.NoError(t, err)
+		_, err = io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		send(true)
+	}()
+	<-slowSent
+	if before != nil {
+		before()
+	}
+	send(false)
+	if after != nil {
+		after()
+	}
+	<-done
+	return httplimit.EstimateTokens([]byte(chatRequest)) + 100
 }
 
 func TestTransportRespectsTheContext(t *testing.T) {
