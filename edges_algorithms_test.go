@@ -16,65 +16,12 @@ import (
 
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/backend/unixsock"
+	"github.com/concurry/concurry/internal/backendtest"
 	"github.com/concurry/concurry/internal/testutil"
 )
 
-// paRefused fails unless err is a *RefusalError matching ErrWouldBlock with
-// the given key and RetryAfter exactly.
-func paRefused(t *testing.T, err error, key string, retryAfter time.Duration) *concurry.RefusalError {
-	t.Helper()
-	var r *concurry.RefusalError
-	if !errors.As(err, &r) {
-		t.Fatalf("error %v, want a *RefusalError", err)
-	}
-	if !errors.Is(err, concurry.ErrWouldBlock) {
-		t.Fatalf("refusal %v does not match ErrWouldBlock", err)
-	}
-	if r.Key != key || r.RetryAfter != retryAfter {
-		t.Fatalf("refusal %+v, want key %q, RetryAfter %v", *r, key, retryAfter)
-	}
-	return r
-}
-
-// paTry returns the error of TryAcquire(req), releasing what it granted with
-// usage equal to the grant.
-func paTry(ls *concurry.LimitSet, req concurry.Amounts) error {
-	a, err := ls.TryAcquire(context.Background(), req)
-	if err == nil {
-		a.Update(req)
-		a.Release()
-	}
-	return err
-}
-
-// paTake grants req at once and releases it having used usage.
-func paTake(t *testing.T, ls *concurry.LimitSet, req, usage concurry.Amounts) {
-	t.Helper()
-	a, err := ls.TryAcquire(context.Background(), req)
-	if err != nil {
-		t.Fatalf("TryAcquire(%v): %v", req, err)
-	}
-	if err := a.Update(usage); err != nil {
-		t.Fatalf("Update(%v): %v", usage, err)
-	}
-	if err := a.Release(); err != nil {
-		t.Fatalf("Release: %v", err)
-	}
-}
-
-// paStat returns the stats of key's (shortest-window) limit.
-func paStat(t *testing.T, ls *concurry.LimitSet, key string) concurry.LimitStats {
-	t.Helper()
-	st, err := ls.Stats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, ok := st.Limit(key)
-	if !ok {
-		t.Fatalf("no stats for %q", key)
-	}
-	return l
-}
+// nsClock is the clock of a testing/synctest bubble, which resolves a ns.
+var nsClock = backendtest.Clock{Advance: time.Sleep, Q: time.Nanosecond}
 
 func paSet(t *testing.T, limits ...concurry.Limit) *concurry.LimitSet {
 	t.Helper()
@@ -95,17 +42,17 @@ func TestEdgeAlgTokenBucketFractionalRefillAtTheExactNanosecond(t *testing.T) {
 		t.Run(alg.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ls := paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 3, Algorithm: alg})
-				paTake(t, ls, concurry.Amounts{"u": 3}, concurry.Amounts{"u": 3})
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 333_333_334)
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 2}), "u", 666_666_667)
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 3}), "u", time.Second)
+				backendtest.Take(t, ls, concurry.Amounts{"u": 3}, concurry.Amounts{"u": 3})
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 333_333_334)
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 2}), "u", 666_666_667)
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 3}), "u", time.Second)
 				time.Sleep(333_333_333)
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1)
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 1)
 				time.Sleep(time.Nanosecond)
-				paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+				backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
 				// Level after the take: 2/1e9 of a unit (3·333,333,334 ns − 1e9, in 1/W);
 				// the next unit needs (1e9−2)/3 ns more, rounded up.
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 333_333_333)
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 333_333_333)
 			})
 		})
 	}
@@ -119,16 +66,16 @@ func TestEdgeAlgGCRAToleranceAfterPartialRefill(t *testing.T) {
 		t.Run(alg.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ls := paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: alg})
-				paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 10}), "u", time.Second)
+				backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 10}), "u", time.Second)
 				time.Sleep(350 * time.Millisecond)
-				if got := paStat(t, ls, "u").Available; got != 3 {
+				if got := backendtest.LimitStat(t, ls, "u").Available; got != 3 {
 					t.Fatalf("Available = %d after 350ms, want 3", got)
 				}
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 4}), "u", 50*time.Millisecond)
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 4}), "u", 50*time.Millisecond)
 				time.Sleep(650 * time.Millisecond)
-				paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10}) // a full burst again, exactly Capacity
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 100*time.Millisecond)
+				backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10}) // a full burst again, exactly Capacity
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 100*time.Millisecond)
 			})
 		})
 	}
@@ -164,7 +111,7 @@ func TestEdgeAlgRefundNeverBeforeNow(t *testing.T) {
 				if err := a.Release(); err != nil {
 					t.Fatal(err)
 				}
-				st := paStat(t, ls, "u")
+				st := backendtest.LimitStat(t, ls, "u")
 				if st.Available != 10 || st.Refunded != 1 {
 					t.Errorf("after refunding 5 with 1 missing: Available %d, Refunded %d; want 10 and 1", st.Available, st.Refunded)
 				}
@@ -172,8 +119,8 @@ func TestEdgeAlgRefundNeverBeforeNow(t *testing.T) {
 					t.Errorf("Settled hook %+v, want one with Refunded 1", settled)
 				}
 				// Full at 400ms, not more: a burst of exactly 10, then the 11th at +100ms.
-				paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 100*time.Millisecond)
+				backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 100*time.Millisecond)
 
 				// A partial refund: 10 taken, 7 used, settled 500ms later.
 				time.Sleep(time.Second)
@@ -186,10 +133,10 @@ func TestEdgeAlgRefundNeverBeforeNow(t *testing.T) {
 				if err := a.Release(); err != nil {
 					t.Fatal(err)
 				}
-				if got := paStat(t, ls, "u").Available; got != 8 {
+				if got := backendtest.LimitStat(t, ls, "u").Available; got != 8 {
 					t.Fatalf("Available %d after refunding 3 at level 5, want 8", got)
 				}
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 9}), "u", 100*time.Millisecond)
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 9}), "u", 100*time.Millisecond)
 			})
 		})
 	}
@@ -204,25 +151,22 @@ func TestEdgeAlgDebtIsPaidOffAtTheExactInstant(t *testing.T) {
 		t.Run(alg.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ls := paSet(t, concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10, Algorithm: alg})
-				paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 25})
-				st := paStat(t, ls, "u")
+				backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 25})
+				st := backendtest.LimitStat(t, ls, "u")
 				if st.Available != 0 || st.Debt != 15 || st.Overage != 15 {
 					t.Fatalf("after 15 of overage: %+v; want Available 0, Debt 15, Overage 15", st)
 				}
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 16*time.Second)
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 10}), "u", 25*time.Second)
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 16*time.Second)
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 10}), "u", 25*time.Second)
 				time.Sleep(1500 * time.Millisecond)
-				if st := paStat(t, ls, "u"); st.Debt != 14 { // level −13.5: 14 rounded up
+				if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 14 { // level −13.5: 14 rounded up
 					t.Fatalf("Debt %d at level −13.5, want 14", st.Debt)
 				}
 				time.Sleep(13500 * time.Millisecond)
-				if st := paStat(t, ls, "u"); st.Debt != 0 || st.Available != 0 {
+				if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 0 || st.Available != 0 {
 					t.Fatalf("at level 0: %+v, want Debt 0, Available 0", st)
 				}
-				time.Sleep(time.Second - 1)
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1)
-				time.Sleep(time.Nanosecond)
-				paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+				nsClock.FitsIn(t, ls, time.Second, "u", concurry.Amounts{"u": 1})
 			})
 		})
 	}
@@ -252,14 +196,11 @@ func TestEdgeAlgLeakyBucketDepartures(t *testing.T) {
 		}
 		// next = 2.25s: one unit of room is missing until then, and only then
 		// can a request depart now.
-		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 250*time.Millisecond)
-		if got := paStat(t, ls, "u").Available; got != 3 {
+		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 250*time.Millisecond)
+		if got := backendtest.LimitStat(t, ls, "u").Available; got != 3 {
 			t.Fatalf("Available %d with one unit queued ahead, want 3", got)
 		}
-		time.Sleep(250*time.Millisecond - 1)
-		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1)
-		time.Sleep(time.Nanosecond)
-		paTake(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
+		nsClock.FitsIn(t, ls, 250*time.Millisecond, "u", concurry.Amounts{"u": 4})
 	})
 }
 
@@ -312,7 +253,7 @@ func TestEdgeAlgLeakyBucketQueuedAhead(t *testing.T) {
 			synctest.Wait()
 		}
 		r := &concurry.RefusalError{}
-		err := paTry(ls, concurry.Amounts{"u": 2})
+		err := backendtest.Try(ls, concurry.Amounts{"u": 2})
 		if !errors.As(err, &r) || !r.Queued || r.RetryAfter != 1500*time.Millisecond || r.Key != "u" {
 			t.Fatalf("TryAcquire behind two waiters: %v (%+v), want Queued, key u, RetryAfter 1.5s", err, r)
 		}
@@ -347,13 +288,13 @@ func TestEdgeAlgLeakyBucketQueuedAhead(t *testing.T) {
 func TestEdgeAlgLeakyBucketOverageDrains(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ls := paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 4, Algorithm: concurry.LeakyBucket})
-		paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 9}) // next = 2.25s
-		if st := paStat(t, ls, "u"); st.Available != 0 || st.Overage != 8 {
+		backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 9}) // next = 2.25s
+		if st := backendtest.LimitStat(t, ls, "u"); st.Available != 0 || st.Overage != 8 {
 			t.Fatalf("after 8 of overage: %+v, want Available 0, Overage 8", st)
 		}
-		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 2250*time.Millisecond)
+		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 2250*time.Millisecond)
 		time.Sleep(1500 * time.Millisecond) // 750ms = 3 units queued ahead
-		if got := paStat(t, ls, "u").Available; got != 1 {
+		if got := backendtest.LimitStat(t, ls, "u").Available; got != 1 {
 			t.Fatalf("Available %d with 3 units queued ahead, want 1", got)
 		}
 		start := time.Now()
@@ -375,26 +316,26 @@ func TestEdgeAlgLeakyBucketOverageDrains(t *testing.T) {
 func TestEdgeAlgSlidingWindowExactEdges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ls := paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: concurry.SlidingWindow})
-		paTake(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
+		backendtest.Take(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
 		time.Sleep(300 * time.Millisecond)
-		paTake(t, ls, concurry.Amounts{"u": 6}, concurry.Amounts{"u": 6})
-		paRefused(t, paTry(ls, concurry.Amounts{"u": 4}), "u", 700*time.Millisecond)
-		paRefused(t, paTry(ls, concurry.Amounts{"u": 5}), "u", time.Second)
+		backendtest.Take(t, ls, concurry.Amounts{"u": 6}, concurry.Amounts{"u": 6})
+		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 4}), "u", 700*time.Millisecond)
+		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 5}), "u", time.Second)
 		time.Sleep(700*time.Millisecond - 1) // the 4 taken at 0 are in (now−W, now] until now = W
-		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1)
-		if got := paStat(t, ls, "u").Available; got != 0 {
+		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 1)
+		if got := backendtest.LimitStat(t, ls, "u").Available; got != 0 {
 			t.Fatalf("Available %d one ns before the first admissions leave, want 0", got)
 		}
 		time.Sleep(time.Nanosecond)
-		paTake(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
-		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 300*time.Millisecond)
+		backendtest.Take(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
+		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 300*time.Millisecond)
 		// Overage counts in the window of the settle: nothing fits until it leaves.
 		time.Sleep(300 * time.Millisecond)
-		paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 30})
-		if st := paStat(t, ls, "u"); st.Available != 0 {
+		backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 30})
+		if st := backendtest.LimitStat(t, ls, "u"); st.Available != 0 {
 			t.Fatalf("Available %d after overage, want 0", st.Available)
 		}
-		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Second)
+		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", time.Second)
 	})
 }
 
@@ -408,20 +349,17 @@ func TestEdgeAlgFixedWindowEpochAlignment(t *testing.T) {
 			t.Skipf("the bubble starts %d s past a multiple of 7", r)
 		}
 		ls := paSet(t, concurry.RateLimit{Key: "u", Window: 7 * time.Second, Capacity: 10, Algorithm: concurry.FixedWindow})
-		paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
-		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 2*time.Second)
-		time.Sleep(2*time.Second - 1)
-		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1)
-		time.Sleep(time.Nanosecond)
-		paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
-		paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 7*time.Second)
+		backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
+		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 2*time.Second)
+		nsClock.FitsIn(t, ls, 2*time.Second, "u", concurry.Amounts{"u": 10})
+		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 7*time.Second)
 
 		// 2× across a boundary: 10 one ns before it, 10 at it.
 		ls2 := paSet(t, concurry.RateLimit{Key: "v", Window: 7 * time.Second, Capacity: 10, Algorithm: concurry.FixedWindow})
 		time.Sleep(7*time.Second - 1)
-		paTake(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
+		backendtest.Take(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
 		time.Sleep(time.Nanosecond)
-		paTake(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
+		backendtest.Take(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
 	})
 }
 
@@ -438,10 +376,10 @@ func TestEdgeAlgExtremeRangeExactInstants(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ls := paSet(t, concurry.RateLimit{Key: "u", Window: w, Capacity: c, Algorithm: alg})
 				if alg == concurry.LeakyBucket { // departs only from an empty queue
-					paTake(t, ls, concurry.Amounts{"u": c}, concurry.Amounts{"u": c})
+					backendtest.Take(t, ls, concurry.Amounts{"u": c}, concurry.Amounts{"u": c})
 				} else { // amounts near capacity, summed
-					paTake(t, ls, concurry.Amounts{"u": c - 1}, concurry.Amounts{"u": c - 1})
-					paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+					backendtest.Take(t, ls, concurry.Amounts{"u": c - 1}, concurry.Amounts{"u": c - 1})
+					backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
 				}
 				wantAll := map[concurry.Algorithm]time.Duration{
 					concurry.TokenBucket: w, concurry.GCRA: w, concurry.LeakyBucket: w, concurry.SlidingWindow: w,
@@ -451,12 +389,9 @@ func TestEdgeAlgExtremeRangeExactInstants(t *testing.T) {
 				if alg == concurry.TokenBucket || alg == concurry.GCRA {
 					want1 = 29
 				}
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", want1)
-				paRefused(t, paTry(ls, concurry.Amounts{"u": c}), "u", wantAll)
-				time.Sleep(want1 - 1)
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1)
-				time.Sleep(time.Nanosecond)
-				paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", want1)
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": c}), "u", wantAll)
+				nsClock.FitsIn(t, ls, want1, "u", concurry.Amounts{"u": 1})
 			})
 		})
 	}
@@ -473,20 +408,20 @@ func TestEdgeAlgExtremeDebtExact(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ls := paSet(t, concurry.RateLimit{Key: "u", Window: w, Capacity: c, Algorithm: alg})
 				paDebtOf(t, ls, c)
-				st := paStat(t, ls, "u")
+				st := backendtest.LimitStat(t, ls, "u")
 				if st.Available != 0 || st.Debt != c || st.Overage != 2*c-2 {
 					t.Fatalf("after 2^50 of overage: %+v; want Available 0, Debt 2^50, Overage 2^50", st)
 				}
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", w+29)
-				paRefused(t, paTry(ls, concurry.Amounts{"u": c}), "u", 2*w)
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", w+29)
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": c}), "u", 2*w)
 				time.Sleep(w)
-				if st := paStat(t, ls, "u"); st.Debt != 0 || st.Available != 0 {
+				if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 0 || st.Available != 0 {
 					t.Fatalf("after 366 days: %+v, want Debt 0, Available 0", st)
 				}
 				time.Sleep(28 * time.Nanosecond)
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1)
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 1)
 				time.Sleep(time.Nanosecond)
-				paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+				backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
 			})
 		})
 	}
@@ -517,7 +452,7 @@ func TestEdgeAlgRetryAfterZeroBehindAResourceWaiter(t *testing.T) {
 		}()
 		synctest.Wait()
 		var r *concurry.RefusalError
-		err = paTry(ls, concurry.Amounts{"u": 1})
+		err = backendtest.Try(ls, concurry.Amounts{"u": 1})
 		if !errors.As(err, &r) || !errors.Is(err, concurry.ErrWouldBlock) || r.RetryAfter != 0 || r.Key != "conn" || !r.Queued {
 			t.Fatalf("refusal behind a resource waiter: %v (%+v); want key conn, RetryAfter 0, Queued", err, r)
 		}
@@ -537,14 +472,14 @@ func TestEdgeAlgSharedKeyRetryAfterIsTheLatestWindow(t *testing.T) {
 		ls := paSet(t,
 			concurry.RateLimit{Key: "t", Window: time.Second, Capacity: 10},
 			concurry.RateLimit{Key: "t", Window: 10 * time.Second, Capacity: 15, Algorithm: concurry.GCRA})
-		paTake(t, ls, concurry.Amounts{"t": 10}, concurry.Amounts{"t": 10})
-		time.Sleep(time.Second)                                           // short: 10; long: 5 + 1.5
-		paTake(t, ls, concurry.Amounts{"t": 5}, concurry.Amounts{"t": 5}) // short: 5; long: 1.5
-		paRefused(t, paTry(ls, concurry.Amounts{"t": 3}), "t", time.Second)
+		backendtest.Take(t, ls, concurry.Amounts{"t": 10}, concurry.Amounts{"t": 10})
+		time.Sleep(time.Second)                                                     // short: 10; long: 5 + 1.5
+		backendtest.Take(t, ls, concurry.Amounts{"t": 5}, concurry.Amounts{"t": 5}) // short: 5; long: 1.5
+		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"t": 3}), "t", time.Second)
 		time.Sleep(time.Second - 1)
-		paRefused(t, paTry(ls, concurry.Amounts{"t": 3}), "t", 1)
+		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"t": 3}), "t", 1)
 		time.Sleep(time.Nanosecond)
-		paTake(t, ls, concurry.Amounts{"t": 3}, concurry.Amounts{"t": 3})
+		backendtest.Take(t, ls, concurry.Amounts{"t": 3}, concurry.Amounts{"t": 3})
 	})
 }
 
@@ -557,8 +492,8 @@ func TestEdgeAlgDebtVisibleOnNonRefundingAlgorithms(t *testing.T) {
 		t.Run(alg.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ls := paSet(t, concurry.RateLimit{Key: "u", Window: 1000 * time.Hour, Capacity: 10, Algorithm: alg})
-				paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 25})
-				st := paStat(t, ls, "u")
+				backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 25})
+				st := backendtest.LimitStat(t, ls, "u")
 				if st.Available != 0 || st.Overage != 15 {
 					t.Fatalf("%+v, want Available 0 and Overage 15", st)
 				}
@@ -634,35 +569,35 @@ func TestEdgeAlgUnixsockFacts(t *testing.T) {
 		for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
 			ls := paUnixSet(t, concurry.RateLimit{Key: "u", Window: w, Capacity: c, Algorithm: alg})
 			paDebtOf(t, ls, c)
-			st := paStat(t, ls, "u")
+			st := backendtest.LimitStat(t, ls, "u")
 			if st.Available != 0 || st.Debt < c-1<<36 || st.Debt > c || st.Overage != 2*c-2 {
 				t.Fatalf("%v after 2^50 of overage: %+v; want Available 0, Debt ≈ 2^50, Overage 2^50", alg, st)
 			}
-			paNear(t, paTry(ls, concurry.Amounts{"u": c}), "u", 2*w-time.Second, 2*w)
+			paNear(t, backendtest.Try(ls, concurry.Amounts{"u": c}), "u", 2*w-time.Second, 2*w)
 			ls.Close()
 		}
 	})
 	t.Run("FixedWindowEpoch", func(t *testing.T) {
 		ls := paUnixSet(t, concurry.RateLimit{Key: "u", Window: w, Capacity: 10, Algorithm: concurry.FixedWindow})
 		before := time.Now().UnixNano()
-		paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
+		backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
 		next := (before/int64(w) + 1) * int64(w)
 		after := time.Now().UnixNano()
-		paNear(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Duration(next-after)-time.Second, time.Duration(next-before))
+		paNear(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", time.Duration(next-after)-time.Second, time.Duration(next-before))
 	})
 	t.Run("LeakyBucketOverage", func(t *testing.T) {
 		ls := paUnixSet(t, concurry.RateLimit{Key: "u", Window: 1000 * time.Hour, Capacity: 4, Algorithm: concurry.LeakyBucket})
-		paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 9})
-		if st := paStat(t, ls, "u"); st.Available != 0 {
+		backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 9})
+		if st := backendtest.LimitStat(t, ls, "u"); st.Available != 0 {
 			t.Fatalf("%+v, want Available 0", st)
 		}
-		paNear(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 2250*time.Hour-time.Second, 2250*time.Hour)
+		paNear(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 2250*time.Hour-time.Second, 2250*time.Hour)
 	})
 	t.Run("SlidingWindow", func(t *testing.T) {
 		ls := paUnixSet(t, concurry.RateLimit{Key: "u", Window: 1000 * time.Hour, Capacity: 10, Algorithm: concurry.SlidingWindow})
-		paTake(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
-		paTake(t, ls, concurry.Amounts{"u": 6}, concurry.Amounts{"u": 6})
-		paNear(t, paTry(ls, concurry.Amounts{"u": 4}), "u", 1000*time.Hour-time.Second, 1000*time.Hour)
+		backendtest.Take(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
+		backendtest.Take(t, ls, concurry.Amounts{"u": 6}, concurry.Amounts{"u": 6})
+		paNear(t, backendtest.Try(ls, concurry.Amounts{"u": 4}), "u", 1000*time.Hour-time.Second, 1000*time.Hour)
 	})
 }
 
@@ -677,8 +612,8 @@ func TestEdgeAlgSlowLimitLargeOverage(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ls := paSet(t, concurry.RateLimit{Key: "u", Window: w, Capacity: 10, Algorithm: alg})
 				if alg == concurry.LeakyBucket {
-					paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1001})
-					paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 1001*(w/10))
+					backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1001})
+					backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 1001*(w/10))
 					return
 				}
 				var as []*concurry.Acquisition
@@ -691,15 +626,15 @@ func TestEdgeAlgSlowLimitLargeOverage(t *testing.T) {
 				}
 				as[0].Update(concurry.Amounts{"u": 1001})
 				as[0].Release()
-				if st := paStat(t, ls, "u"); st.Debt != 992 {
+				if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 992 {
 					t.Fatalf("Debt %d, want 992", st.Debt)
 				}
 				as[1].Update(concurry.Amounts{"u": 0})
 				as[1].Release()
-				if st := paStat(t, ls, "u"); st.Debt != 991 {
+				if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 991 {
 					t.Fatalf("Debt %d after a refund of 1, want 991", st.Debt)
 				}
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 992*(w/10))
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 992*(w/10))
 			})
 		})
 	}
@@ -735,7 +670,7 @@ func TestEdgeAlgRefundGrantsAWaiterAtTheInstant(t *testing.T) {
 				if d := <-got; d != time.Second {
 					t.Fatalf("the waiter was granted at %v, want 1s (the refund)", d)
 				}
-				if got := paStat(t, ls, "u").Available; got != 0 {
+				if got := backendtest.LimitStat(t, ls, "u").Available; got != 0 {
 					t.Fatalf("Available %d, want 0", got)
 				}
 			})
@@ -751,7 +686,7 @@ func TestEdgeAlgQueuedRefusalOnAnotherKey(t *testing.T) {
 		ls := paSet(t,
 			concurry.RateLimit{Key: "a", Window: time.Second, Capacity: 10},
 			concurry.RateLimit{Key: "b", Window: time.Second, Capacity: 10, Algorithm: concurry.LeakyBucket})
-		paTake(t, ls, concurry.Amounts{"a": 10}, concurry.Amounts{"a": 10})
+		backendtest.Take(t, ls, concurry.Amounts{"a": 10}, concurry.Amounts{"a": 10})
 		done := make(chan error, 1)
 		go func() {
 			w, err := ls.Acquire(context.Background(), concurry.Amounts{"a": 5})
@@ -763,14 +698,14 @@ func TestEdgeAlgQueuedRefusalOnAnotherKey(t *testing.T) {
 		}()
 		synctest.Wait()
 		var r *concurry.RefusalError
-		err := paTry(ls, concurry.Amounts{"b": 1})
+		err := backendtest.Try(ls, concurry.Amounts{"b": 1})
 		if !errors.As(err, &r) || !errors.Is(err, concurry.ErrWouldBlock) || !r.Queued || r.RetryAfter != 500*time.Millisecond || r.Key != "a" {
 			t.Fatalf("refusal %v (%+v), want Queued, key a, RetryAfter 500ms", err, r)
 		}
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		paTake(t, ls, concurry.Amounts{"b": 1}, concurry.Amounts{"b": 1})
+		backendtest.Take(t, ls, concurry.Amounts{"b": 1}, concurry.Amounts{"b": 1})
 	})
 }
 
@@ -792,13 +727,13 @@ func TestEdgeAlgCallLimitRefusalFacts(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ls := paSet(t, concurry.CallLimit{Window: time.Second, Capacity: 4, Algorithm: alg})
 				for range w.calls {
-					paTake(t, ls, nil, nil)
+					backendtest.Take(t, ls, nil, nil)
 				}
-				paRefused(t, paTry(ls, nil), concurry.CallKey, w.after)
+				backendtest.Refused(t, backendtest.Try(ls, nil), concurry.CallKey, w.after)
 				time.Sleep(w.after - 1)
-				paRefused(t, paTry(ls, nil), concurry.CallKey, 1)
+				backendtest.Refused(t, backendtest.Try(ls, nil), concurry.CallKey, 1)
 				time.Sleep(time.Nanosecond)
-				paTake(t, ls, nil, nil)
+				backendtest.Take(t, ls, nil, nil)
 			})
 		})
 	}
@@ -828,12 +763,12 @@ func paSaturate(t *testing.T, ls *concurry.LimitSet, alg concurry.Algorithm) {
 			t.Fatal(err)
 		}
 	}
-	st := paStat(t, ls, "u")
+	st := backendtest.LimitStat(t, ls, "u")
 	if st.Available != 0 || st.Debt < 0 || st.Debt > 1<<52 {
 		t.Fatalf("after 5·2^50 of overage: %+v", st)
 	}
 	var r *concurry.RefusalError
-	err := paTry(ls, concurry.Amounts{"u": 1})
+	err := backendtest.Try(ls, concurry.Amounts{"u": 1})
 	if !errors.As(err, &r) || r.RetryAfter < year {
 		t.Fatalf("refusal %v (%+v), want a RetryAfter of more than %v", err, r, year)
 	}

@@ -14,12 +14,18 @@ import (
 	"github.com/concurry/concurry/algorithms"
 	cr "github.com/concurry/concurry/backend/redis"
 	"github.com/concurry/concurry/backend/redis/redistest"
+	"github.com/concurry/concurry/internal/backendtest"
 )
 
 // paClock is a frozen test clock in µs.
 type paClock struct{ now int64 }
 
 func (c *paClock) add(d time.Duration) { c.now += d.Microseconds() }
+
+// clock returns c as a backendtest.Clock: the scripts resolve a µs.
+func (c *paClock) clock() backendtest.Clock {
+	return backendtest.Clock{Advance: c.add, Q: time.Microsecond}
+}
 
 // paSet opens limits on a fresh Redis backend whose scripts read clk.
 func paSet(t *testing.T, client redis.UniversalClient, clk *paClock, limits ...concurry.Limit) *concurry.LimitSet {
@@ -32,53 +38,6 @@ func paSet(t *testing.T, client redis.UniversalClient, clk *paClock, limits ...c
 	}
 	t.Cleanup(func() { ls.Close() })
 	return ls
-}
-
-func paTry(ls *concurry.LimitSet, req concurry.Amounts) error {
-	a, err := ls.TryAcquire(context.Background(), req)
-	if err == nil {
-		a.Update(req)
-		a.Release()
-	}
-	return err
-}
-
-func paTake(t *testing.T, ls *concurry.LimitSet, req, usage concurry.Amounts) {
-	t.Helper()
-	a, err := ls.TryAcquire(context.Background(), req)
-	if err != nil {
-		t.Fatalf("TryAcquire(%v): %v", req, err)
-	}
-	if err := a.Update(usage); err != nil {
-		t.Fatalf("Update(%v): %v", usage, err)
-	}
-	if err := a.Release(); err != nil {
-		t.Fatalf("Release: %v", err)
-	}
-}
-
-func paRefused(t *testing.T, err error, key string, retryAfter time.Duration) {
-	t.Helper()
-	var r *concurry.RefusalError
-	if !errors.As(err, &r) || !errors.Is(err, concurry.ErrWouldBlock) {
-		t.Fatalf("error %v, want a *RefusalError matching ErrWouldBlock", err)
-	}
-	if r.Key != key || r.RetryAfter != retryAfter {
-		t.Fatalf("refusal %+v, want key %q, RetryAfter %v", *r, key, retryAfter)
-	}
-}
-
-func paStat(t *testing.T, ls *concurry.LimitSet, key string) concurry.LimitStats {
-	t.Helper()
-	st, err := ls.Stats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, ok := st.Limit(key)
-	if !ok {
-		t.Fatalf("no stats for %q", key)
-	}
-	return l
 }
 
 // paNow returns a whole second of the current time, in µs.
@@ -95,14 +54,14 @@ func TestEdgeAlgRedisFractionalRefill(t *testing.T) {
 		t.Run(alg.String(), func(t *testing.T) {
 			clk := &paClock{paNow()}
 			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 3, Algorithm: alg})
-			paTake(t, ls, concurry.Amounts{"u": 3}, concurry.Amounts{"u": 3})
-			paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 333_334*time.Microsecond)
-			paRefused(t, paTry(ls, concurry.Amounts{"u": 3}), "u", time.Second)
+			backendtest.Take(t, ls, concurry.Amounts{"u": 3}, concurry.Amounts{"u": 3})
+			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 333_334*time.Microsecond)
+			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 3}), "u", time.Second)
 			clk.add(333_333 * time.Microsecond)
-			paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
+			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
 			clk.add(time.Microsecond)
-			paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
-			paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 333_333*time.Microsecond)
+			backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 333_333*time.Microsecond)
 		})
 	}
 }
@@ -125,7 +84,7 @@ func TestEdgeAlgRedisRefundedCountsWhatWasGivenBack(t *testing.T) {
 			if err := a.Release(); err != nil {
 				t.Fatal(err)
 			}
-			st := paStat(t, ls, "u")
+			st := backendtest.LimitStat(t, ls, "u")
 			if st.Available != 10 || st.Refunded != 1 {
 				t.Errorf("refund of 5 with room for 1: Available %d, Refunded %d; want 10 and 1", st.Available, st.Refunded)
 			}
@@ -140,10 +99,10 @@ func TestEdgeAlgRedisRefundedCountsWhatWasGivenBack(t *testing.T) {
 			if err := a.Release(); err != nil {
 				t.Fatal(err)
 			}
-			if got := paStat(t, ls, "u").Available; got != 8 {
+			if got := backendtest.LimitStat(t, ls, "u").Available; got != 8 {
 				t.Fatalf("Available %d, want 8", got)
 			}
-			paRefused(t, paTry(ls, concurry.Amounts{"u": 9}), "u", 100*time.Millisecond)
+			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 9}), "u", 100*time.Millisecond)
 		})
 	}
 }
@@ -156,19 +115,16 @@ func TestEdgeAlgRedisDebtPaidOffExactly(t *testing.T) {
 		t.Run(alg.String(), func(t *testing.T) {
 			clk := &paClock{paNow()}
 			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10, Algorithm: alg})
-			paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 25})
-			if st := paStat(t, ls, "u"); st.Available != 0 || st.Debt != 15 || st.Overage != 15 {
+			backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 25})
+			if st := backendtest.LimitStat(t, ls, "u"); st.Available != 0 || st.Debt != 15 || st.Overage != 15 {
 				t.Fatalf("%+v, want Available 0, Debt 15, Overage 15", st)
 			}
-			paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 16*time.Second)
+			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 16*time.Second)
 			clk.add(1500 * time.Millisecond)
-			if st := paStat(t, ls, "u"); st.Debt != 14 {
+			if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 14 {
 				t.Fatalf("Debt %d at level −13.5, want 14", st.Debt)
 			}
-			clk.add(14500*time.Millisecond - time.Microsecond)
-			paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
-			clk.add(time.Microsecond)
-			paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+			clk.clock().FitsIn(t, ls, 14500*time.Millisecond, "u", concurry.Amounts{"u": 1})
 		})
 	}
 }
@@ -180,25 +136,22 @@ func TestEdgeAlgRedisLeakyBucket(t *testing.T) {
 	client := redistest.Start(t).Client()
 	clk := &paClock{paNow()}
 	ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 4, Algorithm: concurry.LeakyBucket})
-	paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1}) // next = 250ms
-	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 250*time.Millisecond)
-	if got := paStat(t, ls, "u").Available; got != 3 {
+	backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1}) // next = 250ms
+	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 250*time.Millisecond)
+	if got := backendtest.LimitStat(t, ls, "u").Available; got != 3 {
 		t.Fatalf("Available %d with one unit queued ahead, want 3", got)
 	}
 	clk.add(250 * time.Millisecond)
-	paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 9}) // next = 250ms + 9·250ms
-	if st := paStat(t, ls, "u"); st.Available != 0 || st.Overage != 8 {
+	backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 9}) // next = 250ms + 9·250ms
+	if st := backendtest.LimitStat(t, ls, "u"); st.Available != 0 || st.Overage != 8 {
 		t.Fatalf("%+v, want Available 0, Overage 8", st)
 	}
-	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 2250*time.Millisecond)
+	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 2250*time.Millisecond)
 	clk.add(1500 * time.Millisecond)
-	if got := paStat(t, ls, "u").Available; got != 1 {
+	if got := backendtest.LimitStat(t, ls, "u").Available; got != 1 {
 		t.Fatalf("Available %d with 3 units queued ahead, want 1", got)
 	}
-	clk.add(750*time.Millisecond - time.Microsecond)
-	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
-	clk.add(time.Microsecond)
-	paTake(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
+	clk.clock().FitsIn(t, ls, 750*time.Millisecond, "u", concurry.Amounts{"u": 4})
 }
 
 // "SlidingWindow: ... the sum of amounts admitted in (now−Window, now] never
@@ -207,19 +160,16 @@ func TestEdgeAlgRedisSlidingWindowEdges(t *testing.T) {
 	client := redistest.Start(t).Client()
 	clk := &paClock{paNow()}
 	ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: concurry.SlidingWindow})
-	paTake(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
+	backendtest.Take(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
 	clk.add(300 * time.Millisecond)
-	paTake(t, ls, concurry.Amounts{"u": 6}, concurry.Amounts{"u": 6})
-	paRefused(t, paTry(ls, concurry.Amounts{"u": 4}), "u", 700*time.Millisecond)
-	paRefused(t, paTry(ls, concurry.Amounts{"u": 5}), "u", time.Second)
-	clk.add(700*time.Millisecond - time.Microsecond)
-	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
-	clk.add(time.Microsecond)
-	paTake(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
-	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 300*time.Millisecond)
+	backendtest.Take(t, ls, concurry.Amounts{"u": 6}, concurry.Amounts{"u": 6})
+	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 4}), "u", 700*time.Millisecond)
+	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 5}), "u", time.Second)
+	clk.clock().FitsIn(t, ls, 700*time.Millisecond, "u", concurry.Amounts{"u": 4})
+	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 300*time.Millisecond)
 	clk.add(300 * time.Millisecond)
-	paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 30})
-	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Second)
+	backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 30})
+	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", time.Second)
 }
 
 // "FixedWindow: a counter per window aligned to multiples of Window since the
@@ -230,21 +180,21 @@ func TestEdgeAlgRedisFixedWindowEpoch(t *testing.T) {
 	boundary := (paNow()/w.Microseconds() + 2) * w.Microseconds()
 	clk := &paClock{boundary - 2_000_000}
 	ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: w, Capacity: 10, Algorithm: concurry.FixedWindow})
-	paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
-	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", 2*time.Second)
+	backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
+	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 2*time.Second)
 	clk.now = boundary - 1
-	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
+	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
 	clk.now = boundary
-	paTake(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
-	paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", w)
+	backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
+	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", w)
 
 	// 2× across a boundary: 10 a µs before it and 10 at it.
 	t.Run("TwiceAcrossABoundary", func(t *testing.T) {
 		clk.now = boundary + w.Microseconds() - 1
 		ls2 := paSet(t, client, clk, concurry.RateLimit{Key: "v", Window: w, Capacity: 10, Algorithm: concurry.FixedWindow})
-		paTake(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
+		backendtest.Take(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
 		clk.now++
-		paTake(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
+		backendtest.Take(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
 	})
 }
 
@@ -259,10 +209,10 @@ func TestEdgeAlgRedisExtremeRange(t *testing.T) {
 			clk := &paClock{paNow()}
 			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: w, Capacity: c, Algorithm: alg})
 			if alg == concurry.LeakyBucket {
-				paTake(t, ls, concurry.Amounts{"u": c}, concurry.Amounts{"u": c})
+				backendtest.Take(t, ls, concurry.Amounts{"u": c}, concurry.Amounts{"u": c})
 			} else {
-				paTake(t, ls, concurry.Amounts{"u": c - 1}, concurry.Amounts{"u": c - 1})
-				paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
+				backendtest.Take(t, ls, concurry.Amounts{"u": c - 1}, concurry.Amounts{"u": c - 1})
+				backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
 			}
 			all := w
 			if alg == concurry.FixedWindow {
@@ -273,14 +223,14 @@ func TestEdgeAlgRedisExtremeRange(t *testing.T) {
 			if alg == concurry.TokenBucket || alg == concurry.GCRA {
 				one = time.Microsecond // ⌈W/C⌉ = ⌈0.028 µs⌉
 			}
-			paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", one)
-			paRefused(t, paTry(ls, concurry.Amounts{"u": c}), "u", all)
+			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", one)
+			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": c}), "u", all)
 			clk.add(all - time.Microsecond)
 			if alg != concurry.TokenBucket && alg != concurry.GCRA {
-				paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
+				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
 			}
 			clk.add(time.Microsecond)
-			paTake(t, ls, concurry.Amounts{"u": c}, concurry.Amounts{"u": c})
+			backendtest.Take(t, ls, concurry.Amounts{"u": c}, concurry.Amounts{"u": c})
 		})
 	}
 }
@@ -319,18 +269,18 @@ func TestEdgeAlgRedisExtremeDebt(t *testing.T) {
 			clk := &paClock{paNow()}
 			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: w, Capacity: c, Algorithm: alg})
 			held := paDebtOf(t, ls, c)
-			if st := paStat(t, ls, "u"); st.Available != 0 || st.Debt != c+1 {
+			if st := backendtest.LimitStat(t, ls, "u"); st.Available != 0 || st.Debt != c+1 {
 				t.Fatalf("%+v, want Available 0, Debt 2^50+1", st)
 			}
 			held[0].Update(concurry.Amounts{"u": 0})
 			held[0].Release() // refunds 1
-			if st := paStat(t, ls, "u"); st.Debt != c {
+			if st := backendtest.LimitStat(t, ls, "u"); st.Debt != c {
 				t.Fatalf("%+v after a refund of 1, want Debt 2^50", st)
 			}
-			paRefused(t, paTry(ls, concurry.Amounts{"u": 1}), "u", w+time.Microsecond)
-			paRefused(t, paTry(ls, concurry.Amounts{"u": c}), "u", 2*w)
+			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", w+time.Microsecond)
+			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": c}), "u", 2*w)
 			clk.add(2 * w)
-			paTake(t, ls, concurry.Amounts{"u": c}, concurry.Amounts{"u": c})
+			backendtest.Take(t, ls, concurry.Amounts{"u": c}, concurry.Amounts{"u": c})
 		})
 	}
 }
@@ -360,18 +310,18 @@ func TestEdgeAlgRedisSlowLimitLargeOverage(t *testing.T) {
 			if err := as[0].Release(); err != nil {
 				t.Fatal(err)
 			}
-			if st := paStat(t, ls, "u"); st.Debt != 992 {
+			if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 992 {
 				t.Errorf("Debt %d after 1000 of overage on 10 with 2 taken, want 992", st.Debt)
 			}
 			as[1].Update(concurry.Amounts{"u": 0})
 			if err := as[1].Release(); err != nil {
 				t.Fatal(err)
 			}
-			if st := paStat(t, ls, "u"); st.Debt != 991 {
+			if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 991 {
 				t.Errorf("Debt %d after refunding 1 of a debt of 992, want 991", st.Debt)
 			}
 			var r *concurry.RefusalError
-			if err := paTry(ls, concurry.Amounts{"u": 1}); !errors.As(err, &r) || r.RetryAfter != paSaturated(clk, 992*tee) {
+			if err := backendtest.Try(ls, concurry.Amounts{"u": 1}); !errors.As(err, &r) || r.RetryAfter != paSaturated(clk, 992*tee) {
 				t.Errorf("refusal %v (%+v), want RetryAfter 992·T = %v, saturated at 2^52 µs: %v", err, r, 992*tee, paSaturated(clk, 992*tee))
 			}
 		})
@@ -385,9 +335,9 @@ func TestEdgeAlgRedisSlowLeakyBucketLargeOverage(t *testing.T) {
 	const w = concurry.MaxWindow
 	clk := &paClock{paNow()}
 	ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: w, Capacity: 10, Algorithm: concurry.LeakyBucket})
-	paTake(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1001})
+	backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1001})
 	var r *concurry.RefusalError
-	if err := paTry(ls, concurry.Amounts{"u": 1}); !errors.As(err, &r) || r.RetryAfter != paSaturated(clk, 1001*(w/10)) {
+	if err := backendtest.Try(ls, concurry.Amounts{"u": 1}); !errors.As(err, &r) || r.RetryAfter != paSaturated(clk, 1001*(w/10)) {
 		t.Errorf("refusal %v (%+v), want RetryAfter 1001·T = %v, saturated at 2^52 µs: %v", err, r, 1001*(w/10), paSaturated(clk, 1001*(w/10)))
 	}
 }
@@ -474,7 +424,7 @@ func TestEdgeAlgRedisDifferentialAtTheTopOfTheRange(t *testing.T) {
 						a.Release()
 						m.settle(clk.now, s.n, s.used)
 					}
-					st := paStat(t, ls, "u")
+					st := backendtest.LimitStat(t, ls, "u")
 					ns := clk.now * 1000
 					if st.Available != m.st.Available(ns) || st.Debt != m.st.Debt(ns) {
 						t.Fatalf("step %d: Available %d, Debt %d; the reference says %d and %d", i, st.Available, st.Debt, m.st.Available(ns), m.st.Debt(ns))
@@ -507,12 +457,12 @@ func TestEdgeAlgRedisSaturatedLimitsNeverWrap(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			st := paStat(t, ls, "u")
+			st := backendtest.LimitStat(t, ls, "u")
 			if st.Available != 0 || st.Debt < 0 || st.Debt > 1<<52 {
 				t.Fatalf("after 5·2^50 of overage: %+v", st)
 			}
 			var r *concurry.RefusalError
-			if err := paTry(ls, concurry.Amounts{"u": 1}); !errors.As(err, &r) || r.RetryAfter <= 0 {
+			if err := backendtest.Try(ls, concurry.Amounts{"u": 1}); !errors.As(err, &r) || r.RetryAfter <= 0 {
 				t.Fatalf("refusal %v (%+v), want a positive RetryAfter", err, r)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
