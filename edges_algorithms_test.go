@@ -739,46 +739,14 @@ func TestEdgeAlgCallLimitRefusalFacts(t *testing.T) {
 	}
 }
 
-// paSaturate charges 5·2^50 of overage on "u" (capacity 1 per 366 days), far
-// past any debt bound, then checks that nothing wrapped: nothing available,
-// a debt within [0, 2^52], a refusal with a positive RetryAfter, and a
-// deadline Acquire that fails at once.
-func paSaturate(t *testing.T, ls *concurry.LimitSet, alg concurry.Algorithm) {
-	now := time.Now
-	year := 365 * 24 * time.Hour
+// paSaturated is the RetryAfter a saturated limit of alg must at least
+// report: more than a year, or, for a FixedWindow, whose overage is
+// forgotten at the next window wherever it falls, 2 hours.
+func paSaturated(alg concurry.Algorithm) time.Duration {
 	if alg == concurry.FixedWindow {
-		year = 2 * time.Hour // its overage is forgotten at the next window, wherever it falls
+		return 2 * time.Hour
 	}
-	t.Helper()
-	for range 5 {
-		a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
-		if err != nil {
-			if errors.Is(err, concurry.ErrWouldBlock) {
-				break
-			}
-			t.Fatal(err)
-		}
-		a.Update(concurry.Amounts{"u": concurry.MaxCapacity})
-		if err := a.Release(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st := backendtest.LimitStat(t, ls, "u")
-	if st.Available != 0 || st.Debt < 0 || st.Debt > 1<<52 {
-		t.Fatalf("after 5·2^50 of overage: %+v", st)
-	}
-	var r *concurry.RefusalError
-	err := backendtest.Try(ls, concurry.Amounts{"u": 1})
-	if !errors.As(err, &r) || r.RetryAfter < year {
-		t.Fatalf("refusal %v (%+v), want a RetryAfter of more than %v", err, r, year)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-	defer cancel()
-	start := now()
-	_, err = ls.Acquire(ctx, concurry.Amounts{"u": 1})
-	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &r) || r.RetryAfter < year || now().Sub(start) > time.Second {
-		t.Fatalf("Acquire with a deadline in an hour: %v (%+v) after %v, want an immediate deadline refusal", err, r, now().Sub(start))
-	}
+	return 365 * 24 * time.Hour
 }
 
 // "no sum of amounts can overflow" (Limits of the contract), for every
@@ -788,12 +756,12 @@ func TestEdgeAlgSaturatedLimitsNeverWrap(t *testing.T) {
 		t.Run("memory/"+alg.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ls := paSet(t, concurry.RateLimit{Key: "u", Window: concurry.MaxWindow, Capacity: 1, Algorithm: alg})
-				paSaturate(t, ls, alg)
+				backendtest.Saturate(t, ls, paSaturated(alg), time.Hour, time.Second)
 			})
 		})
 		t.Run("unixsock/"+alg.String(), func(t *testing.T) {
 			ls := paUnixSet(t, concurry.RateLimit{Key: "u", Window: concurry.MaxWindow, Capacity: 1, Algorithm: alg})
-			paSaturate(t, ls, alg)
+			backendtest.Saturate(t, ls, paSaturated(alg), time.Hour, time.Second)
 		})
 	}
 }

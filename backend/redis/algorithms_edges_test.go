@@ -444,34 +444,7 @@ func TestEdgeAlgRedisSaturatedLimitsNeverWrap(t *testing.T) {
 		t.Run(alg.String(), func(t *testing.T) {
 			clk := &paClock{paNow()}
 			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: concurry.MaxWindow, Capacity: 1, Algorithm: alg})
-			for range 5 {
-				a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
-				if err != nil {
-					if errors.Is(err, concurry.ErrWouldBlock) {
-						break
-					}
-					t.Fatal(err)
-				}
-				a.Update(concurry.Amounts{"u": concurry.MaxCapacity})
-				if err := a.Release(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			st := backendtest.LimitStat(t, ls, "u")
-			if st.Available != 0 || st.Debt < 0 || st.Debt > 1<<52 {
-				t.Fatalf("after 5·2^50 of overage: %+v", st)
-			}
-			var r *concurry.RefusalError
-			if err := backendtest.Try(ls, concurry.Amounts{"u": 1}); !errors.As(err, &r) || r.RetryAfter <= 0 {
-				t.Fatalf("refusal %v (%+v), want a positive RetryAfter", err, r)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			start := time.Now()
-			_, err := ls.Acquire(ctx, concurry.Amounts{"u": 1})
-			if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
-				t.Fatalf("Acquire with a deadline in a minute: %v after %v, want an immediate deadline refusal", err, time.Since(start))
-			}
+			backendtest.Saturate(t, ls, time.Nanosecond, time.Minute, 5*time.Second)
 		})
 	}
 }

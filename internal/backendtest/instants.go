@@ -89,3 +89,41 @@ func (c Clock) FitsIn(t testing.TB, ls *concurry.LimitSet, d time.Duration, key 
 	c.Advance(c.Q)
 	Take(t, ls, req, req)
 }
+
+// Saturate charges 5·2^50 of overage on key "u" of ls (capacity 1), far past
+// any debt bound, then checks that nothing wrapped: nothing available, a
+// debt within [0, 2^52], a refusal with a RetryAfter of at least atLeast,
+// and an Acquire with a deadline after timeout that fails within a while
+// with a deadline refusal carrying such a RetryAfter.
+func Saturate(t testing.TB, ls *concurry.LimitSet, atLeast, timeout, within time.Duration) {
+	t.Helper()
+	for range 5 {
+		a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
+		if err != nil {
+			if errors.Is(err, concurry.ErrWouldBlock) {
+				break
+			}
+			t.Fatal(err)
+		}
+		a.Update(concurry.Amounts{"u": concurry.MaxCapacity})
+		if err := a.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := LimitStat(t, ls, "u")
+	if st.Available != 0 || st.Debt < 0 || st.Debt > 1<<52 {
+		t.Fatalf("after 5·2^50 of overage: %+v", st)
+	}
+	var r *concurry.RefusalError
+	err := Try(ls, concurry.Amounts{"u": 1})
+	if !errors.As(err, &r) || r.RetryAfter < atLeast {
+		t.Fatalf("refusal %v (%+v), want a RetryAfter of at least %v", err, r, atLeast)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	_, err = ls.Acquire(ctx, concurry.Amounts{"u": 1})
+	if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &r) || r.RetryAfter < atLeast || took > within {
+		t.Fatalf("Acquire with a deadline in %v: %v (%+v) after %v, want a deadline refusal within %v", timeout, err, r, took, within)
+	}
+}
