@@ -16,7 +16,15 @@ import (
 	"github.com/concurry/concurry/backend"
 )
 
-// holdSet makes a LimitSet named name over a fresh client of srv.
+// holdLimits are the limits most probes hold: extra, then 100 tokens over a
+// window no probe outlives and a resource of conn units.
+func holdLimits(conn int64, extra ...concurry.Limit) []concurry.Limit {
+	return append(extra,
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
+		concurry.ResourceLimit{Key: "conn", Capacity: conn})
+}
+
+// holdSet makes a LimitSet named name over c.
 func holdSet(t *testing.T, c *Client, name string, limits ...concurry.Limit) *concurry.LimitSet {
 	t.Helper()
 	ls, err := concurry.NewLimitSet(limits, concurry.WithName(name), concurry.WithBackend(c))
@@ -24,6 +32,43 @@ func holdSet(t *testing.T, c *Client, name string, limits ...concurry.Limit) *co
 		t.Fatal(err)
 	}
 	return ls
+}
+
+// holdServe starts a server, dials it with auto-hosting off, and makes the
+// set named name of limits over that client.
+func holdServe(t *testing.T, name string, limits ...concurry.Limit) (*Server, *Client, *concurry.LimitSet) {
+	t.Helper()
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	return srv, c, holdSet(t, c, name, limits...)
+}
+
+// holdServeChild starts a server in a child process at a fresh path and
+// dials it with auto-hosting off and a backoff of 1ms.
+func holdServeChild(t *testing.T) (*child, *Client) {
+	t.Helper()
+	path := sockPath(t)
+	kid := startChild(t, "", "serve", nil, "CQ_SOCK="+path)
+	kid.expect(t, "SERVING", 10*time.Second)
+	return kid, dial(t, path, Options{DisableAutoHost: true, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+}
+
+// holdKill kills kid with SIGKILL.
+func holdKill(t *testing.T, kid *child) {
+	t.Helper()
+	if err := kid.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// holdAcquire acquires tokens of ls, failing the test on an error.
+func holdAcquire(t *testing.T, ls *concurry.LimitSet, tokens int64) *concurry.Acquisition {
+	t.Helper()
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 func holdStat(t *testing.T, ls *concurry.LimitSet, key string) concurry.LimitStats {
@@ -39,57 +84,89 @@ func holdStat(t *testing.T, ls *concurry.LimitSet, key string) concurry.LimitSta
 	return s
 }
 
+// wantTokens checks the tokens available in ls; why says what they mean.
+func wantTokens(t *testing.T, ls *concurry.LimitSet, want int64, why string) {
+	t.Helper()
+	if got := holdStat(t, ls, "tokens").Available; got != want {
+		t.Errorf("tokens available %d, want %d%s", got, want, why)
+	}
+}
+
+// wantConnInUse checks the conn units in use in ls; why says when.
+func wantConnInUse(t *testing.T, ls *concurry.LimitSet, want int64, why string) {
+	t.Helper()
+	if got := holdStat(t, ls, "conn").InUse; got != want {
+		t.Errorf("conn in use %d%s, want %d", got, why, want)
+	}
+}
+
 // holdDrop fails the connection the set named name is bound to, as a
 // server that dropped this client would.
 func holdDrop(c *Client, name string) {
 	c.slots[c.slotOf(name)].conn.Load().fail(errors.New("dropped by the probe"))
 }
 
+// holdToldLost waits until Update(usage) of a says the holding was lost.
+func holdToldLost(t *testing.T, a *concurry.Acquisition, usage concurry.Amounts) {
+	t.Helper()
+	eventually(t, "Update tells the holder its holding was lost", func() error {
+		if err := a.Update(usage); !errors.Is(err, concurry.ErrLeaseLost) {
+			return errors.New("not told yet")
+		}
+		return nil
+	})
+}
+
+// holdLost serves the set named name of holdLimits(1), acquires 10 tokens
+// and drops the connection under that holding.
+func holdLost(t *testing.T, name string) (*concurry.LimitSet, *concurry.Acquisition) {
+	t.Helper()
+	_, c, ls := holdServe(t, name, holdLimits(1)...)
+	a := holdAcquire(t, ls, 10)
+	holdDrop(c, name)
+	return ls, a
+}
+
 // DESIGN: "Do releases for you; when fn returns an error, a missing update
 // is not reported on top of it." and "A holder is told when its exclusivity
 // ended early (... a connection dropped): Update and Release return an error
 // saying so." — only the missing update may be left out of Do's error; the
-// lost holding must still be reported.
-func TestHoldingEdgeDoReportsLostHoldingWhenFnFails(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
-	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	ls := holdSet(t, c, "do-lost",
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+// lost holding must still be reported, with fn's error or without one
+// (LimitSet.Do's doc), and the usage reported is charged on the same server.
+func TestHoldingEdgeDoReportsLostHolding(t *testing.T) {
 	boom := errors.New("boom")
-	err := ls.Do(context.Background(), concurry.Amounts{"tokens": 10}, func(context.Context, *concurry.Acquisition) error {
-		holdDrop(c, "do-lost")
-		return boom
-	})
-	if !errors.Is(err, boom) {
-		t.Fatalf("Do: %v, want fn's error", err)
-	}
-	if errors.Is(err, concurry.ErrUsageNotReported) {
-		t.Errorf("Do reported the missing update on top of fn's error: %v", err)
-	}
-	if !errors.Is(err, concurry.ErrLeaseLost) {
-		t.Errorf("Do: %v; the holding ended early (its connection dropped) and Do did not say so", err)
-	}
-}
-
-// The same with the usage reported: Do's error must say the holding was lost.
-func TestHoldingEdgeDoReportsLostHoldingWhenFnFailsAfterUpdate(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
-	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	ls := holdSet(t, c, "do-lost-updated",
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1})
-	boom := errors.New("boom")
-	err := ls.Do(context.Background(), concurry.Amounts{"tokens": 10}, func(_ context.Context, a *concurry.Acquisition) error {
-		holdDrop(c, "do-lost-updated")
-		a.Update(concurry.Amounts{"tokens": 30})
-		return boom
-	})
-	if !errors.Is(err, boom) || !errors.Is(err, concurry.ErrLeaseLost) {
-		t.Fatalf("Do: %v, want fn's error and ErrLeaseLost", err)
-	}
-	if tok := holdStat(t, ls, "tokens"); tok.Available != 70 {
-		t.Errorf("tokens available %d, want 70: the 30 reported charged on the same server", tok.Available)
+	for _, tc := range []struct {
+		name  string
+		used  int64 // reported before fn returns, when not 0
+		fnErr error
+	}{
+		{"fn fails", 0, boom},
+		{"fn fails after update", 30, boom},
+		{"fn succeeds after update", 10, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := "do-lost-" + strings.ReplaceAll(tc.name, " ", "-")
+			_, c, ls := holdServe(t, name, holdLimits(1)...)
+			err := ls.Do(context.Background(), concurry.Amounts{"tokens": 10}, func(_ context.Context, a *concurry.Acquisition) error {
+				holdDrop(c, name)
+				if tc.used != 0 {
+					a.Update(concurry.Amounts{"tokens": tc.used}) // the holder ignores Update's error
+				}
+				return tc.fnErr
+			})
+			if tc.fnErr != nil && !errors.Is(err, tc.fnErr) {
+				t.Fatalf("Do: %v, want fn's error", err)
+			}
+			if errors.Is(err, concurry.ErrUsageNotReported) {
+				t.Errorf("Do reported the missing update on top of fn's error: %v", err)
+			}
+			if !errors.Is(err, concurry.ErrLeaseLost) {
+				t.Errorf("Do: %v; the holding ended early (its connection dropped) and Do did not say so", err)
+			}
+			if tc.used != 0 {
+				wantTokens(t, ls, 100-tc.used, ": the usage reported charged on the same server")
+			}
+		})
 	}
 }
 
@@ -98,54 +175,32 @@ func TestHoldingEdgeDoReportsLostHoldingWhenFnFailsAfterUpdate(t *testing.T) {
 // changing nothing" (doc comment): the valid key of a failed Update is not
 // recorded either.
 func TestHoldingEdgeUpdateKeyOfSetNotInAcquisition(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
-	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	ls := holdSet(t, c, "not-held",
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.RateLimit{Key: "other", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1})
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Update(concurry.Amounts{"other": 1}); !errors.Is(err, concurry.ErrUnknownKey) {
-		t.Errorf("Update of a key of the set not held: %v, want ErrUnknownKey", err)
-	}
-	if err := a.Update(concurry.Amounts{"tokens": 5, "other": 1}); !errors.Is(err, concurry.ErrUnknownKey) {
-		t.Errorf("Update of a held and an unheld key: %v, want ErrUnknownKey", err)
-	}
-	if err := a.Update(concurry.Amounts{"tokens": 5, "nope": 1}); !errors.Is(err, concurry.ErrUnknownKey) {
-		t.Errorf("Update of a held and an unknown key: %v, want ErrUnknownKey", err)
-	}
-	if err := a.Update(concurry.Amounts{"tokens": 5, concurry.CallKey: 1}); !errors.Is(err, concurry.ErrUnknownKey) {
-		t.Errorf("Update naming the call key of a set without a CallLimit: %v, want ErrUnknownKey", err)
+	_, _, ls := holdServe(t, "not-held", holdLimits(1, concurry.RateLimit{Key: "other", Window: 1000 * time.Hour, Capacity: 100})...)
+	a := holdAcquire(t, ls, 10)
+	for what, usage := range map[string]concurry.Amounts{
+		"a key of the set not held":                        {"other": 1},
+		"a held and an unheld key":                         {"tokens": 5, "other": 1},
+		"a held and an unknown key":                        {"tokens": 5, "nope": 1},
+		"naming the call key of a set without a CallLimit": {"tokens": 5, concurry.CallKey: 1},
+	} {
+		if err := a.Update(usage); !errors.Is(err, concurry.ErrUnknownKey) {
+			t.Errorf("Update of %s: %v, want ErrUnknownKey", what, err)
+		}
 	}
 	// Nothing was recorded: the release counts the full request.
 	if err := a.Release(); !errors.Is(err, concurry.ErrUsageNotReported) {
 		t.Errorf("Release after only failed Updates: %v, want ErrUsageNotReported", err)
 	}
-	if tok := holdStat(t, ls, "tokens"); tok.Available != 90 {
-		t.Errorf("tokens available %d, want 90", tok.Available)
-	}
-	if conn := holdStat(t, ls, "conn"); conn.InUse != 0 {
-		t.Errorf("conn in use %d after Release, want 0", conn.InUse)
-	}
+	wantTokens(t, ls, 90, "")
+	wantConnInUse(t, ls, 0, " after Release")
 }
 
 // Update doc: "ErrInvalidRequest for usage outside [0, MaxCapacity]"; "A
 // CallLimit or ResourceLimit key may be reported only with the amount
 // granted." Both ends of the range.
 func TestHoldingEdgeUpdateUsageRange(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
-	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	ls := holdSet(t, c, "range",
-		concurry.CallLimit{Window: 1000 * time.Hour, Capacity: 10},
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "conn", Capacity: 2})
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, ls := holdServe(t, "range", holdLimits(2, concurry.CallLimit{Window: 1000 * time.Hour, Capacity: 10})...)
+	a := holdAcquire(t, ls, 10)
 	for _, bad := range []concurry.Amounts{
 		{"tokens": -1},
 		{"tokens": concurry.MaxCapacity + 1},
@@ -178,12 +233,7 @@ func TestHoldingEdgeUpdateUsageRange(t *testing.T) {
 // DESIGN: "A failed TryAcquire holds nothing and returns no acquisition."
 // Refused by a resource, by a rate, and by the FIFO queue.
 func TestHoldingEdgeFailedTryAcquireHoldsNothing(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
-	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	ls := holdSet(t, c, "try-nothing",
-		concurry.CallLimit{Window: 1000 * time.Hour, Capacity: 10},
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	_, _, ls := holdServe(t, "try-nothing", holdLimits(1, concurry.CallLimit{Window: 1000 * time.Hour, Capacity: 10})...)
 	held, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 10})
 	if err != nil {
 		t.Fatal(err)
@@ -208,9 +258,7 @@ func TestHoldingEdgeFailedTryAcquireHoldsNothing(t *testing.T) {
 	if conn, calls := holdStat(t, ls, "conn"), holdStat(t, ls, concurry.CallKey); conn.InUse != 0 || calls.Available != 9 {
 		t.Fatalf("after a TryAcquire refused by the rate: conn in use %d, calls %d; want 0 and 9", conn.InUse, calls.Available)
 	}
-	if tok := holdStat(t, ls, "tokens"); tok.Available != 90 {
-		t.Fatalf("tokens %d, want 90", tok.Available)
-	}
+	wantTokens(t, ls, 90, "")
 }
 
 // DESIGN: "Release() always releases everything it holds — resources are
@@ -219,17 +267,8 @@ func TestHoldingEdgeFailedTryAcquireHoldsNothing(t *testing.T) {
 // dropped, never updated: Release says both that the lease was lost and
 // that usage was not reported; the next Release is nil, Update ErrReleased.
 func TestHoldingEdgeLostHoldingUnreported(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
-	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	ls := holdSet(t, c, "lost-unreported",
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1})
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	holdDrop(c, "lost-unreported")
-	err = a.Release()
+	ls, a := holdLost(t, "lost-unreported")
+	err := a.Release()
 	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, concurry.ErrUsageNotReported) {
 		t.Fatalf("Release of a lost, unreported holding: %v; want ErrLeaseLost and ErrUsageNotReported", err)
 	}
@@ -248,16 +287,12 @@ func TestHoldingEdgeLostHoldingUnreported(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the set after the drop: %v", err)
 	}
-	if tok := holdStat(t, ls, "tokens"); tok.Available != 89 {
-		t.Errorf("tokens %d, want 89: the lost grant stays spent", tok.Available)
-	}
+	wantTokens(t, ls, 89, ": the lost grant stays spent")
 	b.Update(concurry.Amounts{"tokens": 1})
 	if err := b.Release(); err != nil {
 		t.Fatalf("a holding of the new connection: %v", err)
 	}
-	if conn := holdStat(t, ls, "conn"); conn.InUse != 0 {
-		t.Errorf("conn in use %d after every holding ended, want 0", conn.InUse)
-	}
+	wantConnInUse(t, ls, 0, " after every holding ended")
 }
 
 // The doc comment of Update: "When the holding ended before its release ...,
@@ -265,16 +300,7 @@ func TestHoldingEdgeLostHoldingUnreported(t *testing.T) {
 // returns an error matching ErrLeaseLost". The last of several reports is
 // what is charged, and a second Update is still told.
 func TestHoldingEdgeLostHoldingUpdatesReplace(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
-	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	ls := holdSet(t, c, "lost-replace",
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1})
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	holdDrop(c, "lost-replace")
+	ls, a := holdLost(t, "lost-replace")
 	for _, used := range []int64{50, 25} {
 		if err := a.Update(concurry.Amounts{"tokens": used}); !errors.Is(err, concurry.ErrLeaseLost) {
 			t.Errorf("Update(%d) of a lost holding: %v, want ErrLeaseLost", used, err)
@@ -283,13 +309,11 @@ func TestHoldingEdgeLostHoldingUpdatesReplace(t *testing.T) {
 	if err := a.Update(concurry.Amounts{"tokens": -1}); !errors.Is(err, concurry.ErrInvalidRequest) {
 		t.Errorf("negative Update of a lost holding: %v, want ErrInvalidRequest", err)
 	}
-	err = a.Release()
+	err := a.Release()
 	if !errors.Is(err, concurry.ErrLeaseLost) || errors.Is(err, concurry.ErrUsageNotReported) || !strings.Contains(err.Error(), "was charged") {
 		t.Fatalf("Release: %v, want ErrLeaseLost saying the usage was charged", err)
 	}
-	if tok := holdStat(t, ls, "tokens"); tok.Available != 75 {
-		t.Errorf("tokens %d, want 75: 100 − the last report 25", tok.Available)
-	}
+	wantTokens(t, ls, 75, ": 100 − the last report 25")
 }
 
 // DESIGN: "A crashed holder must not leak resources: the Unix-socket server
@@ -299,31 +323,15 @@ func TestHoldingEdgeLostHoldingUpdatesReplace(t *testing.T) {
 // the holding was lost (the idle connection is watched), and Release says
 // the usage could not be charged.
 func TestHoldingEdgeServerKilledNoRestart(t *testing.T) {
-	path := sockPath(t)
-	srvKid := startChild(t, "", "serve", nil, "CQ_SOCK="+path)
-	srvKid.expect(t, "SERVING", 10*time.Second)
-	c := dial(t, path, Options{DisableAutoHost: true, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
-	ls := holdSet(t, c, "killed",
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1})
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srvKid, c := holdServeChild(t)
+	a := holdAcquire(t, holdSet(t, c, "killed", holdLimits(1)...), 10)
 	if err := a.Update(concurry.Amounts{"tokens": 5}); err != nil {
 		t.Fatalf("Update of a live holding: %v", err)
 	}
-	if err := srvKid.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	holdKill(t, srvKid)
 	srvKid.stop(true)
-	eventually(t, "Update tells the holder its connection dropped", func() error {
-		if err := a.Update(concurry.Amounts{"tokens": 20}); !errors.Is(err, concurry.ErrLeaseLost) {
-			return errors.New("not told yet")
-		}
-		return nil
-	})
-	err = a.Release()
+	holdToldLost(t, a, concurry.Amounts{"tokens": 20})
+	err := a.Release()
 	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, concurry.ErrBackendUnavailable) || !strings.Contains(err.Error(), "not charged") {
 		t.Fatalf("Release with no server: %v, want ErrLeaseLost and ErrBackendUnavailable saying the usage was not charged", err)
 	}
@@ -349,9 +357,7 @@ func TestHoldingEdgeKilledChildOtherHoldersKeep(t *testing.T) {
 	if _, err := theirs.TryAcquire(context.Background(), nil); !errors.Is(err, concurry.ErrWouldBlock) {
 		t.Fatalf("the child's units before it died: %v", err)
 	}
-	if err := kid.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	holdKill(t, kid)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	a, err := theirs.Acquire(ctx, concurry.Amounts{"conn": 2})
@@ -377,13 +383,8 @@ func TestHoldingEdgeKilledChildOtherHoldersKeep(t *testing.T) {
 func TestHoldingEdgeRefusalsKeepHoldingOnOneConn(t *testing.T) {
 	srv := startServer(t, ServerOptions{MaxConnSets: 2})
 	c := dial(t, srv.Path(), Options{DisableAutoHost: true, Conns: 1})
-	ls := holdSet(t, c, "keeps",
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1})
-	held, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls := holdSet(t, c, "keeps", holdLimits(1)...)
+	held := holdAcquire(t, ls, 10)
 	bad := map[string]struct {
 		name   string
 		limits []concurry.Limit
@@ -421,9 +422,7 @@ func TestHoldingEdgeRefusalsKeepHoldingOnOneConn(t *testing.T) {
 	if st, _ := ls.Stats(context.Background()); st.LeasesLost != 0 {
 		t.Errorf("LeasesLost %d, want 0", st.LeasesLost)
 	}
-	if tok := holdStat(t, ls, "tokens"); tok.Available != 96 {
-		t.Errorf("tokens %d, want 96", tok.Available)
-	}
+	wantTokens(t, ls, 96, "")
 }
 
 // "a server answers one bad request with one error, never by closing a
@@ -471,19 +470,8 @@ func TestHoldingEdgeBackendBadAmountsKeepHoldings(t *testing.T) {
 // exactly (overage charged, the resource returned), and a holding whose
 // connection dropped after Close still has its usage charged.
 func TestHoldingEdgeReleaseAfterClose(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
-	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	ls := holdSet(t, c, "after-close",
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "conn", Capacity: 2})
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, c, ls := holdServe(t, "after-close", holdLimits(2)...)
+	a, b := holdAcquire(t, ls, 10), holdAcquire(t, ls, 10)
 	if err := ls.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -497,19 +485,13 @@ func TestHoldingEdgeReleaseAfterClose(t *testing.T) {
 	if err := b.Update(concurry.Amounts{"tokens": 30}); !errors.Is(err, concurry.ErrLeaseLost) {
 		t.Errorf("Update of a holding lost after Close: %v, want ErrLeaseLost", err)
 	}
-	err = b.Release()
+	err := b.Release()
 	if !errors.Is(err, concurry.ErrLeaseLost) || !strings.Contains(err.Error(), "was charged") {
 		t.Errorf("Release of a holding lost after Close: %v, want ErrLeaseLost saying the usage was charged", err)
 	}
-	other := holdSet(t, dial(t, srv.Path(), Options{DisableAutoHost: true}), "after-close",
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "conn", Capacity: 2})
-	if tok := holdStat(t, other, "tokens"); tok.Available != 100-15-30 {
-		t.Errorf("tokens %d, want 55: 15 and 30 reported", tok.Available)
-	}
-	if conn := holdStat(t, other, "conn"); conn.InUse != 0 {
-		t.Errorf("conn in use %d, want 0", conn.InUse)
-	}
+	other := holdSet(t, dial(t, srv.Path(), Options{DisableAutoHost: true}), "after-close", holdLimits(2)...)
+	wantTokens(t, other, 100-15-30, ": 15 and 30 reported")
+	wantConnInUse(t, other, 0, "")
 }
 
 // Acquisition doc: "a generation number keeps a handle that was released
@@ -518,32 +500,21 @@ func TestHoldingEdgeReleaseAfterClose(t *testing.T) {
 // DESIGN: "Later calls of Release return nil." — a stale handle released
 // again, from many goroutines at once, never returns the next owner's unit.
 func TestHoldingEdgeStaleReleaseNeverFreesNextOwner(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
-	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	ls := holdSet(t, c, "stale",
+	_, _, ls := holdServe(t, "stale",
 		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 1000},
 		concurry.ResourceLimit{Key: "conn", Capacity: 2})
-	ctx := context.Background()
-	a, err := ls.Acquire(ctx, concurry.Amounts{"tokens": 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := holdAcquire(t, ls, 10)
 	a.Update(concurry.Amounts{"tokens": 10})
 	done := make(chan error, 8)
 	for range 8 {
 		go func() { done <- a.Release() }()
 	}
-	failures := 0
 	for range 8 {
 		if err := <-done; err != nil {
-			failures++
 			t.Errorf("Release from one of 8 goroutines: %v", err)
 		}
 	}
-	next, err := ls.Acquire(ctx, concurry.Amounts{"tokens": 10}) // may reuse a's holding
-	if err != nil {
-		t.Fatal(err)
-	}
+	next := holdAcquire(t, ls, 10) // may reuse a's holding
 	if err := a.Release(); err != nil {
 		t.Errorf("stale Release: %v", err)
 	}
@@ -556,28 +527,20 @@ func TestHoldingEdgeStaleReleaseNeverFreesNextOwner(t *testing.T) {
 	if g := next.Granted("tokens"); g != 10 {
 		t.Errorf("next owner's Granted = %d, want 10", g)
 	}
-	if conn := holdStat(t, ls, "conn"); conn.InUse != 1 {
-		t.Errorf("conn in use %d, want 1: the next owner's", conn.InUse)
-	}
+	wantConnInUse(t, ls, 1, ": the next owner's")
 	next.Update(concurry.Amounts{"tokens": 10})
 	if err := next.Release(); err != nil {
 		t.Fatal(err)
 	}
-	if conn := holdStat(t, ls, "conn"); conn.InUse != 0 {
-		t.Errorf("conn in use %d at the end", conn.InUse)
-	}
+	wantConnInUse(t, ls, 0, " at the end")
 }
 
 // LimitSet.Do's doc: "runs fn with the acquisition and releases it, also
 // when fn panics." — the panic reaches the caller, the resource is back.
-// And when fn succeeds after reporting usage on a holding whose connection
-// dropped, Do returns the loss.
-func TestHoldingEdgeDoPanicReleasesAndLossReported(t *testing.T) {
-	srv := startServer(t, ServerOptions{})
-	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	ls := holdSet(t, c, "do-panic",
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+// (The loss of a holding whose connection dropped while fn ran, reported
+// by Do: TestHoldingEdgeDoReportsLostHolding.)
+func TestHoldingEdgeDoPanicReleases(t *testing.T) {
+	_, _, ls := holdServe(t, "do-panic", holdLimits(1)...)
 	func() {
 		defer func() {
 			if r := recover(); r != "fn panicked" {
@@ -588,17 +551,7 @@ func TestHoldingEdgeDoPanicReleasesAndLossReported(t *testing.T) {
 			panic("fn panicked")
 		})
 	}()
-	if conn := holdStat(t, ls, "conn"); conn.InUse != 0 {
-		t.Errorf("conn in use %d after fn panicked, want 0", conn.InUse)
-	}
-	err := ls.Do(context.Background(), concurry.Amounts{"tokens": 10}, func(_ context.Context, a *concurry.Acquisition) error {
-		holdDrop(c, "do-panic")
-		a.Update(concurry.Amounts{"tokens": 10}) // the holder ignores Update's error
-		return nil
-	})
-	if !errors.Is(err, concurry.ErrLeaseLost) {
-		t.Errorf("Do whose holding was lost: %v, want ErrLeaseLost", err)
-	}
+	wantConnInUse(t, ls, 0, " after fn panicked")
 }
 
 // DESIGN: "A holder is told when its exclusivity ended early (... a
@@ -612,19 +565,11 @@ func TestHoldingEdgeClientClosedUnderHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls := holdSet(t, c, "client-closed",
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1})
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := holdAcquire(t, holdSet(t, c, "client-closed", holdLimits(1)...), 10)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	other := holdSet(t, dial(t, srv.Path(), Options{DisableAutoHost: true}), "client-closed",
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	other := holdSet(t, dial(t, srv.Path(), Options{DisableAutoHost: true}), "client-closed", holdLimits(1)...)
 	eventually(t, "the closed client's unit is free", func() error {
 		o, err := other.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1})
 		if err != nil {
@@ -652,33 +597,18 @@ func TestHoldingEdgeClientClosedUnderHolder(t *testing.T) {
 // path: the full request of an unreported holding is charged to the new
 // server's set, to every window of its key, and Release says both things.
 func TestHoldingEdgeUnreportedChargedToNewServer(t *testing.T) {
-	path := sockPath(t)
-	first := startChild(t, "", "serve", nil, "CQ_SOCK="+path)
-	first.expect(t, "SERVING", 10*time.Second)
-	c := dial(t, path, Options{DisableAutoHost: true, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
-	limits := []concurry.Limit{
+	first, c := holdServeChild(t)
+	ls := holdSet(t, c, "unreported-new",
 		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 1000},
 		concurry.RateLimit{Key: "tokens", Window: 2000 * time.Hour, Capacity: 5000},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1},
-	}
-	ls := holdSet(t, c, "unreported-new", limits...)
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
+	a := holdAcquire(t, ls, 100)
+	holdKill(t, first)
 	first.stop(true)
-	eventually(t, "the holder is told", func() error {
-		if err := a.Update(nil); !errors.Is(err, concurry.ErrLeaseLost) {
-			return errors.New("not yet")
-		}
-		return nil
-	})
-	second := startChild(t, "", "serve", nil, "CQ_SOCK="+path)
+	holdToldLost(t, a, nil)
+	second := startChild(t, "", "serve", nil, "CQ_SOCK="+c.path)
 	second.expect(t, "SERVING", 10*time.Second)
-	err = a.Release()
+	err := a.Release()
 	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, concurry.ErrUsageNotReported) || !strings.Contains(err.Error(), "was charged") {
 		t.Fatalf("Release: %v, want ErrLeaseLost (charged) and ErrUsageNotReported", err)
 	}
