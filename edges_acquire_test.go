@@ -21,6 +21,48 @@ import (
 	"github.com/concurry/concurry/internal/testutil"
 )
 
+// drain takes n units of key from ls and spends them all.
+func drain(t *testing.T, ls *concurry.LimitSet, key string, n int64) {
+	t.Helper()
+	mustRelease(t, mustTry(t, ls, concurry.Amounts{key: n}), concurry.Amounts{key: n})
+}
+
+// newPool makes a LimitPool of sets, failing the test on an error.
+func newPool(t *testing.T, sets []*concurry.LimitSet, opts ...concurry.PoolOption) *concurry.LimitPool {
+	t.Helper()
+	p, err := concurry.NewLimitPool(sets, opts...)
+	require.NoError(t, err)
+	return p
+}
+
+// rateAndResource returns a set of 10 "u" a second (TokenBucket) and a
+// resource "c" of conns units.
+func rateAndResource(t *testing.T, conns int64) *concurry.LimitSet {
+	t.Helper()
+	return newSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10}, concurry.ResourceLimit{Key: "c", Capacity: conns})
+}
+
+// drainedSets returns n region sets (regionSets) with every unit of
+// "tokens" spent.
+func drainedSets(t *testing.T, n int, capacity int64, window time.Duration) []*concurry.LimitSet {
+	t.Helper()
+	sets := regionSets(t, n, capacity, window)
+	for _, s := range sets {
+		drain(t, s, "tokens", capacity)
+	}
+	return sets
+}
+
+// staggeredSets returns two region sets of 10 "tokens" a second that grant
+// 5 at different instants: r0 at +500ms (drained), r1 at +300ms (8 spent).
+func staggeredSets(t *testing.T) []*concurry.LimitSet {
+	t.Helper()
+	sets := regionSets(t, 2, 10, time.Second)
+	drain(t, sets[0], "tokens", 10)
+	mustRelease(t, mustTry(t, sets[1], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 8})
+	return sets
+}
+
 // ---------------------------------------------------------------- Limits
 
 // "NewLimitSet rejects anything else with ErrInvalidLimit naming the limit."
@@ -141,7 +183,7 @@ func TestEdgeRequestNamingOnlyAResource(t *testing.T) {
 // even with a deadline that could never be met.
 func TestEdgeInvalidRequestFailsAtOnceWhileOthersWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10}, concurry.ResourceLimit{Key: "c", Capacity: 1})
+		ls := rateAndResource(t, 1)
 		held := mustTry(t, ls, concurry.Amounts{"u": 10})
 		errc := make(chan error, 1)
 		go func() {
@@ -184,22 +226,12 @@ func TestEdgeSemaphoreLargeRequestNotStarved(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ls := newSet(t, concurry.ResourceLimit{Key: "c", Capacity: 2})
 		a := mustTry(t, ls, nil)
-		bigc := make(chan *concurry.Acquisition, 1)
-		go func() {
-			b, err := ls.Acquire(bg, concurry.Amounts{"c": 2})
-			require.NoError(t, err)
-			bigc <- b
-		}()
+		bigc := goAcquire(bg, ls, concurry.Amounts{"c": 2})
 		synctest.Wait()
 		// One unit is free, but the big request waits: TryAcquire must not take it.
 		_, err := ls.TryAcquire(bg, nil)
 		require.ErrorIs(t, err, concurry.ErrWouldBlock, "TryAcquire jumped the big waiter")
-		smallc := make(chan *concurry.Acquisition, 1)
-		go func() {
-			s, err := ls.Acquire(bg, nil)
-			require.NoError(t, err)
-			smallc <- s
-		}()
+		smallc := goAcquire(bg, ls, nil)
 		synctest.Wait()
 		select {
 		case <-smallc:
@@ -209,13 +241,16 @@ func TestEdgeSemaphoreLargeRequestNotStarved(t *testing.T) {
 		require.NoError(t, a.Release())
 		synctest.Wait()
 		big := <-bigc
+		require.NoError(t, big.err)
 		select {
 		case <-smallc:
 			t.Fatal("the small one was granted while the big one holds everything")
 		default:
 		}
-		require.NoError(t, big.Release())
-		require.NoError(t, (<-smallc).Release())
+		require.NoError(t, big.a.Release())
+		small := <-smallc
+		require.NoError(t, small.err)
+		require.NoError(t, small.a.Release())
 		assert.Equal(t, int64(2), available(t, ls, "c"))
 	})
 }
@@ -227,7 +262,7 @@ func TestEdgeTryAcquireOfOtherKeyFailsWhileAnyoneWaits(t *testing.T) {
 		ls := newSet(t,
 			concurry.RateLimit{Key: "a", Window: time.Second, Capacity: 10},
 			concurry.RateLimit{Key: "b", Window: time.Second, Capacity: 10})
-		mustRelease(t, mustTry(t, ls, concurry.Amounts{"a": 10}), concurry.Amounts{"a": 10})
+		drain(t, ls, "a", 10)
 		done := make(chan time.Duration, 1)
 		start := time.Now()
 		go func() {
@@ -240,7 +275,7 @@ func TestEdgeTryAcquireOfOtherKeyFailsWhileAnyoneWaits(t *testing.T) {
 		_, err := ls.TryAcquire(bg, concurry.Amounts{"b": 1})
 		require.ErrorIs(t, err, concurry.ErrWouldBlock)
 		assert.Equal(t, 500*time.Millisecond, <-done)
-		mustRelease(t, mustTry(t, ls, concurry.Amounts{"b": 1}), concurry.Amounts{"b": 1})
+		drain(t, ls, "b", 1)
 	})
 }
 
@@ -257,23 +292,14 @@ func TestEdgeSharedMemorySetOneQueue(t *testing.T) {
 		require.NoError(t, err)
 		defer y.Close()
 		held := mustTry(t, x, nil)
-		errc := make(chan error, 1)
-		go func() {
-			_, err := x.Acquire(bg, concurry.Amounts{"c": 2})
-			errc <- err
-		}()
+		xw := goAcquire(bg, x, concurry.Amounts{"c": 2})
 		synctest.Wait()
 		_, err = y.TryAcquire(bg, nil)
 		require.ErrorIs(t, err, concurry.ErrWouldBlock, "y jumped x's waiter")
-		ych := make(chan *concurry.Acquisition, 1)
-		go func() {
-			a, err := y.Acquire(bg, concurry.Amounts{"c": 2})
-			require.NoError(t, err)
-			ych <- a
-		}()
+		ych := goAcquire(bg, y, concurry.Amounts{"c": 2})
 		synctest.Wait()
 		require.NoError(t, x.Close())
-		require.ErrorIs(t, <-errc, concurry.ErrClosed)
+		require.ErrorIs(t, (<-xw).err, concurry.ErrClosed)
 		synctest.Wait()
 		select {
 		case <-ych:
@@ -281,8 +307,9 @@ func TestEdgeSharedMemorySetOneQueue(t *testing.T) {
 		default:
 		}
 		require.NoError(t, held.Release(), "granted acquisitions can still be released after Close")
-		a := <-ych
-		require.NoError(t, a.Release())
+		r := <-ych
+		require.NoError(t, r.err)
+		require.NoError(t, r.a.Release())
 	})
 }
 
@@ -292,16 +319,11 @@ func TestEdgeSharedMemorySetOneQueue(t *testing.T) {
 // also when a resource is held too: the rate limit alone cannot meet it.
 func TestEdgeUnmeetableDeadlineWithAResourceHeld(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ls := newSet(t,
-			concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10},
-			concurry.ResourceLimit{Key: "c", Capacity: 1})
+		ls := rateAndResource(t, 1)
 		held := mustTry(t, ls, concurry.Amounts{"u": 10})
-		ctx, cancel := context.WithTimeout(bg, 400*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		_, err := ls.Acquire(ctx, concurry.Amounts{"u": 5}) // rate alone: +500ms
+		waited, _, err := acquireWithin(ls, 400*time.Millisecond, concurry.Amounts{"u": 5}) // rate alone: +500ms
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		assert.Zero(t, time.Since(start), "the rate limits cannot meet it: fail at once")
+		assert.Zero(t, waited, "the rate limits cannot meet it: fail at once")
 		mustRelease(t, held, concurry.Amounts{"u": 10})
 		assert.Equal(t, int64(1), available(t, ls, "c"))
 	})
@@ -313,8 +335,7 @@ func TestEdgeUnmeetableDeadlineWithAResourceHeld(t *testing.T) {
 func TestEdgeDeadlineBehindAWaiterExactInstant(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10})
-		mustRelease(t, mustTry(t, ls, concurry.Amounts{"u": 10}), concurry.Amounts{"u": 10})
-		start := time.Now()
+		drain(t, ls, "u", 10)
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			a, err := ls.Acquire(bg, concurry.Amounts{"u": 10}) // at +1s
@@ -322,16 +343,12 @@ func TestEdgeDeadlineBehindAWaiterExactInstant(t *testing.T) {
 			mustRelease(t, a, concurry.Amounts{"u": 10})
 		})
 		synctest.Wait()
-		short, c1 := context.WithTimeout(bg, 1100*time.Millisecond-time.Nanosecond)
-		defer c1()
-		_, err := ls.Acquire(short, concurry.Amounts{"u": 1}) // at +1.1s
+		waited, _, err := acquireWithin(ls, 1100*time.Millisecond-time.Nanosecond, concurry.Amounts{"u": 1}) // at +1.1s
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		assert.Zero(t, time.Since(start))
-		exact, c2 := context.WithTimeout(bg, 1100*time.Millisecond)
-		defer c2()
-		a, err := ls.Acquire(exact, concurry.Amounts{"u": 1})
+		assert.Zero(t, waited)
+		waited, a, err := acquireWithin(ls, 1100*time.Millisecond, concurry.Amounts{"u": 1})
 		require.NoError(t, err)
-		assert.Equal(t, 1100*time.Millisecond, time.Since(start))
+		assert.Equal(t, 1100*time.Millisecond, waited)
 		mustRelease(t, a, concurry.Amounts{"u": 1})
 		wg.Wait()
 	})
@@ -345,12 +362,9 @@ func TestEdgeDeadlineReachedWhileWaitingOnAResource(t *testing.T) {
 		ls := newSet(t, concurry.CallLimit{Window: time.Hour, Capacity: 10, Algorithm: concurry.SlidingWindow},
 			concurry.ResourceLimit{Key: "c", Capacity: 1})
 		held := mustTry(t, ls, nil)
-		ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		_, err := ls.Acquire(ctx, nil)
+		waited, _, err := acquireWithin(ls, 300*time.Millisecond, nil)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		assert.Equal(t, 300*time.Millisecond, time.Since(start))
+		assert.Equal(t, 300*time.Millisecond, waited)
 		assert.Equal(t, int64(9), available(t, ls, concurry.CallKey), "the failed wait took no call")
 		require.NoError(t, held.Release())
 		mustRelease(t, mustTry(t, ls, nil), nil)
@@ -365,7 +379,7 @@ func TestEdgeDeadlineReachedWhileWaitingOnAResource(t *testing.T) {
 func TestEdgeCancelMiddleWaiter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10})
-		mustRelease(t, mustTry(t, ls, concurry.Amounts{"u": 10}), concurry.Amounts{"u": 10})
+		drain(t, ls, "u", 10)
 		start := time.Now()
 		var wg sync.WaitGroup
 		var first, last time.Duration
@@ -377,11 +391,7 @@ func TestEdgeCancelMiddleWaiter(t *testing.T) {
 		})
 		synctest.Wait()
 		ctx, cancel := context.WithCancel(bg)
-		errc := make(chan error, 1)
-		go func() {
-			_, err := ls.Acquire(ctx, concurry.Amounts{"u": 5}) // would be +1.5s
-			errc <- err
-		}()
+		mid := goAcquire(ctx, ls, concurry.Amounts{"u": 5}) // would be +1.5s
 		synctest.Wait()
 		wg.Go(func() {
 			a, err := ls.Acquire(bg, concurry.Amounts{"u": 2}) // +1.2s without the middle one
@@ -392,7 +402,7 @@ func TestEdgeCancelMiddleWaiter(t *testing.T) {
 		synctest.Wait()
 		time.Sleep(200 * time.Millisecond)
 		cancel()
-		require.ErrorIs(t, <-errc, context.Canceled)
+		require.ErrorIs(t, (<-mid).err, context.Canceled)
 		wg.Wait()
 		assert.Equal(t, time.Second, first)
 		assert.Equal(t, 1200*time.Millisecond, last)
@@ -409,11 +419,7 @@ func TestEdgeCancelLeakyWaiter(t *testing.T) {
 		a := mustTry(t, ls, concurry.Amounts{"u": 1}) // departs at 0; next = 500ms
 		mustRelease(t, a, concurry.Amounts{"u": 1})
 		ctx, cancel := context.WithCancel(bg)
-		errc := make(chan error, 1)
-		go func() {
-			_, err := ls.Acquire(ctx, concurry.Amounts{"u": 1}) // would depart at 500ms
-			errc <- err
-		}()
+		w := goAcquire(ctx, ls, concurry.Amounts{"u": 1}) // would depart at 500ms
 		synctest.Wait()
 		got := make(chan time.Duration, 1)
 		go func() {
@@ -425,7 +431,7 @@ func TestEdgeCancelLeakyWaiter(t *testing.T) {
 		synctest.Wait()
 		time.Sleep(100 * time.Millisecond)
 		cancel()
-		require.ErrorIs(t, <-errc, context.Canceled)
+		require.ErrorIs(t, (<-w).err, context.Canceled)
 		assert.Equal(t, 500*time.Millisecond, <-got)
 	})
 }
@@ -442,14 +448,10 @@ func TestEdgeCancelSpendsNoCallOfANonRefundingAlgorithm(t *testing.T) {
 				held := mustTry(t, ls, nil)
 				before := available(t, ls, concurry.CallKey)
 				ctx, cancel := context.WithCancel(bg)
-				errc := make(chan error, 1)
-				go func() {
-					_, err := ls.Acquire(ctx, nil)
-					errc <- err
-				}()
+				w := goAcquire(ctx, ls, nil)
 				synctest.Wait()
 				cancel()
-				require.ErrorIs(t, <-errc, context.Canceled)
+				require.ErrorIs(t, (<-w).err, context.Canceled)
 				assert.Equal(t, before, available(t, ls, concurry.CallKey))
 				require.NoError(t, held.Release())
 			})
@@ -462,8 +464,8 @@ func TestEdgeCancelSpendsNoCallOfANonRefundingAlgorithm(t *testing.T) {
 // Never a half state.
 func TestEdgeCancelAtTheInstantOfTheGrant(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10}, concurry.ResourceLimit{Key: "c", Capacity: 1})
-		mustRelease(t, mustTry(t, ls, concurry.Amounts{"u": 10}), concurry.Amounts{"u": 10})
+		ls := rateAndResource(t, 1)
+		drain(t, ls, "u", 10)
 		ctx, cancel := context.WithCancel(bg)
 		time.AfterFunc(500*time.Millisecond, cancel)
 		a, err := ls.Acquire(ctx, concurry.Amounts{"u": 5}) // due at +500ms
@@ -484,22 +486,13 @@ func TestEdgeCancelAtTheInstantOfTheGrant(t *testing.T) {
 // — through a LimitPool's wait on several sets, with the cause kept.
 func TestEdgePoolCancelCauseMatches(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sets := regionSets(t, 2, 10, time.Hour)
-		for _, s := range sets {
-			mustRelease(t, mustTry(t, s, concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
-		}
-		p, err := concurry.NewLimitPool(sets)
-		require.NoError(t, err)
+		p := newPool(t, drainedSets(t, 2, 10, time.Hour))
 		why := errors.New("shutting down")
 		ctx, cancel := context.WithCancelCause(bg)
-		errc := make(chan error, 1)
-		go func() {
-			_, err := p.Acquire(ctx, concurry.Amounts{"tokens": 1})
-			errc <- err
-		}()
+		w := goAcquire(ctx, p, concurry.Amounts{"tokens": 1})
 		synctest.Wait()
 		cancel(why)
-		err = <-errc
+		err := (<-w).err
 		require.ErrorIs(t, err, context.Canceled)
 		require.ErrorIs(t, err, why)
 	})
@@ -512,36 +505,20 @@ func TestEdgePoolCancelCauseMatches(t *testing.T) {
 // set is closed, ErrClosed.
 func TestEdgePoolWaitSurvivesOneSetClosing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sets := regionSets(t, 2, 10, time.Second)
-		for _, s := range sets {
-			mustRelease(t, mustTry(t, s, concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
-		}
-		p, err := concurry.NewLimitPool(sets)
-		require.NoError(t, err)
+		sets := drainedSets(t, 2, 10, time.Second)
+		p := newPool(t, sets)
 		start := time.Now()
-		type res struct {
-			a   *concurry.Acquisition
-			err error
-			at  time.Duration
-		}
-		ch := make(chan res, 1)
-		go func() {
-			a, err := p.Acquire(bg, concurry.Amounts{"tokens": 5})
-			ch <- res{a, err, time.Since(start)}
-		}()
+		ch := goAcquire(bg, p, concurry.Amounts{"tokens": 5})
 		synctest.Wait()
 		time.Sleep(100 * time.Millisecond)
 		require.NoError(t, sets[0].Close())
 		r := <-ch
 		require.NoError(t, r.err)
 		assert.Equal(t, "r1", region(r.a))
-		assert.Equal(t, 500*time.Millisecond, r.at)
+		assert.Equal(t, 500*time.Millisecond, time.Since(start), "granted at once when r1 could")
 		mustRelease(t, r.a, concurry.Amounts{"tokens": 5})
 
-		go func() {
-			a, err := p.Acquire(bg, concurry.Amounts{"tokens": 10})
-			ch <- res{a, err, 0}
-		}()
+		ch = goAcquire(bg, p, concurry.Amounts{"tokens": 10})
 		synctest.Wait()
 		require.NoError(t, sets[1].Close())
 		r = <-ch
@@ -555,11 +532,7 @@ func TestEdgePoolWaitSurvivesOneSetClosing(t *testing.T) {
 // overage are still applied, and Do on the closed set fails without fn.
 func TestEdgeCloseThenSettleStillCounts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ls, err := concurry.NewLimitSet([]concurry.Limit{
-			concurry.RateLimit{Key: "u", Window: time.Hour, Capacity: 10},
-			concurry.ResourceLimit{Key: "c", Capacity: 2},
-		})
-		require.NoError(t, err)
+		ls := newSet(t, concurry.RateLimit{Key: "u", Window: time.Hour, Capacity: 10}, concurry.ResourceLimit{Key: "c", Capacity: 2})
 		a := mustTry(t, ls, concurry.Amounts{"u": 6})
 		b := mustTry(t, ls, concurry.Amounts{"u": 2})
 		require.NoError(t, ls.Close())
@@ -611,16 +584,11 @@ func TestEdgeEmptySetAcceptsAnyUpdate(t *testing.T) {
 // in order, and succeeds on the first that can grant", carrying its config.
 func TestEdgePoolFailsOverToAnEmptySet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		full := regionSets(t, 1, 10, time.Hour)[0]
-		mustRelease(t, mustTry(t, full, concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
+		full := drainedSets(t, 1, 10, time.Hour)[0]
 		empty, err := concurry.NewLimitSet(nil, concurry.WithConfig(map[string]any{"region": "free"}))
 		require.NoError(t, err)
-		p, err := concurry.NewLimitPool([]*concurry.LimitSet{full, empty})
-		require.NoError(t, err)
-		start := time.Now()
-		a, err := p.Acquire(bg, concurry.Amounts{"tokens": 3})
-		require.NoError(t, err)
-		assert.Zero(t, time.Since(start))
+		waited, a := acquireAt(t, newPool(t, []*concurry.LimitSet{full, empty}), concurry.Amounts{"tokens": 3})
+		assert.Zero(t, waited)
 		assert.Equal(t, "free", region(a))
 		require.NoError(t, a.Release())
 	})
@@ -654,15 +622,13 @@ func TestEdgeNestedAcquisitionTakesItsOwnResourceUnit(t *testing.T) {
 // from the chosen one, wrapping around.
 func TestEdgePoolFailoverOrderFromTheChosenSet(t *testing.T) {
 	sets := regionSets(t, 3, 10, time.Hour)
-	mustRelease(t, mustTry(t, sets[2], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
-	p, err := concurry.NewLimitPool(sets, concurry.WithWorkerIndex(2)) // picks r2 first: exhausted
-	require.NoError(t, err)
+	drain(t, sets[2], "tokens", 10)
+	p := newPool(t, sets, concurry.WithWorkerIndex(2)) // picks r2 first: exhausted
 	a := mustTry(t, p, concurry.Amounts{"tokens": 1})
 	assert.Equal(t, "r0", region(a), "after r2 comes r0")
 	mustRelease(t, a, concurry.Amounts{"tokens": 1})
-	mustRelease(t, mustTry(t, sets[1], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
-	p2, err := concurry.NewLimitPool(sets, concurry.WithWorkerIndex(1)) // picks r1: exhausted; r2: exhausted
-	require.NoError(t, err)
+	drain(t, sets[1], "tokens", 10)
+	p2 := newPool(t, sets, concurry.WithWorkerIndex(1)) // picks r1: exhausted; r2: exhausted
 	a = mustTry(t, p2, concurry.Amounts{"tokens": 1})
 	assert.Equal(t, "r0", region(a))
 	mustRelease(t, a, concurry.Amounts{"tokens": 1})
@@ -674,19 +640,13 @@ func TestEdgePoolFailsOverPastAQueue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sets := regionSets(t, 2, 10, time.Hour)
 		hold := mustTry(t, sets[0], concurry.Amounts{"tokens": 5})
-		errc := make(chan error, 1)
-		go func() {
-			_, err := sets[0].Acquire(bg, concurry.Amounts{"tokens": 10})
-			errc <- err
-		}()
+		w := goAcquire(bg, sets[0], concurry.Amounts{"tokens": 10})
 		synctest.Wait()
-		p, err := concurry.NewLimitPool(sets)
-		require.NoError(t, err)
-		a := mustTry(t, p, concurry.Amounts{"tokens": 1}) // r0 has 5 free but a waiter
+		a := mustTry(t, newPool(t, sets), concurry.Amounts{"tokens": 1}) // r0 has 5 free but a waiter
 		assert.Equal(t, "r1", region(a))
 		mustRelease(t, a, concurry.Amounts{"tokens": 1})
 		require.NoError(t, sets[0].Close())
-		require.ErrorIs(t, <-errc, concurry.ErrClosed)
+		require.ErrorIs(t, (<-w).err, concurry.ErrClosed)
 		mustRelease(t, hold, concurry.Amounts{"tokens": 5})
 	})
 }
@@ -702,19 +662,15 @@ func TestEdgePoolWaitsOnTheSetThatCanMeetTheDeadline(t *testing.T) {
 		require.NoError(t, err)
 		defer small.Close()
 		sets := regionSets(t, 2, 10, time.Second)
-		mustRelease(t, mustTry(t, sets[0], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
+		drain(t, sets[0], "tokens", 10)
 		time.Sleep(100 * time.Millisecond)
-		mustRelease(t, mustTry(t, sets[1], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
-		p, err := concurry.NewLimitPool([]*concurry.LimitSet{small, sets[1], sets[0]})
-		require.NoError(t, err)
+		drain(t, sets[1], "tokens", 10)
+		p := newPool(t, []*concurry.LimitSet{small, sets[1], sets[0]})
 		// r0 has 1 now and gives 6 at +500ms; r1 at +600ms, past the
 		// deadline; small can never grant 6.
-		ctx, cancel := context.WithTimeout(bg, 550*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		a, err := p.Acquire(ctx, concurry.Amounts{"tokens": 6})
+		waited, a, err := acquireWithin(p, 550*time.Millisecond, concurry.Amounts{"tokens": 6})
 		require.NoError(t, err)
-		assert.Equal(t, 500*time.Millisecond, time.Since(start))
+		assert.Equal(t, 500*time.Millisecond, waited)
 		assert.Equal(t, "r0", region(a))
 		mustRelease(t, a, concurry.Amounts{"tokens": 6})
 		st, err := p.Stats(bg)
@@ -727,18 +683,11 @@ func TestEdgePoolWaitsOnTheSetThatCanMeetTheDeadline(t *testing.T) {
 // nothing anywhere; the error matches DeadlineExceeded.
 func TestEdgePoolUnmeetableDeadlineTakesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sets := regionSets(t, 3, 10, time.Second)
-		for _, s := range sets {
-			mustRelease(t, mustTry(t, s, concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
-		}
-		p, err := concurry.NewLimitPool(sets, concurry.WithWorkerIndex(1))
-		require.NoError(t, err)
-		ctx, cancel := context.WithTimeout(bg, 500*time.Millisecond-time.Nanosecond)
-		defer cancel()
-		start := time.Now()
-		_, err = p.Acquire(ctx, concurry.Amounts{"tokens": 5})
+		sets := drainedSets(t, 3, 10, time.Second)
+		p := newPool(t, sets, concurry.WithWorkerIndex(1))
+		waited, _, err := acquireWithin(p, 500*time.Millisecond-time.Nanosecond, concurry.Amounts{"tokens": 5})
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		assert.Zero(t, time.Since(start))
+		assert.Zero(t, waited)
 		time.Sleep(500 * time.Millisecond)
 		for _, s := range sets {
 			assert.Equal(t, int64(5), available(t, s, "tokens"))
@@ -750,8 +699,7 @@ func TestEdgePoolUnmeetableDeadlineTakesNothing(t *testing.T) {
 // acquisition "carries the granting set's config".
 func TestEdgePoolAcquireRoundRobinFromWorkerIndex(t *testing.T) {
 	sets := regionSets(t, 4, 100, time.Hour)
-	p, err := concurry.NewLimitPool(sets, concurry.WithWorkerIndex(6))
-	require.NoError(t, err)
+	p := newPool(t, sets, concurry.WithWorkerIndex(6))
 	var got []string
 	for range 5 {
 		a, err := p.Acquire(bg, concurry.Amounts{"tokens": 1})
@@ -767,11 +715,9 @@ func TestEdgePoolAcquireRoundRobinFromWorkerIndex(t *testing.T) {
 // ever grant it.
 func TestEdgePoolInvalidEverywhereFailsAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sets := regionSets(t, 2, 10, time.Second)
-		p, err := concurry.NewLimitPool(sets)
-		require.NoError(t, err)
+		p := newPool(t, regionSets(t, 2, 10, time.Second))
 		start := time.Now()
-		_, err = p.Acquire(bg, concurry.Amounts{"tokens": 11})
+		_, err := p.Acquire(bg, concurry.Amounts{"tokens": 11})
 		require.ErrorIs(t, err, concurry.ErrExceedsCapacity)
 		_, err = p.Acquire(bg, nil)
 		require.ErrorIs(t, err, concurry.ErrInvalidRequest)
@@ -785,25 +731,19 @@ func TestEdgePoolInvalidEverywhereFailsAtOnce(t *testing.T) {
 // both through.
 func TestEdgeDeadlineBehindAResourceWaiterIsNotFailedAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ls := newSet(t,
-			concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10},
-			concurry.ResourceLimit{Key: "c", Capacity: 2})
+		ls := rateAndResource(t, 2)
 		held := mustTry(t, ls, concurry.Amounts{"u": 1})
-		start := time.Now()
-		bigc := make(chan *concurry.Acquisition, 1)
-		go func() {
-			a, err := ls.Acquire(bg, concurry.Amounts{"u": 1, "c": 2})
-			require.NoError(t, err)
-			bigc <- a
-		}()
+		bigc := goAcquire(bg, ls, concurry.Amounts{"u": 1, "c": 2})
 		synctest.Wait()
 		time.AfterFunc(300*time.Millisecond, func() { mustRelease(t, held, concurry.Amounts{"u": 1}) })
-		time.AfterFunc(400*time.Millisecond, func() { mustRelease(t, <-bigc, concurry.Amounts{"u": 1}) })
-		ctx, cancel := context.WithTimeout(bg, time.Second)
-		defer cancel()
-		a, err := ls.Acquire(ctx, concurry.Amounts{"u": 1})
+		time.AfterFunc(400*time.Millisecond, func() {
+			big := <-bigc
+			require.NoError(t, big.err)
+			mustRelease(t, big.a, concurry.Amounts{"u": 1})
+		})
+		waited, a, err := acquireWithin(ls, time.Second, concurry.Amounts{"u": 1})
 		require.NoError(t, err, "the deadline could be met: it must not fail at once")
-		assert.Equal(t, 400*time.Millisecond, time.Since(start))
+		assert.Equal(t, 400*time.Millisecond, waited)
 		mustRelease(t, a, concurry.Amounts{"u": 1})
 	})
 }
@@ -838,6 +778,16 @@ func sockSet(t *testing.T, c *unixsock.Client, name string, queued chan<- struct
 	require.NoError(t, err)
 	t.Cleanup(func() { ls.Close() })
 	return ls
+}
+
+// sockPair opens name with limits through two clients of one server (two
+// processes, in effect); qx and qy receive a value each time a request of x
+// or y starts to wait.
+func sockPair(t *testing.T, name string, limits ...concurry.Limit) (x, y *concurry.LimitSet, qx, qy chan struct{}) {
+	t.Helper()
+	cx, cy := sockServer(t)
+	qx, qy = make(chan struct{}, 4), make(chan struct{}, 4)
+	return sockSet(t, cx, name, qx, limits...), sockSet(t, cy, name, qy, limits...), qx, qy
 }
 
 // signal sends on ch without blocking: a hook that signals a wait never
@@ -883,13 +833,10 @@ var sockLimits = []concurry.Limit{
 // waiting in that set)" — on a Unix-socket set, the waiter and the
 // TryAcquire coming from two processes (two clients) of the one set.
 func TestEdgeUnixsockTryAcquireOfAnotherProcessDoesNotJump(t *testing.T) {
-	cx, cy := sockServer(t)
-	queued, qy := make(chan struct{}, 4), make(chan struct{}, 4)
-	x := sockSet(t, cx, "fifo", queued, sockLimits...)
-	y := sockSet(t, cy, "fifo", qy, sockLimits...)
+	x, y, qx, qy := sockPair(t, "fifo", sockLimits...)
 	held := mustTry(t, x, nil)
 	big := goAcquire(bg, x, concurry.Amounts{"c": 2})
-	<-queued
+	<-qx
 	_, err := y.TryAcquire(bg, nil)
 	require.ErrorIs(t, err, concurry.ErrWouldBlock, "another process's TryAcquire jumped the queue")
 	small := goAcquire(bg, y, nil)
@@ -913,14 +860,9 @@ func TestEdgeUnixsockTryAcquireOfAnotherProcessDoesNotJump(t *testing.T) {
 // set shared by two processes, closing one process's LimitSet ends its own
 // waits, not the other's, and its granted acquisition still releases.
 func TestEdgeUnixsockCloseWakesOnlyItsOwnWaiters(t *testing.T) {
-	cx, cy := sockServer(t)
-	qx, qy := make(chan struct{}, 4), make(chan struct{}, 4)
-	limits := []concurry.Limit{
+	x, y, qx, qy := sockPair(t, "close",
 		concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 10},
-		concurry.ResourceLimit{Key: "c", Capacity: 1},
-	}
-	x := sockSet(t, cx, "close", qx, limits...)
-	y := sockSet(t, cy, "close", qy, limits...)
+		concurry.ResourceLimit{Key: "c", Capacity: 1})
 	held := mustTry(t, x, concurry.Amounts{"tok": 3})
 	xw := goAcquire(bg, x, concurry.Amounts{"tok": 1})
 	<-qx
@@ -954,10 +896,7 @@ func mustStats(t *testing.T, ls *concurry.LimitSet) concurry.Stats {
 // Unix-socket set, with a call limit that never refunds: the other process
 // finds the queue empty and the call unspent.
 func TestEdgeUnixsockCancelLeavesTheSetAsItWas(t *testing.T) {
-	cx, cy := sockServer(t)
-	qx := make(chan struct{}, 4)
-	x := sockSet(t, cx, "cancel", qx, sockLimits...)
-	y := sockSet(t, cy, "cancel", nil, sockLimits...)
+	x, y, qx, _ := sockPair(t, "cancel", sockLimits...)
 	held := mustTry(t, y, concurry.Amounts{"c": 2})
 	ctx, cancel := context.WithCancel(bg)
 	w := goAcquire(ctx, x, nil)
@@ -980,22 +919,15 @@ func TestEdgeUnixsockCancelLeavesTheSetAsItWas(t *testing.T) {
 // "A context deadline that cannot be met fails at once and takes nothing"
 // — on a Unix-socket set, behind another process's waiter.
 func TestEdgeUnixsockUnmeetableDeadlineBehindAnotherProcess(t *testing.T) {
-	cx, cy := sockServer(t)
-	qx := make(chan struct{}, 4)
-	limits := []concurry.Limit{concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10}}
-	x := sockSet(t, cx, "deadline", qx, limits...)
-	y := sockSet(t, cy, "deadline", nil, limits...)
-	mustRelease(t, mustTry(t, x, concurry.Amounts{"u": 10}), concurry.Amounts{"u": 10})
+	x, y, qx, _ := sockPair(t, "deadline", concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10})
+	drain(t, x, "u", 10)
 	ctxW, cancelW := context.WithCancel(bg)
 	defer cancelW()
 	w := goAcquire(ctxW, x, concurry.Amounts{"u": 5}) // due at +5s
 	<-qx
-	ctx, cancel := context.WithTimeout(bg, 5500*time.Millisecond) // its own 1 unit: +6s behind x
-	defer cancel()
-	start := time.Now()
-	_, err := y.Acquire(ctx, concurry.Amounts{"u": 1})
+	waited, _, err := acquireWithin(y, 5500*time.Millisecond, concurry.Amounts{"u": 1}) // its own 1 unit: +6s behind x
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Less(t, time.Since(start), time.Second, "it must fail at once")
+	assert.Less(t, waited, time.Second, "it must fail at once")
 	var r *concurry.RefusalError
 	require.ErrorAs(t, err, &r)
 	cancelW()
@@ -1017,9 +949,7 @@ func TestEdgeUnixsockPoolWaitsOnBoth(t *testing.T) {
 	}
 	a, b := mk("pa"), mk("pb")
 	ha, hb := mustTry(t, a, nil), mustTry(t, b, nil)
-	p, err := concurry.NewLimitPool([]*concurry.LimitSet{a, b})
-	require.NoError(t, err)
-	w := goAcquire(bg, p, nil)
+	w := goAcquire(bg, newPool(t, []*concurry.LimitSet{a, b}), nil)
 	<-queued // both sets' waits are queued in the server
 	<-queued
 	require.NoError(t, hb.Release())
@@ -1047,14 +977,8 @@ func TestEdgeUnixsockPoolWaitsOnBoth(t *testing.T) {
 // pool could grant (its earliest set).
 func TestEdgePoolTryAcquireRefusalCarriesFacts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sets := regionSets(t, 2, 10, time.Second)
-		mustRelease(t, mustTry(t, sets[0], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10}) // 5 at +500ms
-		a := mustTry(t, sets[1], concurry.Amounts{"tokens": 10})
-		require.NoError(t, a.Update(concurry.Amounts{"tokens": 8}))
-		require.NoError(t, a.Release()) // 2 left: 5 at +300ms
-		p, err := concurry.NewLimitPool(sets)
-		require.NoError(t, err)
-		_, err = p.TryAcquire(bg, concurry.Amounts{"tokens": 5})
+		p := newPool(t, staggeredSets(t))
+		_, err := p.TryAcquire(bg, concurry.Amounts{"tokens": 5})
 		require.ErrorIs(t, err, concurry.ErrWouldBlock)
 		var r *concurry.RefusalError
 		require.ErrorAs(t, err, &r, "the pool's refusal carries no facts")
@@ -1071,23 +995,15 @@ func TestEdgePoolDeadlineRefusalRetryAfterIsTheEarliest(t *testing.T) {
 	for _, soonestFirst := range []bool{false, true} {
 		t.Run(fmt.Sprint("soonest first ", soonestFirst), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				sets := regionSets(t, 2, 10, time.Second)
-				mustRelease(t, mustTry(t, sets[0], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10}) // 5 at +500ms
-				a := mustTry(t, sets[1], concurry.Amounts{"tokens": 10})
-				require.NoError(t, a.Update(concurry.Amounts{"tokens": 8}))
-				require.NoError(t, a.Release()) // 5 at +300ms
+				sets := staggeredSets(t)
 				if soonestFirst {
 					sets[0], sets[1] = sets[1], sets[0]
 				}
-				p, err := concurry.NewLimitPool(sets)
-				require.NoError(t, err)
+				p := newPool(t, sets)
 				for range 10 { // each set's refusal comes from a goroutine of its own, in any order
-					ctx, cancel := context.WithTimeout(bg, 200*time.Millisecond)
-					start := time.Now()
-					_, err = p.Acquire(ctx, concurry.Amounts{"tokens": 5})
-					cancel()
+					waited, _, err := acquireWithin(p, 200*time.Millisecond, concurry.Amounts{"tokens": 5})
 					require.ErrorIs(t, err, context.DeadlineExceeded)
-					assert.Zero(t, time.Since(start), "it fails at once")
+					assert.Zero(t, waited, "it fails at once")
 					var r *concurry.RefusalError
 					require.ErrorAs(t, err, &r)
 					assert.Equal(t, 300*time.Millisecond, r.RetryAfter, "the pool could grant in 300ms (r1)")
@@ -1168,19 +1084,10 @@ func TestEdgeCancelThenReleaseTakesNothing(t *testing.T) {
 // met exactly by one set is met: the grant comes at that instant.
 func TestEdgePoolDeadlineMetExactly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sets := regionSets(t, 2, 10, time.Second)
-		mustRelease(t, mustTry(t, sets[0], concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10}) // 5 at +500ms
-		a := mustTry(t, sets[1], concurry.Amounts{"tokens": 10})
-		require.NoError(t, a.Update(concurry.Amounts{"tokens": 8}))
-		require.NoError(t, a.Release()) // 5 at +300ms
-		p, err := concurry.NewLimitPool(sets)
+		sets := staggeredSets(t)
+		waited, b, err := acquireWithin(newPool(t, sets), 300*time.Millisecond, concurry.Amounts{"tokens": 5})
 		require.NoError(t, err)
-		ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		b, err := p.Acquire(ctx, concurry.Amounts{"tokens": 5})
-		require.NoError(t, err)
-		assert.Equal(t, 300*time.Millisecond, time.Since(start))
+		assert.Equal(t, 300*time.Millisecond, waited)
 		assert.Equal(t, "r1", region(b))
 		mustRelease(t, b, concurry.Amounts{"tokens": 5})
 		assert.Equal(t, int64(3), available(t, sets[0], "tokens"), "the losing set spent nothing")
@@ -1192,10 +1099,9 @@ func TestEdgePoolDeadlineMetExactly(t *testing.T) {
 func TestEdgePoolRandomFailsOver(t *testing.T) {
 	sets := regionSets(t, 4, 10, time.Hour)
 	for _, s := range sets[:3] {
-		mustRelease(t, mustTry(t, s, concurry.Amounts{"tokens": 10}), concurry.Amounts{"tokens": 10})
+		drain(t, s, "tokens", 10)
 	}
-	p, err := concurry.NewLimitPool(sets, concurry.WithBalancing(concurry.Random))
-	require.NoError(t, err)
+	p := newPool(t, sets, concurry.WithBalancing(concurry.Random))
 	for range 10 {
 		a := mustTry(t, p, concurry.Amounts{"tokens": 1})
 		assert.Equal(t, "r3", region(a))
@@ -1208,10 +1114,7 @@ func TestEdgePoolRandomFailsOver(t *testing.T) {
 // set's waiter headed the shared queue, the other process's waiter behind
 // it, whose request fits, is granted at once (FIFO held it only).
 func TestEdgeUnixsockCloseOfTheHeadServesTheNext(t *testing.T) {
-	cx, cy := sockServer(t)
-	qx, qy := make(chan struct{}, 4), make(chan struct{}, 4)
-	x := sockSet(t, cx, "headclose", qx, sockLimits...)
-	y := sockSet(t, cy, "headclose", qy, sockLimits...)
+	x, y, qx, qy := sockPair(t, "headclose", sockLimits...)
 	held := mustTry(t, y, nil)
 	xw := goAcquire(bg, x, concurry.Amounts{"c": 2})
 	<-qx

@@ -3,6 +3,7 @@ package concurry_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -48,4 +49,27 @@ func mustRelease(t *testing.T, a *concurry.Acquisition, usage concurry.Amounts) 
 		require.NoError(t, a.Update(usage))
 	}
 	require.NoError(t, a.Release())
+}
+
+// acquireAt runs a blocking Acquire and returns how long after start it was
+// granted (fake time under synctest).
+func acquireAt(t *testing.T, l concurry.Limiter, req concurry.Amounts) (time.Duration, *concurry.Acquisition) {
+	t.Helper()
+	waited, a, err := acquireWithin(l, 0, req)
+	require.NoError(t, err)
+	return waited, a
+}
+
+// acquireWithin runs Acquire with a deadline timeout from now (none when
+// timeout is 0) and returns how long it took, with its outcome.
+func acquireWithin(l concurry.Limiter, timeout time.Duration, req concurry.Amounts) (time.Duration, *concurry.Acquisition, error) {
+	ctx := bg
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(bg, timeout)
+		defer cancel()
+	}
+	start := time.Now()
+	a, err := l.Acquire(ctx, req)
+	return time.Since(start), a, err
 }

@@ -14,16 +14,6 @@ import (
 	"github.com/concurry/concurry"
 )
 
-// acquireAt runs a blocking Acquire and returns how long after start it was
-// granted (fake time under synctest).
-func acquireAt(t *testing.T, l concurry.Limiter, req concurry.Amounts) (time.Duration, *concurry.Acquisition) {
-	t.Helper()
-	start := time.Now()
-	a, err := l.Acquire(bg, req)
-	require.NoError(t, err)
-	return time.Since(start), a
-}
-
 func TestBlockingAcquireWakesAtTheExactInstant(t *testing.T) {
 	type step struct {
 		n    int64
