@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/backend"
 	cr "github.com/concurry/concurry/backend/redis"
 	"github.com/concurry/concurry/backend/redis/redistest"
+	"github.com/concurry/concurry/internal/backendtest"
 )
 
 // holdClock is a fake Redis clock in µs, safe for the renewal goroutine.
@@ -32,16 +35,14 @@ func newHoldClock(b *cr.Backend) *holdClock {
 
 func (c *holdClock) add(d time.Duration) { c.now.Add(d.Microseconds()) }
 
-func holdLimits() []concurry.Limit {
-	return []concurry.Limit{
+// holdSet makes the set every probe holds, under the test's name in b:
+// 1000 tokens over MaxWindow and a slot, closed when the test ends.
+func holdSet(t *testing.T, b *cr.Backend) *concurry.LimitSet {
+	t.Helper()
+	ls, err := concurry.NewLimitSet([]concurry.Limit{
 		concurry.RateLimit{Key: "tokens", Window: concurry.MaxWindow, Capacity: 1000},
 		concurry.ResourceLimit{Key: "slot", Capacity: 1},
-	}
-}
-
-func holdSet(t *testing.T, b *cr.Backend, name string, limits []concurry.Limit) *concurry.LimitSet {
-	t.Helper()
-	ls, err := concurry.NewLimitSet(limits, concurry.WithName(name), concurry.WithBackend(b))
+	}, concurry.WithName(t.Name()), concurry.WithBackend(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,17 +50,63 @@ func holdSet(t *testing.T, b *cr.Backend, name string, limits []concurry.Limit) 
 	return ls
 }
 
-func holdStat(t *testing.T, ls *concurry.LimitSet, key string) concurry.LimitStats {
+// holdOn is holdSet on a new backend of client with LeaseTTL ttl (0: the
+// default).
+func holdOn(t *testing.T, client redis.UniversalClient, ttl time.Duration) *concurry.LimitSet {
 	t.Helper()
-	st, err := ls.Stats(context.Background())
+	return holdSet(t, cr.New(client, cr.Options{LeaseTTL: ttl}))
+}
+
+// holdClocked is holdOn with the scripts' clock under the test's hand.
+func holdClocked(t *testing.T, client redis.UniversalClient, ttl time.Duration) (*holdClock, *concurry.LimitSet) {
+	t.Helper()
+	b := cr.New(client, cr.Options{LeaseTTL: ttl})
+	return newHoldClock(b), holdSet(t, b)
+}
+
+// holdAcquire acquires tokens of ls, failing the test on an error.
+func holdAcquire(t *testing.T, ls *concurry.LimitSet, tokens int64) *concurry.Acquisition {
+	t.Helper()
+	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": tokens})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, ok := st.Limit(key)
-	if !ok {
-		t.Fatalf("no stats for %q", key)
+	return a
+}
+
+// holdWaitLost reports usage on a until Update says the lease was lost: a
+// renewal, which runs on a real-time timer, found it gone.
+func holdWaitLost(t *testing.T, a *concurry.Acquisition, usage concurry.Amounts) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		err := a.Update(usage)
+		if errors.Is(err, concurry.ErrLeaseLost) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Update never said the lease was lost")
+		}
+		time.Sleep(20 * time.Millisecond) // waits for the renewal timer (real time)
 	}
-	return s
+}
+
+// wantLeasesLost checks the set's count of leases lost.
+func wantLeasesLost(t *testing.T, ls *concurry.LimitSet, want int64) {
+	t.Helper()
+	if st, _ := ls.Stats(context.Background()); st.LeasesLost != want {
+		t.Errorf("LeasesLost %d, want %d", st.LeasesLost, want)
+	}
+}
+
+// wantSlotFree checks that no slot of ls is in use.
+func wantSlotFree(t *testing.T, ls *concurry.LimitSet) {
+	t.Helper()
+	if slot := backendtest.LimitStat(t, ls, "slot"); slot.InUse != 0 {
+		t.Errorf("slot in use %d, want 0", slot.InUse)
+	}
 }
 
 // DESIGN: "Redis holdings are leases with a TTL that live holders renew" and
@@ -67,16 +114,19 @@ func holdStat(t *testing.T, ls *concurry.LimitSet, key string) concurry.LimitSta
 // expiry ...): Update and Release return an error saying so. Reported rate
 // usage is charged even then". At exactly the lease's expiry another holder
 // may take the slot, and the first holder's Release says the lease was lost
-// and charges its usage.
+// and charges its usage. On one node and on a 3-master Redis Cluster.
 func TestHoldingEdgeRedisLeaseLostAtExactExpiry(t *testing.T) {
+	testLeaseLostAtExactExpiry(t, redistest.Start(t).Client())
+}
+
+func TestHoldingEdgeRedisClusterLeaseLostAtExactExpiry(t *testing.T) {
+	testLeaseLostAtExactExpiry(t, redistest.StartCluster(t).Client())
+}
+
+func testLeaseLostAtExactExpiry(t *testing.T, client redis.UniversalClient) {
 	const ttl = time.Hour
-	b := cr.New(redistest.Start(t).Client(), cr.Options{LeaseTTL: ttl})
-	clock := newHoldClock(b)
-	ls := holdSet(t, b, t.Name(), holdLimits())
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clock, ls := holdClocked(t, client, ttl)
+	a := holdAcquire(t, ls, 100)
 	clock.add(ttl - time.Microsecond)
 	if _, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrWouldBlock) {
 		t.Fatalf("1µs before the lease expires another holder got the slot: %v", err)
@@ -97,13 +147,12 @@ func TestHoldingEdgeRedisLeaseLostAtExactExpiry(t *testing.T) {
 	if !errors.Is(err, concurry.ErrLeaseLost) || !strings.Contains(err.Error(), "was charged") {
 		t.Fatalf("Release of a lease that expired: %v, want ErrLeaseLost saying the usage was charged", err)
 	}
-	tok := holdStat(t, ls, "tokens")
+	tok := backendtest.LimitStat(t, ls, "tokens")
 	if tok.Available != 1000-300-1 || tok.Overage != 200 {
 		t.Errorf("tokens %+v, want 699 available (300 used by the lost holder, 1 by the other) and overage 200", tok)
 	}
-	if slot := holdStat(t, ls, "slot"); slot.InUse != 0 {
-		t.Errorf("slot in use %d, want 0", slot.InUse)
-	}
+	wantSlotFree(t, ls)
+	wantLeasesLost(t, ls, 1)
 	if err := a.Release(); err != nil {
 		t.Errorf("second Release: %v", err)
 	}
@@ -113,13 +162,8 @@ func TestHoldingEdgeRedisLeaseLostAtExactExpiry(t *testing.T) {
 // the refund is made (TokenBucket refunds), the slot comes back.
 func TestHoldingEdgeRedisReleaseJustBeforeExpiry(t *testing.T) {
 	const ttl = time.Hour
-	b := cr.New(redistest.Start(t).Client(), cr.Options{LeaseTTL: ttl})
-	clock := newHoldClock(b)
-	ls := holdSet(t, b, t.Name(), holdLimits())
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clock, ls := holdClocked(t, redistest.Start(t).Client(), ttl)
+	a := holdAcquire(t, ls, 100)
 	clock.add(ttl - time.Microsecond)
 	if err := a.Update(concurry.Amounts{"tokens": 40}); err != nil {
 		t.Fatal(err)
@@ -127,13 +171,11 @@ func TestHoldingEdgeRedisReleaseJustBeforeExpiry(t *testing.T) {
 	if err := a.Release(); err != nil {
 		t.Fatalf("Release 1µs before the lease's expiry: %v, want nil", err)
 	}
-	tok := holdStat(t, ls, "tokens")
+	tok := backendtest.LimitStat(t, ls, "tokens")
 	if tok.Available != 960 || tok.Refunded != 60 {
 		t.Errorf("tokens %+v, want 960 available and 60 refunded", tok)
 	}
-	if st, _ := ls.Stats(context.Background()); st.LeasesLost != 0 {
-		t.Errorf("LeasesLost %d, want 0", st.LeasesLost)
-	}
+	wantLeasesLost(t, ls, 0)
 }
 
 // DESIGN: "Do releases for you; when fn returns an error, a missing update
@@ -141,9 +183,7 @@ func TestHoldingEdgeRedisReleaseJustBeforeExpiry(t *testing.T) {
 // ended early": a lease lost while fn ran must still be reported by Do.
 func TestHoldingEdgeRedisDoReportsLostLeaseWhenFnFails(t *testing.T) {
 	const ttl = time.Hour
-	b := cr.New(redistest.Start(t).Client(), cr.Options{LeaseTTL: ttl})
-	clock := newHoldClock(b)
-	ls := holdSet(t, b, t.Name(), holdLimits())
+	clock, ls := holdClocked(t, redistest.Start(t).Client(), ttl)
 	boom := errors.New("boom")
 	err := ls.Do(context.Background(), concurry.Amounts{"tokens": 100}, func(context.Context, *concurry.Acquisition) error {
 		clock.add(ttl) // the lease expires while fn runs
@@ -166,15 +206,10 @@ func TestHoldingEdgeRedisDoReportsLostLeaseWhenFnFails(t *testing.T) {
 // "After release: ErrReleased." — for a lease lost to expiry.
 func TestHoldingEdgeRedisLostLeaseUnreported(t *testing.T) {
 	const ttl = time.Hour
-	b := cr.New(redistest.Start(t).Client(), cr.Options{LeaseTTL: ttl})
-	clock := newHoldClock(b)
-	ls := holdSet(t, b, t.Name(), holdLimits())
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clock, ls := holdClocked(t, redistest.Start(t).Client(), ttl)
+	a := holdAcquire(t, ls, 100)
 	clock.add(ttl)
-	err = a.Release()
+	err := a.Release()
 	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, concurry.ErrUsageNotReported) {
 		t.Fatalf("Release of a lost, unreported lease: %v, want ErrLeaseLost and ErrUsageNotReported", err)
 	}
@@ -184,12 +219,10 @@ func TestHoldingEdgeRedisLostLeaseUnreported(t *testing.T) {
 	if err := a.Update(concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrReleased) {
 		t.Errorf("Update after Release: %v, want ErrReleased", err)
 	}
-	if tok := holdStat(t, ls, "tokens"); tok.Available != 900 {
+	if tok := backendtest.LimitStat(t, ls, "tokens"); tok.Available != 900 {
 		t.Errorf("tokens %d, want 900: the full request counted", tok.Available)
 	}
-	if slot := holdStat(t, ls, "slot"); slot.InUse != 0 {
-		t.Errorf("slot in use %d", slot.InUse)
-	}
+	wantSlotFree(t, ls)
 }
 
 // Update's doc: "When the holding ended before its release (a Redis lease
@@ -198,39 +231,18 @@ func TestHoldingEdgeRedisLostLeaseUnreported(t *testing.T) {
 // real TTL); the scripts' clock jumps past the lease's expiry, so the next
 // renewal finds it gone: Update must then say so without any Release.
 func TestHoldingEdgeRedisRenewalFindsLeaseGoneUpdateTells(t *testing.T) {
-	const ttl = 300 * time.Millisecond
-	b := cr.New(redistest.Start(t).Client(), cr.Options{LeaseTTL: ttl})
-	clock := newHoldClock(b)
-	ls := holdSet(t, b, t.Name(), holdLimits())
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clock, ls := holdClocked(t, redistest.Start(t).Client(), 300*time.Millisecond)
+	a := holdAcquire(t, ls, 100)
 	clock.add(time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := a.Update(concurry.Amounts{"tokens": 250})
-		if errors.Is(err, concurry.ErrLeaseLost) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("Update: %v", err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Update never said the lease was lost")
-		}
-		time.Sleep(20 * time.Millisecond) // waits for the renewal timer (real time)
-	}
-	err = a.Release()
+	holdWaitLost(t, a, concurry.Amounts{"tokens": 250})
+	err := a.Release()
 	if !errors.Is(err, concurry.ErrLeaseLost) || !strings.Contains(err.Error(), "was charged") {
 		t.Fatalf("Release: %v, want ErrLeaseLost saying the usage was charged", err)
 	}
-	if tok := holdStat(t, ls, "tokens"); tok.Available != 750 || tok.Overage != 150 {
+	if tok := backendtest.LimitStat(t, ls, "tokens"); tok.Available != 750 || tok.Overage != 150 {
 		t.Errorf("tokens %+v, want 750 available and overage 150", tok)
 	}
-	if st, _ := ls.Stats(context.Background()); st.LeasesLost != 1 {
-		t.Errorf("LeasesLost %d, want 1", st.LeasesLost)
-	}
+	wantLeasesLost(t, ls, 1)
 }
 
 // DESIGN: "A holder is told when its exclusivity ended early ...: Update
@@ -241,18 +253,14 @@ func TestHoldingEdgeRedisRenewalFindsLeaseGoneUpdateTells(t *testing.T) {
 // ended; its Release must say so (or that its usage was not charged).
 func TestHoldingEdgeRedisRestartWithoutDataTellsHolder(t *testing.T) {
 	srv := redistest.Start(t) // --save "": a restart loses every key
-	b := cr.New(srv.Client(), cr.Options{LeaseTTL: time.Hour})
-	ls := holdSet(t, b, t.Name(), holdLimits())
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := holdAcquire(t, holdOn(t, srv.Client(), time.Hour), 100)
 	srv.Kill()
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	other := holdSet(t, cr.New(srv.Client(), cr.Options{LeaseTTL: time.Hour}), t.Name(), holdLimits())
+	other := holdOn(t, srv.Client(), time.Hour)
 	var o *concurry.Acquisition
+	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		o, err = other.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1})
 		if err == nil || !errors.Is(err, concurry.ErrBackendUnavailable) || time.Now().After(deadline) {
@@ -270,7 +278,7 @@ func TestHoldingEdgeRedisRestartWithoutDataTellsHolder(t *testing.T) {
 	if !errors.Is(uerr, concurry.ErrLeaseLost) && !errors.Is(rerr, concurry.ErrLeaseLost) && rerr == nil {
 		t.Errorf("the holder was never told its lease was lost (Update %v, Release %v), and its 500 tokens of usage were not charged", uerr, rerr)
 	}
-	if tok := holdStat(t, other, "tokens"); rerr == nil && tok.Available > 1000-500 {
+	if tok := backendtest.LimitStat(t, other, "tokens"); rerr == nil && tok.Available > 1000-500 {
 		t.Errorf("tokens %d available after Release returned nil: the reported usage of 500 was silently dropped", tok.Available)
 	}
 	o.Update(concurry.Amounts{"tokens": 1})
@@ -323,12 +331,8 @@ func TestHoldingEdgeRedisRenewalAtExactExpiry(t *testing.T) {
 // comes back.
 func TestHoldingEdgeRedisReleaseAfterClose(t *testing.T) {
 	srv := redistest.Start(t)
-	b := cr.New(srv.Client(), cr.Options{})
-	ls := holdSet(t, b, t.Name(), holdLimits())
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls := holdOn(t, srv.Client(), 0)
+	a := holdAcquire(t, ls, 100)
 	if err := ls.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -338,48 +342,11 @@ func TestHoldingEdgeRedisReleaseAfterClose(t *testing.T) {
 	if err := a.Release(); err != nil {
 		t.Fatalf("Release after Close: %v", err)
 	}
-	other := holdSet(t, cr.New(srv.Client(), cr.Options{}), t.Name(), holdLimits())
-	if tok := holdStat(t, other, "tokens"); tok.Available != 870 {
+	other := holdOn(t, srv.Client(), 0)
+	if tok := backendtest.LimitStat(t, other, "tokens"); tok.Available != 870 {
 		t.Errorf("tokens %d, want 870", tok.Available)
 	}
-	if slot := holdStat(t, other, "slot"); slot.InUse != 0 {
-		t.Errorf("slot in use %d, want 0", slot.InUse)
-	}
-}
-
-// The exact-expiry probe on a 3-master Redis Cluster.
-func TestHoldingEdgeRedisClusterLeaseLostAtExactExpiry(t *testing.T) {
-	const ttl = time.Hour
-	b := cr.New(redistest.StartCluster(t).Client(), cr.Options{LeaseTTL: ttl})
-	clock := newHoldClock(b)
-	ls := holdSet(t, b, t.Name(), holdLimits())
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock.add(ttl - time.Microsecond)
-	if _, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrWouldBlock) {
-		t.Fatalf("1µs before the lease expires another holder got the slot: %v", err)
-	}
-	clock.add(time.Microsecond)
-	o, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1})
-	if err != nil {
-		t.Fatalf("at the lease's expiry the slot is not free: %v", err)
-	}
-	o.Update(concurry.Amounts{"tokens": 1})
-	if err := o.Release(); err != nil {
-		t.Fatal(err)
-	}
-	a.Update(concurry.Amounts{"tokens": 300})
-	if err := a.Release(); !errors.Is(err, concurry.ErrLeaseLost) || !strings.Contains(err.Error(), "was charged") {
-		t.Fatalf("Release of a lease that expired: %v, want ErrLeaseLost saying the usage was charged", err)
-	}
-	if tok := holdStat(t, ls, "tokens"); tok.Available != 699 {
-		t.Errorf("tokens %d, want 699", tok.Available)
-	}
-	if st, _ := ls.Stats(context.Background()); st.LeasesLost != 1 {
-		t.Errorf("LeasesLost %d, want 1", st.LeasesLost)
-	}
+	wantSlotFree(t, other)
 }
 
 // DESIGN: "A holder is told when its exclusivity ended early (a lease lost
@@ -389,28 +356,13 @@ func TestHoldingEdgeRedisClusterLeaseLostAtExactExpiry(t *testing.T) {
 // released while Redis is down: Release must still say the lease was lost
 // (and that the usage was not charged).
 func TestHoldingEdgeRedisLostLeaseReleasedDuringOutage(t *testing.T) {
-	const ttl = 300 * time.Millisecond
 	srv := redistest.Start(t)
-	b := cr.New(quickClient(t, srv.Addr), cr.Options{LeaseTTL: ttl})
-	clock := newHoldClock(b)
-	ls := holdSet(t, b, t.Name(), holdLimits())
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clock, ls := holdClocked(t, quickClient(t, srv.Addr), 300*time.Millisecond)
+	a := holdAcquire(t, ls, 100)
 	clock.add(time.Second)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		err := a.Update(concurry.Amounts{"tokens": 250})
-		if errors.Is(err, concurry.ErrLeaseLost) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Update never said the lease was lost: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond) // waits for the renewal timer (real time)
-	}
+	holdWaitLost(t, a, concurry.Amounts{"tokens": 250})
 	srv.Stop()
-	err = a.Release()
+	err := a.Release()
 	t.Logf("Release: %v", err)
 	if !errors.Is(err, concurry.ErrBackendUnavailable) {
 		t.Errorf("Release with Redis down: %v, want ErrBackendUnavailable", err)
@@ -427,15 +379,12 @@ func TestHoldingEdgeRedisLostLeaseReleasedDuringOutage(t *testing.T) {
 func TestHoldingEdgeRedisRenewalsGoOnAfterClose(t *testing.T) {
 	const ttl = time.Second
 	srv := redistest.Start(t)
-	ls := holdSet(t, cr.New(srv.Client(), cr.Options{LeaseTTL: ttl}), t.Name(), holdLimits())
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls := holdOn(t, srv.Client(), ttl)
+	a := holdAcquire(t, ls, 100)
 	if err := ls.Close(); err != nil {
 		t.Fatal(err)
 	}
-	other := holdSet(t, cr.New(srv.Client(), cr.Options{LeaseTTL: ttl}), t.Name(), holdLimits())
+	other := holdOn(t, srv.Client(), ttl)
 	for end := time.Now().Add(4 * ttl); time.Now().Before(end); {
 		if o, err := other.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1}); err == nil {
 			o.Release()
