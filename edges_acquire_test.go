@@ -18,7 +18,6 @@ import (
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/backend/memory"
 	"github.com/concurry/concurry/backend/unixsock"
-	"github.com/concurry/concurry/internal/testutil"
 )
 
 // drain takes n units of key from ls and spends them all.
@@ -754,11 +753,9 @@ func TestEdgeDeadlineBehindAResourceWaiterIsNotFailedAtOnce(t *testing.T) {
 // clients of it, each with its own connections (two processes, in effect).
 func sockServer(t *testing.T) (x, y *unixsock.Client) {
 	t.Helper()
-	srv, err := unixsock.Listen(testutil.SocketPath(t), unixsock.ServerOptions{})
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
+	path := edgeServer(t)
 	for _, c := range []**unixsock.Client{&x, &y} {
-		cl, err := unixsock.Dial(srv.Path(), unixsock.Options{DisableAutoHost: true, Conns: 1})
+		cl, err := unixsock.Dial(path, unixsock.Options{DisableAutoHost: true, Conns: 1})
 		require.NoError(t, err)
 		t.Cleanup(func() { cl.Close() })
 		*c = cl

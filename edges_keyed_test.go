@@ -6,10 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -21,19 +20,16 @@ import (
 	"github.com/concurry/concurry/backend"
 	"github.com/concurry/concurry/backend/memory"
 	"github.com/concurry/concurry/backend/unixsock"
+	"github.com/concurry/concurry/internal/testutil"
 )
 
 // edgeServer starts a unixsock server in this process and returns its path.
 func edgeServer(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "pk")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	path := filepath.Join(dir, "s.sock")
-	srv, err := unixsock.Listen(path, unixsock.ServerOptions{})
+	srv, err := unixsock.Listen(testutil.SocketPath(t), unixsock.ServerOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Close() })
-	return path
+	return srv.Path()
 }
 
 func edgeClient(t *testing.T, path string) *unixsock.Client {
@@ -42,6 +38,46 @@ func edgeClient(t *testing.T, path string) *unixsock.Client {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// goexitSwitch is a hook body that ends its goroutine with runtime.Goexit
+// while the switch is on.
+type goexitSwitch struct{ on atomic.Bool }
+
+func (s *goexitSwitch) exit() {
+	if s.on.Load() {
+		runtime.Goexit()
+	}
+}
+
+// inGoroutine runs f in a goroutine of its own; the channel is closed when
+// that goroutine ends, by returning or by runtime.Goexit.
+func inGoroutine(f func()) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	return done
+}
+
+// spend takes n calls of id from k, one at a time, and releases each.
+func spend(t *testing.T, k *concurry.Keyed, id string, n int) {
+	t.Helper()
+	for range n {
+		a, err := k.TryAcquire(bg, id, nil)
+		require.NoError(t, err)
+		require.NoError(t, a.Release())
+	}
+}
+
+// identitySet returns the set of id in k, made by a call taken and released.
+func identitySet(t *testing.T, k *concurry.Keyed, id string) *concurry.LimitSet {
+	t.Helper()
+	a, err := k.TryAcquire(bg, id, nil)
+	require.NoError(t, err)
+	require.NoError(t, a.Release())
+	return a.Set()
 }
 
 // --- Keyed: forgotten only when idle AND full ---------------------------------
@@ -88,10 +124,7 @@ func TestEdgeKeyedPausedIdentityNotForgotten(t *testing.T) {
 		k, err := concurry.NewKeyed(concurry.KeyedOptions{Limits: perSecond(5)})
 		require.NoError(t, err)
 		defer k.Close()
-		a, err := k.TryAcquire(ctx, "alice", nil)
-		require.NoError(t, err)
-		set := a.Set()
-		require.NoError(t, a.Release())
+		set := identitySet(t, k, "alice")
 		until := time.Now().Add(10 * time.Second)
 		require.NoError(t, set.Pause(ctx, "", until))
 		time.Sleep(2 * time.Second) // the call limit is full again
@@ -156,11 +189,7 @@ func TestEdgeKeyedTiersCalledOncePerLife(t *testing.T) {
 		}})
 		require.NoError(t, err)
 		defer k.Close()
-		for range 3 {
-			a, err := k.TryAcquire(ctx, "paid", nil)
-			require.NoError(t, err)
-			require.NoError(t, a.Release())
-		}
+		spend(t, k, "paid", 3)
 		_, err = k.TryAcquire(ctx, "paid", nil)
 		require.ErrorIs(t, err, concurry.ErrWouldBlock)
 		mu.Lock()
@@ -202,11 +231,7 @@ func TestEdgeKeyedSharedStatsOfIdentityUsedElsewhere(t *testing.T) {
 		return k
 	}
 	k1, k2 := mk(), mk()
-	for range 3 {
-		a, err := k1.TryAcquire(ctx, "alice", nil)
-		require.NoError(t, err)
-		require.NoError(t, a.Release())
-	}
+	spend(t, k1, "alice", 3)
 	_, err := k2.TryAcquire(ctx, "alice", nil)
 	require.ErrorIs(t, err, concurry.ErrWouldBlock, "the budget is shared")
 	st, err := k2.Stats(ctx, "alice")
@@ -228,11 +253,7 @@ func TestEdgeKeyedSharedStatsAfterSweep(t *testing.T) {
 		Limits: []concurry.Limit{concurry.CallLimit{Window: 1000 * time.Hour, Capacity: 2}}})
 	require.NoError(t, err)
 	defer k.Close()
-	for range 2 {
-		a, err := k.TryAcquire(ctx, "bob", nil)
-		require.NoError(t, err)
-		require.NoError(t, a.Release())
-	}
+	spend(t, k, "bob", 2)
 	k.Sweep(ctx)
 	_, err = k.TryAcquire(ctx, "bob", nil)
 	require.ErrorIs(t, err, concurry.ErrWouldBlock, "no reset by eviction")
@@ -480,68 +501,41 @@ func TestEdgeEveryHookPanics(t *testing.T) {
 // Hooks doc: "a hook that calls runtime.Goexit ends its goroutine with the
 // limiter's state consistent". WaitDone runs after a waiting Acquire was
 // granted: a goroutine that exits there never sees its acquisition, so the
-// resource must come back (as it does for Granted).
+// resource must come back (as it does for Granted) — through a LimitSet's
+// WaitDone hook, and through a LimitPool's own.
 func TestEdgeGoexitInWaitDoneReleasesTheGrant(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		var exit sync.Map
-		ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "c", Capacity: 1}}, concurry.WithHooks(concurry.Hooks{
-			WaitDone: func(i concurry.WaitInfo) {
-				if _, ok := exit.Load("on"); ok {
-					runtime.Goexit()
-				}
-			},
-		}))
-		require.NoError(t, err)
-		defer ls.Close()
-		a := mustTry(t, ls, nil)
-		exit.Store("on", true)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_, _ = ls.Acquire(ctx, nil)
-			t.Error("Goexit did not end the goroutine")
-		}()
-		synctest.Wait()
-		require.NoError(t, a.Release())
-		<-done
-		exit.Delete("on")
-		b, err := ls.TryAcquire(ctx, nil)
-		require.NoError(t, err, "the exited goroutine's unit must come back")
-		require.NoError(t, b.Release())
-	})
-}
-
-// The same through a LimitPool's own WaitDone hook.
-func TestEdgeGoexitInPoolWaitDoneReleasesTheGrant(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		var exit sync.Map
-		ls := newSet(t, concurry.ResourceLimit{Key: "c", Capacity: 1})
-		pool, err := concurry.NewLimitPool([]*concurry.LimitSet{ls}, concurry.WithHooks(concurry.Hooks{
-			WaitDone: func(i concurry.WaitInfo) {
-				if _, ok := exit.Load("on"); ok {
-					runtime.Goexit()
-				}
-			},
-		}))
-		require.NoError(t, err)
-		a := mustTry(t, pool, nil)
-		exit.Store("on", true)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_, _ = pool.Acquire(ctx, nil)
-			t.Error("Goexit did not end the goroutine")
-		}()
-		synctest.Wait()
-		require.NoError(t, a.Release())
-		<-done
-		exit.Delete("on")
-		b, err := pool.TryAcquire(ctx, nil)
-		require.NoError(t, err, "the exited goroutine's unit must come back")
-		require.NoError(t, b.Release())
-	})
+	limiters := map[string]func(t *testing.T, hooks concurry.Hooks) concurry.Limiter{
+		"LimitSet": func(t *testing.T, hooks concurry.Hooks) concurry.Limiter {
+			ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "c", Capacity: 1}}, concurry.WithHooks(hooks))
+			require.NoError(t, err)
+			t.Cleanup(func() { ls.Close() })
+			return ls
+		},
+		"LimitPool": func(t *testing.T, hooks concurry.Hooks) concurry.Limiter {
+			return newPool(t, []*concurry.LimitSet{newSet(t, concurry.ResourceLimit{Key: "c", Capacity: 1})}, concurry.WithHooks(hooks))
+		},
+	}
+	for name, mk := range limiters {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var sw goexitSwitch
+				l := mk(t, concurry.Hooks{WaitDone: func(concurry.WaitInfo) { sw.exit() }})
+				a := mustTry(t, l, nil)
+				sw.on.Store(true)
+				done := inGoroutine(func() {
+					_, _ = l.Acquire(bg, nil)
+					t.Error("Goexit did not end the goroutine")
+				})
+				synctest.Wait()
+				require.NoError(t, a.Release())
+				<-done
+				sw.on.Store(false)
+				b, err := l.TryAcquire(bg, nil)
+				require.NoError(t, err, "the exited goroutine's unit must come back")
+				require.NoError(t, b.Release())
+			})
+		})
+	}
 }
 
 // Keyed: a goroutine that exits in any hook must leave its identity
@@ -610,13 +604,8 @@ func TestEdgeKeyedGoexitInOtherHooksForgets(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
-				var on sync.Map
-				exit := func() {
-					if _, ok := on.Load("on"); ok {
-						runtime.Goexit()
-					}
-				}
-				h := c.hooks(exit)
+				var sw goexitSwitch
+				h := c.hooks(sw.exit)
 				k, err := concurry.NewKeyed(concurry.KeyedOptions{
 					Limits:  []concurry.Limit{concurry.RateLimit{Key: "r", Window: time.Second, Capacity: 10}},
 					Hooks:   &h,
@@ -630,14 +619,9 @@ func TestEdgeKeyedGoexitInOtherHooksForgets(t *testing.T) {
 				if err := a.Release(); c.backend == nil || !errors.Is(err, concurry.ErrLeaseLost) {
 					require.NoError(t, err)
 				}
-				on.Store("on", true)
-				done := make(chan struct{})
-				go func() {
-					defer close(done)
-					c.run(ctx, k)
-				}()
-				<-done
-				on.Delete("on")
+				sw.on.Store(true)
+				<-inGoroutine(func() { c.run(ctx, k) })
+				sw.on.Store(false)
 				time.Sleep(2 * time.Second) // full again, nothing waits
 				assert.Equal(t, 1, k.Sweep(ctx), "alice is idle and full: forgettable")
 				assert.Equal(t, 0, k.Len())
@@ -706,10 +690,7 @@ func TestEdgeKeyedHooksSeeFeedback(t *testing.T) {
 		k, err := concurry.NewKeyed(concurry.KeyedOptions{Limits: perSecond(3), Hooks: &h})
 		require.NoError(t, err)
 		defer k.Close()
-		a, err := k.TryAcquire(ctx, "alice", nil)
-		require.NoError(t, err)
-		set := a.Set()
-		require.NoError(t, a.Release())
+		set := identitySet(t, k, "alice")
 		until := time.Now().Add(time.Second)
 		require.NoError(t, set.Pause(ctx, "", until))
 		require.Len(t, got, 1)
@@ -724,14 +705,10 @@ func TestEdgeGoexitInWaitHooksUnixsock(t *testing.T) {
 	ctx := context.Background()
 	for _, which := range []string{"WaitStart", "WaitDone"} {
 		t.Run(which, func(t *testing.T) {
-			var on sync.Map
+			var sw goexitSwitch
 			queued := make(chan struct{}, 1)
 			hooks := concurry.Hooks{WaitStart: func(concurry.WaitInfo) { signal(queued) }}
-			exit := func(concurry.WaitInfo) {
-				if _, ok := on.Load("on"); ok {
-					runtime.Goexit()
-				}
-			}
+			exit := func(concurry.WaitInfo) { sw.exit() }
 			if which == "WaitStart" {
 				hooks.WaitStart = exit
 			} else {
@@ -742,13 +719,11 @@ func TestEdgeGoexitInWaitHooksUnixsock(t *testing.T) {
 			require.NoError(t, err)
 			defer ls.Close()
 			a := mustTry(t, ls, nil)
-			on.Store("on", true)
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
+			sw.on.Store(true)
+			done := inGoroutine(func() {
 				_, _ = ls.Acquire(ctx, nil)
 				t.Error("Goexit did not end the goroutine")
-			}()
+			})
 			if which == "WaitStart" {
 				<-done // it exits as it starts to wait
 				require.NoError(t, a.Release())
@@ -757,7 +732,7 @@ func TestEdgeGoexitInWaitHooksUnixsock(t *testing.T) {
 				require.NoError(t, a.Release())
 				<-done
 			}
-			on.Delete("on")
+			sw.on.Store(false)
 			// The exited goroutine's wait or grant ends in the server
 			// asynchronously; then this Acquire is granted.
 			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -781,15 +756,10 @@ func TestEdgeGoexitInSetHookUnderPoolWait(t *testing.T) {
 		for _, sets := range []int{1, 2} {
 			t.Run(fmt.Sprintf("%s/%d sets", which, sets), func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
-					var on sync.Map
-					exitIf := func() {
-						if _, ok := on.Load("on"); ok {
-							runtime.Goexit()
-						}
-					}
-					hooks := concurry.Hooks{WaitStart: func(concurry.WaitInfo) { exitIf() }}
+					var sw goexitSwitch
+					hooks := concurry.Hooks{WaitStart: func(concurry.WaitInfo) { sw.exit() }}
 					if which == "Granted" {
-						hooks = concurry.Hooks{Granted: func(concurry.GrantInfo) { exitIf() }}
+						hooks = concurry.Hooks{Granted: func(concurry.GrantInfo) { sw.exit() }}
 					}
 					exiting, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "c", Capacity: 1}}, concurry.WithHooks(hooks))
 					require.NoError(t, err)
@@ -800,13 +770,12 @@ func TestEdgeGoexitInSetHookUnderPoolWait(t *testing.T) {
 						other = newSet(t, concurry.ResourceLimit{Key: "c", Capacity: 1})
 						pooled = append(pooled, other)
 					}
-					pool, err := concurry.NewLimitPool(pooled)
-					require.NoError(t, err)
+					pool := newPool(t, pooled)
 					var held []*concurry.Acquisition
 					for _, ls := range pooled {
 						held = append(held, mustTry(t, ls, nil))
 					}
-					on.Store("on", true)
+					sw.on.Store(true)
 					start := time.Now()
 					type res struct {
 						a   *concurry.Acquisition
@@ -840,7 +809,7 @@ func TestEdgeGoexitInSetHookUnderPoolWait(t *testing.T) {
 						require.ErrorContains(t, r.err, "runtime.Goexit")
 						assert.Equal(t, time.Second, r.at)
 					}
-					on.Delete("on")
+					sw.on.Store(false)
 					for _, ls := range pooled {
 						b, err := ls.TryAcquire(context.Background(), nil)
 						require.NoError(t, err, "no unit kept")
@@ -858,21 +827,15 @@ func TestEdgeGoexitInSetHookUnderPoolWait(t *testing.T) {
 func TestEdgeKeyedGoexitInGrantedLightPath(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		var on sync.Map
-		h := concurry.Hooks{Granted: func(concurry.GrantInfo) {
-			if _, ok := on.Load("on"); ok {
-				runtime.Goexit()
-			}
-		}}
+		var sw goexitSwitch
+		h := concurry.Hooks{Granted: func(concurry.GrantInfo) { sw.exit() }}
 		k, err := concurry.NewKeyed(concurry.KeyedOptions{Limits: []concurry.Limit{
 			concurry.CallLimit{Window: time.Second, Capacity: 10}, concurry.ResourceLimit{Key: "c", Capacity: 1}}, Hooks: &h})
 		require.NoError(t, err)
 		defer k.Close()
-		on.Store("on", true)
-		done := make(chan struct{})
-		go func() { defer close(done); _, _ = k.TryAcquire(ctx, "alice", nil) }()
-		<-done
-		on.Delete("on")
+		sw.on.Store(true)
+		<-inGoroutine(func() { _, _ = k.TryAcquire(ctx, "alice", nil) })
+		sw.on.Store(false)
 		st, err := k.Stats(ctx, "alice")
 		require.NoError(t, err)
 		c, _ := st.Limit("c")
