@@ -9,6 +9,7 @@ package concurry_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -41,18 +42,7 @@ func TestEdgeAlgTokenBucketFractionalRefillAtTheExactNanosecond(t *testing.T) {
 	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
 		t.Run(alg.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				ls := paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 3, Algorithm: alg})
-				backendtest.Take(t, ls, concurry.Amounts{"u": 3}, concurry.Amounts{"u": 3})
-				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 333_333_334)
-				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 2}), "u", 666_666_667)
-				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 3}), "u", time.Second)
-				time.Sleep(333_333_333)
-				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 1)
-				time.Sleep(time.Nanosecond)
-				backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
-				// Level after the take: 2/1e9 of a unit (3·333,333,334 ns − 1e9, in 1/W);
-				// the next unit needs (1e9−2)/3 ns more, rounded up.
-				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 333_333_333)
+				backendtest.FractionalRefill(t, nsClock, paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 3, Algorithm: alg}))
 			})
 		})
 	}
@@ -89,54 +79,23 @@ func TestEdgeAlgRefundNeverBeforeNow(t *testing.T) {
 		t.Run(alg.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var mu sync.Mutex
-				var settled []concurry.SettleInfo
+				var settled []int64 // Refunded, per Settled call
 				ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: alg}},
 					concurry.WithHooks(concurry.Hooks{Settled: func(i concurry.SettleInfo) {
 						mu.Lock()
-						settled = append(settled, i)
+						settled = append(settled, i.Refunded)
 						mu.Unlock()
 					}}))
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer ls.Close()
-				a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 5}) // TAT = 500ms
-				if err != nil {
-					t.Fatal(err)
+				backendtest.RefundNeverBeforeNow(t, nsClock, ls)
+				// The refund capped at a full bucket, then the partial refund (the
+				// burst of 10 between them used what it took: no Settled call).
+				if !slices.Equal(settled, []int64{1, 3}) {
+					t.Errorf("Settled hook saw Refunded %v, want [1 3]", settled)
 				}
-				time.Sleep(400 * time.Millisecond) // level 9
-				if err := a.Update(concurry.Amounts{"u": 0}); err != nil {
-					t.Fatal(err)
-				}
-				if err := a.Release(); err != nil {
-					t.Fatal(err)
-				}
-				st := backendtest.LimitStat(t, ls, "u")
-				if st.Available != 10 || st.Refunded != 1 {
-					t.Errorf("after refunding 5 with 1 missing: Available %d, Refunded %d; want 10 and 1", st.Available, st.Refunded)
-				}
-				if len(settled) != 1 || settled[0].Refunded != 1 {
-					t.Errorf("Settled hook %+v, want one with Refunded 1", settled)
-				}
-				// Full at 400ms, not more: a burst of exactly 10, then the 11th at +100ms.
-				backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
-				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 100*time.Millisecond)
-
-				// A partial refund: 10 taken, 7 used, settled 500ms later.
-				time.Sleep(time.Second)
-				a, err = ls.TryAcquire(context.Background(), concurry.Amounts{"u": 10})
-				if err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(500 * time.Millisecond) // level 5
-				a.Update(concurry.Amounts{"u": 7})
-				if err := a.Release(); err != nil {
-					t.Fatal(err)
-				}
-				if got := backendtest.LimitStat(t, ls, "u").Available; got != 8 {
-					t.Fatalf("Available %d after refunding 3 at level 5, want 8", got)
-				}
-				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 9}), "u", 100*time.Millisecond)
 			})
 		})
 	}
@@ -150,23 +109,7 @@ func TestEdgeAlgDebtIsPaidOffAtTheExactInstant(t *testing.T) {
 	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
 		t.Run(alg.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				ls := paSet(t, concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10, Algorithm: alg})
-				backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 25})
-				st := backendtest.LimitStat(t, ls, "u")
-				if st.Available != 0 || st.Debt != 15 || st.Overage != 15 {
-					t.Fatalf("after 15 of overage: %+v; want Available 0, Debt 15, Overage 15", st)
-				}
-				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 16*time.Second)
-				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 10}), "u", 25*time.Second)
-				time.Sleep(1500 * time.Millisecond)
-				if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 14 { // level −13.5: 14 rounded up
-					t.Fatalf("Debt %d at level −13.5, want 14", st.Debt)
-				}
-				time.Sleep(13500 * time.Millisecond)
-				if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 0 || st.Available != 0 {
-					t.Fatalf("at level 0: %+v, want Debt 0, Available 0", st)
-				}
-				nsClock.FitsIn(t, ls, time.Second, "u", concurry.Amounts{"u": 1})
+				backendtest.DebtPaidOff(t, nsClock, paSet(t, concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10, Algorithm: alg}))
 			})
 		})
 	}
@@ -315,27 +258,7 @@ func TestEdgeAlgLeakyBucketOverageDrains(t *testing.T) {
 // the oldest admissions leave.
 func TestEdgeAlgSlidingWindowExactEdges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ls := paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: concurry.SlidingWindow})
-		backendtest.Take(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
-		time.Sleep(300 * time.Millisecond)
-		backendtest.Take(t, ls, concurry.Amounts{"u": 6}, concurry.Amounts{"u": 6})
-		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 4}), "u", 700*time.Millisecond)
-		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 5}), "u", time.Second)
-		time.Sleep(700*time.Millisecond - 1) // the 4 taken at 0 are in (now−W, now] until now = W
-		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 1)
-		if got := backendtest.LimitStat(t, ls, "u").Available; got != 0 {
-			t.Fatalf("Available %d one ns before the first admissions leave, want 0", got)
-		}
-		time.Sleep(time.Nanosecond)
-		backendtest.Take(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
-		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 300*time.Millisecond)
-		// Overage counts in the window of the settle: nothing fits until it leaves.
-		time.Sleep(300 * time.Millisecond)
-		backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 30})
-		if st := backendtest.LimitStat(t, ls, "u"); st.Available != 0 {
-			t.Fatalf("Available %d after overage, want 0", st.Available)
-		}
-		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", time.Second)
+		backendtest.SlidingWindowEdges(t, nsClock, paSet(t, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: concurry.SlidingWindow}))
 	})
 }
 
@@ -348,18 +271,7 @@ func TestEdgeAlgFixedWindowEpochAlignment(t *testing.T) {
 		if r := time.Now().Unix() % 7; r != 5 {
 			t.Skipf("the bubble starts %d s past a multiple of 7", r)
 		}
-		ls := paSet(t, concurry.RateLimit{Key: "u", Window: 7 * time.Second, Capacity: 10, Algorithm: concurry.FixedWindow})
-		backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
-		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 2*time.Second)
-		nsClock.FitsIn(t, ls, 2*time.Second, "u", concurry.Amounts{"u": 10})
-		backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 7*time.Second)
-
-		// 2× across a boundary: 10 one ns before it, 10 at it.
-		ls2 := paSet(t, concurry.RateLimit{Key: "v", Window: 7 * time.Second, Capacity: 10, Algorithm: concurry.FixedWindow})
-		time.Sleep(7*time.Second - 1)
-		backendtest.Take(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
-		time.Sleep(time.Nanosecond)
-		backendtest.Take(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
+		backendtest.FixedWindowEpoch(t, nsClock, func(l ...concurry.Limit) *concurry.LimitSet { return paSet(t, l...) })
 	})
 }
 
@@ -606,35 +518,11 @@ func TestEdgeAlgUnixsockFacts(t *testing.T) {
 // a refund of 1 leaves 991, and one unit fits after 992·T; a LeakyBucket
 // with 1000 units of overage drains after 1001·T.
 func TestEdgeAlgSlowLimitLargeOverage(t *testing.T) {
-	const w = concurry.MaxWindow
 	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA, concurry.LeakyBucket} {
 		t.Run(alg.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				ls := paSet(t, concurry.RateLimit{Key: "u", Window: w, Capacity: 10, Algorithm: alg})
-				if alg == concurry.LeakyBucket {
-					backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1001})
-					backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 1001*(w/10))
-					return
-				}
-				var as []*concurry.Acquisition
-				for range 2 {
-					a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
-					if err != nil {
-						t.Fatal(err)
-					}
-					as = append(as, a)
-				}
-				as[0].Update(concurry.Amounts{"u": 1001})
-				as[0].Release()
-				if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 992 {
-					t.Fatalf("Debt %d, want 992", st.Debt)
-				}
-				as[1].Update(concurry.Amounts{"u": 0})
-				as[1].Release()
-				if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 991 {
-					t.Fatalf("Debt %d after a refund of 1, want 991", st.Debt)
-				}
-				backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 992*(w/10))
+				ls := paSet(t, concurry.RateLimit{Key: "u", Window: concurry.MaxWindow, Capacity: 10, Algorithm: alg})
+				backendtest.SlowLimitLargeOverage(t, ls, alg, func(d time.Duration) time.Duration { return d })
 			})
 		})
 	}

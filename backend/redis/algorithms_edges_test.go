@@ -5,6 +5,8 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,12 +29,17 @@ func (c *paClock) clock() backendtest.Clock {
 	return backendtest.Clock{Advance: c.add, Q: time.Microsecond}
 }
 
-// paSet opens limits on a fresh Redis backend whose scripts read clk.
+// paSets counts the sets paSet opened, so that each has a name of its own.
+var paSets atomic.Int64
+
+// paSet opens limits on a fresh Redis backend whose scripts read clk, under
+// a name no other set has.
 func paSet(t *testing.T, client redis.UniversalClient, clk *paClock, limits ...concurry.Limit) *concurry.LimitSet {
 	t.Helper()
 	b := cr.New(client, cr.Options{Prefix: "edges-alg"})
 	cr.SetClock(b, func() int64 { return clk.now })
-	ls, err := concurry.NewLimitSet(limits, concurry.WithName(t.Name()), concurry.WithBackend(b))
+	name := fmt.Sprintf("%s/%d", t.Name(), paSets.Add(1))
+	ls, err := concurry.NewLimitSet(limits, concurry.WithName(name), concurry.WithBackend(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,15 +60,7 @@ func TestEdgeAlgRedisFractionalRefill(t *testing.T) {
 	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
 		t.Run(alg.String(), func(t *testing.T) {
 			clk := &paClock{paNow()}
-			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 3, Algorithm: alg})
-			backendtest.Take(t, ls, concurry.Amounts{"u": 3}, concurry.Amounts{"u": 3})
-			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 333_334*time.Microsecond)
-			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 3}), "u", time.Second)
-			clk.add(333_333 * time.Microsecond)
-			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
-			clk.add(time.Microsecond)
-			backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1})
-			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 333_333*time.Microsecond)
+			backendtest.FractionalRefill(t, clk.clock(), paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 3, Algorithm: alg}))
 		})
 	}
 }
@@ -74,35 +73,7 @@ func TestEdgeAlgRedisRefundedCountsWhatWasGivenBack(t *testing.T) {
 	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
 		t.Run(alg.String(), func(t *testing.T) {
 			clk := &paClock{paNow()}
-			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: alg})
-			a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 5})
-			if err != nil {
-				t.Fatal(err)
-			}
-			clk.add(400 * time.Millisecond) // level 9: room for 1
-			a.Update(concurry.Amounts{"u": 0})
-			if err := a.Release(); err != nil {
-				t.Fatal(err)
-			}
-			st := backendtest.LimitStat(t, ls, "u")
-			if st.Available != 10 || st.Refunded != 1 {
-				t.Errorf("refund of 5 with room for 1: Available %d, Refunded %d; want 10 and 1", st.Available, st.Refunded)
-			}
-			// Partial refund, exact: 10 taken, 7 used, settled at level 5.
-			clk.add(time.Second)
-			a, err = ls.TryAcquire(context.Background(), concurry.Amounts{"u": 10})
-			if err != nil {
-				t.Fatal(err)
-			}
-			clk.add(500 * time.Millisecond)
-			a.Update(concurry.Amounts{"u": 7})
-			if err := a.Release(); err != nil {
-				t.Fatal(err)
-			}
-			if got := backendtest.LimitStat(t, ls, "u").Available; got != 8 {
-				t.Fatalf("Available %d, want 8", got)
-			}
-			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 9}), "u", 100*time.Millisecond)
+			backendtest.RefundNeverBeforeNow(t, clk.clock(), paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: alg}))
 		})
 	}
 }
@@ -114,17 +85,7 @@ func TestEdgeAlgRedisDebtPaidOffExactly(t *testing.T) {
 	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
 		t.Run(alg.String(), func(t *testing.T) {
 			clk := &paClock{paNow()}
-			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10, Algorithm: alg})
-			backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 25})
-			if st := backendtest.LimitStat(t, ls, "u"); st.Available != 0 || st.Debt != 15 || st.Overage != 15 {
-				t.Fatalf("%+v, want Available 0, Debt 15, Overage 15", st)
-			}
-			backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 16*time.Second)
-			clk.add(1500 * time.Millisecond)
-			if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 14 {
-				t.Fatalf("Debt %d at level −13.5, want 14", st.Debt)
-			}
-			clk.clock().FitsIn(t, ls, 14500*time.Millisecond, "u", concurry.Amounts{"u": 1})
+			backendtest.DebtPaidOff(t, clk.clock(), paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10, Algorithm: alg}))
 		})
 	}
 }
@@ -159,43 +120,16 @@ func TestEdgeAlgRedisLeakyBucket(t *testing.T) {
 func TestEdgeAlgRedisSlidingWindowEdges(t *testing.T) {
 	client := redistest.Start(t).Client()
 	clk := &paClock{paNow()}
-	ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: concurry.SlidingWindow})
-	backendtest.Take(t, ls, concurry.Amounts{"u": 4}, concurry.Amounts{"u": 4})
-	clk.add(300 * time.Millisecond)
-	backendtest.Take(t, ls, concurry.Amounts{"u": 6}, concurry.Amounts{"u": 6})
-	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 4}), "u", 700*time.Millisecond)
-	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 5}), "u", time.Second)
-	clk.clock().FitsIn(t, ls, 700*time.Millisecond, "u", concurry.Amounts{"u": 4})
-	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 300*time.Millisecond)
-	clk.add(300 * time.Millisecond)
-	backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 30})
-	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", time.Second)
+	backendtest.SlidingWindowEdges(t, clk.clock(), paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: concurry.SlidingWindow}))
 }
 
 // "FixedWindow: a counter per window aligned to multiples of Window since the
 // Unix epoch ...; up to 2× Capacity across a boundary."
 func TestEdgeAlgRedisFixedWindowEpoch(t *testing.T) {
 	client := redistest.Start(t).Client()
-	const w = 7 * time.Second
-	boundary := (paNow()/w.Microseconds() + 2) * w.Microseconds()
-	clk := &paClock{boundary - 2_000_000}
-	ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: w, Capacity: 10, Algorithm: concurry.FixedWindow})
-	backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
-	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", 2*time.Second)
-	clk.now = boundary - 1
-	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", time.Microsecond)
-	clk.now = boundary
-	backendtest.Take(t, ls, concurry.Amounts{"u": 10}, concurry.Amounts{"u": 10})
-	backendtest.Refused(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "u", w)
-
-	// 2× across a boundary: 10 a µs before it and 10 at it.
-	t.Run("TwiceAcrossABoundary", func(t *testing.T) {
-		clk.now = boundary + w.Microseconds() - 1
-		ls2 := paSet(t, client, clk, concurry.RateLimit{Key: "v", Window: w, Capacity: 10, Algorithm: concurry.FixedWindow})
-		backendtest.Take(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
-		clk.now++
-		backendtest.Take(t, ls2, concurry.Amounts{"v": 10}, concurry.Amounts{"v": 10})
-	})
+	w := (7 * time.Second).Microseconds()
+	clk := &paClock{(paNow()/w+2)*w - 2_000_000} // 2 s before a boundary
+	backendtest.FixedWindowEpoch(t, clk.clock(), func(l ...concurry.Limit) *concurry.LimitSet { return paSet(t, client, clk, l...) })
 }
 
 // "Capacities up to 2^50 and windows up to 366 days ... no sum of amounts can
@@ -289,56 +223,16 @@ func TestEdgeAlgRedisExtremeDebt(t *testing.T) {
 // "the excess is charged too ... Debt is visible", with "the same semantics"
 // and "refunds included" on every backend. In memory the debt is 992 units,
 // a refund of one unit brings it to 991, and one unit fits again after
-// 992·T (T = 36.6 days): past 2112, so RetryAfter saturates there.
+// 992·T (T = 36.6 days); a LeakyBucket with 1000 units of overage drains
+// after 1001·T. Both are past 2112, so RetryAfter saturates there.
 func TestEdgeAlgRedisSlowLimitLargeOverage(t *testing.T) {
 	client := redistest.Start(t).Client()
-	const w = concurry.MaxWindow
-	tee := w / 10
-	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA, concurry.LeakyBucket} {
 		t.Run(alg.String(), func(t *testing.T) {
 			clk := &paClock{paNow()}
-			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: w, Capacity: 10, Algorithm: alg})
-			var as []*concurry.Acquisition
-			for range 2 {
-				a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
-				if err != nil {
-					t.Fatal(err)
-				}
-				as = append(as, a)
-			}
-			as[0].Update(concurry.Amounts{"u": 1001})
-			if err := as[0].Release(); err != nil {
-				t.Fatal(err)
-			}
-			if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 992 {
-				t.Errorf("Debt %d after 1000 of overage on 10 with 2 taken, want 992", st.Debt)
-			}
-			as[1].Update(concurry.Amounts{"u": 0})
-			if err := as[1].Release(); err != nil {
-				t.Fatal(err)
-			}
-			if st := backendtest.LimitStat(t, ls, "u"); st.Debt != 991 {
-				t.Errorf("Debt %d after refunding 1 of a debt of 992, want 991", st.Debt)
-			}
-			var r *concurry.RefusalError
-			if err := backendtest.Try(ls, concurry.Amounts{"u": 1}); !errors.As(err, &r) || r.RetryAfter != paSaturated(clk, 992*tee) {
-				t.Errorf("refusal %v (%+v), want RetryAfter 992·T = %v, saturated at 2^52 µs: %v", err, r, 992*tee, paSaturated(clk, 992*tee))
-			}
+			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: concurry.MaxWindow, Capacity: 10, Algorithm: alg})
+			backendtest.SlowLimitLargeOverage(t, ls, alg, func(d time.Duration) time.Duration { return paSaturated(clk, d) })
 		})
-	}
-}
-
-// LeakyBucket on the same slow limit: overage of 1000 queues 1001·T of
-// drain; a request departs when it has drained, or at the saturated 2^52 µs.
-func TestEdgeAlgRedisSlowLeakyBucketLargeOverage(t *testing.T) {
-	client := redistest.Start(t).Client()
-	const w = concurry.MaxWindow
-	clk := &paClock{paNow()}
-	ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: w, Capacity: 10, Algorithm: concurry.LeakyBucket})
-	backendtest.Take(t, ls, concurry.Amounts{"u": 1}, concurry.Amounts{"u": 1001})
-	var r *concurry.RefusalError
-	if err := backendtest.Try(ls, concurry.Amounts{"u": 1}); !errors.As(err, &r) || r.RetryAfter != paSaturated(clk, 1001*(w/10)) {
-		t.Errorf("refusal %v (%+v), want RetryAfter 1001·T = %v, saturated at 2^52 µs: %v", err, r, 1001*(w/10), paSaturated(clk, 1001*(w/10)))
 	}
 }
 
