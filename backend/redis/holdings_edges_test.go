@@ -209,16 +209,7 @@ func TestHoldingEdgeRedisLostLeaseUnreported(t *testing.T) {
 	clock, ls := holdClocked(t, redistest.Start(t).Client(), ttl)
 	a := holdAcquire(t, ls, 100)
 	clock.add(ttl)
-	err := a.Release()
-	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, concurry.ErrUsageNotReported) {
-		t.Fatalf("Release of a lost, unreported lease: %v, want ErrLeaseLost and ErrUsageNotReported", err)
-	}
-	if err := a.Release(); err != nil {
-		t.Errorf("second Release: %v", err)
-	}
-	if err := a.Update(concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrReleased) {
-		t.Errorf("Update after Release: %v, want ErrReleased", err)
-	}
+	backendtest.ReleaseLost(t, a)
 	if tok := backendtest.LimitStat(t, ls, "tokens"); tok.Available != 900 {
 		t.Errorf("tokens %d, want 900: the full request counted", tok.Available)
 	}

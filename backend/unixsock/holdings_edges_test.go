@@ -14,6 +14,7 @@ import (
 
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/backend"
+	"github.com/concurry/concurry/internal/backendtest"
 )
 
 // holdLimits are the limits most probes hold: extra, then 100 tokens over a
@@ -71,23 +72,10 @@ func holdAcquire(t *testing.T, ls *concurry.LimitSet, tokens int64) *concurry.Ac
 	return a
 }
 
-func holdStat(t *testing.T, ls *concurry.LimitSet, key string) concurry.LimitStats {
-	t.Helper()
-	st, err := ls.Stats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, ok := st.Limit(key)
-	if !ok {
-		t.Fatalf("no stats for %q", key)
-	}
-	return s
-}
-
 // wantTokens checks the tokens available in ls; why says what they mean.
 func wantTokens(t *testing.T, ls *concurry.LimitSet, want int64, why string) {
 	t.Helper()
-	if got := holdStat(t, ls, "tokens").Available; got != want {
+	if got := backendtest.LimitStat(t, ls, "tokens").Available; got != want {
 		t.Errorf("tokens available %d, want %d%s", got, want, why)
 	}
 }
@@ -95,7 +83,7 @@ func wantTokens(t *testing.T, ls *concurry.LimitSet, want int64, why string) {
 // wantConnInUse checks the conn units in use in ls; why says when.
 func wantConnInUse(t *testing.T, ls *concurry.LimitSet, want int64, why string) {
 	t.Helper()
-	if got := holdStat(t, ls, "conn").InUse; got != want {
+	if got := backendtest.LimitStat(t, ls, "conn").InUse; got != want {
 		t.Errorf("conn in use %d%s, want %d", got, why, want)
 	}
 }
@@ -225,7 +213,7 @@ func TestHoldingEdgeUpdateUsageRange(t *testing.T) {
 	if err := a.Release(); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	if tok := holdStat(t, ls, "tokens"); tok.Available != 93 || tok.Refunded != 3 {
+	if tok := backendtest.LimitStat(t, ls, "tokens"); tok.Available != 93 || tok.Refunded != 3 {
 		t.Errorf("tokens %+v, want 93 available and 3 refunded (the last report, 7 of 10)", tok)
 	}
 }
@@ -242,7 +230,7 @@ func TestHoldingEdgeFailedTryAcquireHoldsNothing(t *testing.T) {
 	if a != nil || !errors.Is(err, concurry.ErrWouldBlock) {
 		t.Fatalf("TryAcquire with the resource held: %v, %v; want nil and ErrWouldBlock", a, err)
 	}
-	if tok, calls := holdStat(t, ls, "tokens"), holdStat(t, ls, concurry.CallKey); tok.Available != 90 || calls.Available != 9 {
+	if tok, calls := backendtest.LimitStat(t, ls, "tokens"), backendtest.LimitStat(t, ls, concurry.CallKey); tok.Available != 90 || calls.Available != 9 {
 		t.Fatalf("after a refused TryAcquire: tokens %d calls %d, want 90 and 9", tok.Available, calls.Available)
 	}
 	if err := held.Update(concurry.Amounts{"tokens": 10}); err != nil {
@@ -255,7 +243,7 @@ func TestHoldingEdgeFailedTryAcquireHoldsNothing(t *testing.T) {
 	if a != nil || !errors.Is(err, concurry.ErrWouldBlock) {
 		t.Fatalf("TryAcquire past the rate: %v, %v", a, err)
 	}
-	if conn, calls := holdStat(t, ls, "conn"), holdStat(t, ls, concurry.CallKey); conn.InUse != 0 || calls.Available != 9 {
+	if conn, calls := backendtest.LimitStat(t, ls, "conn"), backendtest.LimitStat(t, ls, concurry.CallKey); conn.InUse != 0 || calls.Available != 9 {
 		t.Fatalf("after a TryAcquire refused by the rate: conn in use %d, calls %d; want 0 and 9", conn.InUse, calls.Available)
 	}
 	wantTokens(t, ls, 90, "")
@@ -268,16 +256,7 @@ func TestHoldingEdgeFailedTryAcquireHoldsNothing(t *testing.T) {
 // that usage was not reported; the next Release is nil, Update ErrReleased.
 func TestHoldingEdgeLostHoldingUnreported(t *testing.T) {
 	ls, a := holdLost(t, "lost-unreported")
-	err := a.Release()
-	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, concurry.ErrUsageNotReported) {
-		t.Fatalf("Release of a lost, unreported holding: %v; want ErrLeaseLost and ErrUsageNotReported", err)
-	}
-	if err := a.Release(); err != nil {
-		t.Errorf("second Release: %v, want nil", err)
-	}
-	if err := a.Update(concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrReleased) {
-		t.Errorf("Update after Release of a lost holding: %v, want ErrReleased", err)
-	}
+	backendtest.ReleaseLost(t, a)
 	// The server returns the dropped connection's holdings when it sees the
 	// drop, which may come after this client's next requests on its new
 	// connection: a waiting Acquire gets the connection once it does.
@@ -586,7 +565,7 @@ func TestHoldingEdgeClientClosedUnderHolder(t *testing.T) {
 	if !errors.Is(err, concurry.ErrLeaseLost) {
 		t.Errorf("Release after the client closed: %v, want ErrLeaseLost", err)
 	}
-	if tok := holdStat(t, other, "tokens"); tok.Available != 100-10-1 && !strings.Contains(err.Error(), "not charged") {
+	if tok := backendtest.LimitStat(t, other, "tokens"); tok.Available != 100-10-1 && !strings.Contains(err.Error(), "not charged") {
 		t.Errorf("tokens %d: the overage of 10 was not charged and Release did not say so (%v)", tok.Available, err)
 	}
 }

@@ -49,3 +49,25 @@ func testSettle(e *Env, alg concurry.Algorithm) {
 		e.T.Errorf("a set in debt granted: %v", err)
 	}
 }
+
+// ReleaseLost releases a, a holding that ended early (how it ends is the
+// backend's: a lease that expired, a connection that dropped) and whose
+// usage was never reported, and checks DESIGN: "Release() always releases
+// everything it holds ... If a RateLimit was never updated, its usage
+// counts as the full request and Release returns ErrUsageNotReported. Later
+// calls of Release return nil." and "After release: ErrReleased.": Release
+// says both that the holding was lost and that usage was not reported, the
+// next Release is nil and Update returns ErrReleased.
+func ReleaseLost(t testing.TB, a *concurry.Acquisition) {
+	t.Helper()
+	err := a.Release()
+	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, concurry.ErrUsageNotReported) {
+		t.Fatalf("Release of a lost, unreported holding: %v; want ErrLeaseLost and ErrUsageNotReported", err)
+	}
+	if err := a.Release(); err != nil {
+		t.Errorf("second Release: %v, want nil", err)
+	}
+	if err := a.Update(concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrReleased) {
+		t.Errorf("Update after Release of a lost holding: %v, want ErrReleased", err)
+	}
+}
