@@ -22,12 +22,40 @@ import (
 	"github.com/concurry/concurry/httplimit"
 )
 
-func edgeKeyed(t *testing.T, limits ...concurry.Limit) *concurry.Keyed {
-	t.Helper()
-	k, err := concurry.NewKeyed(concurry.KeyedOptions{Limits: limits, Name: "api"})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = k.Close() })
-	return k
+// byKey is Handler with Identity the X-Api-Key header, as get sends it.
+func byKey(next http.Handler, o httplimit.Options) http.Handler {
+	o.Identity = httplimit.Header("X-Api-Key")
+	return httplimit.Handler(next, o)
+}
+
+// getTimed is get, also returning how long the request took.
+func getTimed(h http.Handler, key string) (*httptest.ResponseRecorder, time.Duration) {
+	start := time.Now()
+	w := get(h, key)
+	return w, time.Since(start)
+}
+
+// slowHandler returns a handler that holds each request carrying X-Slow
+// until release is called.
+func slowHandler() (h http.Handler, release func()) {
+	ch := make(chan struct{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Slow") != "" {
+			<-ch
+		}
+	}), func() { close(ch) }
+}
+
+// startSlow sends h a request of key carrying X-Slow in a goroutine of wg,
+// and returns once every goroutine of the bubble is blocked (synctest).
+func startSlow(wg *sync.WaitGroup, h http.Handler, key string) {
+	wg.Go(func() {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("X-Api-Key", key)
+		r.Header.Set("X-Slow", "1")
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	})
+	synctest.Wait()
 }
 
 // sfInteger matches an RFC 8941 Integer: at most 15 digits.
@@ -67,9 +95,9 @@ func parseList(t *testing.T, field string) (names []string, params map[string]ma
 func TestEdgeRetryAfterRoundsUpLongWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		window := 366 * 24 * time.Hour
-		k := edgeKeyed(t, concurry.CallLimit{Window: window, Capacity: 1})
+		k := keyed(t, concurry.CallLimit{Window: window, Capacity: 1})
 		var refusal *concurry.RefusalError
-		h := httplimit.Handler(ok, httplimit.Options{Keyed: k, Identity: httplimit.Header("X-Api-Key"),
+		h := byKey(ok, httplimit.Options{Keyed: k,
 			Deny: func(w http.ResponseWriter, r *http.Request, err error) {
 				require.ErrorAs(t, err, &refusal)
 				httplimit.DefaultDeny(w, r, err)
@@ -91,8 +119,8 @@ func TestEdgeRetryAfterRoundsUpLongWindow(t *testing.T) {
 // of seconds (exactly 2s → 2, not 3).
 func TestEdgeRetryAfterEdges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		k := edgeKeyed(t, concurry.CallLimit{Window: 2 * time.Second, Capacity: 1})
-		h := httplimit.Handler(ok, httplimit.Options{Keyed: k, Identity: httplimit.Header("X-Api-Key")})
+		k := keyed(t, concurry.CallLimit{Window: 2 * time.Second, Capacity: 1})
+		h := byKey(ok, httplimit.Options{Keyed: k})
 		require.Equal(t, 200, get(h, "a").Code)
 		w := get(h, "a")
 		require.Equal(t, 429, w.Code)
@@ -114,10 +142,10 @@ func TestEdgeRetryAfterEdges(t *testing.T) {
 // 2^50 (16 digits).
 func TestEdgePolicyFieldsAreValidStructuredFieldsAtMaxCapacity(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		k := edgeKeyed(t,
+		k := keyed(t,
 			concurry.CallLimit{Window: time.Hour, Capacity: 1},
 			concurry.RateLimit{Key: "bytes", Window: time.Hour, Capacity: concurry.MaxCapacity})
-		h := httplimit.Handler(ok, httplimit.Options{Keyed: k, Identity: httplimit.Header("X-Api-Key"), Cost: httplimit.CostHeader("bytes", "X-N", 1)})
+		h := byKey(ok, httplimit.Options{Keyed: k, Cost: httplimit.CostHeader("bytes", "X-N", 1)})
 		require.Equal(t, 200, get(h, "a").Code)
 		w := get(h, "a")
 		require.Equal(t, 429, w.Code)
@@ -132,17 +160,15 @@ func TestEdgePolicyFieldsAreValidStructuredFieldsAtMaxCapacity(t *testing.T) {
 // which RateLimit-Policy must then list (the draft's qu="concurrent-requests").
 func TestEdgeRateLimitNamesAListedPolicy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		k := edgeKeyed(t,
+		k := keyed(t,
 			concurry.CallLimit{Window: time.Minute, Capacity: 100},
 			concurry.ResourceLimit{Key: "in_flight", Capacity: 1})
-		release := make(chan struct{})
-		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release })
-		h := httplimit.Handler(slow, httplimit.Options{Keyed: k, Identity: httplimit.Header("X-Api-Key")})
+		slow, release := slowHandler()
+		h := byKey(slow, httplimit.Options{Keyed: k})
 		var wg sync.WaitGroup
-		wg.Go(func() { get(h, "a") })
-		synctest.Wait()
+		startSlow(&wg, h, "a")
 		w := get(h, "a")
-		close(release)
+		release()
 		wg.Wait()
 		require.Equal(t, 429, w.Code)
 		assert.Equal(t, "1", w.Header().Get("Retry-After"), "only a release makes room")
@@ -155,10 +181,10 @@ func TestEdgeRateLimitNamesAListedPolicy(t *testing.T) {
 // RateLimit item must not claim the minute policy resets in t > its window.
 func TestEdgeRateLimitTNotBeyondTheNamedPolicysWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		k := edgeKeyed(t,
+		k := keyed(t,
 			concurry.RateLimit{Key: "tokens", Window: time.Minute, Capacity: 100},
 			concurry.RateLimit{Key: "tokens", Window: 24 * time.Hour, Capacity: 150})
-		h := httplimit.Handler(ok, httplimit.Options{Keyed: k, Identity: httplimit.Header("X-Api-Key"), Cost: httplimit.CostHeader("tokens", "X-Tokens", 100)})
+		h := byKey(ok, httplimit.Options{Keyed: k, Cost: httplimit.CostHeader("tokens", "X-Tokens", 100)})
 		require.Equal(t, 200, get(h, "a").Code)
 		time.Sleep(time.Minute) // the minute window is full again; the day has 50 left
 		w := get(h, "a")
@@ -174,8 +200,8 @@ func TestEdgeRateLimitTNotBeyondTheNamedPolicysWindow(t *testing.T) {
 
 // Options.LegacyHeaders: "adds X-RateLimit-* to refusals" — only when asked.
 func TestEdgeLegacyHeadersOnlyWhenAsked(t *testing.T) {
-	k := edgeKeyed(t, concurry.CallLimit{Window: time.Hour, Capacity: 1})
-	h := httplimit.Handler(ok, httplimit.Options{Keyed: k, Identity: httplimit.Header("X-Api-Key")})
+	k := keyed(t, concurry.CallLimit{Window: time.Hour, Capacity: 1})
+	h := byKey(ok, httplimit.Options{Keyed: k})
 	require.Equal(t, 200, get(h, "a").Code)
 	w := get(h, "a")
 	require.Equal(t, 429, w.Code)
@@ -222,7 +248,7 @@ func TestEdgeRemoteIPSpoofing(t *testing.T) {
 // An untrusted client cannot dodge its limit by varying X-Forwarded-For,
 // through the whole handler (default Identity: RemoteIP with no proxies).
 func TestEdgeXFFSpoofingDoesNotResetTheBudget(t *testing.T) {
-	k := edgeKeyed(t, concurry.CallLimit{Window: time.Hour, Capacity: 1})
+	k := keyed(t, concurry.CallLimit{Window: time.Hour, Capacity: 1})
 	h := httplimit.Handler(ok, httplimit.Options{Keyed: k})
 	send := func(xff string) int {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
@@ -240,22 +266,29 @@ func TestEdgeXFFSpoofingDoesNotResetTheBudget(t *testing.T) {
 // Options.Wait: "a positive Wait blocks the request up to Wait". A request
 // whose limits come exactly at the bound is admitted at that instant.
 func TestEdgeWaitAdmittedExactlyAtTheBound(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		k := edgeKeyed(t, concurry.CallLimit{Window: time.Second, Capacity: 1})
-		h := httplimit.Handler(ok, httplimit.Options{Keyed: k, Identity: httplimit.Header("X-Api-Key"), Wait: time.Second})
-		require.Equal(t, 200, get(h, "a").Code)
-		start := time.Now()
-		assert.Equal(t, 200, get(h, "a").Code, "ready exactly at Wait")
-		assert.Equal(t, time.Second, time.Since(start))
-		k2 := edgeKeyed(t, concurry.CallLimit{Window: time.Second + time.Nanosecond, Capacity: 1})
-		h2 := httplimit.Handler(ok, httplimit.Options{Keyed: k2, Identity: httplimit.Header("X-Api-Key"), Wait: time.Second})
-		require.Equal(t, 200, get(h2, "a").Code)
-		start = time.Now()
-		w := get(h2, "a")
-		assert.Equal(t, 429, w.Code, "1ns beyond the bound")
-		assert.Equal(t, time.Duration(0), time.Since(start), "refused at once")
-		assert.Equal(t, "2", w.Header().Get("Retry-After"))
-	})
+	for _, c := range []struct {
+		name       string
+		window     time.Duration // of the one call, Wait being 1s
+		code       int
+		waited     time.Duration
+		retryAfter string // checked when not empty
+	}{
+		{"ready exactly at Wait", time.Second, 200, time.Second, ""},
+		{"1ns beyond the bound: refused at once", time.Second + time.Nanosecond, 429, 0, "2"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := byKey(ok, httplimit.Options{Keyed: keyed(t, concurry.CallLimit{Window: c.window, Capacity: 1}), Wait: time.Second})
+				require.Equal(t, 200, get(h, "a").Code)
+				w, waited := getTimed(h, "a")
+				assert.Equal(t, c.code, w.Code)
+				assert.Equal(t, c.waited, waited)
+				if c.retryAfter != "" {
+					assert.Equal(t, c.retryAfter, w.Header().Get("Retry-After"))
+				}
+			})
+		})
+	}
 }
 
 // Wait bounded on a concurrency limit: a request waiting for a release that
@@ -264,30 +297,18 @@ func TestEdgeWaitAdmittedExactlyAtTheBound(t *testing.T) {
 // Retry-After").
 func TestEdgeWaitOnConcurrencyBoundedWithRetryAfter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		k := edgeKeyed(t, concurry.ResourceLimit{Key: "in_flight", Capacity: 1})
-		release := make(chan struct{})
-		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("X-Slow") != "" {
-				<-release
-			}
-		})
+		k := keyed(t, concurry.ResourceLimit{Key: "in_flight", Capacity: 1})
+		slow, release := slowHandler()
 		var denied error
-		h := httplimit.Handler(slow, httplimit.Options{Keyed: k, Identity: httplimit.Header("X-Api-Key"), Wait: 2 * time.Second,
+		h := byKey(slow, httplimit.Options{Keyed: k, Wait: 2 * time.Second,
 			Deny: func(w http.ResponseWriter, r *http.Request, err error) {
 				denied = err
 				httplimit.DefaultDeny(w, r, err)
 			}})
 		var wg sync.WaitGroup
-		wg.Go(func() {
-			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			r.Header.Set("X-Api-Key", "a")
-			r.Header.Set("X-Slow", "1")
-			h.ServeHTTP(httptest.NewRecorder(), r)
-		})
-		synctest.Wait()
-		start := time.Now()
-		w := get(h, "a")
-		assert.Equal(t, 2*time.Second, time.Since(start), "waited exactly Wait")
+		startSlow(&wg, h, "a")
+		w, waited := getTimed(h, "a")
+		assert.Equal(t, 2*time.Second, waited, "waited exactly Wait")
 		assert.Equal(t, 429, w.Code)
 		assert.Equal(t, "1", w.Header().Get("Retry-After"), "a 429 carries Retry-After; only a release makes room")
 		var refusal *concurry.RefusalError
@@ -299,7 +320,7 @@ func TestEdgeWaitOnConcurrencyBoundedWithRetryAfter(t *testing.T) {
 		go func() { done <- get(h, "a").Code }()
 		synctest.Wait()
 		time.Sleep(time.Second)
-		close(release)
+		release()
 		wg.Wait()
 		assert.Equal(t, 200, <-done)
 	})
@@ -309,7 +330,7 @@ func TestEdgeWaitOnConcurrencyBoundedWithRetryAfter(t *testing.T) {
 // (concurrent requests) are held for the whole handler" — also when next
 // panics (net/http recovers the panic).
 func TestEdgeConcurrencyReleasedWhenHandlerPanics(t *testing.T) {
-	k := edgeKeyed(t, concurry.ResourceLimit{Key: "in_flight", Capacity: 1},
+	k := keyed(t, concurry.ResourceLimit{Key: "in_flight", Capacity: 1},
 		concurry.RateLimit{Key: "tokens", Window: time.Hour, Capacity: 100})
 	boom := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Panic") == "abort" {
@@ -319,7 +340,7 @@ func TestEdgeConcurrencyReleasedWhenHandlerPanics(t *testing.T) {
 			panic("handler bug")
 		}
 	})
-	h := httplimit.Handler(boom, httplimit.Options{Keyed: k, Identity: httplimit.Header("X-Api-Key"), Cost: httplimit.CostHeader("tokens", "X-Tokens", 1)})
+	h := byKey(boom, httplimit.Options{Keyed: k, Cost: httplimit.CostHeader("tokens", "X-Tokens", 1)})
 	for _, p := range []string{"bug", "abort"} {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Header.Set("X-Api-Key", "a")
@@ -336,7 +357,7 @@ func TestEdgeConcurrencyReleasedWhenHandlerPanics(t *testing.T) {
 // Over a real server: the panic is recovered by net/http, the concurrency
 // unit comes back, the next request is admitted.
 func TestEdgeConcurrencyReleasedOverRealServer(t *testing.T) {
-	k := edgeKeyed(t, concurry.ResourceLimit{Key: "in_flight", Capacity: 1})
+	k := keyed(t, concurry.ResourceLimit{Key: "in_flight", Capacity: 1})
 	boom := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/panic" {
 			panic("handler bug")
@@ -379,8 +400,8 @@ func TestEdgePoolLimiterRetryAfter(t *testing.T) {
 // written, and leaves the limits exactly as they were.
 func TestEdgeClientGoneWhileWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		k := edgeKeyed(t, concurry.CallLimit{Window: 10 * time.Second, Capacity: 1})
-		h := httplimit.Handler(ok, httplimit.Options{Keyed: k, Identity: httplimit.Header("X-Api-Key"), Wait: time.Minute})
+		k := keyed(t, concurry.CallLimit{Window: 10 * time.Second, Capacity: 1})
+		h := byKey(ok, httplimit.Options{Keyed: k, Wait: time.Minute})
 		require.Equal(t, 200, get(h, "a").Code)
 		ctx, cancel := context.WithCancel(context.Background())
 		r := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
