@@ -26,7 +26,14 @@ var nsClock = backendtest.Clock{Advance: time.Sleep, Q: time.Nanosecond}
 
 func paSet(t *testing.T, limits ...concurry.Limit) *concurry.LimitSet {
 	t.Helper()
-	ls, err := concurry.NewLimitSet(limits)
+	return paSetWith(t, nil, limits...)
+}
+
+// paSetWith returns a set of limits in memory made with opts, closed when
+// the test ends.
+func paSetWith(t *testing.T, opts []concurry.Option, limits ...concurry.Limit) *concurry.LimitSet {
+	t.Helper()
+	ls, err := concurry.NewLimitSet(limits, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,16 +87,11 @@ func TestEdgeAlgRefundNeverBeforeNow(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var mu sync.Mutex
 				var settled []int64 // Refunded, per Settled call
-				ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: alg}},
-					concurry.WithHooks(concurry.Hooks{Settled: func(i concurry.SettleInfo) {
-						mu.Lock()
-						settled = append(settled, i.Refunded)
-						mu.Unlock()
-					}}))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ls.Close()
+				ls := paSetWith(t, []concurry.Option{concurry.WithHooks(concurry.Hooks{Settled: func(i concurry.SettleInfo) {
+					mu.Lock()
+					settled = append(settled, i.Refunded)
+					mu.Unlock()
+				}})}, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: alg})
 				backendtest.RefundNeverBeforeNow(t, nsClock, ls)
 				// The refund capped at a full bucket, then the partial refund (the
 				// burst of 10 between them used what it took: no Settled call).
@@ -319,7 +321,7 @@ func TestEdgeAlgExtremeDebtExact(t *testing.T) {
 		t.Run(alg.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ls := paSet(t, concurry.RateLimit{Key: "u", Window: w, Capacity: c, Algorithm: alg})
-				paDebtOf(t, ls, c)
+				backendtest.DebtOf(t, ls, c, 0)
 				st := backendtest.LimitStat(t, ls, "u")
 				if st.Available != 0 || st.Debt != c || st.Overage != 2*c-2 {
 					t.Fatalf("after 2^50 of overage: %+v; want Available 0, Debt 2^50, Overage 2^50", st)
@@ -417,31 +419,15 @@ func TestEdgeAlgDebtVisibleOnNonRefundingAlgorithms(t *testing.T) {
 	}
 }
 
-// paDebtOf puts key "u" (capacity c, full) into a debt of c: two grants of
-// one unit, each reporting c used (Update accepts at most MaxCapacity).
-func paDebtOf(t *testing.T, ls *concurry.LimitSet, c int64) {
-	t.Helper()
-	var as []*concurry.Acquisition
-	for range 2 {
-		a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		as = append(as, a)
-	}
-	for _, a := range as {
-		if err := a.Update(concurry.Amounts{"u": c}); err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Release(); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // paUnixSet returns a set of limits shared through an in-process unixsock
 // server (real time).
 func paUnixSet(t *testing.T, limits ...concurry.Limit) *concurry.LimitSet {
+	t.Helper()
+	return paUnixSetWith(t, nil, limits...)
+}
+
+// paUnixSetWith is paUnixSet with more options for the set.
+func paUnixSetWith(t *testing.T, opts []concurry.Option, limits ...concurry.Limit) *concurry.LimitSet {
 	t.Helper()
 	path := testutil.SocketPath(t)
 	srv, err := unixsock.Listen(path, unixsock.ServerOptions{})
@@ -454,12 +440,7 @@ func paUnixSet(t *testing.T, limits ...concurry.Limit) *concurry.LimitSet {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	ls, err := concurry.NewLimitSet(limits, concurry.WithName(t.Name()), concurry.WithBackend(c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ls.Close() })
-	return ls
+	return paSetWith(t, append([]concurry.Option{concurry.WithName(t.Name()), concurry.WithBackend(c)}, opts...), limits...)
 }
 
 // paNear fails unless err is a ErrWouldBlock refusal by key with RetryAfter
@@ -480,7 +461,7 @@ func TestEdgeAlgUnixsockFacts(t *testing.T) {
 	t.Run("ExtremeDebt", func(t *testing.T) {
 		for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
 			ls := paUnixSet(t, concurry.RateLimit{Key: "u", Window: w, Capacity: c, Algorithm: alg})
-			paDebtOf(t, ls, c)
+			backendtest.DebtOf(t, ls, c, 0)
 			st := backendtest.LimitStat(t, ls, "u")
 			if st.Available != 0 || st.Debt < c-1<<36 || st.Debt > c || st.Overage != 2*c-2 {
 				t.Fatalf("%v after 2^50 of overage: %+v; want Available 0, Debt ≈ 2^50, Overage 2^50", alg, st)

@@ -52,41 +52,33 @@ func paNow() int64 { return time.Now().Unix() * 1_000_000 }
 
 var paAll = []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA, concurry.LeakyBucket, concurry.SlidingWindow, concurry.FixedWindow}
 
-// "TokenBucket: ... refills continuously at Capacity/Window" and RetryAfter
-// "how long until the whole request would fit": at 3 per second the first unit
-// is back at ⌈333,333.3⌉ µs, not a µs before, and the fraction is kept.
-func TestEdgeAlgRedisFractionalRefill(t *testing.T) {
+// The TokenBucket and GCRA scenarios of backendtest, at the µs of the test
+// clock: "TokenBucket: ... refills continuously at Capacity/Window" and
+// RetryAfter "how long until the whole request would fit" (at 3 per second
+// the first unit is back at ⌈333,333.3⌉ µs, not a µs before, and the
+// fraction is kept); refunds, "Less than requested: the difference is
+// refunded where the algorithm refunds", capped at a full bucket (GCRA:
+// "never before now"), Stats.Refunded counting "units given back"; and "Debt
+// is visible" (15 of overage at 1 unit/s is a debt of 15, paid off at 15 s;
+// one unit fits at 16 s exactly).
+func TestEdgeAlgRedisTokenBucketScenarios(t *testing.T) {
 	client := redistest.Start(t).Client()
-	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
-		t.Run(alg.String(), func(t *testing.T) {
-			clk := &paClock{paNow()}
-			backendtest.FractionalRefill(t, clk.clock(), paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 3, Algorithm: alg}))
-		})
-	}
-}
-
-// Refunds: "Less than requested: the difference is refunded where the
-// algorithm refunds", capped at a full bucket (GCRA: "never before now");
-// Stats.Refunded and the Settled hook count "units given back".
-func TestEdgeAlgRedisRefundedCountsWhatWasGivenBack(t *testing.T) {
-	client := redistest.Start(t).Client()
-	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
-		t.Run(alg.String(), func(t *testing.T) {
-			clk := &paClock{paNow()}
-			backendtest.RefundNeverBeforeNow(t, clk.clock(), paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: time.Second, Capacity: 10, Algorithm: alg}))
-		})
-	}
-}
-
-// "Debt is visible" and RetryAfter: 15 of overage at 1 unit/s is a debt of
-// 15, paid off at 15 s; one unit fits at 16 s exactly.
-func TestEdgeAlgRedisDebtPaidOffExactly(t *testing.T) {
-	client := redistest.Start(t).Client()
-	for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
-		t.Run(alg.String(), func(t *testing.T) {
-			clk := &paClock{paNow()}
-			backendtest.DebtPaidOff(t, clk.clock(), paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10, Algorithm: alg}))
-		})
+	for _, sc := range []struct {
+		name     string
+		window   time.Duration
+		capacity int64
+		run      func(testing.TB, backendtest.Clock, *concurry.LimitSet)
+	}{
+		{"FractionalRefill", time.Second, 3, backendtest.FractionalRefill},
+		{"RefundedCountsWhatWasGivenBack", time.Second, 10, backendtest.RefundNeverBeforeNow},
+		{"DebtPaidOffExactly", 10 * time.Second, 10, backendtest.DebtPaidOff},
+	} {
+		for _, alg := range []concurry.Algorithm{concurry.TokenBucket, concurry.GCRA} {
+			t.Run(sc.name+"/"+alg.String(), func(t *testing.T) {
+				clk := &paClock{paNow()}
+				sc.run(t, clk.clock(), paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: sc.window, Capacity: sc.capacity, Algorithm: alg}))
+			})
+		}
 	}
 }
 
@@ -169,29 +161,6 @@ func TestEdgeAlgRedisExtremeRange(t *testing.T) {
 	}
 }
 
-// paDebtOf puts "u" (capacity c, full) into a debt of c: two grants of one
-// unit each report c used.
-func paDebtOf(t *testing.T, ls *concurry.LimitSet, c int64) []*concurry.Acquisition {
-	t.Helper()
-	var as []*concurry.Acquisition
-	for range 3 {
-		a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		as = append(as, a)
-	}
-	for _, a := range as[:2] {
-		if err := a.Update(concurry.Amounts{"u": c}); err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Release(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return as[2:]
-}
-
 // Debt at the top of the range: 2^50 per 366 days in debt by 2^50+1 (two
 // grants of 1 reporting 2^50 each, a third holding 1).
 func TestEdgeAlgRedisExtremeDebt(t *testing.T) {
@@ -202,7 +171,7 @@ func TestEdgeAlgRedisExtremeDebt(t *testing.T) {
 		t.Run(alg.String(), func(t *testing.T) {
 			clk := &paClock{paNow()}
 			ls := paSet(t, client, clk, concurry.RateLimit{Key: "u", Window: w, Capacity: c, Algorithm: alg})
-			held := paDebtOf(t, ls, c)
+			held := backendtest.DebtOf(t, ls, c, 1)
 			if st := backendtest.LimitStat(t, ls, "u"); st.Available != 0 || st.Debt != c+1 {
 				t.Fatalf("%+v, want Available 0, Debt 2^50+1", st)
 			}

@@ -127,3 +127,28 @@ func Saturate(t testing.TB, ls *concurry.LimitSet, atLeast, timeout, within time
 		t.Fatalf("Acquire with a deadline in %v: %v (%+v) after %v, want a deadline refusal within %v", timeout, err, r, took, within)
 	}
 }
+
+// DebtOf puts key "u" of ls (capacity c, full) into a debt of c: two grants
+// of one unit, each reporting c used (Update accepts at most MaxCapacity).
+// It takes hold more grants of one unit before reporting, and returns them
+// held.
+func DebtOf(t testing.TB, ls *concurry.LimitSet, c int64, hold int) []*concurry.Acquisition {
+	t.Helper()
+	var as []*concurry.Acquisition
+	for range 2 + hold {
+		a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"u": 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		as = append(as, a)
+	}
+	for _, a := range as[:2] {
+		if err := a.Update(concurry.Amounts{"u": c}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return as[2:]
+}
