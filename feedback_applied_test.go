@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/concurry/concurry"
-	"github.com/concurry/concurry/backend/unixsock"
-	"github.com/concurry/concurry/internal/testutil"
 )
 
 // feedbackCounts makes a set of limits with a Feedback hook, by make, and
@@ -60,36 +58,15 @@ func TestFeedbackTooLateIsNotCounted(t *testing.T) {
 	t.Run("memory", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ls, counts := feedbackCounts(t, func(h concurry.Hooks) *concurry.LimitSet {
-				ls, err := concurry.NewLimitSet([]concurry.Limit{limit}, concurry.WithHooks(h))
-				if err != nil {
-					t.Fatal(err)
-				}
-				return ls
+				return paSetWith(t, []concurry.Option{concurry.WithHooks(h)}, limit)
 			})
-			defer ls.Close()
 			checkTooLateNotCounted(t, ls, counts)
 		})
 	})
 	t.Run("unixsock", func(t *testing.T) {
-		path := testutil.SocketPath(t)
-		srv, err := unixsock.Listen(path, unixsock.ServerOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close()
-		c, err := unixsock.Dial(path, unixsock.Options{DisableAutoHost: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
 		ls, counts := feedbackCounts(t, func(h concurry.Hooks) *concurry.LimitSet {
-			ls, err := concurry.NewLimitSet([]concurry.Limit{limit}, concurry.WithName(t.Name()), concurry.WithBackend(c), concurry.WithHooks(h))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return ls
+			return paUnixSetWith(t, []concurry.Option{concurry.WithHooks(h)}, limit)
 		})
-		defer ls.Close()
 		checkTooLateNotCounted(t, ls, counts)
 	})
 }
