@@ -317,29 +317,6 @@ func TestHoldingEdgeRedisRenewalAtExactExpiry(t *testing.T) {
 	}
 }
 
-// DESIGN: "Close() ... acquisitions already granted can still be updated and
-// released." — on Redis, with a lease: the usage is charged, the slot
-// comes back.
-func TestHoldingEdgeRedisReleaseAfterClose(t *testing.T) {
-	srv := redistest.Start(t)
-	ls := holdOn(t, srv.Client(), 0)
-	a := holdAcquire(t, ls, 100)
-	if err := ls.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Update(concurry.Amounts{"tokens": 130}); err != nil {
-		t.Fatalf("Update after Close: %v", err)
-	}
-	if err := a.Release(); err != nil {
-		t.Fatalf("Release after Close: %v", err)
-	}
-	other := holdOn(t, srv.Client(), 0)
-	if tok := backendtest.LimitStat(t, other, "tokens"); tok.Available != 870 {
-		t.Errorf("tokens %d, want 870", tok.Available)
-	}
-	wantSlotFree(t, other)
-}
-
 // DESIGN: "A holder is told when its exclusivity ended early (a lease lost
 // to expiry ...): Update and Release return an error saying so. Reported
 // rate usage is charged even then, or the caller gets an error saying it

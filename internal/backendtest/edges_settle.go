@@ -15,7 +15,7 @@ func settleCases() []Case {
 	for _, alg := range allAlgorithms {
 		cs = append(cs, Case{"Settle/" + alg.String(), func(t *testing.T, e *Env) { testSettle(e, alg) }})
 	}
-	return cs
+	return append(cs, Case{"Settle/AfterClose", testSettleAfterClose})
 }
 
 // testSettle checks DESIGN: "Less than requested: the difference is
@@ -48,6 +48,26 @@ func testSettle(e *Env, alg concurry.Algorithm) {
 	if _, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrWouldBlock) {
 		e.T.Errorf("a set in debt granted: %v", err)
 	}
+}
+
+// testSettleAfterClose checks DESIGN: "Close() ... acquisitions already
+// granted can still be updated and released." — the release after Close
+// settles exactly: the overage is charged and the resource comes back, as
+// another set of the same name sees.
+func testSettleAfterClose(t *testing.T, e *Env) {
+	name := e.Name()
+	limits := []concurry.Limit{
+		concurry.RateLimit{Key: "tokens", Window: Long, Capacity: 1000},
+		concurry.ResourceLimit{Key: "slot", Capacity: 1},
+	}
+	ls, other := e.Named(name, limits...), e.Named(name, limits...)
+	a := e.MustAcquire(ls, concurry.Amounts{"tokens": 100})
+	if err := ls.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.Done(a, concurry.Amounts{"tokens": 130}) // updated and released after Close
+	e.WantAvailable(other, "tokens", 870)
+	e.WantInUse(other, "slot", 0)
 }
 
 // ReleaseLost releases a, a holding that ended early (how it ends is the
