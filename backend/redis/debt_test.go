@@ -13,7 +13,6 @@ import (
 	"github.com/concurry/concurry/algorithms"
 	"github.com/concurry/concurry/backend"
 	"github.com/concurry/concurry/backend/memory"
-	cr "github.com/concurry/concurry/backend/redis"
 	"github.com/concurry/concurry/backend/redis/redistest"
 )
 
@@ -138,13 +137,8 @@ func TestDebtVisible(t *testing.T) {
 		})
 		for _, scripts := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/redis/scripts=%v", c.name, scripts), func(t *testing.T) {
-				now := (time.Now().UnixMicro()/1_000_000 + 1) * 1_000_000
-				b := cr.New(client, cr.Options{Prefix: "debt/" + t.Name()})
-				if scripts {
-					cr.UseScripts(b)
-				}
-				cr.SetClock(b, func() int64 { return now })
-				runDebt(t, open(t, b, c.spec), c, func(d time.Duration) { now += d.Microseconds() })
+				b, _, sleep := clocked(client, "debt/"+t.Name(), scripts, (time.Now().UnixMicro()/1_000_000+1)*1_000_000)
+				runDebt(t, open(t, b, c.spec), c, sleep)
 			})
 		}
 	}
@@ -237,20 +231,9 @@ func TestDebtDifferential(t *testing.T) {
 			t.Run(fmt.Sprintf("%v/%d", alg, si), func(t *testing.T) {
 				tr := makeDebtTrace(rand.New(rand.NewPCG(uint64(alg), uint64(si))), specs, 300)
 				var want [][]int64
-				var start time.Time
-				synctest.Test(t, func(t *testing.T) {
-					start = time.Now()
-					set, err := memory.New().Open(context.Background(), "", specs)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer set.Close()
-					want, _ = replayDebt(t, set, tr, time.Sleep)
-				})
-				now := start.UnixMicro()
-				b := cr.New(client, cr.Options{Prefix: "debtdiff"})
-				cr.SetClock(b, func() int64 { return now })
-				got, debts := replayDebt(t, open(t, b, specs...), tr, func(d time.Duration) { now += d.Microseconds() })
+				start := inMemory(t, specs, func(set backend.Set) { want, _ = replayDebt(t, set, tr, time.Sleep) })
+				b, _, sleep := clocked(client, "debtdiff", false, start)
+				got, debts := replayDebt(t, open(t, b, specs...), tr, sleep)
 				for i := range want {
 					if !slices.Equal(want[i], got[i]) {
 						t.Fatalf("step %d: memory %v, redis %v (granted, then available, in use, debt per spec)", i, want[i], got[i])

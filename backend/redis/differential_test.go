@@ -235,27 +235,11 @@ func TestDifferential(t *testing.T) {
 func differential(t *testing.T, client *redis.Client, scripts bool, alg algorithms.Kind, si int, specs []backend.Spec) {
 	tr := makeTrace(rand.New(rand.NewPCG(uint64(alg), uint64(si))), specs, 400)
 	var want []outcome
-	var start time.Time
-	synctest.Test(t, func(t *testing.T) {
-		start = time.Now()
-		set, err := memory.New().Open(context.Background(), "", specs)
-		if err != nil {
-			t.Fatal(err)
-		}
+	start := inMemory(t, specs, func(set backend.Set) {
 		want = replay(t, set, specs, tr, time.Sleep, func() int64 { return time.Now().UnixMicro() })
 	})
-	now := start.UnixMicro()
-	b := cr.New(client, cr.Options{Prefix: fmt.Sprintf("diff/%v", scripts)})
-	if scripts {
-		cr.UseScripts(b)
-	}
-	cr.SetClock(b, func() int64 { return now })
-	set, err := b.Open(context.Background(), t.Name(), specs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer set.Close()
-	got := replay(t, set, specs, tr, func(d time.Duration) { now += d.Microseconds() }, func() int64 { return now })
+	b, now, sleep := clocked(client, fmt.Sprintf("diff/%v", scripts), scripts, start)
+	got := replay(t, open(t, b, specs...), specs, tr, sleep, now)
 	granted, timed, debts := 0, 0, 0
 	for i := range want {
 		if fmt.Sprint(want[i]) != fmt.Sprint(got[i]) {
@@ -277,4 +261,35 @@ func differential(t *testing.T, client *redis.Client, scripts bool, alg algorith
 		t.Fatalf("the trace granted %d of %d steps, %d refusals said when: it tells little", granted, len(tr), timed)
 	}
 	t.Logf("%d steps: %d granted, %d refusals said when, %d debts seen", len(tr), granted, timed, debts)
+}
+
+// inMemory opens specs on backend/memory in a testing/synctest bubble and
+// runs replay on the set there, where time.Sleep moves the bubble's fake
+// clock; it returns the instant the bubble started, where the Redis side's
+// clock starts (see clocked).
+func inMemory(t *testing.T, specs []backend.Spec, replay func(set backend.Set)) int64 {
+	var start time.Time
+	synctest.Test(t, func(t *testing.T) {
+		start = time.Now()
+		set, err := memory.New().Open(context.Background(), "", specs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer set.Close()
+		replay(set)
+	})
+	return start.UnixMicro()
+}
+
+// clocked returns a Redis backend under prefix whose scripts read a test
+// clock (cr.SetClock) that starts at start (Unix µs), running its entry
+// points as scripts when scripts is set; now reads the clock and sleep
+// moves it on.
+func clocked(client redis.UniversalClient, prefix string, scripts bool, start int64) (b *cr.Backend, now func() int64, sleep func(time.Duration)) {
+	b = cr.New(client, cr.Options{Prefix: prefix})
+	if scripts {
+		cr.UseScripts(b)
+	}
+	cr.SetClock(b, func() int64 { return start })
+	return b, func() int64 { return start }, func(d time.Duration) { start += d.Microseconds() }
 }
