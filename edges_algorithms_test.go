@@ -197,13 +197,10 @@ func TestEdgeAlgLeakyBucketQueuedAhead(t *testing.T) {
 			})
 			synctest.Wait()
 		}
+		paQueued(t, backendtest.Try(ls, concurry.Amounts{"u": 2}), "u", 1500*time.Millisecond) // behind two waiters
 		r := &concurry.RefusalError{}
-		err := backendtest.Try(ls, concurry.Amounts{"u": 2})
-		if !errors.As(err, &r) || !r.Queued || r.RetryAfter != 1500*time.Millisecond || r.Key != "u" {
-			t.Fatalf("TryAcquire behind two waiters: %v (%+v), want Queued, key u, RetryAfter 1.5s", err, r)
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond-1)
-		_, err = ls.Acquire(ctx, concurry.Amounts{"u": 2})
+		_, err := ls.Acquire(ctx, concurry.Amounts{"u": 2})
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &r) || r.RetryAfter != 1500*time.Millisecond || time.Since(start) != 0 {
 			t.Fatalf("deadline 1ns before the departure: %v (%+v) at %v, want an immediate deadline refusal, RetryAfter 1.5s", err, r, time.Since(start))
@@ -355,21 +352,9 @@ func TestEdgeAlgRetryAfterZeroBehindAResourceWaiter(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		done := make(chan error, 1)
-		go func() {
-			a, err := ls.Acquire(ctx, concurry.Amounts{"u": 1})
-			if err == nil {
-				a.Update(concurry.Amounts{"u": 1})
-				a.Release()
-			}
-			done <- err
-		}()
+		done := paWaiter(ctx, ls, concurry.Amounts{"u": 1})
 		synctest.Wait()
-		var r *concurry.RefusalError
-		err = backendtest.Try(ls, concurry.Amounts{"u": 1})
-		if !errors.As(err, &r) || !errors.Is(err, concurry.ErrWouldBlock) || r.RetryAfter != 0 || r.Key != "conn" || !r.Queued {
-			t.Fatalf("refusal behind a resource waiter: %v (%+v); want key conn, RetryAfter 0, Queued", err, r)
-		}
+		paQueued(t, backendtest.Try(ls, concurry.Amounts{"u": 1}), "conn", 0) // behind a resource waiter
 		held.Update(concurry.Amounts{"u": 1})
 		held.Release()
 		if err := <-done; err != nil {
@@ -416,6 +401,30 @@ func TestEdgeAlgDebtVisibleOnNonRefundingAlgorithms(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// paWaiter starts ls.Acquire(ctx, req) in a goroutine that, once granted,
+// uses req in full and releases; the channel receives Acquire's error.
+func paWaiter(ctx context.Context, ls *concurry.LimitSet, req concurry.Amounts) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		a, err := ls.Acquire(ctx, req)
+		if err == nil {
+			a.Update(req)
+			a.Release()
+		}
+		done <- err
+	}()
+	return done
+}
+
+// paQueued fails unless err is an ErrWouldBlock refusal by key with
+// RetryAfter exactly, queued behind a waiter.
+func paQueued(t *testing.T, err error, key string, retryAfter time.Duration) {
+	t.Helper()
+	if r := backendtest.Refused(t, err, key, retryAfter); !r.Queued {
+		t.Fatalf("refusal %+v, want Queued (behind a waiter)", *r)
 	}
 }
 
@@ -522,21 +531,14 @@ func TestEdgeAlgRefundGrantsAWaiterAtTheInstant(t *testing.T) {
 					t.Fatal(err)
 				}
 				start := time.Now()
-				got := make(chan time.Duration, 1)
-				go func() {
-					w, err := ls.Acquire(context.Background(), concurry.Amounts{"u": 5}) // due at 5s
-					if err != nil {
-						t.Error(err)
-					} else {
-						w.Update(concurry.Amounts{"u": 5})
-						w.Release()
-					}
-					got <- time.Since(start)
-				}()
-				time.Sleep(time.Second) // level 1
+				done := paWaiter(context.Background(), ls, concurry.Amounts{"u": 5}) // due at 5s
+				time.Sleep(time.Second)                                              // level 1
 				a.Update(concurry.Amounts{"u": 6})
 				a.Release() // refund 4: level 5
-				if d := <-got; d != time.Second {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				if d := time.Since(start); d != time.Second {
 					t.Fatalf("the waiter was granted at %v, want 1s (the refund)", d)
 				}
 				if got := backendtest.LimitStat(t, ls, "u").Available; got != 0 {
@@ -556,21 +558,9 @@ func TestEdgeAlgQueuedRefusalOnAnotherKey(t *testing.T) {
 			concurry.RateLimit{Key: "a", Window: time.Second, Capacity: 10},
 			concurry.RateLimit{Key: "b", Window: time.Second, Capacity: 10, Algorithm: concurry.LeakyBucket})
 		backendtest.Take(t, ls, concurry.Amounts{"a": 10}, concurry.Amounts{"a": 10})
-		done := make(chan error, 1)
-		go func() {
-			w, err := ls.Acquire(context.Background(), concurry.Amounts{"a": 5})
-			if err == nil {
-				w.Update(concurry.Amounts{"a": 5})
-				w.Release()
-			}
-			done <- err
-		}()
+		done := paWaiter(context.Background(), ls, concurry.Amounts{"a": 5})
 		synctest.Wait()
-		var r *concurry.RefusalError
-		err := backendtest.Try(ls, concurry.Amounts{"b": 1})
-		if !errors.As(err, &r) || !errors.Is(err, concurry.ErrWouldBlock) || !r.Queued || r.RetryAfter != 500*time.Millisecond || r.Key != "a" {
-			t.Fatalf("refusal %v (%+v), want Queued, key a, RetryAfter 500ms", err, r)
-		}
+		paQueued(t, backendtest.Try(ls, concurry.Amounts{"b": 1}), "a", 500*time.Millisecond)
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
