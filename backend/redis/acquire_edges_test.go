@@ -8,39 +8,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/backend"
 	cr "github.com/concurry/concurry/backend/redis"
 	"github.com/concurry/concurry/backend/redis/redistest"
+	"github.com/concurry/concurry/internal/backendtest"
 )
 
 var pbg = context.Background()
 
-type presult struct {
-	a   *concurry.Acquisition
-	err error
-}
-
-func pGo(ctx context.Context, l concurry.Limiter, req concurry.Amounts) <-chan presult {
-	ch := make(chan presult, 1)
-	go func() {
-		a, err := l.Acquire(ctx, req)
-		ch <- presult{a, err}
-	}()
-	return ch
-}
-
-func pWait(t *testing.T, ch <-chan presult) presult {
-	t.Helper()
-	select {
-	case r := <-ch:
-		return r
-	case <-time.After(15 * time.Second):
-		t.Fatal("no result within 15s")
-		return presult{}
-	}
+// pEnv returns a backend on a fresh Redis server and the conformance suite's
+// helpers (Go, Wait, MustTry, Done, Stat) over it, for a test of its own.
+func pEnv(t *testing.T, opts cr.Options) (*cr.Backend, *backendtest.Env) {
+	b := cr.New(redistest.Start(t).Client(), opts)
+	return b, &backendtest.Env{T: t, Backend: b}
 }
 
 // pSet opens name on b; queued, when not nil, receives a value each time a
@@ -59,40 +40,12 @@ func pSet(t *testing.T, b *cr.Backend, name string, queued chan<- struct{}, conf
 	return ls
 }
 
-func pStat(t *testing.T, ls *concurry.LimitSet, key string) concurry.LimitStats {
-	t.Helper()
-	st, err := ls.Stats(pbg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, ok := st.Limit(key)
-	if !ok {
-		t.Fatalf("no stats for %q", key)
-	}
-	return l
-}
-
-func pRelease(t *testing.T, a *concurry.Acquisition, usage concurry.Amounts) {
-	t.Helper()
-	if usage != nil {
-		if err := a.Update(usage); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := a.Release(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func pClient(t *testing.T) *redis.Client { return redistest.Start(t).Client() }
-
 // "Close() wakes every blocked Acquire with ErrClosed; later Acquire/TryAcquire
 // calls fail with ErrClosed; acquisitions already granted can still be
 // updated and released." A resource held past several lease TTLs after
 // Close must still be held (its lease renewed) and release cleanly.
 func TestEdgeRedisGrantedLeaseSurvivesClose(t *testing.T) {
-	client := pClient(t)
-	b := cr.New(client, cr.Options{LeaseTTL: 300 * time.Millisecond})
+	b, e := pEnv(t, cr.Options{LeaseTTL: 300 * time.Millisecond})
 	limits := []concurry.Limit{
 		concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 10},
 		concurry.ResourceLimit{Key: "c", Capacity: 1},
@@ -100,18 +53,15 @@ func TestEdgeRedisGrantedLeaseSurvivesClose(t *testing.T) {
 	queued := make(chan struct{}, 2)
 	x := pSet(t, b, t.Name(), queued, nil, limits...)
 	other := pSet(t, b, t.Name(), nil, nil, limits...)
-	held, err := x.TryAcquire(pbg, concurry.Amounts{"tok": 4})
-	if err != nil {
-		t.Fatal(err)
-	}
+	held := e.MustTry(x, concurry.Amounts{"tok": 4})
 	y := pSet(t, b, t.Name(), nil, nil, limits...)
-	w := pGo(pbg, x, concurry.Amounts{"tok": 1})
+	w := e.Go(pbg, x, concurry.Amounts{"tok": 1})
 	<-queued
 	if err := x.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if r := pWait(t, w); !errors.Is(r.err, concurry.ErrClosed) {
-		t.Fatalf("the waiter of a closed set: %v, want ErrClosed", r.err)
+	if _, err := e.Wait(w); !errors.Is(err, concurry.ErrClosed) {
+		t.Fatalf("the waiter of a closed set: %v, want ErrClosed", err)
 	}
 	if _, err := x.TryAcquire(pbg, concurry.Amounts{"tok": 1}); !errors.Is(err, concurry.ErrClosed) {
 		t.Fatalf("TryAcquire after Close: %v", err)
@@ -120,7 +70,7 @@ func TestEdgeRedisGrantedLeaseSurvivesClose(t *testing.T) {
 		t.Fatalf("Acquire after Close: %v", err)
 	}
 	time.Sleep(1200 * time.Millisecond) // four TTLs
-	if got := pStat(t, other, "c").InUse; got != 1 {
+	if got := e.Stat(other, "c").InUse; got != 1 {
 		t.Fatalf("after Close and four lease TTLs the granted acquisition holds %d units, want 1: its lease was not renewed", got)
 	}
 	ctx, cancel := context.WithTimeout(pbg, 200*time.Millisecond)
@@ -134,10 +84,10 @@ func TestEdgeRedisGrantedLeaseSurvivesClose(t *testing.T) {
 	if err := held.Release(); err != nil {
 		t.Fatalf("Release after Close: %v", err)
 	}
-	if got := pStat(t, other, "c").InUse; got != 0 {
+	if got := e.Stat(other, "c").InUse; got != 0 {
 		t.Fatalf("after Release: %d in use", got)
 	}
-	if got := pStat(t, other, "tok").Available; got != 8 {
+	if got := e.Stat(other, "tok").Available; got != 8 {
 		t.Fatalf("tokens available %d, want 8 (the settled 2 taken)", got)
 	}
 }
@@ -145,50 +95,46 @@ func TestEdgeRedisGrantedLeaseSurvivesClose(t *testing.T) {
 // "Blocked requests are served first-come first-served, so a large request
 // is not starved by a stream of small ones" — within one process, on Redis.
 func TestEdgeRedisLargeRequestNotStarvedByAStream(t *testing.T) {
-	b := cr.New(pClient(t), cr.Options{})
+	b, e := pEnv(t, cr.Options{})
 	queued := make(chan struct{}, 64)
 	ls := pSet(t, b, t.Name(), queued, nil, concurry.ResourceLimit{Key: "c", Capacity: 3})
 	var holds []*concurry.Acquisition
 	for range 3 {
-		a, err := ls.TryAcquire(pbg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		holds = append(holds, a)
+		holds = append(holds, e.MustTry(ls, nil))
 	}
-	big := pGo(pbg, ls, concurry.Amounts{"c": 3})
+	big := e.Go(pbg, ls, concurry.Amounts{"c": 3})
 	<-queued
-	var smalls []<-chan presult
+	var smalls []<-chan backendtest.Result
 	for range 5 {
-		smalls = append(smalls, pGo(pbg, ls, nil))
+		smalls = append(smalls, e.Go(pbg, ls, nil))
 		<-queued
 	}
 	for _, h := range holds { // one at a time: every release would fit a small one
 		if err := h.Release(); err != nil {
 			t.Fatal(err)
 		}
-		pStat(t, ls, "c") // a round trip, in which a small one that jumped would be granted
+		e.Stat(ls, "c") // a round trip, in which a small one that jumped would be granted
 	}
-	r := pWait(t, big)
-	if r.err != nil {
-		t.Fatal(r.err)
+	a, err := e.Wait(big)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for i, s := range smalls {
 		select {
 		case x := <-s:
-			t.Fatalf("small %d granted (%v) before the big one released", i, x.err)
+			t.Fatalf("small %d granted (%v) before the big one released", i, x.Err)
 		default:
 		}
 	}
-	if err := r.a.Release(); err != nil {
+	if err := a.Release(); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range smalls {
-		x := pWait(t, s)
-		if x.err != nil {
-			t.Fatal(x.err)
+		x, err := e.Wait(s)
+		if err != nil {
+			t.Fatal(err)
 		}
-		pRelease(t, x.a, nil) // capacity 3 for 5 smalls: each must go back
+		e.Done(x, nil) // capacity 3 for 5 smalls: each must go back
 	}
 }
 
@@ -197,41 +143,38 @@ func TestEdgeRedisLargeRequestNotStarvedByAStream(t *testing.T) {
 // that only a release can serve, a release before the deadline lets both
 // through.
 func TestEdgeRedisDeadlineBehindAResourceWaiterIsNotFailedAtOnce(t *testing.T) {
-	b := cr.New(pClient(t), cr.Options{})
+	b, e := pEnv(t, cr.Options{})
 	queued := make(chan struct{}, 8)
 	ls := pSet(t, b, t.Name(), queued, nil,
 		concurry.RateLimit{Key: "u", Window: time.Hour, Capacity: 10},
 		concurry.ResourceLimit{Key: "c", Capacity: 2})
-	held, err := ls.TryAcquire(pbg, concurry.Amounts{"u": 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	big := pGo(pbg, ls, concurry.Amounts{"u": 1, "c": 2})
+	held := e.MustTry(ls, concurry.Amounts{"u": 1})
+	big := e.Go(pbg, ls, concurry.Amounts{"u": 1, "c": 2})
 	<-queued
 	ctx, cancel := context.WithTimeout(pbg, 3*time.Second)
 	defer cancel()
-	third := pGo(ctx, ls, concurry.Amounts{"u": 1})
+	third := e.Go(ctx, ls, concurry.Amounts{"u": 1})
 	select {
 	case <-queued:
 	case r := <-third:
-		t.Fatalf("behind a waiter for a release, with a deadline a release can meet: %v before waiting", r.err)
+		t.Fatalf("behind a waiter for a release, with a deadline a release can meet: %v before waiting", r.Err)
 	}
-	pRelease(t, held, concurry.Amounts{"u": 1})
-	rb := pWait(t, big)
-	if rb.err != nil {
-		t.Fatal(rb.err)
+	e.Done(held, concurry.Amounts{"u": 1})
+	ab, err := e.Wait(big)
+	if err != nil {
+		t.Fatal(err)
 	}
 	select {
 	case r := <-third:
-		t.Fatalf("the request behind the big waiter returned (%v) while the big one holds every unit", r.err)
+		t.Fatalf("the request behind the big waiter returned (%v) while the big one holds every unit", r.Err)
 	default:
 	}
-	pRelease(t, rb.a, concurry.Amounts{"u": 1})
-	r := pWait(t, third)
-	if r.err != nil {
-		t.Fatalf("%v; the deadline could be met, it must not fail", r.err)
+	e.Done(ab, concurry.Amounts{"u": 1})
+	a, err := e.Wait(third)
+	if err != nil {
+		t.Fatalf("%v; the deadline could be met, it must not fail", err)
 	}
-	pRelease(t, r.a, concurry.Amounts{"u": 1})
+	e.Done(a, concurry.Amounts{"u": 1})
 }
 
 // "cancellation while waiting leaves the set exactly as it was" — the head
@@ -239,38 +182,35 @@ func TestEdgeRedisDeadlineBehindAResourceWaiterIsNotFailedAtOnce(t *testing.T) {
 // granted at once when its request fits, and nothing was spent of a limit
 // that never refunds.
 func TestEdgeRedisCancelHeadHandsOnTheTurn(t *testing.T) {
-	b := cr.New(pClient(t), cr.Options{})
+	b, e := pEnv(t, cr.Options{})
 	queued := make(chan struct{}, 8)
 	ls := pSet(t, b, t.Name(), queued, nil,
 		concurry.CallLimit{Window: time.Hour, Capacity: 100, Algorithm: concurry.FixedWindow},
 		concurry.ResourceLimit{Key: "c", Capacity: 2})
-	held, err := ls.TryAcquire(pbg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	calls := pStat(t, ls, concurry.CallKey).Available
+	held := e.MustTry(ls, nil)
+	calls := e.Stat(ls, concurry.CallKey).Available
 	ctx, cancel := context.WithCancel(pbg)
-	head := pGo(ctx, ls, concurry.Amounts{"c": 2})
+	head := e.Go(ctx, ls, concurry.Amounts{"c": 2})
 	<-queued
-	next := pGo(pbg, ls, nil)
+	next := e.Go(pbg, ls, nil)
 	<-queued
 	start := time.Now()
 	cancel()
-	if r := pWait(t, head); !errors.Is(r.err, context.Canceled) {
-		t.Fatalf("the cancelled head: %v", r.err)
+	if _, err := e.Wait(head); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled head: %v", err)
 	}
-	r := pWait(t, next)
-	if r.err != nil {
-		t.Fatal(r.err)
+	a, err := e.Wait(next)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("the waiter behind the cancelled head was granted %v after the cancel", d)
 	}
-	if got := pStat(t, ls, concurry.CallKey).Available; got != calls-1 {
+	if got := e.Stat(ls, concurry.CallKey).Available; got != calls-1 {
 		t.Fatalf("calls available %d, want %d: the cancelled wait spent a call", got, calls-1)
 	}
-	pRelease(t, r.a, nil)
-	pRelease(t, held, nil)
+	e.Done(a, nil)
+	e.Done(held, nil)
 }
 
 // "TryAcquire never jumps that queue (it fails while any earlier request is
@@ -278,16 +218,13 @@ func TestEdgeRedisCancelHeadHandsOnTheTurn(t *testing.T) {
 // process (README: "Within one process, blocked requests are served first
 // come, first served").
 func TestEdgeRedisTryAcquireOfAnotherHandleInTheProcessDoesNotJump(t *testing.T) {
-	b := cr.New(pClient(t), cr.Options{})
+	b, e := pEnv(t, cr.Options{})
 	queued := make(chan struct{}, 8)
 	limits := []concurry.Limit{concurry.ResourceLimit{Key: "c", Capacity: 2}}
 	x := pSet(t, b, t.Name(), queued, nil, limits...)
 	y := pSet(t, b, t.Name(), nil, nil, limits...)
-	held, err := x.TryAcquire(pbg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	big := pGo(pbg, x, concurry.Amounts{"c": 2})
+	held := e.MustTry(x, nil)
+	big := e.Go(pbg, x, concurry.Amounts{"c": 2})
 	<-queued // in the queue of the name
 	a, err := y.TryAcquire(pbg, nil)
 	if err == nil {
@@ -296,30 +233,26 @@ func TestEdgeRedisTryAcquireOfAnotherHandleInTheProcessDoesNotJump(t *testing.T)
 	} else if !errors.Is(err, concurry.ErrWouldBlock) {
 		t.Fatal(err)
 	}
-	pRelease(t, held, nil)
-	r := pWait(t, big)
-	if r.err != nil {
-		t.Fatal(r.err)
+	e.Done(held, nil)
+	ab, err := e.Wait(big)
+	if err != nil {
+		t.Fatal(err)
 	}
-	pRelease(t, r.a, nil)
+	e.Done(ab, nil)
 }
 
 // "Acquire does the same non-blocking pass, then waits for whichever set can
 // grant first. The acquisition carries the granting set's config." — a pool
 // over two Redis sets, one of which cannot meet the deadline.
 func TestEdgeRedisPoolWaitsForWhicheverGrantsFirst(t *testing.T) {
-	b := cr.New(pClient(t), cr.Options{})
+	b, e := pEnv(t, cr.Options{})
 	mk := func(name string) *concurry.LimitSet {
 		return pSet(t, b, t.Name()+"/"+name, nil, map[string]any{"region": name},
 			concurry.RateLimit{Key: "tok", Window: 10 * time.Second, Capacity: 10})
 	}
 	slow, fast := mk("slow"), mk("fast")
 	for ls, used := range map[*concurry.LimitSet]int64{slow: 10, fast: 6} {
-		a, err := ls.TryAcquire(pbg, concurry.Amounts{"tok": 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pRelease(t, a, concurry.Amounts{"tok": used})
+		e.Done(e.MustTry(ls, concurry.Amounts{"tok": 10}), concurry.Amounts{"tok": used})
 	}
 	p, err := concurry.NewLimitPool([]*concurry.LimitSet{slow, fast})
 	if err != nil {
@@ -340,8 +273,8 @@ func TestEdgeRedisPoolWaitsForWhicheverGrantsFirst(t *testing.T) {
 	if got := a.Config()["region"]; got != "fast" {
 		t.Fatalf("granted by %v, want fast", got)
 	}
-	pRelease(t, a, concurry.Amounts{"tok": 5})
-	if got := pStat(t, slow, "tok").Available; got > 1 {
+	e.Done(a, concurry.Amounts{"tok": 5})
+	if got := e.Stat(slow, "tok").Available; got > 1 {
 		t.Fatalf("the losing set has %d available: it spent or refilled wrongly", got)
 	}
 }
@@ -350,21 +283,17 @@ func TestEdgeRedisPoolWaitsForWhicheverGrantsFirst(t *testing.T) {
 // and "Errors from ctx still match context.DeadlineExceeded" — on Redis,
 // behind a waiter of the same process.
 func TestEdgeRedisUnmeetableDeadlineBehindAWaiter(t *testing.T) {
-	b := cr.New(pClient(t), cr.Options{})
+	b, e := pEnv(t, cr.Options{})
 	queued := make(chan struct{}, 8)
 	ls := pSet(t, b, t.Name(), queued, nil, concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10})
-	a, err := ls.TryAcquire(pbg, concurry.Amounts{"u": 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pRelease(t, a, concurry.Amounts{"u": 10})
+	e.Done(e.MustTry(ls, concurry.Amounts{"u": 10}), concurry.Amounts{"u": 10})
 	wctx, wcancel := context.WithCancel(pbg)
-	w := pGo(wctx, ls, concurry.Amounts{"u": 5}) // due at +5s
+	w := e.Go(wctx, ls, concurry.Amounts{"u": 5}) // due at +5s
 	<-queued
 	ctx, cancel := context.WithTimeout(pbg, 5500*time.Millisecond) // +6s behind it
 	defer cancel()
 	start := time.Now()
-	_, err = ls.Acquire(ctx, concurry.Amounts{"u": 1})
+	_, err := ls.Acquire(ctx, concurry.Amounts{"u": 1})
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
 		t.Fatalf("%v after %v; want DeadlineExceeded at once", err, time.Since(start))
 	}
@@ -373,10 +302,10 @@ func TestEdgeRedisUnmeetableDeadlineBehindAWaiter(t *testing.T) {
 		t.Fatalf("refusal %+v: want RetryAfter ≥ 5s", r)
 	}
 	wcancel()
-	if r := pWait(t, w); !errors.Is(r.err, context.Canceled) {
-		t.Fatalf("waiter: %v", r.err)
+	if _, err := e.Wait(w); !errors.Is(err, context.Canceled) {
+		t.Fatalf("waiter: %v", err)
 	}
-	if got := pStat(t, ls, "u").Available; got > 1 {
+	if got := e.Stat(ls, "u").Available; got > 1 {
 		t.Fatalf("available %d", got)
 	}
 }
@@ -386,7 +315,7 @@ func TestEdgeRedisUnmeetableDeadlineBehindAWaiter(t *testing.T) {
 // drops the queue. A set of the name with other limits has a queue of its
 // own.
 func TestEdgeRedisSetsOfANameShareOneQueueUntilTheLastClose(t *testing.T) {
-	b := cr.New(pClient(t), cr.Options{})
+	b, e := pEnv(t, cr.Options{})
 	limits := []concurry.Limit{concurry.ResourceLimit{Key: "c", Capacity: 1}}
 	queued := make(chan struct{}, 8)
 	x := pSet(t, b, t.Name(), queued, nil, limits...)
@@ -399,30 +328,27 @@ func TestEdgeRedisSetsOfANameShareOneQueueUntilTheLastClose(t *testing.T) {
 		t.Fatalf("%d queues kept for one name, want 1", n)
 	}
 	odd.Close()
-	held, err := x.TryAcquire(pbg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wx := pGo(pbg, x, nil)
+	held := e.MustTry(x, nil)
+	wx := e.Go(pbg, x, nil)
 	<-queued
-	wy := pGo(pbg, y, nil)
+	wy := e.Go(pbg, y, nil)
 	<-queued
 	if _, err := y.TryAcquire(pbg, nil); !errors.Is(err, concurry.ErrWouldBlock) {
 		t.Fatalf("TryAcquire of y behind the waiters of x and y: %v, want ErrWouldBlock", err)
 	}
 	x.Close()
-	if r := pWait(t, wx); !errors.Is(r.err, concurry.ErrClosed) {
-		t.Fatalf("the waiter of the closed set: %v, want ErrClosed", r.err)
+	if _, err := e.Wait(wx); !errors.Is(err, concurry.ErrClosed) {
+		t.Fatalf("the waiter of the closed set: %v, want ErrClosed", err)
 	}
 	if n := cr.Lines(b); n != 1 {
 		t.Fatalf("%d queues kept with y open, want 1", n)
 	}
-	pRelease(t, held, nil)
-	r := pWait(t, wy)
-	if r.err != nil {
-		t.Fatalf("the waiter of y after x closed: %v", r.err)
+	e.Done(held, nil)
+	a, err := e.Wait(wy)
+	if err != nil {
+		t.Fatalf("the waiter of y after x closed: %v", err)
 	}
-	pRelease(t, r.a, nil)
+	e.Done(a, nil)
 	y.Close()
 	if n := cr.Lines(b); n != 0 {
 		t.Fatalf("%d queues kept after the last Close, want 0", n)
