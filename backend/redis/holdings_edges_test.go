@@ -64,16 +64,6 @@ func holdClocked(t *testing.T, client redis.UniversalClient, ttl time.Duration) 
 	return newHoldClock(b), holdSet(t, b)
 }
 
-// holdAcquire acquires tokens of ls, failing the test on an error.
-func holdAcquire(t *testing.T, ls *concurry.LimitSet, tokens int64) *concurry.Acquisition {
-	t.Helper()
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": tokens})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
-
 // holdWaitLost reports usage on a until Update says the lease was lost: a
 // renewal, which runs on a real-time timer, found it gone.
 func holdWaitLost(t *testing.T, a *concurry.Acquisition, usage concurry.Amounts) {
@@ -126,7 +116,7 @@ func TestHoldingEdgeRedisClusterLeaseLostAtExactExpiry(t *testing.T) {
 func testLeaseLostAtExactExpiry(t *testing.T, client redis.UniversalClient) {
 	const ttl = time.Hour
 	clock, ls := holdClocked(t, client, ttl)
-	a := holdAcquire(t, ls, 100)
+	a := backendtest.Held(t, ls, concurry.Amounts{"tokens": 100})
 	clock.add(ttl - time.Microsecond)
 	if _, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tokens": 1}); !errors.Is(err, concurry.ErrWouldBlock) {
 		t.Fatalf("1µs before the lease expires another holder got the slot: %v", err)
@@ -163,7 +153,7 @@ func testLeaseLostAtExactExpiry(t *testing.T, client redis.UniversalClient) {
 func TestHoldingEdgeRedisReleaseJustBeforeExpiry(t *testing.T) {
 	const ttl = time.Hour
 	clock, ls := holdClocked(t, redistest.Start(t).Client(), ttl)
-	a := holdAcquire(t, ls, 100)
+	a := backendtest.Held(t, ls, concurry.Amounts{"tokens": 100})
 	clock.add(ttl - time.Microsecond)
 	if err := a.Update(concurry.Amounts{"tokens": 40}); err != nil {
 		t.Fatal(err)
@@ -207,7 +197,7 @@ func TestHoldingEdgeRedisDoReportsLostLeaseWhenFnFails(t *testing.T) {
 func TestHoldingEdgeRedisLostLeaseUnreported(t *testing.T) {
 	const ttl = time.Hour
 	clock, ls := holdClocked(t, redistest.Start(t).Client(), ttl)
-	a := holdAcquire(t, ls, 100)
+	a := backendtest.Held(t, ls, concurry.Amounts{"tokens": 100})
 	clock.add(ttl)
 	backendtest.ReleaseLost(t, a)
 	if tok := backendtest.LimitStat(t, ls, "tokens"); tok.Available != 900 {
@@ -223,7 +213,7 @@ func TestHoldingEdgeRedisLostLeaseUnreported(t *testing.T) {
 // renewal finds it gone: Update must then say so without any Release.
 func TestHoldingEdgeRedisRenewalFindsLeaseGoneUpdateTells(t *testing.T) {
 	clock, ls := holdClocked(t, redistest.Start(t).Client(), 300*time.Millisecond)
-	a := holdAcquire(t, ls, 100)
+	a := backendtest.Held(t, ls, concurry.Amounts{"tokens": 100})
 	clock.add(time.Second)
 	holdWaitLost(t, a, concurry.Amounts{"tokens": 250})
 	err := a.Release()
@@ -244,7 +234,7 @@ func TestHoldingEdgeRedisRenewalFindsLeaseGoneUpdateTells(t *testing.T) {
 // ended; its Release must say so (or that its usage was not charged).
 func TestHoldingEdgeRedisRestartWithoutDataTellsHolder(t *testing.T) {
 	srv := redistest.Start(t) // --save "": a restart loses every key
-	a := holdAcquire(t, holdOn(t, srv.Client(), time.Hour), 100)
+	a := backendtest.Held(t, holdOn(t, srv.Client(), time.Hour), concurry.Amounts{"tokens": 100})
 	srv.Kill()
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
@@ -326,7 +316,7 @@ func TestHoldingEdgeRedisRenewalAtExactExpiry(t *testing.T) {
 func TestHoldingEdgeRedisLostLeaseReleasedDuringOutage(t *testing.T) {
 	srv := redistest.Start(t)
 	clock, ls := holdClocked(t, quickClient(t, srv.Addr), 300*time.Millisecond)
-	a := holdAcquire(t, ls, 100)
+	a := backendtest.Held(t, ls, concurry.Amounts{"tokens": 100})
 	clock.add(time.Second)
 	holdWaitLost(t, a, concurry.Amounts{"tokens": 250})
 	srv.Stop()
@@ -348,7 +338,7 @@ func TestHoldingEdgeRedisRenewalsGoOnAfterClose(t *testing.T) {
 	const ttl = time.Second
 	srv := redistest.Start(t)
 	ls := holdOn(t, srv.Client(), ttl)
-	a := holdAcquire(t, ls, 100)
+	a := backendtest.Held(t, ls, concurry.Amounts{"tokens": 100})
 	if err := ls.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -62,16 +62,6 @@ func holdKill(t *testing.T, kid *child) {
 	}
 }
 
-// holdAcquire acquires tokens of ls, failing the test on an error.
-func holdAcquire(t *testing.T, ls *concurry.LimitSet, tokens int64) *concurry.Acquisition {
-	t.Helper()
-	a, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": tokens})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
-
 // wantTokens checks the tokens available in ls; why says what they mean.
 func wantTokens(t *testing.T, ls *concurry.LimitSet, want int64, why string) {
 	t.Helper()
@@ -110,7 +100,7 @@ func holdToldLost(t *testing.T, a *concurry.Acquisition, usage concurry.Amounts)
 func holdLost(t *testing.T, name string) (*concurry.LimitSet, *concurry.Acquisition) {
 	t.Helper()
 	_, c, ls := holdServe(t, name, holdLimits(1)...)
-	a := holdAcquire(t, ls, 10)
+	a := backendtest.Held(t, ls, concurry.Amounts{"tokens": 10})
 	holdDrop(c, name)
 	return ls, a
 }
@@ -164,7 +154,7 @@ func TestHoldingEdgeDoReportsLostHolding(t *testing.T) {
 // recorded either.
 func TestHoldingEdgeUpdateKeyOfSetNotInAcquisition(t *testing.T) {
 	_, _, ls := holdServe(t, "not-held", holdLimits(1, concurry.RateLimit{Key: "other", Window: 1000 * time.Hour, Capacity: 100})...)
-	a := holdAcquire(t, ls, 10)
+	a := backendtest.Held(t, ls, concurry.Amounts{"tokens": 10})
 	for what, usage := range map[string]concurry.Amounts{
 		"a key of the set not held":                        {"other": 1},
 		"a held and an unheld key":                         {"tokens": 5, "other": 1},
@@ -188,7 +178,7 @@ func TestHoldingEdgeUpdateKeyOfSetNotInAcquisition(t *testing.T) {
 // granted." Both ends of the range.
 func TestHoldingEdgeUpdateUsageRange(t *testing.T) {
 	_, _, ls := holdServe(t, "range", holdLimits(2, concurry.CallLimit{Window: 1000 * time.Hour, Capacity: 10})...)
-	a := holdAcquire(t, ls, 10)
+	a := backendtest.Held(t, ls, concurry.Amounts{"tokens": 10})
 	for _, bad := range []concurry.Amounts{
 		{"tokens": -1},
 		{"tokens": concurry.MaxCapacity + 1},
@@ -303,7 +293,7 @@ func TestHoldingEdgeLostHoldingUpdatesReplace(t *testing.T) {
 // the usage could not be charged.
 func TestHoldingEdgeServerKilledNoRestart(t *testing.T) {
 	srvKid, c := holdServeChild(t)
-	a := holdAcquire(t, holdSet(t, c, "killed", holdLimits(1)...), 10)
+	a := backendtest.Held(t, holdSet(t, c, "killed", holdLimits(1)...), concurry.Amounts{"tokens": 10})
 	if err := a.Update(concurry.Amounts{"tokens": 5}); err != nil {
 		t.Fatalf("Update of a live holding: %v", err)
 	}
@@ -363,7 +353,7 @@ func TestHoldingEdgeRefusalsKeepHoldingOnOneConn(t *testing.T) {
 	srv := startServer(t, ServerOptions{MaxConnSets: 2})
 	c := dial(t, srv.Path(), Options{DisableAutoHost: true, Conns: 1})
 	ls := holdSet(t, c, "keeps", holdLimits(1)...)
-	held := holdAcquire(t, ls, 10)
+	held := backendtest.Held(t, ls, concurry.Amounts{"tokens": 10})
 	bad := map[string]struct {
 		name   string
 		limits []concurry.Limit
@@ -450,7 +440,7 @@ func TestHoldingEdgeBackendBadAmountsKeepHoldings(t *testing.T) {
 // connection dropped after Close still has its usage charged.
 func TestHoldingEdgeReleaseAfterClose(t *testing.T) {
 	srv, c, ls := holdServe(t, "after-close", holdLimits(2)...)
-	a, b := holdAcquire(t, ls, 10), holdAcquire(t, ls, 10)
+	a, b := backendtest.Held(t, ls, concurry.Amounts{"tokens": 10}), backendtest.Held(t, ls, concurry.Amounts{"tokens": 10})
 	if err := ls.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +472,7 @@ func TestHoldingEdgeStaleReleaseNeverFreesNextOwner(t *testing.T) {
 	_, _, ls := holdServe(t, "stale",
 		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 1000},
 		concurry.ResourceLimit{Key: "conn", Capacity: 2})
-	a := holdAcquire(t, ls, 10)
+	a := backendtest.Held(t, ls, concurry.Amounts{"tokens": 10})
 	a.Update(concurry.Amounts{"tokens": 10})
 	done := make(chan error, 8)
 	for range 8 {
@@ -493,7 +483,7 @@ func TestHoldingEdgeStaleReleaseNeverFreesNextOwner(t *testing.T) {
 			t.Errorf("Release from one of 8 goroutines: %v", err)
 		}
 	}
-	next := holdAcquire(t, ls, 10) // may reuse a's holding
+	next := backendtest.Held(t, ls, concurry.Amounts{"tokens": 10}) // may reuse a's holding
 	if err := a.Release(); err != nil {
 		t.Errorf("stale Release: %v", err)
 	}
@@ -544,7 +534,7 @@ func TestHoldingEdgeClientClosedUnderHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := holdAcquire(t, holdSet(t, c, "client-closed", holdLimits(1)...), 10)
+	a := backendtest.Held(t, holdSet(t, c, "client-closed", holdLimits(1)...), concurry.Amounts{"tokens": 10})
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +571,7 @@ func TestHoldingEdgeUnreportedChargedToNewServer(t *testing.T) {
 		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 1000},
 		concurry.RateLimit{Key: "tokens", Window: 2000 * time.Hour, Capacity: 5000},
 		concurry.ResourceLimit{Key: "conn", Capacity: 1})
-	a := holdAcquire(t, ls, 100)
+	a := backendtest.Held(t, ls, concurry.Amounts{"tokens": 100})
 	holdKill(t, first)
 	first.stop(true)
 	holdToldLost(t, a, nil)

@@ -70,6 +70,17 @@ func testSettleAfterClose(t *testing.T, e *Env) {
 	e.WantInUse(other, "slot", 0)
 }
 
+// Held acquires req of ls for a test that then settles the holding by
+// hand, failing t on an error.
+func Held(t testing.TB, ls *concurry.LimitSet, req concurry.Amounts) *concurry.Acquisition {
+	t.Helper()
+	a, err := ls.Acquire(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // ReleaseLost releases a, a holding that ended early (how it ends is the
 // backend's: a lease that expired, a connection that dropped) and whose
 // usage was never reported, and checks DESIGN: "Release() always releases
