@@ -34,6 +34,14 @@ func newPool(t *testing.T, sets []*concurry.LimitSet, opts ...concurry.PoolOptio
 	return p
 }
 
+// poolStats returns the Stats of p, failing the test on an error.
+func poolStats(t *testing.T, p *concurry.LimitPool) concurry.PoolStats {
+	t.Helper()
+	st, err := p.Stats(bg)
+	require.NoError(t, err)
+	return st
+}
+
 // rateAndResource returns a set of 10 "u" a second (TokenBucket) and a
 // resource "c" of conns units.
 func rateAndResource(t *testing.T, conns int64) *concurry.LimitSet {
@@ -672,9 +680,7 @@ func TestEdgePoolWaitsOnTheSetThatCanMeetTheDeadline(t *testing.T) {
 		assert.Equal(t, 500*time.Millisecond, waited)
 		assert.Equal(t, "r0", region(a))
 		mustRelease(t, a, concurry.Amounts{"tokens": 6})
-		st, err := p.Stats(bg)
-		require.NoError(t, err)
-		assert.Equal(t, []int64{0, 0, 1}, st.Dispatched)
+		assert.Equal(t, []int64{0, 0, 1}, poolStats(t, p).Dispatched)
 	})
 }
 
