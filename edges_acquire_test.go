@@ -18,6 +18,7 @@ import (
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/backend/memory"
 	"github.com/concurry/concurry/backend/unixsock"
+	"github.com/concurry/concurry/internal/backendtest"
 )
 
 // drain takes n units of key from ls and spends them all.
@@ -233,12 +234,12 @@ func TestEdgeSemaphoreLargeRequestNotStarved(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ls := newSet(t, concurry.ResourceLimit{Key: "c", Capacity: 2})
 		a := mustTry(t, ls, nil)
-		bigc := goAcquire(bg, ls, concurry.Amounts{"c": 2})
+		bigc := backendtest.Go(bg, ls, concurry.Amounts{"c": 2})
 		synctest.Wait()
 		// One unit is free, but the big request waits: TryAcquire must not take it.
 		_, err := ls.TryAcquire(bg, nil)
 		require.ErrorIs(t, err, concurry.ErrWouldBlock, "TryAcquire jumped the big waiter")
-		smallc := goAcquire(bg, ls, nil)
+		smallc := backendtest.Go(bg, ls, nil)
 		synctest.Wait()
 		select {
 		case <-smallc:
@@ -248,16 +249,16 @@ func TestEdgeSemaphoreLargeRequestNotStarved(t *testing.T) {
 		require.NoError(t, a.Release())
 		synctest.Wait()
 		big := <-bigc
-		require.NoError(t, big.err)
+		require.NoError(t, big.Err)
 		select {
 		case <-smallc:
 			t.Fatal("the small one was granted while the big one holds everything")
 		default:
 		}
-		require.NoError(t, big.a.Release())
+		require.NoError(t, big.A.Release())
 		small := <-smallc
-		require.NoError(t, small.err)
-		require.NoError(t, small.a.Release())
+		require.NoError(t, small.Err)
+		require.NoError(t, small.A.Release())
 		assert.Equal(t, int64(2), available(t, ls, "c"))
 	})
 }
@@ -299,14 +300,14 @@ func TestEdgeSharedMemorySetOneQueue(t *testing.T) {
 		require.NoError(t, err)
 		defer y.Close()
 		held := mustTry(t, x, nil)
-		xw := goAcquire(bg, x, concurry.Amounts{"c": 2})
+		xw := backendtest.Go(bg, x, concurry.Amounts{"c": 2})
 		synctest.Wait()
 		_, err = y.TryAcquire(bg, nil)
 		require.ErrorIs(t, err, concurry.ErrWouldBlock, "y jumped x's waiter")
-		ych := goAcquire(bg, y, concurry.Amounts{"c": 2})
+		ych := backendtest.Go(bg, y, concurry.Amounts{"c": 2})
 		synctest.Wait()
 		require.NoError(t, x.Close())
-		require.ErrorIs(t, (<-xw).err, concurry.ErrClosed)
+		require.ErrorIs(t, (<-xw).Err, concurry.ErrClosed)
 		synctest.Wait()
 		select {
 		case <-ych:
@@ -315,8 +316,8 @@ func TestEdgeSharedMemorySetOneQueue(t *testing.T) {
 		}
 		require.NoError(t, held.Release(), "granted acquisitions can still be released after Close")
 		r := <-ych
-		require.NoError(t, r.err)
-		require.NoError(t, r.a.Release())
+		require.NoError(t, r.Err)
+		require.NoError(t, r.A.Release())
 	})
 }
 
@@ -398,7 +399,7 @@ func TestEdgeCancelMiddleWaiter(t *testing.T) {
 		})
 		synctest.Wait()
 		ctx, cancel := context.WithCancel(bg)
-		mid := goAcquire(ctx, ls, concurry.Amounts{"u": 5}) // would be +1.5s
+		mid := backendtest.Go(ctx, ls, concurry.Amounts{"u": 5}) // would be +1.5s
 		synctest.Wait()
 		wg.Go(func() {
 			a, err := ls.Acquire(bg, concurry.Amounts{"u": 2}) // +1.2s without the middle one
@@ -409,7 +410,7 @@ func TestEdgeCancelMiddleWaiter(t *testing.T) {
 		synctest.Wait()
 		time.Sleep(200 * time.Millisecond)
 		cancel()
-		require.ErrorIs(t, (<-mid).err, context.Canceled)
+		require.ErrorIs(t, (<-mid).Err, context.Canceled)
 		wg.Wait()
 		assert.Equal(t, time.Second, first)
 		assert.Equal(t, 1200*time.Millisecond, last)
@@ -426,7 +427,7 @@ func TestEdgeCancelLeakyWaiter(t *testing.T) {
 		a := mustTry(t, ls, concurry.Amounts{"u": 1}) // departs at 0; next = 500ms
 		mustRelease(t, a, concurry.Amounts{"u": 1})
 		ctx, cancel := context.WithCancel(bg)
-		w := goAcquire(ctx, ls, concurry.Amounts{"u": 1}) // would depart at 500ms
+		w := backendtest.Go(ctx, ls, concurry.Amounts{"u": 1}) // would depart at 500ms
 		synctest.Wait()
 		got := make(chan time.Duration, 1)
 		go func() {
@@ -438,7 +439,7 @@ func TestEdgeCancelLeakyWaiter(t *testing.T) {
 		synctest.Wait()
 		time.Sleep(100 * time.Millisecond)
 		cancel()
-		require.ErrorIs(t, (<-w).err, context.Canceled)
+		require.ErrorIs(t, (<-w).Err, context.Canceled)
 		assert.Equal(t, 500*time.Millisecond, <-got)
 	})
 }
@@ -455,10 +456,10 @@ func TestEdgeCancelSpendsNoCallOfANonRefundingAlgorithm(t *testing.T) {
 				held := mustTry(t, ls, nil)
 				before := available(t, ls, concurry.CallKey)
 				ctx, cancel := context.WithCancel(bg)
-				w := goAcquire(ctx, ls, nil)
+				w := backendtest.Go(ctx, ls, nil)
 				synctest.Wait()
 				cancel()
-				require.ErrorIs(t, (<-w).err, context.Canceled)
+				require.ErrorIs(t, (<-w).Err, context.Canceled)
 				assert.Equal(t, before, available(t, ls, concurry.CallKey))
 				require.NoError(t, held.Release())
 			})
@@ -496,10 +497,10 @@ func TestEdgePoolCancelCauseMatches(t *testing.T) {
 		p := newPool(t, drainedSets(t, 2, 10, time.Hour))
 		why := errors.New("shutting down")
 		ctx, cancel := context.WithCancelCause(bg)
-		w := goAcquire(ctx, p, concurry.Amounts{"tokens": 1})
+		w := backendtest.Go(ctx, p, concurry.Amounts{"tokens": 1})
 		synctest.Wait()
 		cancel(why)
-		err := (<-w).err
+		err := (<-w).Err
 		require.ErrorIs(t, err, context.Canceled)
 		require.ErrorIs(t, err, why)
 	})
@@ -515,22 +516,22 @@ func TestEdgePoolWaitSurvivesOneSetClosing(t *testing.T) {
 		sets := drainedSets(t, 2, 10, time.Second)
 		p := newPool(t, sets)
 		start := time.Now()
-		ch := goAcquire(bg, p, concurry.Amounts{"tokens": 5})
+		ch := backendtest.Go(bg, p, concurry.Amounts{"tokens": 5})
 		synctest.Wait()
 		time.Sleep(100 * time.Millisecond)
 		require.NoError(t, sets[0].Close())
 		r := <-ch
-		require.NoError(t, r.err)
-		assert.Equal(t, "r1", region(r.a))
+		require.NoError(t, r.Err)
+		assert.Equal(t, "r1", region(r.A))
 		assert.Equal(t, 500*time.Millisecond, time.Since(start), "granted at once when r1 could")
-		mustRelease(t, r.a, concurry.Amounts{"tokens": 5})
+		mustRelease(t, r.A, concurry.Amounts{"tokens": 5})
 
-		ch = goAcquire(bg, p, concurry.Amounts{"tokens": 10})
+		ch = backendtest.Go(bg, p, concurry.Amounts{"tokens": 10})
 		synctest.Wait()
 		require.NoError(t, sets[1].Close())
 		r = <-ch
-		require.ErrorIs(t, r.err, concurry.ErrClosed)
-		assert.Nil(t, r.a)
+		require.ErrorIs(t, r.Err, concurry.ErrClosed)
+		assert.Nil(t, r.A)
 	})
 }
 
@@ -647,13 +648,13 @@ func TestEdgePoolFailsOverPastAQueue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sets := regionSets(t, 2, 10, time.Hour)
 		hold := mustTry(t, sets[0], concurry.Amounts{"tokens": 5})
-		w := goAcquire(bg, sets[0], concurry.Amounts{"tokens": 10})
+		w := backendtest.Go(bg, sets[0], concurry.Amounts{"tokens": 10})
 		synctest.Wait()
 		a := mustTry(t, newPool(t, sets), concurry.Amounts{"tokens": 1}) // r0 has 5 free but a waiter
 		assert.Equal(t, "r1", region(a))
 		mustRelease(t, a, concurry.Amounts{"tokens": 1})
 		require.NoError(t, sets[0].Close())
-		require.ErrorIs(t, (<-w).err, concurry.ErrClosed)
+		require.ErrorIs(t, (<-w).Err, concurry.ErrClosed)
 		mustRelease(t, hold, concurry.Amounts{"tokens": 5})
 	})
 }
@@ -738,13 +739,13 @@ func TestEdgeDeadlineBehindAResourceWaiterIsNotFailedAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ls := rateAndResource(t, 2)
 		held := mustTry(t, ls, concurry.Amounts{"u": 1})
-		bigc := goAcquire(bg, ls, concurry.Amounts{"u": 1, "c": 2})
+		bigc := backendtest.Go(bg, ls, concurry.Amounts{"u": 1, "c": 2})
 		synctest.Wait()
 		time.AfterFunc(300*time.Millisecond, func() { mustRelease(t, held, concurry.Amounts{"u": 1}) })
 		time.AfterFunc(400*time.Millisecond, func() {
 			big := <-bigc
-			require.NoError(t, big.err)
-			mustRelease(t, big.a, concurry.Amounts{"u": 1})
+			require.NoError(t, big.Err)
+			mustRelease(t, big.A, concurry.Amounts{"u": 1})
 		})
 		waited, a, err := acquireWithin(ls, time.Second, concurry.Amounts{"u": 1})
 		require.NoError(t, err, "the deadline could be met: it must not fail at once")
@@ -802,31 +803,6 @@ func signal(ch chan<- struct{}) {
 	}
 }
 
-type result struct {
-	a   *concurry.Acquisition
-	err error
-}
-
-func goAcquire(ctx context.Context, l concurry.Limiter, req concurry.Amounts) <-chan result {
-	ch := make(chan result, 1)
-	go func() {
-		a, err := l.Acquire(ctx, req)
-		ch <- result{a, err}
-	}()
-	return ch
-}
-
-func waitResult(t *testing.T, ch <-chan result) result {
-	t.Helper()
-	select {
-	case r := <-ch:
-		return r
-	case <-time.After(10 * time.Second):
-		t.Fatal("no result within 10s")
-		return result{}
-	}
-}
-
 var sockLimits = []concurry.Limit{
 	concurry.CallLimit{Window: time.Hour, Capacity: 100, Algorithm: concurry.SlidingWindow},
 	concurry.ResourceLimit{Key: "c", Capacity: 2},
@@ -838,24 +814,24 @@ var sockLimits = []concurry.Limit{
 func TestEdgeUnixsockTryAcquireOfAnotherProcessDoesNotJump(t *testing.T) {
 	x, y, qx, qy := sockPair(t, "fifo", sockLimits...)
 	held := mustTry(t, x, nil)
-	big := goAcquire(bg, x, concurry.Amounts{"c": 2})
+	big := backendtest.Go(bg, x, concurry.Amounts{"c": 2})
 	<-qx
 	_, err := y.TryAcquire(bg, nil)
 	require.ErrorIs(t, err, concurry.ErrWouldBlock, "another process's TryAcquire jumped the queue")
-	small := goAcquire(bg, y, nil)
+	small := backendtest.Go(bg, y, nil)
 	<-qy // one unit is free, but the small request queues behind the big one
 	require.NoError(t, held.Release())
-	r := waitResult(t, big)
-	require.NoError(t, r.err)
+	r := backendtest.Await(t, big)
+	require.NoError(t, r.Err)
 	select {
 	case s := <-small:
-		t.Fatalf("the small request was granted while the big one holds everything (err %v)", s.err)
+		t.Fatalf("the small request was granted while the big one holds everything (err %v)", s.Err)
 	default:
 	}
-	require.NoError(t, r.a.Release())
-	s := waitResult(t, small)
-	require.NoError(t, s.err)
-	require.NoError(t, s.a.Release())
+	require.NoError(t, r.A.Release())
+	s := backendtest.Await(t, small)
+	require.NoError(t, s.Err)
+	require.NoError(t, s.A.Release())
 }
 
 // "Close() wakes every blocked Acquire with ErrClosed; ... acquisitions
@@ -867,24 +843,24 @@ func TestEdgeUnixsockCloseWakesOnlyItsOwnWaiters(t *testing.T) {
 		concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 10},
 		concurry.ResourceLimit{Key: "c", Capacity: 1})
 	held := mustTry(t, x, concurry.Amounts{"tok": 3})
-	xw := goAcquire(bg, x, concurry.Amounts{"tok": 1})
+	xw := backendtest.Go(bg, x, concurry.Amounts{"tok": 1})
 	<-qx
-	yw := goAcquire(bg, y, concurry.Amounts{"tok": 1})
+	yw := backendtest.Go(bg, y, concurry.Amounts{"tok": 1})
 	<-qy
 	require.NoError(t, x.Close())
-	r := waitResult(t, xw)
-	require.ErrorIs(t, r.err, concurry.ErrClosed)
+	r := backendtest.Await(t, xw)
+	require.ErrorIs(t, r.Err, concurry.ErrClosed)
 	select {
 	case r := <-yw:
-		t.Fatalf("closing x ended y's wait: %v", r.err)
+		t.Fatalf("closing x ended y's wait: %v", r.Err)
 	default: // and y's wait is granted below, once x's holding is released
 	}
 	require.NoError(t, held.Update(concurry.Amounts{"tok": 2}))
 	require.NoError(t, held.Release(), "a granted acquisition of a closed set still releases")
-	r = waitResult(t, yw)
-	require.NoError(t, r.err)
+	r = backendtest.Await(t, yw)
+	require.NoError(t, r.Err)
 	assert.Equal(t, int64(7), available(t, y, "tok"), "10 - 2 (settled) - 1 (y's)")
-	mustRelease(t, r.a, concurry.Amounts{"tok": 1})
+	mustRelease(t, r.A, concurry.Amounts{"tok": 1})
 	assert.Equal(t, int64(0), func() int64 { l, _ := mustStats(t, y).Limit("c"); return l.InUse }())
 }
 
@@ -902,11 +878,11 @@ func TestEdgeUnixsockCancelLeavesTheSetAsItWas(t *testing.T) {
 	x, y, qx, _ := sockPair(t, "cancel", sockLimits...)
 	held := mustTry(t, y, concurry.Amounts{"c": 2})
 	ctx, cancel := context.WithCancel(bg)
-	w := goAcquire(ctx, x, nil)
+	w := backendtest.Go(ctx, x, nil)
 	<-qx
 	cancel()
-	r := waitResult(t, w)
-	require.ErrorIs(t, r.err, context.Canceled)
+	r := backendtest.Await(t, w)
+	require.ErrorIs(t, r.Err, context.Canceled)
 	require.NoError(t, held.Release())
 	// The cancellation reaches the server asynchronously; once it has, the
 	// queue is empty and y's request of every unit is granted.
@@ -926,7 +902,7 @@ func TestEdgeUnixsockUnmeetableDeadlineBehindAnotherProcess(t *testing.T) {
 	drain(t, x, "u", 10)
 	ctxW, cancelW := context.WithCancel(bg)
 	defer cancelW()
-	w := goAcquire(ctxW, x, concurry.Amounts{"u": 5}) // due at +5s
+	w := backendtest.Go(ctxW, x, concurry.Amounts{"u": 5}) // due at +5s
 	<-qx
 	waited, _, err := acquireWithin(y, 5500*time.Millisecond, concurry.Amounts{"u": 1}) // its own 1 unit: +6s behind x
 	require.ErrorIs(t, err, context.DeadlineExceeded)
@@ -934,7 +910,7 @@ func TestEdgeUnixsockUnmeetableDeadlineBehindAnotherProcess(t *testing.T) {
 	var r *concurry.RefusalError
 	require.ErrorAs(t, err, &r)
 	cancelW()
-	require.ErrorIs(t, waitResult(t, w).err, context.Canceled)
+	require.ErrorIs(t, backendtest.Await(t, w).Err, context.Canceled)
 }
 
 // "Acquire ... waits for whichever set can grant first ... The acquisition
@@ -952,13 +928,13 @@ func TestEdgeUnixsockPoolWaitsOnBoth(t *testing.T) {
 	}
 	a, b := mk("pa"), mk("pb")
 	ha, hb := mustTry(t, a, nil), mustTry(t, b, nil)
-	w := goAcquire(bg, newPool(t, []*concurry.LimitSet{a, b}), nil)
+	w := backendtest.Go(bg, newPool(t, []*concurry.LimitSet{a, b}), nil)
 	<-queued // both sets' waits are queued in the server
 	<-queued
 	require.NoError(t, hb.Release())
-	r := waitResult(t, w)
-	require.NoError(t, r.err)
-	assert.Equal(t, "pb", region(r.a))
+	r := backendtest.Await(t, w)
+	require.NoError(t, r.Err)
+	assert.Equal(t, "pb", region(r.A))
 	require.NoError(t, ha.Release())
 	// The losing wait's end reaches the server asynchronously; once it has,
 	// a's unit is free: the losing set holds nothing.
@@ -967,7 +943,7 @@ func TestEdgeUnixsockPoolWaitsOnBoth(t *testing.T) {
 	again, err := a.Acquire(ctx, nil)
 	require.NoError(t, err, "the losing set keeps its unit")
 	require.NoError(t, again.Release())
-	require.NoError(t, r.a.Release())
+	require.NoError(t, r.A.Release())
 }
 
 // ---------------------------------------------------------------- Pool refusals
@@ -1033,23 +1009,23 @@ func TestEdgeUnixsockCancelRacingAReleaseTakesNothing(t *testing.T) {
 					concurry.ResourceLimit{Key: "c", Capacity: 1})
 				held := mustTry(t, ls, nil)
 				ctx, cancel := context.WithCancel(bg)
-				w := goAcquire(ctx, ls, nil)
+				w := backendtest.Go(ctx, ls, nil)
 				<-q
 				cancel()
 				require.NoError(t, held.Release())
-				r := waitResult(t, w)
+				r := backendtest.Await(t, w)
 				calls := func() int64 { l, _ := mustStats(t, ls).Limit(concurry.CallKey); return l.Available }
-				if r.err == nil {
-					require.NoError(t, r.a.Release())
+				if r.Err == nil {
+					require.NoError(t, r.A.Release())
 					continue
 				}
-				require.ErrorIs(t, r.err, context.Canceled)
+				require.ErrorIs(t, r.Err, context.Canceled)
 				// The client has one connection, which the server reads in
 				// order: Stats comes after the cancellation, and after any
 				// grant the waiter had before it.
 				if got := calls(); got != 99 {
 					t.Fatalf("round %d: Acquire returned %v, but %d calls are available, want 99 (the holder's one only): the cancelled waiter spent a call",
-						round, r.err, got)
+						round, r.Err, got)
 				}
 			}
 		})
@@ -1066,17 +1042,17 @@ func TestEdgeCancelThenReleaseTakesNothing(t *testing.T) {
 					concurry.ResourceLimit{Key: "c", Capacity: 1})
 				held := mustTry(t, ls, nil)
 				ctx, cancel := context.WithCancel(bg)
-				w := goAcquire(ctx, ls, nil)
+				w := backendtest.Go(ctx, ls, nil)
 				synctest.Wait()
 				cancel()
 				require.NoError(t, held.Release())
 				r := <-w
-				if r.err == nil {
-					require.NoError(t, r.a.Release())
+				if r.Err == nil {
+					require.NoError(t, r.A.Release())
 					assert.Equal(t, int64(98), available(t, ls, concurry.CallKey))
 					return
 				}
-				require.ErrorIs(t, r.err, context.Canceled)
+				require.ErrorIs(t, r.Err, context.Canceled)
 				assert.Equal(t, int64(99), available(t, ls, concurry.CallKey))
 			})
 		})
@@ -1119,16 +1095,16 @@ func TestEdgePoolRandomFailsOver(t *testing.T) {
 func TestEdgeUnixsockCloseOfTheHeadServesTheNext(t *testing.T) {
 	x, y, qx, qy := sockPair(t, "headclose", sockLimits...)
 	held := mustTry(t, y, nil)
-	xw := goAcquire(bg, x, concurry.Amounts{"c": 2})
+	xw := backendtest.Go(bg, x, concurry.Amounts{"c": 2})
 	<-qx
-	yw := goAcquire(bg, y, nil) // one unit is free: only the queue holds it
+	yw := backendtest.Go(bg, y, nil) // one unit is free: only the queue holds it
 	<-qy
 	start := time.Now()
 	require.NoError(t, x.Close())
-	require.ErrorIs(t, waitResult(t, xw).err, concurry.ErrClosed)
-	r := waitResult(t, yw)
-	require.NoError(t, r.err)
+	require.ErrorIs(t, backendtest.Await(t, xw).Err, concurry.ErrClosed)
+	r := backendtest.Await(t, yw)
+	require.NoError(t, r.Err)
 	assert.Less(t, time.Since(start), time.Second)
-	require.NoError(t, r.a.Release())
+	require.NoError(t, r.A.Release())
 	require.NoError(t, held.Release())
 }

@@ -281,22 +281,35 @@ type Result struct {
 
 // Go runs Acquire(ctx, req) in a goroutine and returns its outcome's channel.
 func (e *Env) Go(ctx context.Context, ls *concurry.LimitSet, req concurry.Amounts) <-chan Result {
-	ch := make(chan Result, 1)
-	go func() {
-		a, err := ls.Acquire(ctx, req)
-		ch <- Result{a, err}
-	}()
-	return ch
+	return Go(ctx, ls, req)
 }
 
 // Wait returns the outcome of a Go, failing the test after the wait limit.
 func (e *Env) Wait(ch <-chan Result) (*concurry.Acquisition, error) {
 	e.T.Helper()
+	r := Await(e.T, ch)
+	return r.A, r.Err
+}
+
+// Go runs l.Acquire(ctx, req) in a goroutine and returns its outcome's
+// channel; for tests beside the suite, of any Limiter.
+func Go(ctx context.Context, l concurry.Limiter, req concurry.Amounts) <-chan Result {
+	ch := make(chan Result, 1)
+	go func() {
+		a, err := l.Acquire(ctx, req)
+		ch <- Result{a, err}
+	}()
+	return ch
+}
+
+// Await returns the outcome of a Go, failing the test after the wait limit.
+func Await(t testing.TB, ch <-chan Result) Result {
+	t.Helper()
 	select {
 	case r := <-ch:
-		return r.A, r.Err
+		return r
 	case <-time.After(waitLimit):
-		e.T.Fatalf("Acquire still blocked after %v", waitLimit)
-		return nil, nil
+		t.Fatalf("Acquire still blocked after %v", waitLimit)
+		return Result{}
 	}
 }
