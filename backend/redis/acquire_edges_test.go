@@ -279,37 +279,6 @@ func TestEdgeRedisPoolWaitsForWhicheverGrantsFirst(t *testing.T) {
 	}
 }
 
-// "A context deadline that cannot be met fails at once and takes nothing"
-// and "Errors from ctx still match context.DeadlineExceeded" — on Redis,
-// behind a waiter of the same process.
-func TestEdgeRedisUnmeetableDeadlineBehindAWaiter(t *testing.T) {
-	b, e := pEnv(t, cr.Options{})
-	queued := make(chan struct{}, 8)
-	ls := pSet(t, b, t.Name(), queued, nil, concurry.RateLimit{Key: "u", Window: 10 * time.Second, Capacity: 10})
-	e.Done(e.MustTry(ls, concurry.Amounts{"u": 10}), concurry.Amounts{"u": 10})
-	wctx, wcancel := context.WithCancel(pbg)
-	w := e.Go(wctx, ls, concurry.Amounts{"u": 5}) // due at +5s
-	<-queued
-	ctx, cancel := context.WithTimeout(pbg, 5500*time.Millisecond) // +6s behind it
-	defer cancel()
-	start := time.Now()
-	_, err := ls.Acquire(ctx, concurry.Amounts{"u": 1})
-	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
-		t.Fatalf("%v after %v; want DeadlineExceeded at once", err, time.Since(start))
-	}
-	var r *concurry.RefusalError
-	if !errors.As(err, &r) || r.RetryAfter < 5*time.Second {
-		t.Fatalf("refusal %+v: want RetryAfter ≥ 5s", r)
-	}
-	wcancel()
-	if _, err := e.Wait(w); !errors.Is(err, context.Canceled) {
-		t.Fatalf("waiter: %v", err)
-	}
-	if got := e.Stat(ls, "u").Available; got > 1 {
-		t.Fatalf("available %d", got)
-	}
-}
-
 // The sets of one name share one queue: Close of one wakes only its own
 // waiters (the other's keep their places and are served), and the last Close
 // drops the queue. A set of the name with other limits has a queue of its

@@ -2,6 +2,7 @@ package backendtest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -48,6 +49,12 @@ func testDeadlineBehindWaiter(t *testing.T, e *Env, alg concurry.Algorithm) {
 	e.WantErr(err, context.DeadlineExceeded, "Acquire behind a waiter, with a deadline before its turn")
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Fatalf("the unmeetable deadline failed after %v, not at once", d)
+	}
+	if e.Caps.Facts { // its unit alone would come in 1 s; behind W1, in 2 s
+		var r *concurry.RefusalError
+		if !errors.As(err, &r) || r.RetryAfter < 1500*time.Millisecond {
+			t.Fatalf("refusal %+v: want a RefusalError whose RetryAfter (about 2 s) counts the waiter ahead", r)
+		}
 	}
 	select {
 	case r := <-w1:
