@@ -16,7 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/concurry/concurry"
-	"github.com/concurry/concurry/backend/memory"
 	"github.com/concurry/concurry/backend/unixsock"
 	"github.com/concurry/concurry/internal/backendtest"
 )
@@ -284,40 +283,6 @@ func TestEdgeTryAcquireOfOtherKeyFailsWhileAnyoneWaits(t *testing.T) {
 		require.ErrorIs(t, err, concurry.ErrWouldBlock)
 		assert.Equal(t, 500*time.Millisecond, <-done)
 		drain(t, ls, "b", 1)
-	})
-}
-
-// Two LimitSets of one name in one memory.Backend share one set, so one
-// queue: "it fails while any earlier request is waiting in that set".
-// And Close of one wakes only its own waiters (memory.Backend.Open's doc).
-func TestEdgeSharedMemorySetOneQueue(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := memory.New()
-		limits := []concurry.Limit{concurry.ResourceLimit{Key: "c", Capacity: 2}, concurry.CallLimit{Window: time.Hour, Capacity: 100}}
-		x, err := concurry.NewLimitSet(limits, concurry.WithName("n"), concurry.WithBackend(b))
-		require.NoError(t, err)
-		y, err := concurry.NewLimitSet(limits, concurry.WithName("n"), concurry.WithBackend(b))
-		require.NoError(t, err)
-		defer y.Close()
-		held := mustTry(t, x, nil)
-		xw := backendtest.Go(bg, x, concurry.Amounts{"c": 2})
-		synctest.Wait()
-		_, err = y.TryAcquire(bg, nil)
-		require.ErrorIs(t, err, concurry.ErrWouldBlock, "y jumped x's waiter")
-		ych := backendtest.Go(bg, y, concurry.Amounts{"c": 2})
-		synctest.Wait()
-		require.NoError(t, x.Close())
-		require.ErrorIs(t, (<-xw).Err, concurry.ErrClosed)
-		synctest.Wait()
-		select {
-		case <-ych:
-			t.Fatal("y's waiter granted while x's holder still holds a unit")
-		default:
-		}
-		require.NoError(t, held.Release(), "granted acquisitions can still be released after Close")
-		r := <-ych
-		require.NoError(t, r.Err)
-		require.NoError(t, r.A.Release())
 	})
 }
 

@@ -54,6 +54,7 @@ func Cases() []Case {
 	cs = append(cs, factsCases()...)
 	cs = append(cs, feedbackCases()...)
 	cs = append(cs, settleCases()...)
+	cs = append(cs, queueCases()...)
 	return cs
 }
 
