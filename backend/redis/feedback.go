@@ -32,7 +32,7 @@ func (s *set) Pause(ctx context.Context, spec int, until int64) error {
 // Lower implements backend.Feedback: what rate spec has available now is
 // lowered to at most remaining, for every process sharing the set, in one
 // script call that takes the difference now, as the algorithm's Lower does
-// (TokenBucket and GCRA go into debt for a negative remaining). A report
+// (every algorithm goes into debt for a negative remaining). A report
 // with asOf (Unix nanoseconds, compared to the µs) older than the newest
 // one already applied to spec lowers nothing and returns
 // backend.ErrFeedbackStale. Lower never raises what is

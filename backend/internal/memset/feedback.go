@@ -21,7 +21,7 @@ func (h *Handle) Pause(_ context.Context, spec int, until int64) error {
 
 // Lower implements backend.Feedback: it lowers what rate spec has available
 // now to at most remaining, taking the difference now (algorithms.State
-// Lower says how each algorithm takes it; TokenBucket and GCRA go into debt
+// Lower says how each algorithm takes it; every algorithm goes into debt
 // for a negative remaining). A report with asOf (Unix nanoseconds) older
 // than the newest one already applied to spec lowers nothing and returns
 // backend.ErrFeedbackStale. It fails with
