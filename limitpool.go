@@ -20,6 +20,13 @@ import (
 // grants first (only one does). The acquisition carries the granting set's
 // config, so the caller knows which endpoint to call.
 //
+// The sets of one backend share the pool's claim, so a set that loses takes
+// nothing (in memory, on one Unix-socket server, on Redis). Sets of
+// different Unix-socket servers, or of memory and a Unix-socket server,
+// cannot: one that the server granted after another set won gives its grant
+// back, which spends a unit of a limit that does not refund (SlidingWindow,
+// FixedWindow, LeakyBucket).
+//
 // RoundRobin picking starts at the pool's worker index; Random picks
 // uniformly. A LimitPool is safe for concurrent use.
 type LimitPool struct {

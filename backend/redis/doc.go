@@ -212,7 +212,9 @@
 // goes on in the background, bounded by those timeouts, so that its outcome
 // is known: an acquisition that Redis grants to a caller that is gone (or
 // whose ctx ended as the grant came) is given back at once, refunded where
-// the algorithm refunds; one whose answer never comes is logged, and if
+// the algorithm refunds (a SlidingWindow, FixedWindow or LeakyBucket unit
+// stays spent: those algorithms give nothing back); one whose answer never
+// comes is logged, and if
 // Redis granted it, its lease, never renewed, expires within LeaseTTL.
 // Nothing is granted and forgotten.
 //
