@@ -101,7 +101,9 @@ func (s *set) attempt(ctx context.Context, e entry, id backend.Lease, m string, 
 	if hint == 0 && w != nil {
 		hint = -1 // no hint, but the instant of a grant is the next waiter's
 	}
-	args = append(args, hint)
+	if hint != 0 || s.b.clock != nil {
+		args = append(args, hint) // absent means 0: one argument less for Redis to read
+	}
 	if w != nil {
 		if err := s.takeTurn(ctx); err != nil {
 			return reply{}, err

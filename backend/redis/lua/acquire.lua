@@ -1,7 +1,7 @@
 -- acquire and check: ARGV[2] the lease's member ("id amount..."; "" for a
 -- request that takes no resource, which gets no lease), then n amounts, then
--- the hint (0 for none, -1 for none from a waiter), then the test clock if
--- any.
+-- the hint (0 or absent for none, -1 for none from a waiter; present when a
+-- test clock follows), then the test clock if any.
 --
 -- Without a hint the request is evaluated at the call's instant t. With one
 -- (an instant the request has been waiting since: the ready instant of an
@@ -54,12 +54,18 @@ local function grant(sp, v, amounts, p, e)
         v[s.o + 1] = v[s.o + 1] + n
       else
         s:take(v, p, n)
-        if s.horizon then h = max(h or 0, s:horizon(p)) else d = max(d, s:span(n)) end
+        if s.horizon then
+          local x = s:horizon(v, p)
+          if not h or x > h then h = x end
+        else
+          local x = n * s.pace + 2 -- pace_span, inline (see FLOOR)
+          if x > d then d = x end
+        end
       end
     end
   end
   if d >= 0 or h then charge(v, p, d, h) end
-  if e then v[RH] = min(v[RH], e) end
+  if e and e < v[RH] then v[RH] = e end
 end
 
 -- AMOUNTS holds the request's amounts during an attempt: one table for
@@ -72,13 +78,16 @@ local function attempt(keys, args, take)
   if not v then return {-1, stored} end
   local rt, t = clock(args[4 + sp.n], v[CLOCK])
   local freed, m = t >= v[RH] and reap(sp, v, t), args[2]
-  local hint = tonumber(args[3 + sp.n]) or 0
+  local hint = args[3 + sp.n]
+  if hint == nil or hint == '0' then hint = 0 else hint = tonumber(hint) or 0 end
   local at = t
   if hint > 0 then at = min(max(hint, v[CLOCK]), t) end
   TE = at
   local amounts, ready, slow, short = AMOUNTS, at, 0, 0
   for i = 1, sp.n do
-    local n, s = tonumber(args[2 + i]), sp[i]
+    local n, s = args[2 + i], sp[i]
+    -- most amounts are 0 or 1: a string compare costs less than tonumber
+    if n == '1' then n = 1 elseif n == '0' then n = 0 else n = tonumber(n) end
     amounts[i] = n
     if n > 0 then
       if s.alg ~= RESOURCE then

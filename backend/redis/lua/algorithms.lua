@@ -14,17 +14,23 @@
 -- algorithms: a bound of how much later than max(idle, p) taking n units at
 -- p makes idle) or horizon (the window algorithms: the instant from which
 -- units taken at p no longer count, so that idle is then at most
--- max(idle, horizon)).
+-- max(idle, horizon); it runs right after take at p, and may read what take
+-- left in v).
 
 local ALG = {}
 
 -- pace_span bounds the time n units take to drain or refill at C/W: n·W/C
 -- plus two µs of rounding (a double, not exact: it only bounds; charge
--- saturates the sum). s.pace is W/C, set by parse.
+-- saturates the sum). s.pace is W/C, set by parse. grant computes it
+-- inline for every algorithm without a horizon: they all use it.
 local function pace_span(s, n) return n * s.pace + 2 end
 
 -- sliding_horizon: units taken at p leave a sliding window at p + W.
-local function sliding_horizon(s, p) return min(p + s.W, NEVER) end
+local function sliding_horizon(s, v, p)
+  local h = p + s.W
+  if h > NEVER then return NEVER end
+  return h
+end
 
 -- the duration n·T = n·W/C as whole µs and a remainder in units of 1/cr µs.
 local function dur(s, n) return scale(n, 0, s.wr, s.cr) end
@@ -59,8 +65,12 @@ ALG[0] = {
   init = function(s) return s.C, 0, 0 end,
   ready = tb_ready,
   take = function(s, v, t, n)
-    local tokens = tb_at(s, v, t)
-    v[s.o + 1] = max(tokens - n, -LIM)
+    -- ready has most often brought the bucket to t already
+    local tokens = v[s.o + 1]
+    if t > v[s.o + 3] then tokens = tb_at(s, v, t) end
+    tokens = tokens - n
+    if tokens < -LIM then tokens = -LIM end
+    v[s.o + 1] = tokens
   end,
   refund = function(s, v, t, n)
     local o, tokens, frac = s.o, tb_at(s, v, t)
@@ -305,15 +315,29 @@ ALG[2] = {
 }
 
 -- FixedWindow: index, count; windows are aligned to the Unix epoch.
+-- fw_end returns the end of window i, saturating at NEVER.
+local function fw_end(s, i)
+  local e = (i + 1) * s.W
+  if e > NEVER then return NEVER end
+  return e
+end
+
+-- fw_count returns the index of t's window, ⌊t/W⌋ (idiv inline, see
+-- FLOOR: every call of a FixedWindow limit runs it), and its count.
 local function fw_count(s, v, t)
-  local i = idiv(t, s.W)
+  local w = s.W
+  local i = t / w
+  i = i - i % 1
+  if i * w > t then i = i - 1 end
   if i ~= v[s.o + 1] then return i, 0 end
   return i, v[s.o + 2]
 end
 
 local function fw_take(s, v, t, n)
   local i, c = fw_count(s, v, t)
-  v[s.o + 1], v[s.o + 2] = i, min(c + n, LIM)
+  c = c + n
+  if c > LIM then c = LIM end
+  v[s.o + 1], v[s.o + 2] = i, c
 end
 
 local function fw_avail(s, v, t)
@@ -327,7 +351,7 @@ ALG[3] = {
   ready = function(s, v, t, n)
     local i, c = fw_count(s, v, t)
     if c <= s.C - n then return t end
-    return min((i + 1) * s.W, NEVER)
+    return fw_end(s, i)
   end,
   take = fw_take,
   refund = function() return 0 end,
@@ -345,10 +369,11 @@ ALG[3] = {
   idle = function(s, v, t)
     local i, c = fw_count(s, v, t)
     if c == 0 then return t end
-    return min((i + 1) * s.W, NEVER)
+    return fw_end(s, i)
   end,
-  -- units taken at p count until the end of p's window
-  horizon = function(s, p) return min((idiv(p, s.W) + 1) * s.W, NEVER) end,
+  -- units taken at p count until the end of p's window, the one take
+  -- just counted them in
+  horizon = function(s, v) return fw_end(s, v[s.o + 1]) end,
 }
 
 -- GCRA admits exactly what TokenBucket admits, refunds and the debt bound

@@ -172,14 +172,18 @@ end
 -- call (see deadline).
 local function charge(v, p, d, h)
   local b = v[IB]
-  if d >= 0 then b = max(b, p) + d end
+  if d >= 0 then
+    if p > b then b = p end
+    b = b + d
+  end
   if h and h > b then b = h end
-  v[IB] = min(b, NEVER)
+  if b > NEVER then b = NEVER end
+  v[IB] = b
 end
 
 -- charge_one is charge for units of spec s alone, n taken at p.
 local function charge_one(v, p, s, n)
-  if s.horizon then charge(v, p, -1, s:horizon(p)) else charge(v, p, s:span(n)) end
+  if s.horizon then charge(v, p, -1, s:horizon(v, p)) else charge(v, p, s:span(n)) end
 end
 
 -- lifetime returns how long, in ms, the keys must live from t when the rate
@@ -216,6 +220,19 @@ end
 -- and the bound brought down to the exact instant.
 local function deadline(sp, v, t, rt)
   local have = v[XP] - rt
+  -- First the common case, inline (see FLOOR): lifetime(sp, v, t, v[IB])
+  -- is under (at - t + 1000) µs + 1 s, at its latest instant below.
+  local at = v[IB]
+  if t > at then at = t end
+  if v[LX] > at then at = v[LX] end
+  if v[PX] > at then at = v[PX] end
+  if sp.res and t + sp.ttl > at then at = t + sp.ttl end
+  if have >= at - t + 1001000 then
+    local ms = have / 1000
+    local whole = ms - ms % 1
+    if whole < ms then whole = whole + 1 end
+    return whole, false
+  end
   if have >= lifetime(sp, v, t, v[IB]) * 1000 then return ceil(have / 1000), false end
   v[IB] = idle(sp, v)
   local need = lifetime(sp, v, t, v[IB])
