@@ -12,7 +12,7 @@ import (
 // Replies of the acquire script.
 const (
 	codeRefused  = 0 // not now: see ready, slow, short and wake
-	codeGranted  = 1 // taken (or taken by an earlier try of the same id)
+	codeGranted  = 1 // taken (or taken by an earlier try of the same id); a bare integer is a grant too, as of its value
 	codeCanGrant = 2 // check mode: could be taken now; nothing was
 )
 
@@ -54,8 +54,8 @@ func (r reply) hint() int64 {
 
 // parseReply decodes the acquire script's reply.
 func parseReply(res any) (reply, error) {
-	if res == int64(codeGranted) { // a grant to a request without a hint
-		return reply{code: codeGranted, slow: -1, short: -1}, nil
+	if p, ok := res.(int64); ok { // a grant to a request without a hint, as of p
+		return reply{code: codeGranted, ready: p, slow: -1, short: -1}, nil
 	}
 	v, err := integers(res, 0)
 	if err != nil {
@@ -138,7 +138,7 @@ func (s *set) attempt(ctx context.Context, e entry, id backend.Lease, m string, 
 		return r, err
 	}
 	if ctx.Err() != nil {
-		s.bg.Go(func() { s.undo(id, m, amounts) })
+		s.bg.Go(func() { s.undo(id, m, amounts, r.ready) })
 		return reply{}, backend.ContextError(ctx)
 	}
 	if m != "" {
@@ -167,6 +167,6 @@ func (s *set) late(e entry, id backend.Lease, m string, amounts []int64, res any
 		return
 	}
 	if r, err := parseReply(res); err == nil && r.code == codeGranted {
-		s.undo(id, m, amounts)
+		s.undo(id, m, amounts, r.ready)
 	}
 }

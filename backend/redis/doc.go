@@ -211,12 +211,18 @@
 // its calls by its own timeouts, not by ctx. The call that was in flight
 // goes on in the background, bounded by those timeouts, so that its outcome
 // is known: an acquisition that Redis grants to a caller that is gone (or
-// whose ctx ended as the grant came) is given back at once, refunded where
-// the algorithm refunds (a SlidingWindow, FixedWindow or LeakyBucket unit
-// stays spent: those algorithms give nothing back); one whose answer never
-// comes is logged, and if
-// Redis granted it, its lease, never renewed, expires within LeaseTTL.
-// Nothing is granted and forgotten.
+// whose ctx ended as the grant came) is given back at once, as though it
+// had not been made: the reply dates every grant, and the undo takes its
+// units back as of that instant, from a FixedWindow's count while its
+// window is counted, from its own SlidingWindow entry while it counts, off
+// a LeakyBucket's queue (unless charged usage or upstream feedback queued
+// units behind it since), and as a refund from the buckets (TokenBucket,
+// GCRA). One exception: a grant that reached Redis twice (go-redis resent
+// the call after a network error) is dated by the second arrival, so the
+// units of a SlidingWindow or LeakyBucket grant given back then stay
+// spent. One whose answer never comes is logged, and if Redis granted it,
+// its lease, never renewed, expires within LeaseTTL. Nothing is granted
+// and forgotten.
 //
 // When Redis cannot be reached, a Backend with FailClosed (the default)
 // fails Acquire with an error matching backend.ErrBackendUnavailable, and one

@@ -22,11 +22,24 @@ func TakeWithID(ctx context.Context, s backend.Set, id backend.Lease, amounts []
 // TakeWithHint runs the acquire script once with the given hint (Redis µs;
 // 0 for none, -1 for none but the instant of a grant wanted), taking
 // amounts under lease id, and reports whether it was granted and, if so, the
-// instant it was granted at (0 when the hint is 0); if not, the instant the
-// rate limits could grant it. Tests only.
+// instant it was granted at; if not, the instant the rate limits could
+// grant it. Tests only.
 func TakeWithHint(ctx context.Context, s backend.Set, id backend.Lease, amounts []int64, hint int64) (bool, int64, error) {
 	r, err := s.(*set).attempt(ctx, acquireEntry, id, member(id, amounts), amounts, hint, nil)
 	return r.code == codeGranted, r.ready, err
+}
+
+// Undo gives back a grant of amounts made as of p (Redis µs) as it does for
+// a caller that is gone: under lease id when amounts take a resource.
+// Tests only.
+func Undo(s backend.Set, id backend.Lease, amounts []int64, p int64) {
+	st, m := s.(*set), ""
+	for i, n := range amounts {
+		if n > 0 && !st.rate[i] {
+			m = member(id, amounts)
+		}
+	}
+	st.undo(id, m, amounts, p)
 }
 
 // ReadyIn runs the acquire script in check mode, which takes nothing, and

@@ -230,27 +230,22 @@ func addDelta(acc, delta []int64, n int) []int64 {
 
 func clampDelta(d int64) int64 { return min(max(d, -maxDelta), maxDelta) }
 
-// undo ends lease id of member m ("" for a grant without a lease), granted
-// to a caller that is gone (its ctx ended before the grant reached it),
-// refunding what its algorithms refund, so that nothing is granted and
-// forgotten. It runs in the background.
-func (s *set) undo(id backend.Lease, m string, amounts []int64) {
-	delta := make([]int64, s.n)
-	for i, n := range amounts {
-		if s.rate[i] {
-			delta[i] = -n
-		}
+// undo gives back a grant made as of p (Redis µs) to a caller that is gone
+// (its ctx ended before the grant reached it), so that nothing is granted
+// and forgotten: it ends lease id of member m ("" for a grant without a
+// lease), and takes back its rate limits' units as though they had not been
+// taken where the algorithm can (see undo.lua: TokenBucket and GCRA always,
+// FixedWindow while p's window is counted, SlidingWindow while the units
+// count, LeakyBucket unless charged usage or upstream feedback queued units
+// behind them). It runs
+// in the background; a call without a lease is never resent.
+func (s *set) undo(id backend.Lease, m string, amounts []int64, p int64) {
+	once := m == ""
+	if once {
+		m = unleasedMember(amounts, s.n)
 	}
-	var err error
-	if m == "" {
-		err = s.settleUnleased(context.Background(), amounts, delta, nil)
-	} else {
-		args := append(s.newArgs(1+s.n), m)
-		for _, d := range delta {
-			args = append(args, d)
-		}
-		_, err = s.run(context.Background(), settleEntry, args, false)
-	}
+	args := append(s.newArgs(2), m, p)
+	_, err := s.run(context.Background(), undoEntry, args, once)
 	if err != nil {
 		s.logger().Warn("concurry: a grant whose caller had gone could not be given back; its resources come back when its lease expires",
 			"lease", uint64(id), "err", err)

@@ -29,6 +29,7 @@ const (
 	projectEntry
 	pauseEntry
 	lowerEntry
+	undoEntry
 	numEntries
 )
 
@@ -36,7 +37,7 @@ const (
 var entries = [numEntries]struct{ name, file string }{
 	{"acquire", "acquire.lua"}, {"check", "acquire.lua"}, {"settle", "settle.lua"},
 	{"renew", "renew.lua"}, {"stats", "stats.lua"}, {"project", "project.lua"},
-	{"pause", "feedback.lua"}, {"lower", "feedback.lua"},
+	{"pause", "feedback.lua"}, {"lower", "feedback.lua"}, {"undo", "undo.lua"},
 }
 
 // library is the Lua code: one function library with every entry point for

@@ -17,8 +17,9 @@
 -- taken, and its settle (if any) only applies usage.
 --
 -- acquire returns {1, p, t} when granted as of p (or granted before: a
--- retry), or just 1 when the hint is 0 (p is then t: a request that does
--- not wait needs no more); check takes nothing and returns {2, p, t} when
+-- retry, which reports t as p), or just p when the hint is 0 (p is then t:
+-- a request that does not wait needs no more; p also says when to date an
+-- undo, see undo.lua); check takes nothing and returns {2, p, t} when
 -- it could grant as of p. Both return {0, t, ready, blocked, wake, slow,
 -- short} when refused: ready is when the rate limits and pauses could
 -- grant, slow the spec (from 1) whose instant that is (0 when none is
@@ -33,7 +34,7 @@ local function refuse(sp, v, t, rt, take, m, freed, ready, slow, short, hint)
   local before = take and m ~= '' and redis.call('ZSCORE', KE, m)
   if DIRTY then commit(sp, v, t, rt) end
   notify(freed)
-  if before then return hint == 0 and 1 or {1, t, t} end
+  if before then return hint == 0 and t or {1, t, t} end
   if ready <= t and short == 0 then return {2, ready, t} end
   local wake = 0
   if short > 0 then
@@ -113,7 +114,7 @@ local function attempt(keys, args, take)
   end
   if new or DIRTY then commit(sp, v, t, rt) end
   if freed then notify(true) end
-  if hint == 0 then return 1 end
+  if hint == 0 then return ready end
   if not new then return {1, t, t} end
   return {1, ready, t}
 end

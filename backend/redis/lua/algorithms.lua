@@ -9,7 +9,10 @@
 -- avail, debt (the overage that still counts: the buckets' whole units below
 -- zero, the others' units counted beyond C, counting at most LIM), lower
 -- (take at t what leaves at most
--- remaining available: upstream feedback), idle (the instant from which
+-- remaining available: upstream feedback), untake (give back at t n units
+-- taken at p by a grant whose caller had gone, as though they had not been
+-- taken, where that can still be done; it returns whether units came
+-- back), idle (the instant from which
 -- the state equals init again) and, for charge, either span (the pace
 -- algorithms: a bound of how much later than max(idle, p) taking n units at
 -- p makes idle) or horizon (the window algorithms: the instant from which
@@ -93,6 +96,9 @@ ALG[0] = {
   end,
   idle = function(s, v, t) return tb_ready(s, v, t, s.C) end,
   span = pace_span,
+  -- untake is a refund: a bucket's level does not depend on when its units
+  -- were taken
+  untake = function(s, v, t, p, n) return s:refund(v, t, n) > 0 end,
 }
 
 -- beyond returns what a count of n units holds beyond C, counting at most
@@ -152,6 +158,21 @@ ALG[1] = {
   end,
   idle = lb_head,
   span = pace_span,
+  -- untake takes n units' drain time off the queue when they were the last
+  -- taken (last is still p): the queue is then as it was before them, but
+  -- for the sub-µs remainder take rounded up. A grant waits for the queue
+  -- to drain, so when a later one was made they had drained already and
+  -- nothing is left to give back. Only units queued behind them by charged
+  -- usage or upstream feedback (which do not wait) keep them queued.
+  untake = function(s, v, t, p, n)
+    local o = s.o
+    if v[o + 3] ~= p or v[o + 1] >= NEVER then return false end
+    local q, r = dur(s, n)
+    local nx, rem = v[o + 1] - q, v[o + 2] - r
+    if rem < 0 then nx, rem = nx - 1, rem + s.cr end
+    v[o + 1], v[o + 2] = nx, rem
+    return true
+  end,
 }
 
 -- SlidingWindow: sum, last amount, last at, first at; and the list
@@ -280,6 +301,41 @@ local function sw_avail(s, v, t)
   return max(s.C - v[s.o + 1], 0)
 end
 
+-- sw_untake takes n units off the entry at p while it still counts: the
+-- entries newer than p, only those granted since, are read from the end of
+-- the list; an entry left with nothing goes, so that every entry stays
+-- positive. Units trimmed away (sw_trim) are not found: they count no more.
+local function sw_untake(s, v, t, p, n)
+  sw_prune(s, v, t)
+  local o, list = s.o, KEYS_[s.li]
+  if v[o + 1] == 0 or p < v[o + 4] then return false end
+  local j = -1
+  while true do
+    local e = redis.call('LINDEX', list, j)
+    if not e then return false end
+    local at, amt = struct.unpack(ENTRY, e)
+    if at < p then return false end
+    if at == p then
+      local k = min(n, amt)
+      v[o + 1] = v[o + 1] - k
+      if k < amt then
+        redis.call('LSET', list, j, struct.pack(ENTRY, at, amt - k))
+        if j == -1 then v[o + 2] = amt - k end
+        return true
+      end
+      redis.call('LREM', list, 1, e) -- entries are one per instant: e is this one
+      if v[o + 1] == 0 then -- the list is gone with its last entry
+        v[o + 2], v[o + 3], v[o + 4] = 0, 0, 0
+        return true
+      end
+      if j == -1 then v[o + 3], v[o + 2] = struct.unpack(ENTRY, redis.call('LINDEX', list, -1)) end
+      if at == v[o + 4] then v[o + 4] = struct.unpack(ENTRY, redis.call('LINDEX', list, 0)) end
+      return true
+    end
+    j = j - 1
+  end
+end
+
 ALG[2] = {
   size = 4,
   init = function() return 0, 0, 0, 0 end,
@@ -312,6 +368,7 @@ ALG[2] = {
     return min(v[s.o + 3] + s.W, NEVER)
   end,
   horizon = sliding_horizon,
+  untake = sw_untake,
 }
 
 -- FixedWindow: index, count; windows are aligned to the Unix epoch.
@@ -374,6 +431,16 @@ ALG[3] = {
   -- units taken at p count until the end of p's window, the one take
   -- just counted them in
   horizon = function(s, v) return fw_end(s, v[s.o + 1]) end,
+  -- untake: units taken at p come off the count while p's window is the
+  -- one counted (they count no more once a later one began)
+  untake = function(s, v, t, p, n)
+    local i, c = fw_count(s, v, p)
+    if i ~= v[s.o + 1] or c == 0 then return false end
+    c = c - n
+    if c < 0 then c = 0 end
+    v[s.o + 2] = c
+    return true
+  end,
 }
 
 -- GCRA admits exactly what TokenBucket admits, refunds and the debt bound

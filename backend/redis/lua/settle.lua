@@ -17,35 +17,6 @@
 -- refunded per spec...} for a lost one, and {0} when the lease is unknown:
 -- settled before, or lost so long ago that its record is gone (nothing is
 -- applied).
--- end_lease ends lease m, granted amounts, at t: it returns its resources
--- and returns the settle's code (1 live, 2 lost), or nil when the lease is
--- unknown (settled before, or lost long ago): then nothing is to apply.
-local function end_lease(sp, v, t, m, granted)
-  local exp = redis.call('ZSCORE', KE, m)
-  if not exp then
-    local keep, tomb = redis.call('ZSCORE', KL, m), '~' .. member_id(m)
-    if not keep then return nil end
-    redis.call('ZREM', KL, m)
-    redis.call('ZADD', KL, keep, tomb)
-    return 2
-  end
-  local code = 1
-  redis.call('ZREM', KE, m)
-  if tonumber(exp) <= t then -- expired, not reaped yet: lost all the same
-    code = 2
-    redis.call('ZADD', KL, t + KEEP_LOST, '~' .. member_id(m))
-    v[LX] = max(v[LX], t + KEEP_LOST)
-  end
-  for i = 1, sp.n do
-    local s = sp[i]
-    if s.alg == RESOURCE and granted[i] > 0 then
-      v[s.o + 1] = v[s.o + 1] - granted[i]
-      FREED = true
-    end
-  end
-  return code
-end
-
 local function settle(keys, args)
   local sp = begin(keys, args)
   local v = load(sp)

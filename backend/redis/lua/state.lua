@@ -40,7 +40,7 @@ local function parse(p)
       local a = ALG[s.alg]
       iv = {a.init(s)}
       s.ready, s.take, s.refund, s.avail, s.idle = a.ready, a.take, a.refund, a.avail, a.idle
-      s.debt, s.lower, s.span, s.horizon = a.debt, a.lower, a.span, a.horizon
+      s.debt, s.lower, s.span, s.horizon, s.untake = a.debt, a.lower, a.span, a.horizon, a.untake
       if s.alg == SLIDING then li = li + 1; s.li = li end
     end
     for k = 1, #iv do sp.init[o + k] = iv[k] end
@@ -277,4 +277,33 @@ local function commit(sp, v, t, rt)
   if FRESH then
     for _, k in ipairs(FRESH) do redis.call('PEXPIRE', k, ms + 1) end
   end
+end
+
+-- end_lease ends lease m, granted amounts, at t: it returns its resources
+-- and returns the settle's code (1 live, 2 lost), or nil when the lease is
+-- unknown (settled before, or lost long ago): then nothing is to apply.
+local function end_lease(sp, v, t, m, granted)
+  local exp = redis.call('ZSCORE', KE, m)
+  if not exp then
+    local keep, tomb = redis.call('ZSCORE', KL, m), '~' .. member_id(m)
+    if not keep then return nil end
+    redis.call('ZREM', KL, m)
+    redis.call('ZADD', KL, keep, tomb)
+    return 2
+  end
+  local code = 1
+  redis.call('ZREM', KE, m)
+  if tonumber(exp) <= t then -- expired, not reaped yet: lost all the same
+    code = 2
+    redis.call('ZADD', KL, t + KEEP_LOST, '~' .. member_id(m))
+    v[LX] = max(v[LX], t + KEEP_LOST)
+  end
+  for i = 1, sp.n do
+    local s = sp[i]
+    if s.alg == RESOURCE and granted[i] > 0 then
+      v[s.o + 1] = v[s.o + 1] - granted[i]
+      FREED = true
+    end
+  end
+  return code
 end
