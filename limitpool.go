@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -20,12 +21,15 @@ import (
 // grants first (only one does). The acquisition carries the granting set's
 // config, so the caller knows which endpoint to call.
 //
-// The sets of one backend share the pool's claim, so a set that loses takes
-// nothing (in memory, on one Unix-socket server, on Redis). Sets of
-// different Unix-socket servers, or of memory and a Unix-socket server,
-// cannot: one that the server granted after another set won gives its grant
-// back, which spends a unit of a limit that does not refund (SlidingWindow,
-// FixedWindow, LeakyBucket).
+// A set that loses the pool's claim takes nothing, on every backend. The
+// sets of one backend share the claim where their grants are made (in
+// memory, on one Unix-socket server, on Redis); when the sets are of
+// several backends (several Unix-socket servers, or memory and a server),
+// a Unix-socket set asks its server only whether the request fits, takes
+// the claim, and then acquires, as a Redis set always does: one round trip
+// more for the set that wins, and the winner may wait again if another
+// request took the units in between (no other set of the pool grants
+// meanwhile).
 //
 // RoundRobin picking starts at the pool's worker index; Random picks
 // uniformly. A LimitPool is safe for concurrent use.
@@ -225,6 +229,11 @@ func (p *LimitPool) waitAny(ctx context.Context, req Amounts, sets []int) (*Acqu
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	claim := new(backend.Claim)
+	for _, i := range sets[1:] {
+		if !sameBackend(p.sets[i].backend, p.sets[sets[0]].backend) {
+			claim.AcrossBackends = true // a server cannot see the claim taken elsewhere: see backend.Claim
+		}
+	}
 	results := make(chan poolResult, len(sets))
 	for _, i := range sets {
 		go func() {
@@ -289,4 +298,16 @@ func (p *LimitPool) Stats(ctx context.Context) (PoolStats, error) {
 		st.Sets = append(st.Sets, ss)
 	}
 	return st, nil
+}
+
+// sameBackend reports whether a and b are the same backend; backends whose
+// values cannot be compared are taken as different.
+func sameBackend(a, b backend.Backend) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if !reflect.TypeOf(a).Comparable() || !reflect.TypeOf(b).Comparable() {
+		return false
+	}
+	return a == b
 }

@@ -46,8 +46,9 @@ type LimitSet struct {
 	*definition  // shared with every set made from the same limits (Keyed)
 	name         string
 	config       map[string]any
-	set          backend.Set // nil for an empty set
-	*setCounters             // shared by every identity of a Keyed
+	set          backend.Set     // nil for an empty set
+	backend      backend.Backend // what set was opened on (nil for an empty set)
+	*setCounters                 // shared by every identity of a Keyed
 	closed       atomic.Bool
 	releaser     backend.Releaser     // set's, when it implements it
 	pipelined    bool                 // set's Release does not wait (backend.Pipeliner)
@@ -124,6 +125,7 @@ func newLimitSet(def *definition, o *setOptions) (*LimitSet, error) {
 		openName = ""
 	}
 	var err error
+	ls.backend = b
 	if ls.set, err = b.Open(context.Background(), openName, def.specs); err != nil {
 		return nil, err
 	}

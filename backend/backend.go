@@ -116,10 +116,33 @@ type SpecStats struct {
 
 // Claim is a one-shot token: the first TryClaim returns true, every later one
 // false. The zero value is ready to use and safe for concurrent use.
-type Claim struct{ taken atomic.Bool }
+type Claim struct {
+	taken atomic.Bool
+	check bool // see NewCheckClaim
+
+	// AcrossBackends, set before the Acquire calls sharing the claim start,
+	// says that they go to more than one Backend (a LimitPool over sets of
+	// different backends). A backend whose grants are made elsewhere, where
+	// the other backends' takers of the claim cannot be seen (a server),
+	// then asks there only whether a request fits, with a claim from
+	// NewCheckClaim, and takes the claim before it takes units: a set that
+	// loses takes nothing, even of a limit that cannot give units back.
+	AcrossBackends bool
+}
+
+// NewCheckClaim returns a claim that no TryClaim ever wins and that is never
+// Taken: an Acquire with Wait that carries it waits like any other request
+// and, at the instant it would be granted, returns ErrClaimed having taken
+// nothing; without Wait it returns ErrClaimed at once when it would be
+// granted now. It tells when a request fits, for a caller that then takes
+// the real claim and acquires.
+func NewCheckClaim() *Claim { return &Claim{check: true} }
+
+// Checks reports whether c came from NewCheckClaim.
+func (c *Claim) Checks() bool { return c.check }
 
 // TryClaim takes the claim and reports whether this call took it.
-func (c *Claim) TryClaim() bool { return c.taken.CompareAndSwap(false, true) }
+func (c *Claim) TryClaim() bool { return !c.check && c.taken.CompareAndSwap(false, true) }
 
 // Taken reports whether the claim has been taken.
 func (c *Claim) Taken() bool { return c.taken.Load() }

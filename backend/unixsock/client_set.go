@@ -185,8 +185,12 @@ func (s *clientSet) Faults() backend.Faults {
 // refunds; otherwise giving it back would spend it, so Acquire returns the
 // grant, as if it had come before ctx ended. With a Claim, the server grants at most
 // one of the requests sharing it, over all of its connections, so a losing
-// set spends nothing; a grant that arrives after a set of another backend
-// won the claim is given back and ErrClaimed returned.
+// set spends nothing. A Claim shared with sets of other backends
+// (Claim.AcrossBackends: a LimitPool over several servers, or over memory
+// and a server) is one the server cannot see taken: the server is then
+// asked only whether the request fits, taking nothing, and the claim is
+// taken here before the request is made, so that a losing set spends
+// nothing either (see acquireChecked).
 //
 // A refusal carries the server's facts: a request that cannot be granted
 // now (without Wait) or before ctx's deadline fails with a
@@ -212,14 +216,51 @@ func (s *clientSet) Acquire(ctx context.Context, amounts []int64, opts backend.A
 	if err := backend.CheckAmounts(s.specs, amounts); err != nil {
 		return 0, err
 	}
+	if opts.Claim != nil && opts.Claim.AcrossBackends {
+		return s.acquireChecked(ctx, amounts, opts)
+	}
+	return s.send(ctx, amounts, opts, 0)
+}
+
+// acquireChecked is Acquire with a claim shared with sets of other
+// backends. The server answers a check (wire.FlagCheck: it takes nothing)
+// with ErrClaimed when the request would be granted; then the claim is taken
+// here, and only then the request made. A set that loses the claim has taken
+// nothing. One whose units went to another request between the check and
+// the request keeps waiting for them (when opts.Wait), holding the claim, so
+// no other set of the pool grants meanwhile.
+func (s *clientSet) acquireChecked(ctx context.Context, amounts []int64, opts backend.AcquireOptions) (backend.Lease, error) {
+	check := opts
+	check.Claim = nil
+	switch lease, err := s.send(ctx, amounts, check, wire.FlagCheck); {
+	case err == nil: // a check is never granted; were it, it is a grant under the claim
+		if opts.Claim.TryClaim() {
+			return lease, nil
+		}
+		s.giveBack(lease, amounts)
+		return 0, backend.ErrClaimed
+	case !errors.Is(err, backend.ErrClaimed):
+		return 0, err
+	}
+	if !opts.Claim.TryClaim() {
+		return 0, backend.ErrClaimed
+	}
+	then := opts
+	then.Claim, then.Report, then.OnWait = nil, nil, nil // the check reported the wait, if any
+	return s.send(ctx, amounts, then, 0)
+}
+
+// send sends one Acquire request with flags (besides FlagWait, set from
+// opts.Wait) and waits for its outcome.
+func (s *clientSet) send(ctx context.Context, amounts []int64, opts backend.AcquireOptions, flags uint8) (backend.Lease, error) {
 	b, err := s.bind(ctx)
 	if err != nil {
 		return 0, err
 	}
-	m := wire.Msg{Op: wire.OpAcquire, SetID: b.sid, Values: amounts}
+	m := wire.Msg{Op: wire.OpAcquire, SetID: b.sid, Values: amounts, Flags: flags}
 	kind := callPrompt
 	if opts.Wait {
-		m.Flags, kind = wire.FlagWait, callWait
+		m.Flags, kind = m.Flags|wire.FlagWait, callWait
 		if d, ok := ctx.Deadline(); ok {
 			m.Deadline = d.UnixNano()
 		}

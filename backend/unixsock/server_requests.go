@@ -167,13 +167,21 @@ func (sc *serverConn) acquire(m *wire.Msg) error {
 	if err := backend.CheckAmounts(ss.specs, m.Values); err != nil {
 		return sc.answer(m.ID, err) // one error for this request: the connection's holdings stay
 	}
-	claim := sc.srv.claims.get(m.Claim)
+	token := m.Claim
+	var claim *backend.Claim
+	if m.Flags&wire.FlagCheck != 0 {
+		// a check takes nothing: it is answered CodeClaimed when the
+		// request would be granted (the client holds the real claim)
+		token, claim = 0, backend.NewCheckClaim()
+	} else {
+		claim = sc.srv.claims.get(token)
+	}
 	var rep backend.AcquireReport
 	_, err = ss.h.Acquire(context.Background(), m.Values, backend.AcquireOptions{Claim: claim, Report: &rep})
 	if errors.Is(err, backend.ErrWouldBlock) && m.Flags&wire.FlagWait != 0 {
-		return sc.startWait(m.ID, ss, slices.Clone(m.Values), m.Deadline, m.Claim, claim)
+		return sc.startWait(m.ID, ss, slices.Clone(m.Values), m.Deadline, token, claim)
 	}
-	sc.srv.claims.put(m.Claim)
+	sc.srv.claims.put(token)
 	if err != nil {
 		sc.sendRefusal(m.ID, err, rep.Blocker)
 		return nil

@@ -253,6 +253,8 @@ func (s *Set) acquireSlow(ctx context.Context, h *Handle, t int64, f fit, amount
 	switch queued := s.waiting(); {
 	case opts.Claim != nil && opts.Claim.Taken():
 		err = backend.ErrClaimed
+	case opts.Claim != nil && opts.Claim.Checks() && !opts.Wait && !queued && f.grantable(t):
+		err = backend.ErrClaimed // it fits now; a check takes nothing (a waiting check learns it in grant)
 	case !opts.Wait:
 		err = s.refusal(t, s.projected(t, amounts, f), false, queued)
 	default:

@@ -10,8 +10,8 @@ import (
 
 // Version is the protocol version this package speaks. A peer of another
 // version is refused with CodeVersion. Version 3 added Queued, Refused,
-// Pause, Lower and Applied, and the debt in StatsOK.
-const Version = 3
+// Pause, Lower and Applied, and the debt in StatsOK; version 4 FlagCheck.
+const Version = 4
 
 // Magic opens every Hello payload, so that a stray connection is recognised
 // at once.
@@ -40,7 +40,7 @@ type Op uint8
 const (
 	OpHello    Op = 0x01 // Version; first frame of a connection
 	OpOpen     Op = 0x02 // Name, Specs
-	OpAcquire  Op = 0x03 // SetID, Flags (FlagWait), Deadline, Claim, Values (amounts)
+	OpAcquire  Op = 0x03 // SetID, Flags (FlagWait, FlagCheck), Deadline, Claim, Values (amounts)
 	OpCancel   Op = 0x04 // no payload; ID names the Acquire to abandon
 	OpSettle   Op = 0x05 // Lease, Flags (FlagFinal), Values (deltas)
 	OpStats    Op = 0x06 // SetID
@@ -64,6 +64,7 @@ const (
 // Flags of Acquire and Settle.
 const (
 	FlagWait  uint8 = 1 // Acquire: wait until granted
+	FlagCheck uint8 = 2 // Acquire: take nothing; answer CodeClaimed when the request would be granted (see backend.NewCheckClaim)
 	FlagFinal uint8 = 1 // Settle: end the lease
 	FlagQuiet uint8 = 2 // Settle: send no reply unless it fails
 
@@ -221,7 +222,7 @@ func (m *Msg) decodeRequest(d *decoder) bool {
 	case OpAcquire:
 		m.SetID, m.Flags, m.Deadline, m.Claim = d.uvarint(), d.byte(), d.varint(), d.uvarint()
 		m.Values = d.values(m.Values[:0])
-		d.check(m.Flags&^FlagWait == 0, "unknown acquire flags %#x", m.Flags)
+		d.check(m.Flags&^(FlagWait|FlagCheck) == 0, "unknown acquire flags %#x", m.Flags)
 	case OpSettle:
 		m.Lease, m.Flags = d.uvarint(), d.byte()
 		m.Values = d.values(m.Values[:0])

@@ -25,6 +25,7 @@ func samples() []Msg {
 		{Op: OpOpen, ID: 2, Name: "bedrock/us-east-1", Specs: specs},
 		{Op: OpOpened, ID: 2, SetID: 7},
 		{Op: OpAcquire, ID: 3, SetID: 7, Flags: FlagWait, Deadline: time.Now().UnixNano(), Claim: 1<<64 - 1, Values: []int64{1, 900, 0}},
+		{Op: OpAcquire, ID: 4, SetID: 7, Flags: FlagWait | FlagCheck, Values: []int64{1}},
 		{Op: OpGranted, ID: 3, Lease: 1<<40 + 5},
 		{Op: OpCancel, ID: 3},
 		{Op: OpSettle, ID: 4, Lease: 5, Flags: FlagFinal, Values: []int64{0, -300, 0}},
