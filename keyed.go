@@ -355,7 +355,11 @@ func (k *Keyed) countersOf(def *definition) *setCounters {
 	if c, ok := k.counters[def]; ok {
 		return c
 	}
-	c := newCounters(len(def.specs))
+	b := k.open
+	if b == nil {
+		b = defaultBackend
+	}
+	c := newCounters(len(def.specs), b)
 	if k.counters == nil {
 		k.counters = make(map[*definition]*setCounters)
 	}

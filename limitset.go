@@ -46,9 +46,8 @@ type LimitSet struct {
 	*definition  // shared with every set made from the same limits (Keyed)
 	name         string
 	config       map[string]any
-	set          backend.Set     // nil for an empty set
-	backend      backend.Backend // what set was opened on (nil for an empty set)
-	*setCounters                 // shared by every identity of a Keyed
+	set          backend.Set // nil for an empty set
+	*setCounters             // shared by every identity of a Keyed
 	closed       atomic.Bool
 	releaser     backend.Releaser     // set's, when it implements it
 	pipelined    bool                 // set's Release does not wait (backend.Pipeliner)
@@ -68,9 +67,15 @@ type setCounters struct {
 	// counter for them all, added to each of those limits' granted by
 	// Stats, rather than one atomic add per limit per grant.
 	autoGrants atomic.Int64
+	// backend is what the sets counted here are opened on (a LimitPool
+	// tells whether its sets share one). It lives here, not in each
+	// LimitSet, since every identity of a Keyed shares it.
+	backend backend.Backend
 }
 
-func newCounters(n int) *setCounters { return &setCounters{perLimit: make([]limitCounters, n)} }
+func newCounters(n int, b backend.Backend) *setCounters {
+	return &setCounters{perLimit: make([]limitCounters, n), backend: b}
+}
 
 // limitCounters are one limit's counters. Each saturates at MaxInt64 rather
 // than wrapping (see addCount).
@@ -111,21 +116,20 @@ func newLimitSet(def *definition, o *setOptions) (*LimitSet, error) {
 		return nil, fmt.Errorf("%w: set name of %d bytes, more than %d", ErrInvalidLimit, len(o.name), MaxNameLen)
 	}
 	ls := &LimitSet{definition: def, name: o.name, config: o.config, hooks: o.hooks, setCounters: o.counters}
-	if ls.setCounters == nil {
-		ls.setCounters = newCounters(len(def.specs))
-	}
-	if len(def.specs) == 0 {
-		return ls, nil
-	}
 	b, openName := o.backend, o.name
 	if b == nil {
 		b, openName = defaultBackend, ""
+	}
+	if ls.setCounters == nil {
+		ls.setCounters = newCounters(len(def.specs), b)
+	}
+	if len(def.specs) == 0 {
+		return ls, nil
 	}
 	if o.private {
 		openName = ""
 	}
 	var err error
-	ls.backend = b
 	if ls.set, err = b.Open(context.Background(), openName, def.specs); err != nil {
 		return nil, err
 	}
