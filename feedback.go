@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/concurry/concurry/backend"
@@ -25,6 +26,9 @@ func (ls *LimitSet) Pause(ctx context.Context, key string, until time.Time) erro
 	f, spec, err := ls.feedback(key, true)
 	if err != nil || f == nil {
 		return err
+	}
+	if until.After(maxPause) {
+		until = maxPause // UnixNano of a later instant overflows into the past
 	}
 	if err := f.Pause(ctx, spec, until.UnixNano()); err != nil {
 		return notApplied(err)
@@ -67,6 +71,10 @@ func (ls *LimitSet) Lower(ctx context.Context, key string, remaining int64, asOf
 	}
 	return nil
 }
+
+// maxPause is the latest instant a pause can last until: far enough to be
+// "for ever", early enough that its UnixNano, and sums with it, cannot overflow.
+var maxPause = time.Unix(0, math.MaxInt64/2) // 2116
 
 // notApplied returns the error of feedback that was not applied: nil when
 // it came too late to change anything (a pause already ended, a stale

@@ -139,7 +139,15 @@ func (Anthropic) StreamUsage(event string, data []byte, u concurry.Amounts) bool
 	}
 	switch string(typ) {
 	case "message_start":
-		return anthropicAmounts(&msg, u)
+		// Only the input is final at the start: output_tokens counts what
+		// was generated so far. The output, and the total, stay unreported
+		// (charged as acquired) until a message_delta states them.
+		if !anthropicAmounts(&msg, u) {
+			return false
+		}
+		delete(u, KeyOutputTokens)
+		delete(u, KeyTokens)
+		return len(u) > 0
 	case "message_delta":
 		return anthropicAmounts(&top, u)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -204,18 +205,25 @@ func (t *Transport) attempt(r *http.Request, body []byte, getBody func() (io.Rea
 		_ = acq.Update(zero(cost))
 		var buf [4]flightUnits
 		f.giveBack(appendUnits(buf[:0], cost))
-		_ = acq.Release()
 		if retry && ctx.Err() == nil {
+			_ = acq.Release()
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 			return nil, true, nil
 		}
+		// The caller gets the refusal: its connection is held until it
+		// closes the body, as for any answer.
+		resp.Body = &releasingBody{ReadCloser: resp.Body, acq: acq}
 		return resp, false, nil
 	}
 	x.resp.init(resp, acq, cost, t.API, f)
 	resp.Body = &x.resp
 	return resp, false, nil
 }
+
+// feedbackTimeout bounds how long applying an answer's feedback to a shared
+// set may take in the background, once the caller's ctx has ended.
+const feedbackTimeout = 5 * time.Second
 
 func (t *Transport) base() http.RoundTripper {
 	if t.Base != nil {
@@ -339,6 +347,7 @@ func (t *Transport) apply(ctx context.Context, ls *concurry.LimitSet, f *flights
 		margin = 0.02
 	}
 	var buf [4]Remaining
+	var late []func(context.Context) error // feedback the caller's ctx ended before it was applied
 	for _, rem := range t.remaining(resp.Header, buf[:0]) {
 		l, ok := ls.Limit(rem.Key)
 		if !ok {
@@ -346,12 +355,29 @@ func (t *Transport) apply(ctx context.Context, ls *concurry.LimitSet, f *flights
 		}
 		_, _, c := describe(l)
 		after, back := f.since(mark, rem.Key)
-		left := rem.Remaining - after + back - int64(margin*float64(c)+0.999999)
-		_ = ls.Lower(ctx, rem.Key, left, sent)
+		key, left := rem.Key, rem.Remaining-after+back-int64(margin*float64(c)+0.999999)
+		if err := ls.Lower(ctx, key, left, sent); err != nil && ctx.Err() != nil {
+			late = append(late, func(ctx context.Context) error { return ls.Lower(ctx, key, left, sent) })
+		}
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		now := time.Now()
-		_ = ls.Pause(ctx, "", now.Add(retryAfter(resp.Header, now)))
+		until := now.Add(retryAfter(resp.Header, now))
+		if err := ls.Pause(ctx, "", until); err != nil && ctx.Err() != nil {
+			late = append(late, func(ctx context.Context) error { return ls.Pause(ctx, "", until) })
+		}
+	}
+	if len(late) > 0 {
+		// The upstream's facts are every sharer's, not only this caller's:
+		// what the caller's ended ctx kept from a shared set goes on in the
+		// background, so that the call still returns by its deadline.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), feedbackTimeout)
+			defer cancel()
+			for _, apply := range late {
+				_ = apply(ctx)
+			}
+		}()
 	}
 }
 
@@ -371,19 +397,28 @@ func (t *Transport) remaining(h http.Header, buf []Remaining) []Remaining {
 // and defaults to one second.
 func retryAfter(h http.Header, now time.Time) time.Duration {
 	if v := h.Get("retry-after-ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
-			return time.Duration(ms * float64(time.Millisecond))
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 && !math.IsInf(ms, 1) {
+			return saturate(ms, time.Millisecond)
 		}
 	}
 	if v := h.Get("Retry-After"); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
-			return time.Duration(s * float64(time.Second))
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 && !math.IsInf(s, 1) {
+			return saturate(s, time.Second)
 		}
 		if at, err := http.ParseTime(v); err == nil {
 			return max(0, at.Sub(now))
 		}
 	}
 	return time.Second
+}
+
+// saturate returns n units, at most the longest Duration: converting a
+// float64 beyond it to an integer is undefined (MinInt64 on amd64).
+func saturate(n float64, unit time.Duration) time.Duration {
+	if d := n * float64(unit); d < float64(math.MaxInt64) {
+		return time.Duration(d)
+	}
+	return math.MaxInt64
 }
 
 // flights counts, per key, the units of the requests sent to one set, and
@@ -462,4 +497,17 @@ func (f *flights) since(mark []flightMark, key string) (sent, back int64) {
 		}
 	}
 	return 0, 0
+}
+
+// releasingBody releases acq when the body is closed.
+type releasingBody struct {
+	io.ReadCloser
+	acq  *concurry.Acquisition
+	once sync.Once
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(func() { _ = b.acq.Release() })
+	return err
 }

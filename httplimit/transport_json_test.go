@@ -120,7 +120,12 @@ func refAnthropicStream(data []byte, u concurry.Amounts) bool {
 	}
 	switch {
 	case e.Type == "message_start" && e.Message != nil && e.Message.Usage != nil:
-		return refAnthropicAmounts(e.Message.Usage, u)
+		if !refAnthropicAmounts(e.Message.Usage, u) {
+			return false
+		}
+		delete(u, KeyOutputTokens)
+		delete(u, KeyTokens)
+		return len(u) > 0
 	case e.Type == "message_delta" && e.Usage != nil:
 		return refAnthropicAmounts(e.Usage, u)
 	}

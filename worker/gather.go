@@ -76,8 +76,15 @@ func track[R any](futures []*Future[R], progress func(int, int)) *tracker[R] {
 }
 
 // next waits for one more future to complete and returns its index. A
-// panic of the progress callback is its error, a *PanicError.
+// panic of the progress callback is its error, a *PanicError. A future that
+// has completed is taken before ctx is looked at, as Future.Result does, so
+// that futures complete before ctx ended are reported whatever ctx says.
 func (t *tracker[R]) next(ctx context.Context) (int, error) {
+	select {
+	case i := <-t.ch:
+		return i, t.completed(i)
+	default:
+	}
 	select {
 	case i := <-t.ch:
 		return i, t.completed(i)

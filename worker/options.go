@@ -113,6 +113,14 @@ const DefaultMaxQueuedTasks = 100
 // is zero.
 const DefaultRetryWait = time.Second
 
+// DefaultRetryJitter is the RetryJitter of Options that set none: full
+// jitter, each wait a uniform draw from [0, w].
+const DefaultRetryJitter = 1.0
+
+// NoJitter, as Options.RetryJitter, makes every retry wait exactly its
+// length.
+const NoJitter = -1.0
+
 // MaxWorkersLimit is the largest Options.MaxWorkers a pool accepts: 65,536.
 // Every worker index has its counters and limiter, and in Goroutine mode its
 // goroutine, from NewPool on.
@@ -172,7 +180,9 @@ type Options struct {
 	RetryWait time.Duration
 	// RetryJitter, between 0 and 1, is the fraction of each wait drawn at
 	// random: a wait w becomes a uniform draw from [w·(1−RetryJitter), w].
-	// Default 0, exact waits; 1 is full jitter.
+	// Default 0, which means DefaultRetryJitter: full jitter (1), so that
+	// tasks that failed together do not retry together. NoJitter waits
+	// exactly.
 	RetryJitter float64
 	// RetryMaxWait caps each wait (before jitter). Default 0, no cap. A
 	// *RetryAfterError may ask for longer, and gets it.
@@ -203,8 +213,8 @@ func (o Options) normalize() (Options, error) {
 		return bad("unknown retry algorithm %v", o.RetryAlgorithm)
 	case o.RetryWait < 0 || o.RetryMaxWait < 0:
 		return bad("negative RetryWait %v or RetryMaxWait %v", o.RetryWait, o.RetryMaxWait)
-	case !(o.RetryJitter >= 0 && o.RetryJitter <= 1):
-		return bad("RetryJitter %v is not between 0 and 1", o.RetryJitter)
+	case !(o.RetryJitter >= 0 && o.RetryJitter <= 1) && o.RetryJitter != NoJitter:
+		return bad("RetryJitter %v is not between 0 and 1, nor NoJitter", o.RetryJitter)
 	}
 	if o.MaxWorkers == 0 {
 		o.MaxWorkers = 1
@@ -225,6 +235,12 @@ func (o Options) normalize() (Options, error) {
 	}
 	if o.RetryWait == 0 {
 		o.RetryWait = DefaultRetryWait
+	}
+	switch o.RetryJitter {
+	case 0:
+		o.RetryJitter = DefaultRetryJitter
+	case NoJitter:
+		o.RetryJitter = 0
 	}
 	return o, nil
 }

@@ -81,7 +81,7 @@ func TestSubmitHonoursItsContextWhileBlocked(t *testing.T) {
 
 func TestARetryIsNotANewSubmission(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newPool(t, indexFactory, worker.Options{MaxQueuedTasks: 1, NumRetries: 3, RetryWait: time.Second, RetryAlgorithm: worker.Fixed})
+		p := newPool(t, indexFactory, worker.Options{RetryJitter: worker.NoJitter, MaxQueuedTasks: 1, NumRetries: 3, RetryWait: time.Second, RetryAlgorithm: worker.Fixed})
 		n := 0
 		flaky := submit(t, p, func(context.Context, int, concurry.Limiter) (int, error) {
 			if n++; n < 4 {

@@ -98,7 +98,11 @@ func (o *Options) backoff(retry int, err error) time.Duration {
 	if o.RetryMaxWait > 0 {
 		w = min(w, o.RetryMaxWait)
 	}
-	if span := int64(float64(w) * o.RetryJitter); span > 0 && span <= int64(w) {
+	if s := float64(w) * o.RetryJitter; s >= 1 {
+		span := int64(w) // float64(w) may round up to 2^63, which no int64 holds
+		if s < float64(w) {
+			span = int64(s)
+		}
 		w -= time.Duration(rand.Int64N(span))
 	}
 	var ra *RetryAfterError

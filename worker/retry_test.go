@@ -35,7 +35,7 @@ func attemptTimes(t *testing.T, opts worker.Options, failures int) ([]time.Durat
 func TestRetryFailsTwiceThenSucceedsAfterExactExponentialWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const base = 100 * time.Millisecond
-		p := newPool(t, indexFactory, worker.Options{NumRetries: 3, RetryWait: base})
+		p := newPool(t, indexFactory, worker.Options{RetryJitter: worker.NoJitter, NumRetries: 3, RetryWait: base})
 		start := time.Now()
 		var at []time.Duration
 		got, err := worker.Run(context.Background(), p, func(context.Context, int, concurry.Limiter) (string, error) {
@@ -74,7 +74,7 @@ func TestRetryAlgorithmsWaitAtExactInstants(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%v/max%v", c.alg, c.max), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				at, err := attemptTimes(t, worker.Options{NumRetries: 5, RetryAlgorithm: c.alg, RetryWait: b, RetryMaxWait: c.max}, 99)
+				at, err := attemptTimes(t, worker.Options{RetryJitter: worker.NoJitter, NumRetries: 5, RetryAlgorithm: c.alg, RetryWait: b, RetryMaxWait: c.max}, 99)
 				if !errors.Is(err, errFlaky) {
 					t.Fatalf("err = %v, want the last attempt's error", err)
 				}
@@ -95,7 +95,7 @@ func TestRetryAlgorithmsWaitAtExactInstants(t *testing.T) {
 
 func TestDefaultRetryWaitIsOneSecond(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		at, err := attemptTimes(t, worker.Options{NumRetries: 1}, 1)
+		at, err := attemptTimes(t, worker.Options{RetryJitter: worker.NoJitter, NumRetries: 1}, 1)
 		if err != nil || !slices.Equal(at, []time.Duration{0, time.Second}) {
 			t.Fatalf("attempts at %v, err %v", at, err)
 		}
@@ -133,7 +133,7 @@ func TestRetryJitterStaysWithinBounds(t *testing.T) {
 
 func TestRetryAfterSetsTheLeastWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newPool(t, indexFactory, worker.Options{NumRetries: 3, RetryWait: time.Second, RetryMaxWait: 2 * time.Second})
+		p := newPool(t, indexFactory, worker.Options{RetryJitter: worker.NoJitter, NumRetries: 3, RetryWait: time.Second, RetryMaxWait: 2 * time.Second})
 		start := time.Now()
 		var at []time.Duration
 		_, err := worker.Run(context.Background(), p, func(context.Context, int, concurry.Limiter) (int, error) {
@@ -315,7 +315,7 @@ func TestRetriesStayOnTheSameWorker(t *testing.T) {
 func TestHugeBackoffsSaturateAndAreCapped(t *testing.T) {
 	for _, alg := range []worker.RetryAlgorithm{worker.Exponential, worker.Linear, worker.Fibonacci} {
 		synctest.Test(t, func(t *testing.T) {
-			at, _ := attemptTimes(t, worker.Options{NumRetries: 100, RetryAlgorithm: alg, RetryWait: 1 << 40, RetryMaxWait: time.Hour}, 100)
+			at, _ := attemptTimes(t, worker.Options{RetryJitter: worker.NoJitter, NumRetries: 100, RetryAlgorithm: alg, RetryWait: 1 << 40, RetryMaxWait: time.Hour}, 100)
 			if len(at) != 101 {
 				t.Fatalf("%v: %d attempts", alg, len(at))
 			}

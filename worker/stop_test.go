@@ -69,7 +69,7 @@ func TestStopEndsRetryWaits(t *testing.T) {
 
 func TestRetryWaitsHonourTheTaskContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newPool(t, indexFactory, worker.Options{NumRetries: 5, RetryWait: time.Hour})
+		p := newPool(t, indexFactory, worker.Options{RetryJitter: worker.NoJitter, NumRetries: 5, RetryWait: time.Hour})
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
 		defer cancel()
 		n := 0
@@ -87,7 +87,7 @@ func TestRetryWaitsHonourTheTaskContext(t *testing.T) {
 
 func TestStopDrainsWhenAsked(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p, _ := worker.NewPool(context.Background(), indexFactory, worker.Options{MaxWorkers: 2, DrainOnStop: true, NumRetries: 1, RetryWait: time.Second})
+		p, _ := worker.NewPool(context.Background(), indexFactory, worker.Options{RetryJitter: worker.NoJitter, MaxWorkers: 2, DrainOnStop: true, NumRetries: 1, RetryWait: time.Second})
 		var futures []*worker.Future[int]
 		for range 10 {
 			n := 0

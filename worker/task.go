@@ -79,6 +79,7 @@ func (c *call[T, R]) run(e *env[T]) {
 		if exited {
 			err = newGoexitError()
 		}
+		err = stoppedErr(&c.scope, err)
 		c.scope.releaseAll() // already done unless the goroutine is exiting, or once
 		c.scope.end()
 		c.finish(e, r, err)
@@ -94,6 +95,18 @@ func (c *call[T, R]) run(e *env[T]) {
 		}
 	}
 	exited = false
+}
+
+// stoppedErr returns err, marked as ErrStopped too when the pool's halt
+// ended the task's context while it ran and the task returned that
+// context's error (ctx.Err(), or an error wrapping it): ErrStopped's
+// promise, whatever the task returns; errors.Is(err, context.Canceled)
+// still holds.
+func stoppedErr(s *taskScope, err error) error {
+	if err != nil && s.state.Load()&ctxMask == ctxStopped && errors.Is(err, context.Canceled) && !errors.Is(err, ErrStopped) {
+		return fmt.Errorf("%w: %w", ErrStopped, err)
+	}
+	return err
 }
 
 // finish counts the task's end, frees its slot and completes its future.
