@@ -374,6 +374,14 @@ func (h *holding) settle(granted, delta, refunded []int64) error {
 		err = ls.set.Settle(context.Background(), h.lease, granted, delta, true, refunded)
 	}
 	hk := ls.hooks
+	if err != nil && !(errors.Is(err, ErrLeaseLost) && !errors.Is(err, ErrUsageNotCharged)) {
+		// nothing was applied (the backend was unreachable, or the lost
+		// holding's usage could not be charged): nothing to count
+		if hk != nil && hk.LeaseLost != nil && errors.Is(err, ErrLeaseLost) && !h.lostSeen {
+			callHook(hk.LeaseLost, LeaseLostInfo{Set: ls, Err: err})
+		}
+		return err
+	}
 	for i, d := range delta {
 		if local {
 			refunded[i] = 0
@@ -387,8 +395,19 @@ func (h *holding) settle(granted, delta, refunded []int64) error {
 		if refunded[i] > 0 {
 			addCount(&ls.perLimit[i].refunded, refunded[i])
 		}
-		if hk != nil && hk.Settled != nil && (d > 0 || refunded[i] > 0) && ls.index[ls.specs[i].Key][0] == i {
-			callHook(hk.Settled, SettleInfo{Set: ls, Key: ls.specs[i].Key, Refunded: refunded[i], Overage: max(d, 0)})
+	}
+	// The hooks run once every count is made, so that a Goexit in one loses
+	// none; once per key, with the most any of the key's limits refunded
+	// (a key of several windows refunds in those that refund).
+	if hk != nil && hk.Settled != nil {
+		for k, specs := range ls.keySpecs {
+			var r int64
+			for _, j := range specs {
+				r = max(r, refunded[j])
+			}
+			if d := delta[specs[0]]; ls.kinds[specs[0]] == KindRate && (d > 0 || r > 0) {
+				callHook(hk.Settled, SettleInfo{Set: ls, Key: ls.keys[k], Refunded: r, Overage: max(d, 0)})
+			}
 		}
 	}
 	if err != nil && hk != nil && hk.LeaseLost != nil && errors.Is(err, ErrLeaseLost) && !h.lostSeen {

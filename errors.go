@@ -40,6 +40,10 @@ var (
 	// connection dropped): another holder may have had its resources. The
 	// error says whether the reported rate usage was still charged.
 	ErrLeaseLost = backend.ErrLeaseLost
+	// ErrUsageNotCharged comes with ErrLeaseLost from a Release whose
+	// reported rate usage could not be charged; Stats and the Settled hook
+	// then count none of it.
+	ErrUsageNotCharged = backend.ErrUsageNotCharged
 	// ErrNameRequired reports a shared backend given a set without WithName.
 	ErrNameRequired = backend.ErrNameRequired
 	// ErrBackendUnavailable reports that a shared backend could not be reached.

@@ -21,8 +21,9 @@ import (
 // a set's hook that exits there ends the pool's wait on that set only, and
 // the pool's caller gets an error saying so if no other set grants.
 //
-// For an acquisition through a LimitPool, the pool's hooks are called as
-// well as the granting set's.
+// For an acquisition through a LimitPool, the pool's Granted, Refused,
+// WaitStart and WaitDone hooks are called as well as the granting set's;
+// Settled, Feedback and LeaseLost come from the sets' hooks only.
 type Hooks struct {
 	// Granted is called once per granted acquisition.
 	Granted func(GrantInfo)
@@ -36,7 +37,9 @@ type Hooks struct {
 	// WaitDone is called when a wait WaitStart reported ends, granted or not.
 	WaitDone func(WaitInfo)
 	// Settled is called when an acquisition is released, once per key of a
-	// rate limit whose usage differed from the grant.
+	// rate limit whose settlement refunded units or charged overage (usage
+	// below the grant of a limit that does not refund changes nothing).
+	// Every count of Stats is made before it is called.
 	Settled func(SettleInfo)
 	// Feedback is called when upstream feedback was applied to the set.
 	Feedback func(FeedbackInfo)
@@ -54,7 +57,7 @@ const (
 	CauseDeadline                        // the context's deadline came (or would come) first
 	CauseCanceled                        // the context was cancelled
 	CauseClosed                          // the set was closed
-	CauseUnavailable                     // a shared backend could not be reached
+	CauseUnavailable                     // a shared backend could not be reached, or refused the request past one of its caps (a server's ErrServerLimit)
 	CauseInvalid                         // the request could never be granted (unknown key, bad amount, over capacity)
 )
 
@@ -84,7 +87,7 @@ type GrantInfo struct {
 
 // RefusalInfo describes a failed acquisition.
 type RefusalInfo struct {
-	Set        *LimitSet // the set that refused; nil for a LimitPool's own Refused
+	Set        *LimitSet // the set that refused; nil for a LimitPool's own Refused, and for a Keyed identity that has no set (its name or LimitsFor refused)
 	Request    Amounts   // the request as the caller gave it; do not modify
 	Cause      RefusalCause
 	Key        string        // the key that refused, when known
@@ -107,7 +110,7 @@ type WaitInfo struct {
 type SettleInfo struct {
 	Set      *LimitSet
 	Key      string
-	Refunded int64 // units given back: granted but not used (refunding algorithms only)
+	Refunded int64 // units given back: granted but not used (refunding algorithms only; of a key of several limits, the most any of them took back)
 	Overage  int64 // units used beyond the grant, charged as debt
 }
 
@@ -116,7 +119,7 @@ type FeedbackInfo struct {
 	Set       *LimitSet
 	Key       string    // "" for a pause of every key
 	Until     time.Time // a pause: nothing is granted before Until
-	Remaining int64     // a lowering: what was left, as the upstream reported it
+	Remaining int64     // a lowering: what was left, as the upstream reported it, within ±MaxCapacity (the range Lower takes)
 	Pause     bool      // a pause (true) or a lowering (false)
 }
 

@@ -258,6 +258,11 @@ func (k *Keyed) shard(identity string) *keyedShard {
 func (k *Keyed) acquire(ctx context.Context, identity string, req Amounts, wait bool) (*Acquisition, error) {
 	e, err := k.ref(ctx, identity)
 	if err != nil {
+		// no set refused: the identity has none (an identity too long for a
+		// set name, LimitsFor's error, a backend that could not open it)
+		if h := k.opts.Hooks; h != nil && h.Refused != nil {
+			callHook(h.Refused, RefusalInfo{Request: req, Cause: CauseOf(err), Err: err})
+		}
 		return nil, err
 	}
 	a := &Acquisition{set: e.set, keyed: e} // its Release unrefs e

@@ -264,10 +264,7 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 		addCount(&c.waited, int64(rep.Duration))
 	}
 	if err != nil {
-		if ls.hooks != nil {
-			ls.waitDone(req, rep, err, nil)
-		}
-		err = ls.refuse(req, err, granted)
+		err = ls.refuseAfter(req, err, granted, rep)
 		h.free()
 		return err
 	}
@@ -344,7 +341,17 @@ func (ls *LimitSet) acquireLight(ctx context.Context, req Amounts, a *Acquisitio
 // and returns err. amounts is the request per spec, nil when it was not
 // known yet.
 func (ls *LimitSet) refuse(req Amounts, err error, amounts []int64) error {
+	return ls.refuseAfter(req, err, amounts, nil)
+}
+
+// refuseAfter is refuse for a request that went to the backend, which
+// reported on its wait in rep: the WaitDone hook is called after the
+// counts, so that a Goexit in it loses none, and before Refused.
+func (ls *LimitSet) refuseAfter(req Amounts, err error, amounts []int64, rep *backend.AcquireReport) error {
 	if errors.Is(err, backend.ErrClaimed) {
+		if rep != nil && ls.hooks != nil {
+			ls.waitDone(req, rep, err, nil)
+		}
 		return err // a pool granted elsewhere: no refusal of the caller's
 	}
 	cause := CauseOf(err)
@@ -362,6 +369,9 @@ func (ls *LimitSet) refuse(req Amounts, err error, amounts []int64) error {
 				addCount(&ls.perLimit[idx[0]].blocked, 1)
 			}
 		}
+	}
+	if rep != nil && ls.hooks != nil {
+		ls.waitDone(req, rep, err, nil)
 	}
 	if h := ls.hooks; h != nil && h.Refused != nil {
 		info := RefusalInfo{Set: ls, Request: req, Cause: cause, Err: err}

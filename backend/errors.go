@@ -32,8 +32,12 @@ var (
 	// it: a Redis lease expired unrenewed, or the connection to the
 	// Unix-socket server that kept it dropped. Its resources may already be
 	// held by someone else. The error says whether the reported rate usage
-	// was still charged.
+	// was still charged: it also matches ErrUsageNotCharged when not.
 	ErrLeaseLost = errors.New("concurry: holding lost before release")
+	// ErrUsageNotCharged reports, beside ErrLeaseLost, that the rate usage
+	// a release reported could not be charged (the holding's record was
+	// gone, and the usage could not be applied another way).
+	ErrUsageNotCharged = errors.New("concurry: the reported usage was not charged")
 	// ErrInvalidRequest reports a request outside its set: not one amount
 	// per limit, or an amount outside [0, capacity] (see [CheckAmounts]).
 	ErrInvalidRequest = errors.New("concurry: invalid request")

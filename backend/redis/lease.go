@@ -212,8 +212,8 @@ func (s *set) settled(lease backend.Lease, h *held, wasLost bool, res any, err e
 		return fmt.Errorf("%w: the redis lease of set %q expired before its release, so its resources may have gone to another process; the reported usage was charged",
 			backend.ErrLeaseLost, s.name)
 	}
-	return fmt.Errorf("%w: redis no longer knows the lease of set %q (it expired more than an hour before its release, or redis lost its data), so its resources may have gone to another process; the reported usage was not charged",
-		backend.ErrLeaseLost, s.name)
+	return fmt.Errorf("%w: redis no longer knows the lease of set %q (it expired more than an hour before its release, or redis lost its data), so its resources may have gone to another process; %w",
+		backend.ErrLeaseLost, s.name, backend.ErrUsageNotCharged)
 }
 
 // addDelta adds delta into acc (allocating acc, of length n, when nil),

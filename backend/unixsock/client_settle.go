@@ -158,7 +158,7 @@ func (s *clientSet) settleLost(ctx context.Context, connID uint64, held, delta [
 	})
 	switch {
 	case err != nil:
-		return fmt.Errorf("%w; the reported usage was not charged: %w", lost, err)
+		return fmt.Errorf("%w; %w: %w", lost, backend.ErrUsageNotCharged, err)
 	case charged:
 		return fmt.Errorf("%w; the reported usage was charged to %q on reconnect", lost, s.name)
 	}

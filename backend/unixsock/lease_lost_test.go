@@ -104,7 +104,7 @@ func TestLeaseLostWhenDropped(t *testing.T) {
 	srv.Close()
 	b.Update(concurry.Amounts{"tokens": 120})
 	err = b.Release()
-	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, concurry.ErrBackendUnavailable) || !strings.Contains(err.Error(), "not charged") {
+	if !errors.Is(err, concurry.ErrLeaseLost) || !errors.Is(err, concurry.ErrBackendUnavailable) || !errors.Is(err, concurry.ErrUsageNotCharged) {
 		t.Fatalf("Release with no server to charge: %v, want ErrLeaseLost saying the usage was not charged", err)
 	}
 }

@@ -1,0 +1,524 @@
+package unixsock
+
+// Edge tests of the hooks over a real Unix-socket server, and of the
+// limits of the contract the client enforces for one request alone.
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/concurry/concurry"
+)
+
+// "Capacities up to 2^50 and windows up to 366 days; anything larger is
+// ErrInvalidLimit at definition, on every backend".
+func TestEdgeUnixsockCapacityWindowEdges(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	ctx := context.Background()
+	for alg := concurry.TokenBucket; alg <= concurry.GCRA; alg++ {
+		ls, err := concurry.NewLimitSet([]concurry.Limit{
+			concurry.RateLimit{Key: "k", Window: concurry.MaxWindow, Capacity: concurry.MaxCapacity, Algorithm: alg},
+			concurry.ResourceLimit{Key: "r", Capacity: concurry.MaxCapacity},
+		}, concurry.WithName("edge/"+alg.String()), concurry.WithBackend(c))
+		if err != nil {
+			t.Fatalf("%v: the largest limits: %v", alg, err)
+		}
+		a, err := ls.TryAcquire(ctx, concurry.Amounts{"k": concurry.MaxCapacity, "r": concurry.MaxCapacity})
+		if err != nil {
+			t.Fatalf("%v: a full request: %v", alg, err)
+		}
+		if err := a.Update(concurry.Amounts{"k": concurry.MaxCapacity}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Release(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ls.TryAcquire(ctx, concurry.Amounts{"k": concurry.MaxCapacity + 1}); !errors.Is(err, concurry.ErrExceedsCapacity) {
+			t.Errorf("%v: 2^50+1: %v", alg, err)
+		}
+		_ = ls.Close()
+		for name, l := range map[string]concurry.Limit{
+			"capacity": concurry.RateLimit{Key: "k", Window: time.Second, Capacity: concurry.MaxCapacity + 1, Algorithm: alg},
+			"window":   concurry.RateLimit{Key: "k", Window: concurry.MaxWindow + 1, Capacity: 1, Algorithm: alg},
+		} {
+			if _, err := concurry.NewLimitSet([]concurry.Limit{l}, concurry.WithName("over/"+name+alg.String()), concurry.WithBackend(c)); !errors.Is(err, concurry.ErrInvalidLimit) {
+				t.Errorf("%v: one more %s: %v, want ErrInvalidLimit", alg, name, err)
+			}
+		}
+	}
+}
+
+// Hooks over unixsock: every hook fires exactly once per event, with the
+// facts (blocking key, RetryAfter, waited, refund, overage), and LeaseLost
+// once per acquisition though Update and Release both say so.
+func TestEdgeUnixsockHookFacts(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	ctx := context.Background()
+	var mu sync.Mutex
+	counts := map[string]int{}
+	var settled []concurry.SettleInfo
+	var refused []concurry.RefusalInfo
+	var waits []concurry.WaitInfo
+	var grants []concurry.GrantInfo
+	waiting := make(chan struct{}, 1)
+	hooks := concurry.Hooks{
+		Granted: func(i concurry.GrantInfo) { mu.Lock(); counts["granted"]++; grants = append(grants, i); mu.Unlock() },
+		Refused: func(i concurry.RefusalInfo) {
+			mu.Lock()
+			counts["refused"]++
+			refused = append(refused, i)
+			mu.Unlock()
+		},
+		WaitStart: func(i concurry.WaitInfo) {
+			mu.Lock()
+			counts["waitstart:"+i.Key]++
+			mu.Unlock()
+			waiting <- struct{}{}
+		},
+		WaitDone:  func(i concurry.WaitInfo) { mu.Lock(); counts["waitdone"]++; waits = append(waits, i); mu.Unlock() },
+		Settled:   func(i concurry.SettleInfo) { mu.Lock(); counts["settled"]++; settled = append(settled, i); mu.Unlock() },
+		LeaseLost: func(concurry.LeaseLostInfo) { mu.Lock(); counts["lost"]++; mu.Unlock() },
+	}
+	ls, err := concurry.NewLimitSet([]concurry.Limit{
+		concurry.RateLimit{Key: "tok", Window: 1000 * time.Hour, Capacity: 1000},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1},
+	}, concurry.WithName("hookfacts"), concurry.WithBackend(c), concurry.WithHooks(hooks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ls.TryAcquire(ctx, concurry.Amounts{"tok": 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ls.TryAcquire(ctx, concurry.Amounts{"tok": 10}); !errors.Is(err, concurry.ErrWouldBlock) {
+		t.Fatalf("%v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		b, err := ls.Acquire(ctx, concurry.Amounts{"tok": 50})
+		if err == nil {
+			_ = b.Update(concurry.Amounts{"tok": 80}) // 30 over
+			err = b.Release()
+		}
+		done <- err
+	}()
+	<-waiting
+	time.Sleep(20 * time.Millisecond)
+	_ = a.Update(concurry.Amounts{"tok": 60}) // 40 refunded
+	if err := a.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// a lost holding
+	h, err := ls.TryAcquire(ctx, concurry.Amounts{"tok": 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.slots[c.slotOf("hookfacts")].conn.Load().fail(errors.New("dropped by the probe"))
+	e1 := h.Update(concurry.Amounts{"tok": 10})
+	e2 := h.Release()
+	if !errors.Is(e1, concurry.ErrLeaseLost) || !errors.Is(e2, concurry.ErrLeaseLost) {
+		t.Errorf("Update %v, Release %v: want ErrLeaseLost", e1, e2)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string]int{"granted": 3, "refused": 1, "waitstart:conn": 1, "waitdone": 1, "settled": 2, "lost": 1}
+	for k, v := range want {
+		if counts[k] != v {
+			t.Errorf("%s fired %d times, want %d (all: %v)", k, counts[k], v, counts)
+		}
+	}
+	if len(refused) == 1 && (refused[0].Key != "conn" || refused[0].RetryAfter != 0 || refused[0].Cause != concurry.CauseWouldBlock) {
+		t.Errorf("refusal facts: %+v (want key conn, RetryAfter 0: only a release can make room)", refused[0])
+	}
+	if len(waits) == 1 && (waits[0].Key != "conn" || waits[0].Waited < 20*time.Millisecond || waits[0].Err != nil) {
+		t.Errorf("wait facts: %+v", waits[0])
+	}
+	if len(grants) >= 2 && (grants[1].Key != "conn" || grants[1].Waited < 20*time.Millisecond) {
+		t.Errorf("waited grant facts: %+v", grants[1])
+	}
+	if len(settled) == 2 {
+		if settled[0].Key != "tok" || settled[0].Refunded != 40 || settled[0].Overage != 0 {
+			t.Errorf("settle of a: %+v", settled[0])
+		}
+		if settled[1].Key != "tok" || settled[1].Refunded != 0 || settled[1].Overage != 30 {
+			t.Errorf("settle of b: %+v", settled[1])
+		}
+	}
+}
+
+// A WaitStart hook that calls runtime.Goexit on unixsock: the wait is
+// withdrawn from the server, nothing is held or left waiting.
+func TestEdgeUnixsockGoexitInWaitStartLeavesNoWaiter(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	ctx := context.Background()
+	var exit sync.Mutex
+	exiting := true
+	ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conn", Capacity: 1}},
+		concurry.WithName("goexit-wait"), concurry.WithBackend(c), concurry.WithHooks(concurry.Hooks{
+			WaitStart: func(concurry.WaitInfo) {
+				exit.Lock()
+				e := exiting
+				exit.Unlock()
+				if e {
+					runtime.Goexit()
+				}
+			},
+			Granted: func(concurry.GrantInfo) {
+				exit.Lock()
+				e := exiting
+				exit.Unlock()
+				if e {
+					runtime.Goexit()
+				}
+			},
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exit.Lock()
+	exiting = false
+	exit.Unlock()
+	held, err := ls.TryAcquire(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exit.Lock()
+	exiting = true
+	exit.Unlock()
+	done := make(chan struct{})
+	go func() { defer close(done); _, _ = ls.Acquire(ctx, nil); t.Error("goroutine did not exit") }()
+	<-done
+	// a goroutine granted and exiting in Granted
+	exit.Lock()
+	exiting = false
+	exit.Unlock()
+	if err := held.Release(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "no waiter left in the server", func() error {
+		if n := srv.waits.Load(); n != 0 {
+			return errors.New("still waiting")
+		}
+		return nil
+	})
+	a, err := ls.TryAcquire(ctx, nil)
+	if err != nil {
+		t.Fatalf("after the exited waiter: %v", err)
+	}
+	if err := a.Release(); err != nil {
+		t.Fatal(err)
+	}
+	exit.Lock()
+	exiting = true
+	exit.Unlock()
+	done2 := make(chan struct{})
+	go func() { defer close(done2); _, _ = ls.TryAcquire(ctx, nil); t.Error("goroutine did not exit") }()
+	<-done2
+	exit.Lock()
+	exiting = false
+	exit.Unlock()
+	eventually(t, "the unit of the goroutine that exited in Granted comes back", func() error {
+		b, err := ls.TryAcquire(ctx, nil)
+		if err != nil {
+			return err
+		}
+		return b.Release()
+	})
+}
+
+// "Whatever a server would refuse (... waits per connection), the client
+// refuses first with an error for that request alone; a refusal never costs
+// the caller's other holdings." Observed through the hooks: the refusal is
+// reported once, and its cause is not "unavailable" (the server was reached;
+// CauseUnavailable is documented as "a shared backend could not be reached").
+func TestEdgeUnixsockConnWaitCapRefusalHook(t *testing.T) {
+	srv := startServer(t, ServerOptions{MaxConnWaits: 1})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true, Conns: 1})
+	var mu sync.Mutex
+	var refused []concurry.RefusalInfo
+	ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conn", Capacity: 1}},
+		concurry.WithName("capwait"), concurry.WithBackend(c), concurry.WithHooks(concurry.Hooks{
+			Refused: func(i concurry.RefusalInfo) { mu.Lock(); refused = append(refused, i); mu.Unlock() },
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := ls.TryAcquire(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := make(chan error, 1)
+	go func() { _, err := ls.Acquire(ctx, nil); w <- err }()
+	eventually(t, "one waits", func() error {
+		if srv.waits.Load() != 1 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	_, err = ls.Acquire(context.Background(), nil)
+	if !errors.Is(err, ErrServerLimit) {
+		t.Fatalf("second wait: %v", err)
+	}
+	cancel()
+	<-w
+	mu.Lock()
+	var capped []concurry.RefusalInfo
+	for _, r := range refused {
+		if errors.Is(r.Err, ErrServerLimit) {
+			capped = append(capped, r)
+		}
+	}
+	mu.Unlock()
+	if len(capped) != 1 {
+		t.Fatalf("Refused for the capped wait: %d calls", len(capped))
+	}
+	t.Logf("cause of a server-cap refusal: %v", capped[0].Cause)
+	if capped[0].Cause != concurry.CauseUnavailable { // "a shared backend could not be reached, or refused the request past one of its caps"
+		t.Errorf("a server-cap refusal is reported as %q, want %q", capped[0].Cause, concurry.CauseUnavailable)
+	}
+	st, err := ls.Stats(context.Background())
+	if err != nil || st.Limits[0].InUse != 1 {
+		t.Fatalf("the holding after the refusal: %+v %v", st, err)
+	}
+	if err := held.Release(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Feedback hook over unixsock: fires once per applied feedback; a pause that
+// already ended and a stale Lower (asOf before one already applied) are
+// "neither counted nor passed to the Feedback hook".
+func TestEdgeUnixsockFeedbackHookOnlyWhenApplied(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	ctx := context.Background()
+	var mu sync.Mutex
+	var fb []concurry.FeedbackInfo
+	ls, err := concurry.NewLimitSet([]concurry.Limit{
+		concurry.RateLimit{Key: "tok", Window: 1000 * time.Hour, Capacity: 1000},
+	}, concurry.WithName("fbhook"), concurry.WithBackend(c), concurry.WithHooks(concurry.Hooks{
+		Feedback: func(i concurry.FeedbackInfo) { mu.Lock(); fb = append(fb, i); mu.Unlock() },
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := ls.Pause(ctx, "tok", now.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Lower(ctx, "tok", 500, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Lower(ctx, "tok", 100, now.Add(-time.Second)); err != nil { // stale
+		t.Fatal(err)
+	}
+	st, err := ls.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(fb) != 1 || fb[0].Remaining != 500 || fb[0].Pause || fb[0].Key != "tok" {
+		t.Errorf("Feedback hook: %+v, want one lowering to 500", fb)
+	}
+	if st.Limits[0].Feedback != 1 || st.Limits[0].Available != 500 {
+		t.Errorf("stats: %+v", st.Limits[0])
+	}
+}
+
+// Hooks doc: hooks run "never under a lock of the limiter or its backend, so
+// a hook may call the limiter (Stats, say)". Over unixsock on one
+// connection, a hook calls Stats and TryAcquire on the same set, with
+// several waiters at once: nothing deadlocks. One subtest per hook.
+func TestEdgeUnixsockHooksMayCallTheLimiter(t *testing.T) {
+	for _, hook := range []string{"Granted", "Refused", "WaitStart", "WaitDone", "Settled", "Feedback"} {
+		t.Run(hook, func(t *testing.T) { probeReentrantHook(t, hook) })
+	}
+}
+
+func probeReentrantHook(t *testing.T, hook string) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true, Conns: 1})
+	ctx := context.Background()
+	var ls *concurry.LimitSet
+	call := func() {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if _, err := ls.Stats(cctx); err != nil {
+			t.Errorf("Stats from %s: %v", hook, err)
+		}
+		if hook != "Refused" { // (a TryAcquire refused from Refused would recurse)
+			if a, err := ls.TryAcquire(cctx, concurry.Amounts{"r": 1}); err == nil {
+				_ = a.Update(concurry.Amounts{"r": 1})
+				_ = a.Release()
+			}
+		}
+	}
+	var h concurry.Hooks
+	switch hook {
+	case "Granted":
+		h.Granted = func(concurry.GrantInfo) { call() }
+	case "Refused":
+		h.Refused = func(concurry.RefusalInfo) { call() }
+	case "WaitStart":
+		h.WaitStart = func(concurry.WaitInfo) { call() }
+	case "WaitDone":
+		h.WaitDone = func(concurry.WaitInfo) { call() }
+	case "Settled":
+		h.Settled = func(concurry.SettleInfo) { call() }
+	case "Feedback":
+		h.Feedback = func(concurry.FeedbackInfo) { call() }
+	}
+	var err error
+	ls, err = concurry.NewLimitSet([]concurry.Limit{
+		concurry.RateLimit{Key: "r", Window: 1000 * time.Hour, Capacity: 1000},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1},
+	}, concurry.WithName("reentrant"), concurry.WithBackend(c), concurry.WithHooks(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	done := make(chan error, n)
+	for range n {
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			a, err := ls.Acquire(cctx, concurry.Amounts{"r": 2})
+			if err == nil {
+				_ = a.Update(concurry.Amounts{"r": 1})
+				time.Sleep(time.Millisecond)
+				err = a.Release()
+			}
+			done <- err
+		}()
+	}
+	for range n {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Acquire: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("deadlock: an acquisition never returned")
+		}
+	}
+	if err := ls.Lower(ctx, "r", 10, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ls.TryAcquire(ctx, concurry.Amounts{"r": 2000}); err == nil {
+		t.Fatal("over capacity granted")
+	}
+}
+
+// A wait cancelled in the server: WaitDone once with the key, the error and
+// how long it waited; Refused once (canceled); Stats count the wait on the
+// key that blocked; the set is exactly as it was.
+func TestEdgeUnixsockCancelledWaitHooks(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	var mu sync.Mutex
+	var waits []concurry.WaitInfo
+	var refused []concurry.RefusalInfo
+	started := make(chan struct{}, 1)
+	ls, err := concurry.NewLimitSet([]concurry.Limit{
+		concurry.RateLimit{Key: "tok", Window: 1000 * time.Hour, Capacity: 1000},
+		concurry.ResourceLimit{Key: "conn", Capacity: 1},
+	}, concurry.WithName("cancelwait"), concurry.WithBackend(c), concurry.WithHooks(concurry.Hooks{
+		WaitStart: func(concurry.WaitInfo) { started <- struct{}{} },
+		WaitDone:  func(i concurry.WaitInfo) { mu.Lock(); waits = append(waits, i); mu.Unlock() },
+		Refused:   func(i concurry.RefusalInfo) { mu.Lock(); refused = append(refused, i); mu.Unlock() },
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tok": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-started; time.Sleep(50 * time.Millisecond); cancel() }()
+	if _, err := ls.Acquire(ctx, concurry.Amounts{"tok": 100}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("%v", err)
+	}
+	_ = held.Update(concurry.Amounts{"tok": 1})
+	if err := held.Release(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ls.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(waits) != 1 || waits[0].Key != "conn" || !errors.Is(waits[0].Err, context.Canceled) || waits[0].Waited < 50*time.Millisecond {
+		t.Errorf("WaitDone: %+v", waits)
+	}
+	if len(refused) != 1 || refused[0].Cause != concurry.CauseCanceled {
+		t.Errorf("Refused: %+v", refused)
+	}
+	conn, _ := st.Limit("conn")
+	tok, _ := st.Limit("tok")
+	if conn.Blocked != 1 || conn.Waited < 50*time.Millisecond || tok.Blocked != 0 {
+		t.Errorf("stats: conn %+v tok %+v", conn, tok)
+	}
+	if tok.Available != 999 || conn.InUse != 0 {
+		t.Errorf("the set is not as it was: tok %d available, conn %d in use", tok.Available, conn.InUse)
+	}
+	if st.Refusals.Canceled != 1 {
+		t.Errorf("refusals: %+v", st.Refusals)
+	}
+}
+
+// "Reported rate usage is charged even then, or the caller gets an error
+// saying it was not — never silently dropped." SettleInfo.Overage is
+// documented as "units used beyond the grant, charged as debt": when the
+// release says the usage was NOT charged, the Settled hook and
+// Stats.Overage should not claim it was.
+func TestEdgeUnixsockUnchargedOverageNotReportedCharged(t *testing.T) {
+	srv := startServer(t, ServerOptions{})
+	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
+	var mu sync.Mutex
+	var settled []concurry.SettleInfo
+	ls, err := concurry.NewLimitSet([]concurry.Limit{
+		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 1000},
+	}, concurry.WithName("uncharged"), concurry.WithBackend(c), concurry.WithHooks(concurry.Hooks{
+		Settled: func(i concurry.SettleInfo) { mu.Lock(); settled = append(settled, i); mu.Unlock() },
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	_ = b.Update(concurry.Amounts{"tokens": 120})
+	err = b.Release()
+	if !errors.Is(err, concurry.ErrLeaseLost) || !strings.Contains(err.Error(), "not charged") {
+		t.Fatalf("Release with no server: %v", err)
+	}
+	st, _ := ls.Stats(context.Background())
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("Settled %+v; Stats.Overage %d", settled, st.Limits[0].Overage)
+	for _, s := range settled {
+		if s.Overage != 0 {
+			t.Errorf("Settled reports %d of overage charged as debt, though Release said it was not charged", s.Overage)
+		}
+	}
+	if st.Limits[0].Overage != 0 {
+		t.Errorf("Stats.Overage %d counts usage that was not charged", st.Limits[0].Overage)
+	}
+}
