@@ -6,52 +6,19 @@ package unixsock
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/internal/backendtest"
 )
 
 // "Capacities up to 2^50 and windows up to 366 days; anything larger is
 // ErrInvalidLimit at definition, on every backend".
 func TestEdgeUnixsockCapacityWindowEdges(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	ctx := context.Background()
-	for alg := concurry.TokenBucket; alg <= concurry.GCRA; alg++ {
-		ls, err := concurry.NewLimitSet([]concurry.Limit{
-			concurry.RateLimit{Key: "k", Window: concurry.MaxWindow, Capacity: concurry.MaxCapacity, Algorithm: alg},
-			concurry.ResourceLimit{Key: "r", Capacity: concurry.MaxCapacity},
-		}, concurry.WithName("edge/"+alg.String()), concurry.WithBackend(c))
-		if err != nil {
-			t.Fatalf("%v: the largest limits: %v", alg, err)
-		}
-		a, err := ls.TryAcquire(ctx, concurry.Amounts{"k": concurry.MaxCapacity, "r": concurry.MaxCapacity})
-		if err != nil {
-			t.Fatalf("%v: a full request: %v", alg, err)
-		}
-		if err := a.Update(concurry.Amounts{"k": concurry.MaxCapacity}); err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Release(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ls.TryAcquire(ctx, concurry.Amounts{"k": concurry.MaxCapacity + 1}); !errors.Is(err, concurry.ErrExceedsCapacity) {
-			t.Errorf("%v: 2^50+1: %v", alg, err)
-		}
-		_ = ls.Close()
-		for name, l := range map[string]concurry.Limit{
-			"capacity": concurry.RateLimit{Key: "k", Window: time.Second, Capacity: concurry.MaxCapacity + 1, Algorithm: alg},
-			"window":   concurry.RateLimit{Key: "k", Window: concurry.MaxWindow + 1, Capacity: 1, Algorithm: alg},
-		} {
-			if _, err := concurry.NewLimitSet([]concurry.Limit{l}, concurry.WithName("over/"+name+alg.String()), concurry.WithBackend(c)); !errors.Is(err, concurry.ErrInvalidLimit) {
-				t.Errorf("%v: one more %s: %v, want ErrInvalidLimit", alg, name, err)
-			}
-		}
-	}
+	backendtest.RangeEnds(t, dial(t, srv.Path(), Options{DisableAutoHost: true}), "edge", false)
 }
 
 // Hooks over unixsock: every hook fires exactly once per event, with the
@@ -61,38 +28,10 @@ func TestEdgeUnixsockHookFacts(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
 	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
 	ctx := context.Background()
-	var mu sync.Mutex
-	counts := map[string]int{}
-	var settled []concurry.SettleInfo
-	var refused []concurry.RefusalInfo
-	var waits []concurry.WaitInfo
-	var grants []concurry.GrantInfo
-	waiting := make(chan struct{}, 1)
-	hooks := concurry.Hooks{
-		Granted: func(i concurry.GrantInfo) { mu.Lock(); counts["granted"]++; grants = append(grants, i); mu.Unlock() },
-		Refused: func(i concurry.RefusalInfo) {
-			mu.Lock()
-			counts["refused"]++
-			refused = append(refused, i)
-			mu.Unlock()
-		},
-		WaitStart: func(i concurry.WaitInfo) {
-			mu.Lock()
-			counts["waitstart:"+i.Key]++
-			mu.Unlock()
-			waiting <- struct{}{}
-		},
-		WaitDone:  func(i concurry.WaitInfo) { mu.Lock(); counts["waitdone"]++; waits = append(waits, i); mu.Unlock() },
-		Settled:   func(i concurry.SettleInfo) { mu.Lock(); counts["settled"]++; settled = append(settled, i); mu.Unlock() },
-		LeaseLost: func(concurry.LeaseLostInfo) { mu.Lock(); counts["lost"]++; mu.Unlock() },
-	}
-	ls, err := concurry.NewLimitSet([]concurry.Limit{
+	log := &backendtest.HookLog{Started: make(chan struct{}, 1)}
+	ls := backendtest.OpenSet(t, c, "hookfacts", log.Hooks(),
 		concurry.RateLimit{Key: "tok", Window: 1000 * time.Hour, Capacity: 1000},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1},
-	}, concurry.WithName("hookfacts"), concurry.WithBackend(c), concurry.WithHooks(hooks))
-	if err != nil {
-		t.Fatal(err)
-	}
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
 	a, err := ls.TryAcquire(ctx, concurry.Amounts{"tok": 100})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +48,7 @@ func TestEdgeUnixsockHookFacts(t *testing.T) {
 		}
 		done <- err
 	}()
-	<-waiting
+	<-log.Started
 	time.Sleep(20 * time.Millisecond)
 	_ = a.Update(concurry.Amounts{"tok": 60}) // 40 refunded
 	if err := a.Release(); err != nil {
@@ -129,13 +68,19 @@ func TestEdgeUnixsockHookFacts(t *testing.T) {
 	if !errors.Is(e1, concurry.ErrLeaseLost) || !errors.Is(e2, concurry.ErrLeaseLost) {
 		t.Errorf("Update %v, Release %v: want ErrLeaseLost", e1, e2)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	want := map[string]int{"granted": 3, "refused": 1, "waitstart:conn": 1, "waitdone": 1, "settled": 2, "lost": 1}
-	for k, v := range want {
-		if counts[k] != v {
-			t.Errorf("%s fired %d times, want %d (all: %v)", k, counts[k], v, counts)
+	log.Mu.Lock()
+	defer log.Mu.Unlock()
+	refused, waits, grants, settled := log.Refused, log.WaitDone, log.Granted, log.Settled
+	for _, n := range []struct {
+		hook      string
+		got, want int
+	}{{"Granted", len(grants), 3}, {"Refused", len(refused), 1}, {"WaitStart", len(log.WaitStart), 1}, {"WaitDone", len(waits), 1}, {"Settled", len(settled), 2}, {"LeaseLost", len(log.Lost), 1}} {
+		if n.got != n.want {
+			t.Errorf("%s fired %d times, want %d", n.hook, n.got, n.want)
 		}
+	}
+	if len(log.WaitStart) == 1 && log.WaitStart[0].Key != "conn" {
+		t.Errorf("WaitStart on key %q, want conn", log.WaitStart[0].Key)
 	}
 	if len(refused) == 1 && (refused[0].Key != "conn" || refused[0].RetryAfter != 0 || refused[0].Cause != concurry.CauseWouldBlock) {
 		t.Errorf("refusal facts: %+v (want key conn, RetryAfter 0: only a release can make room)", refused[0])
@@ -156,84 +101,15 @@ func TestEdgeUnixsockHookFacts(t *testing.T) {
 	}
 }
 
-// A WaitStart hook that calls runtime.Goexit on unixsock: the wait is
-// withdrawn from the server, nothing is held or left waiting.
-func TestEdgeUnixsockGoexitInWaitStartLeavesNoWaiter(t *testing.T) {
+// Hooks that call runtime.Goexit on unixsock: the wait is withdrawn from
+// the server, nothing is held or left waiting.
+func TestEdgeUnixsockGoexitInHooks(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	ctx := context.Background()
-	var exit sync.Mutex
-	exiting := true
-	ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conn", Capacity: 1}},
-		concurry.WithName("goexit-wait"), concurry.WithBackend(c), concurry.WithHooks(concurry.Hooks{
-			WaitStart: func(concurry.WaitInfo) {
-				exit.Lock()
-				e := exiting
-				exit.Unlock()
-				if e {
-					runtime.Goexit()
-				}
-			},
-			Granted: func(concurry.GrantInfo) {
-				exit.Lock()
-				e := exiting
-				exit.Unlock()
-				if e {
-					runtime.Goexit()
-				}
-			},
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	exit.Lock()
-	exiting = false
-	exit.Unlock()
-	held, err := ls.TryAcquire(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exit.Lock()
-	exiting = true
-	exit.Unlock()
-	done := make(chan struct{})
-	go func() { defer close(done); _, _ = ls.Acquire(ctx, nil); t.Error("goroutine did not exit") }()
-	<-done
-	// a goroutine granted and exiting in Granted
-	exit.Lock()
-	exiting = false
-	exit.Unlock()
-	if err := held.Release(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "no waiter left in the server", func() error {
+	backendtest.GoexitInHooks(t, dial(t, srv.Path(), Options{DisableAutoHost: true}), "goexit-wait", func() error {
 		if n := srv.waits.Load(); n != 0 {
 			return errors.New("still waiting")
 		}
 		return nil
-	})
-	a, err := ls.TryAcquire(ctx, nil)
-	if err != nil {
-		t.Fatalf("after the exited waiter: %v", err)
-	}
-	if err := a.Release(); err != nil {
-		t.Fatal(err)
-	}
-	exit.Lock()
-	exiting = true
-	exit.Unlock()
-	done2 := make(chan struct{})
-	go func() { defer close(done2); _, _ = ls.TryAcquire(ctx, nil); t.Error("goroutine did not exit") }()
-	<-done2
-	exit.Lock()
-	exiting = false
-	exit.Unlock()
-	eventually(t, "the unit of the goroutine that exited in Granted comes back", func() error {
-		b, err := ls.TryAcquire(ctx, nil)
-		if err != nil {
-			return err
-		}
-		return b.Release()
 	})
 }
 
@@ -245,15 +121,8 @@ func TestEdgeUnixsockGoexitInWaitStartLeavesNoWaiter(t *testing.T) {
 func TestEdgeUnixsockConnWaitCapRefusalHook(t *testing.T) {
 	srv := startServer(t, ServerOptions{MaxConnWaits: 1})
 	c := dial(t, srv.Path(), Options{DisableAutoHost: true, Conns: 1})
-	var mu sync.Mutex
-	var refused []concurry.RefusalInfo
-	ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conn", Capacity: 1}},
-		concurry.WithName("capwait"), concurry.WithBackend(c), concurry.WithHooks(concurry.Hooks{
-			Refused: func(i concurry.RefusalInfo) { mu.Lock(); refused = append(refused, i); mu.Unlock() },
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := &backendtest.HookLog{}
+	ls := backendtest.OpenSet(t, c, "capwait", log.Hooks(), concurry.ResourceLimit{Key: "conn", Capacity: 1})
 	held, err := ls.TryAcquire(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -273,14 +142,14 @@ func TestEdgeUnixsockConnWaitCapRefusalHook(t *testing.T) {
 	}
 	cancel()
 	<-w
-	mu.Lock()
+	log.Mu.Lock()
 	var capped []concurry.RefusalInfo
-	for _, r := range refused {
+	for _, r := range log.Refused {
 		if errors.Is(r.Err, ErrServerLimit) {
 			capped = append(capped, r)
 		}
 	}
-	mu.Unlock()
+	log.Mu.Unlock()
 	if len(capped) != 1 {
 		t.Fatalf("Refused for the capped wait: %d calls", len(capped))
 	}
@@ -297,45 +166,10 @@ func TestEdgeUnixsockConnWaitCapRefusalHook(t *testing.T) {
 	}
 }
 
-// Feedback hook over unixsock: fires once per applied feedback; a pause that
-// already ended and a stale Lower (asOf before one already applied) are
-// "neither counted nor passed to the Feedback hook".
+// Feedback hook over unixsock: only applied feedback is passed on.
 func TestEdgeUnixsockFeedbackHookOnlyWhenApplied(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
-	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	ctx := context.Background()
-	var mu sync.Mutex
-	var fb []concurry.FeedbackInfo
-	ls, err := concurry.NewLimitSet([]concurry.Limit{
-		concurry.RateLimit{Key: "tok", Window: 1000 * time.Hour, Capacity: 1000},
-	}, concurry.WithName("fbhook"), concurry.WithBackend(c), concurry.WithHooks(concurry.Hooks{
-		Feedback: func(i concurry.FeedbackInfo) { mu.Lock(); fb = append(fb, i); mu.Unlock() },
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	if err := ls.Pause(ctx, "tok", now.Add(-time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if err := ls.Lower(ctx, "tok", 500, now); err != nil {
-		t.Fatal(err)
-	}
-	if err := ls.Lower(ctx, "tok", 100, now.Add(-time.Second)); err != nil { // stale
-		t.Fatal(err)
-	}
-	st, err := ls.Stats(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(fb) != 1 || fb[0].Remaining != 500 || fb[0].Pause || fb[0].Key != "tok" {
-		t.Errorf("Feedback hook: %+v, want one lowering to 500", fb)
-	}
-	if st.Limits[0].Feedback != 1 || st.Limits[0].Available != 500 {
-		t.Errorf("stats: %+v", st.Limits[0])
-	}
+	backendtest.FeedbackHookOnlyWhenApplied(t, dial(t, srv.Path(), Options{DisableAutoHost: true}), "fbhook")
 }
 
 // Hooks doc: hooks run "never under a lock of the limiter or its backend, so
@@ -428,27 +262,16 @@ func probeReentrantHook(t *testing.T, hook string) {
 func TestEdgeUnixsockCancelledWaitHooks(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
 	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	var mu sync.Mutex
-	var waits []concurry.WaitInfo
-	var refused []concurry.RefusalInfo
-	started := make(chan struct{}, 1)
-	ls, err := concurry.NewLimitSet([]concurry.Limit{
+	log := &backendtest.HookLog{Started: make(chan struct{}, 1)}
+	ls := backendtest.OpenSet(t, c, "cancelwait", log.Hooks(),
 		concurry.RateLimit{Key: "tok", Window: 1000 * time.Hour, Capacity: 1000},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1},
-	}, concurry.WithName("cancelwait"), concurry.WithBackend(c), concurry.WithHooks(concurry.Hooks{
-		WaitStart: func(concurry.WaitInfo) { started <- struct{}{} },
-		WaitDone:  func(i concurry.WaitInfo) { mu.Lock(); waits = append(waits, i); mu.Unlock() },
-		Refused:   func(i concurry.RefusalInfo) { mu.Lock(); refused = append(refused, i); mu.Unlock() },
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
 	held, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tok": 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { <-started; time.Sleep(50 * time.Millisecond); cancel() }()
+	go func() { <-log.Started; time.Sleep(50 * time.Millisecond); cancel() }()
 	if _, err := ls.Acquire(ctx, concurry.Amounts{"tok": 100}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("%v", err)
 	}
@@ -460,8 +283,9 @@ func TestEdgeUnixsockCancelledWaitHooks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	log.Mu.Lock()
+	defer log.Mu.Unlock()
+	waits, refused := log.WaitDone, log.Refused
 	if len(waits) != 1 || waits[0].Key != "conn" || !errors.Is(waits[0].Err, context.Canceled) || waits[0].Waited < 50*time.Millisecond {
 		t.Errorf("WaitDone: %+v", waits)
 	}
@@ -489,16 +313,8 @@ func TestEdgeUnixsockCancelledWaitHooks(t *testing.T) {
 func TestEdgeUnixsockUnchargedOverageNotReportedCharged(t *testing.T) {
 	srv := startServer(t, ServerOptions{})
 	c := dial(t, srv.Path(), Options{DisableAutoHost: true})
-	var mu sync.Mutex
-	var settled []concurry.SettleInfo
-	ls, err := concurry.NewLimitSet([]concurry.Limit{
-		concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 1000},
-	}, concurry.WithName("uncharged"), concurry.WithBackend(c), concurry.WithHooks(concurry.Hooks{
-		Settled: func(i concurry.SettleInfo) { mu.Lock(); settled = append(settled, i); mu.Unlock() },
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := &backendtest.HookLog{}
+	ls := backendtest.OpenSet(t, c, "uncharged", log.Hooks(), concurry.RateLimit{Key: "tokens", Window: 1000 * time.Hour, Capacity: 1000})
 	b, err := ls.Acquire(context.Background(), concurry.Amounts{"tokens": 100})
 	if err != nil {
 		t.Fatal(err)
@@ -510,8 +326,9 @@ func TestEdgeUnixsockUnchargedOverageNotReportedCharged(t *testing.T) {
 		t.Fatalf("Release with no server: %v", err)
 	}
 	st, _ := ls.Stats(context.Background())
-	mu.Lock()
-	defer mu.Unlock()
+	log.Mu.Lock()
+	defer log.Mu.Unlock()
+	settled := log.Settled
 	t.Logf("Settled %+v; Stats.Overage %d", settled, st.Limits[0].Overage)
 	for _, s := range settled {
 		if s.Overage != 0 {
