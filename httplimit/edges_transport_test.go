@@ -29,6 +29,16 @@ func probeCallSet(t *testing.T, name string) *concurry.LimitSet {
 	return set(t, name, "http://"+name+".example", concurry.CallLimit{Window: time.Hour, Capacity: 100})
 }
 
+// tokensAndOneConnection returns a set of 1000 tokens an hour and one
+// connection, and a client sending through it to up as OpenAI.
+func tokensAndOneConnection(t *testing.T, up http.RoundTripper) (*concurry.LimitSet, *http.Client) {
+	t.Helper()
+	ls := set(t, "a", "http://a.example",
+		concurry.RateLimit{Key: httplimit.KeyTokens, Window: time.Hour, Capacity: 1000},
+		concurry.ResourceLimit{Key: httplimit.KeyConnections, Capacity: 1})
+	return ls, &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.OpenAI{}}}
+}
+
 // DESIGN "Feedback from upstream": "(1) pause until T — after a 429/503 with
 // Retry-After, the set ... grants nothing until T, and waiters wake at T".
 // Retry-After as an HTTP-date.
@@ -272,21 +282,40 @@ func TestEdgeAnthropicRemainingLowersInputAndOutput(t *testing.T) {
 }
 
 // "More than requested: the excess is charged too (the budget may go into
-// debt)"; "Debt is visible".
+// debt)"; "Debt is visible". In a JSON body, and in a stream for Anthropic's
+// cumulative output count.
 func TestEdgeUsageOverageIsChargedAsDebt(t *testing.T) {
-	up := &upstream{answer: func(*http.Request, string) *http.Response {
-		return respond(200, "application/json", chatUsage(600, 900))
-	}}
-	ls := set(t, "a", "http://a.example", concurry.RateLimit{Key: httplimit.KeyTokens, Window: time.Hour, Capacity: 1000})
-	c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.OpenAI{}}}
-	resp := post(t, c, chatRequest)
-	_, _ = io.ReadAll(resp.Body)
-	require.NoError(t, resp.Body.Close())
-	st, err := ls.Stats(context.Background())
-	require.NoError(t, err)
-	l, _ := st.Limit(httplimit.KeyTokens)
-	assert.Zero(t, l.Available)
-	assert.Equal(t, int64(500), l.Debt, "1500 used of 1000: 500 in debt")
+	for _, tc := range []struct {
+		name, contentType, answer, request string
+		api                                httplimit.API
+		key                                string
+		capacity, debt                     int64
+		why                                string
+	}{
+		{"json", "application/json", chatUsage(600, 900), chatRequest, httplimit.OpenAI{},
+			httplimit.KeyTokens, 1000, 500, "1500 used of 1000: 500 in debt"},
+		{"stream", "text/event-stream",
+			"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":30,\"output_tokens\":1}}}\n\n" +
+				"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":150}}\n\n",
+			`{"model":"m","max_tokens":100,"messages":[]}`, httplimit.Anthropic{},
+			httplimit.KeyOutputTokens, 120, 30, "150 used of 120"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := &upstream{answer: func(*http.Request, string) *http.Response {
+				return respond(200, tc.contentType, tc.answer)
+			}}
+			ls := set(t, "a", "http://a.example", concurry.RateLimit{Key: tc.key, Window: time.Hour, Capacity: tc.capacity})
+			c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: tc.api}}
+			resp := post(t, c, tc.request)
+			_, _ = io.ReadAll(resp.Body)
+			require.NoError(t, resp.Body.Close())
+			st, err := ls.Stats(context.Background())
+			require.NoError(t, err)
+			l, _ := st.Limit(tc.key)
+			assert.Zero(t, l.Available)
+			assert.Equal(t, tc.debt, l.Debt, tc.why)
+		})
+	}
 }
 
 // A body never read, or read partly, then closed: usage is charged as
@@ -296,10 +325,7 @@ func TestEdgeBodyUnreadOrPartlyReadChargesAsAcquired(t *testing.T) {
 		up := &upstream{answer: func(*http.Request, string) *http.Response {
 			return respond(200, "application/json", chatUsage(1, 1))
 		}}
-		ls := set(t, "a", "http://a.example",
-			concurry.RateLimit{Key: httplimit.KeyTokens, Window: time.Hour, Capacity: 1000},
-			concurry.ResourceLimit{Key: httplimit.KeyConnections, Capacity: 1})
-		c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.OpenAI{}}}
+		ls, c := tokensAndOneConnection(t, up)
 		resp := post(t, c, chatRequest)
 		_, _ = io.ReadFull(resp.Body, make([]byte, readN))
 		require.NoError(t, resp.Body.Close())
@@ -340,10 +366,7 @@ func TestEdgeCtxEndsMidBodyReleasesAtClose(t *testing.T) {
 			resp.ContentLength = -1
 			return resp
 		}}
-		ls := set(t, "a", "http://a.example",
-			concurry.RateLimit{Key: httplimit.KeyTokens, Window: time.Hour, Capacity: 1000},
-			concurry.ResourceLimit{Key: httplimit.KeyConnections, Capacity: 1})
-		c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.OpenAI{}}}
+		ls, c := tokensAndOneConnection(t, up)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://llm/v1/chat/completions", strings.NewReader(chatRequest))
 		resp, err := c.Do(req)
 		require.NoError(t, err)
@@ -402,26 +425,6 @@ func TestEdgeExceedsCapacityMatchesSentinel(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, concurry.ErrExceedsCapacity), "%v", err)
 	assert.Empty(t, up.requests())
-}
-
-// Streamed usage above the request's cost is charged as overage, for
-// Anthropic's cumulative output count.
-func TestEdgeStreamOverageCharged(t *testing.T) {
-	stream := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":30,\"output_tokens\":1}}}\n\n" +
-		"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":150}}\n\n"
-	up := &upstream{answer: func(*http.Request, string) *http.Response {
-		return respond(200, "text/event-stream", stream)
-	}}
-	ls := set(t, "a", "http://a.example", concurry.RateLimit{Key: httplimit.KeyOutputTokens, Window: time.Hour, Capacity: 120})
-	c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.Anthropic{}}}
-	resp := post(t, c, `{"model":"m","max_tokens":100,"messages":[]}`)
-	_, _ = io.ReadAll(resp.Body)
-	require.NoError(t, resp.Body.Close())
-	st, err := ls.Stats(context.Background())
-	require.NoError(t, err)
-	l, _ := st.Limit(httplimit.KeyOutputTokens)
-	assert.Zero(t, l.Available)
-	assert.Equal(t, int64(30), l.Debt, "150 used of 120")
 }
 
 // "a stale report (older than the last grant it could reflect) lowers
@@ -561,10 +564,7 @@ func TestEdgeConnectionsHeldUntilCloseUnderLoad(t *testing.T) {
 func TestEdgeCancelWhileWaitingForConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		up := &upstream{answer: func(*http.Request, string) *http.Response { return respond(200, "application/json", chatUsage(1, 1)) }}
-		ls := set(t, "a", "http://a.example",
-			concurry.RateLimit{Key: httplimit.KeyTokens, Window: time.Hour, Capacity: 1000},
-			concurry.ResourceLimit{Key: httplimit.KeyConnections, Capacity: 1})
-		c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.OpenAI{}}}
+		ls, c := tokensAndOneConnection(t, up)
 		first := post(t, c, chatRequest)
 		before := available(t, ls, httplimit.KeyTokens)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -608,10 +608,7 @@ func TestEdgeSetClosedWhileWaitingMatchesErrClosed(t *testing.T) {
 // (usageBody settles at EOF).
 func TestEdgeBodyReadToEOFReleasesWithoutClose(t *testing.T) {
 	up := &upstream{answer: func(*http.Request, string) *http.Response { return respond(200, "application/json", chatUsage(4, 6)) }}
-	ls := set(t, "a", "http://a.example",
-		concurry.RateLimit{Key: httplimit.KeyTokens, Window: time.Hour, Capacity: 1000},
-		concurry.ResourceLimit{Key: httplimit.KeyConnections, Capacity: 1})
-	c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.OpenAI{}}}
+	ls, c := tokensAndOneConnection(t, up)
 	resp := post(t, c, chatRequest)
 	_, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
