@@ -6,7 +6,6 @@ package redis_test
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/concurry/concurry"
 	cr "github.com/concurry/concurry/backend/redis"
 	"github.com/concurry/concurry/backend/redis/redistest"
+	"github.com/concurry/concurry/internal/backendtest"
 )
 
 // "Capacities up to 2^50 and windows up to 366 days; anything larger is
@@ -24,64 +24,7 @@ func TestEdgeRedisCapacityWindowEdges(t *testing.T) {
 	b := cr.New(redistest.Start(t).Client(), cr.Options{})
 	now := time.Now().UnixMicro()
 	cr.SetClock(b, func() int64 { return now })
-	ctx := context.Background()
-	for alg := concurry.TokenBucket; alg <= concurry.GCRA; alg++ {
-		ls, err := concurry.NewLimitSet([]concurry.Limit{
-			concurry.RateLimit{Key: "k", Window: concurry.MaxWindow, Capacity: concurry.MaxCapacity, Algorithm: alg},
-			concurry.ResourceLimit{Key: "r", Capacity: concurry.MaxCapacity},
-		}, concurry.WithName(t.Name()+alg.String()), concurry.WithBackend(b))
-		if err != nil {
-			t.Fatalf("%v: %v", alg, err)
-		}
-		a, err := ls.TryAcquire(ctx, concurry.Amounts{"k": concurry.MaxCapacity, "r": concurry.MaxCapacity})
-		if err != nil {
-			t.Fatalf("%v: full request: %v", alg, err)
-		}
-		if err := a.Update(concurry.Amounts{"k": concurry.MaxCapacity}); err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Release(); err != nil {
-			t.Fatal(err)
-		}
-		st, err := ls.Stats(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if k, _ := st.Limit("k"); k.Available != 0 || k.Granted != concurry.MaxCapacity {
-			t.Errorf("%v: after a full grant: %+v", alg, k)
-		}
-		if r, _ := st.Limit("r"); r.Available != concurry.MaxCapacity || r.InUse != 0 {
-			t.Errorf("%v: resource after release: %+v", alg, r)
-		}
-		_ = ls.Close()
-		for name, l := range map[string]concurry.Limit{
-			"capacity": concurry.RateLimit{Key: "k", Window: time.Second, Capacity: concurry.MaxCapacity + 1, Algorithm: alg},
-			"window":   concurry.RateLimit{Key: "k", Window: concurry.MaxWindow + 1, Capacity: 1, Algorithm: alg},
-		} {
-			if _, err := concurry.NewLimitSet([]concurry.Limit{l}, concurry.WithName(t.Name()+"over"+name+alg.String()), concurry.WithBackend(b)); !errors.Is(err, concurry.ErrInvalidLimit) {
-				t.Errorf("%v: one more %s: %v, want ErrInvalidLimit", alg, name, err)
-			}
-		}
-	}
-}
-
-type hookLog struct {
-	mu       sync.Mutex
-	granted  []concurry.GrantInfo
-	refused  []concurry.RefusalInfo
-	settled  []concurry.SettleInfo
-	lost     int
-	waitDone []concurry.WaitInfo
-}
-
-func (l *hookLog) hooks() concurry.Hooks {
-	return concurry.Hooks{
-		Granted:   func(i concurry.GrantInfo) { l.mu.Lock(); l.granted = append(l.granted, i); l.mu.Unlock() },
-		Refused:   func(i concurry.RefusalInfo) { l.mu.Lock(); l.refused = append(l.refused, i); l.mu.Unlock() },
-		Settled:   func(i concurry.SettleInfo) { l.mu.Lock(); l.settled = append(l.settled, i); l.mu.Unlock() },
-		LeaseLost: func(concurry.LeaseLostInfo) { l.mu.Lock(); l.lost++; l.mu.Unlock() },
-		WaitDone:  func(i concurry.WaitInfo) { l.mu.Lock(); l.waitDone = append(l.waitDone, i); l.mu.Unlock() },
-	}
+	backendtest.RangeEnds(t, b, t.Name(), true)
 }
 
 // Hooks on Redis, with the script clock frozen: refusal facts (key,
@@ -92,11 +35,11 @@ func TestEdgeRedisHookFacts(t *testing.T) {
 	now := time.Now().UnixMicro()
 	cr.SetClock(b, func() int64 { mu.Lock(); defer mu.Unlock(); return now })
 	ctx := context.Background()
-	log := &hookLog{}
+	log := &backendtest.HookLog{}
 	ls, err := concurry.NewLimitSet([]concurry.Limit{
 		concurry.RateLimit{Key: "tok", Window: 1000 * time.Second, Capacity: 1000},
 		concurry.ResourceLimit{Key: "slot", Capacity: 2},
-	}, concurry.WithName(t.Name()), concurry.WithBackend(b), concurry.WithHooks(log.hooks()))
+	}, concurry.WithName(t.Name()), concurry.WithBackend(b), concurry.WithHooks(log.Hooks()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,19 +88,19 @@ func TestEdgeRedisHookFacts(t *testing.T) {
 	if !errors.Is(e2, concurry.ErrLeaseLost) {
 		t.Errorf("Update %v, Release %v: want ErrLeaseLost", e1, e2)
 	}
-	log.mu.Lock()
-	defer log.mu.Unlock()
-	if len(log.refused) != 1 || log.refused[0].Key != "tok" || log.refused[0].RetryAfter != 10*time.Second || log.refused[0].Cause != concurry.CauseWouldBlock {
-		t.Errorf("Refused hook: %+v", log.refused)
+	log.Mu.Lock()
+	defer log.Mu.Unlock()
+	if len(log.Refused) != 1 || log.Refused[0].Key != "tok" || log.Refused[0].RetryAfter != 10*time.Second || log.Refused[0].Cause != concurry.CauseWouldBlock {
+		t.Errorf("Refused hook: %+v", log.Refused)
 	}
-	if len(log.settled) != 2 || log.settled[0].Refunded != 40 || log.settled[0].Overage != 0 || log.settled[1].Overage != 10 || log.settled[1].Refunded != 0 {
-		t.Errorf("Settled hook: %+v", log.settled)
+	if len(log.Settled) != 2 || log.Settled[0].Refunded != 40 || log.Settled[0].Overage != 0 || log.Settled[1].Overage != 10 || log.Settled[1].Refunded != 0 {
+		t.Errorf("Settled hook: %+v", log.Settled)
 	}
-	if log.lost != 1 {
-		t.Errorf("LeaseLost fired %d times, want 1", log.lost)
+	if len(log.Lost) != 1 {
+		t.Errorf("LeaseLost fired %d times, want 1", len(log.Lost))
 	}
-	if len(log.granted) != 5 {
-		t.Errorf("Granted fired %d times, want 5", len(log.granted))
+	if len(log.Granted) != 5 {
+		t.Errorf("Granted fired %d times, want 5", len(log.Granted))
 	}
 }
 
@@ -165,18 +108,18 @@ func TestEdgeRedisHookFacts(t *testing.T) {
 // Degraded, once per acquisition; with FailClosed, Refused says unavailable.
 func TestEdgeRedisDegradedHooks(t *testing.T) {
 	srv := redistest.Start(t)
-	open := &hookLog{}
-	closed := &hookLog{}
+	open := &backendtest.HookLog{}
+	closed := &backendtest.HookLog{}
 	bo := cr.New(quickClient(t, srv.Addr), cr.Options{Outage: cr.FailOpen})
 	bc := cr.New(quickClient(t, srv.Addr), cr.Options{})
 	lo, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conn", Capacity: 1}},
-		concurry.WithName(t.Name()+"o"), concurry.WithBackend(bo), concurry.WithHooks(open.hooks()))
+		concurry.WithName(t.Name()+"o"), concurry.WithBackend(bo), concurry.WithHooks(open.Hooks()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lo.Close()
 	lc, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conn", Capacity: 1}},
-		concurry.WithName(t.Name()+"c"), concurry.WithBackend(bc), concurry.WithHooks(closed.hooks()))
+		concurry.WithName(t.Name()+"c"), concurry.WithBackend(bc), concurry.WithHooks(closed.Hooks()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,15 +135,15 @@ func TestEdgeRedisDegradedHooks(t *testing.T) {
 	if _, err := lc.TryAcquire(context.Background(), nil); !errors.Is(err, concurry.ErrBackendUnavailable) {
 		t.Fatalf("FailClosed: %v", err)
 	}
-	open.mu.Lock()
-	defer open.mu.Unlock()
-	if len(open.granted) != 2 || !open.granted[0].Degraded || !open.granted[1].Degraded {
-		t.Errorf("FailOpen Granted: %+v, want 2 degraded", open.granted)
+	open.Mu.Lock()
+	defer open.Mu.Unlock()
+	if len(open.Granted) != 2 || !open.Granted[0].Degraded || !open.Granted[1].Degraded {
+		t.Errorf("FailOpen Granted: %+v, want 2 degraded", open.Granted)
 	}
-	closed.mu.Lock()
-	defer closed.mu.Unlock()
-	if len(closed.refused) != 1 || closed.refused[0].Cause != concurry.CauseUnavailable {
-		t.Errorf("FailClosed Refused: %+v", closed.refused)
+	closed.Mu.Lock()
+	defer closed.Mu.Unlock()
+	if len(closed.Refused) != 1 || closed.Refused[0].Cause != concurry.CauseUnavailable {
+		t.Errorf("FailClosed Refused: %+v", closed.Refused)
 	}
 	st, _ := lc.Stats(context.Background())
 	if st.Refusals.Unavailable != 1 {
@@ -221,113 +164,12 @@ func TestEdgeRedisDegradedHooks(t *testing.T) {
 // WaitStart leaves no waiter (a later TryAcquire is not queued behind it),
 // and one in WaitDone (granted) or Granted gives the unit back.
 func TestEdgeRedisGoexitInWaitHooks(t *testing.T) {
-	b := cr.New(redistest.Start(t).Client(), cr.Options{})
-	ctx := context.Background()
-	for _, hook := range []string{"WaitStart", "WaitDone", "Granted"} {
-		t.Run(hook, func(t *testing.T) {
-			var mu sync.Mutex
-			exiting := false
-			exit := func() {
-				mu.Lock()
-				e := exiting
-				mu.Unlock()
-				if e {
-					runtime.Goexit()
-				}
-			}
-			h := concurry.Hooks{}
-			switch hook {
-			case "WaitStart":
-				h.WaitStart = func(concurry.WaitInfo) { exit() }
-			case "WaitDone":
-				h.WaitDone = func(concurry.WaitInfo) { exit() }
-			case "Granted":
-				h.Granted = func(concurry.GrantInfo) { exit() }
-			}
-			ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conn", Capacity: 1}},
-				concurry.WithName(t.Name()), concurry.WithBackend(b), concurry.WithHooks(h))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ls.Close()
-			held, err := ls.TryAcquire(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			mu.Lock()
-			exiting = true
-			mu.Unlock()
-			done := make(chan struct{})
-			go func() { defer close(done); _, _ = ls.Acquire(ctx, nil); t.Error("returned after Goexit") }()
-			if hook == "WaitStart" {
-				<-done
-			} else {
-				time.Sleep(100 * time.Millisecond) // let it queue
-			}
-			if err := held.Release(); err != nil {
-				t.Fatal(err)
-			}
-			<-done
-			mu.Lock()
-			exiting = false
-			mu.Unlock()
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				a, err := ls.TryAcquire(ctx, nil)
-				if err == nil {
-					_ = a.Release()
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the unit never came back / a waiter was left: %v", err)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			st, err := ls.Stats(ctx)
-			if err != nil || st.Limits[0].InUse != 0 {
-				t.Fatalf("in use after: %+v %v", st.Limits, err)
-			}
-		})
-	}
+	backendtest.GoexitInHooks(t, cr.New(redistest.Start(t).Client(), cr.Options{}), t.Name(), nil)
 }
 
 // Feedback hook on Redis: as on unixsock, only applied feedback is passed on.
 func TestEdgeRedisFeedbackHookOnlyWhenApplied(t *testing.T) {
-	b := cr.New(redistest.Start(t).Client(), cr.Options{})
-	ctx := context.Background()
-	var mu sync.Mutex
-	var fb []concurry.FeedbackInfo
-	ls, err := concurry.NewLimitSet([]concurry.Limit{
-		concurry.RateLimit{Key: "tok", Window: 1000 * time.Hour, Capacity: 1000},
-	}, concurry.WithName(t.Name()), concurry.WithBackend(b), concurry.WithHooks(concurry.Hooks{
-		Feedback: func(i concurry.FeedbackInfo) { mu.Lock(); fb = append(fb, i); mu.Unlock() },
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Close()
-	now := time.Now()
-	if err := ls.Pause(ctx, "tok", now.Add(-time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if err := ls.Lower(ctx, "tok", 500, now); err != nil {
-		t.Fatal(err)
-	}
-	if err := ls.Lower(ctx, "tok", 100, now.Add(-time.Second)); err != nil { // stale
-		t.Fatal(err)
-	}
-	st, err := ls.Stats(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(fb) != 1 || fb[0].Remaining != 500 || fb[0].Pause || fb[0].Key != "tok" {
-		t.Errorf("Feedback hook: %+v, want one lowering to 500", fb)
-	}
-	if st.Limits[0].Feedback != 1 || st.Limits[0].Available > 500 {
-		t.Errorf("stats: %+v", st.Limits[0])
-	}
+	backendtest.FeedbackHookOnlyWhenApplied(t, cr.New(redistest.Start(t).Client(), cr.Options{}), t.Name())
 }
 
 // Settled on Redis for a key with two windows, the second refunding: the
@@ -337,18 +179,10 @@ func TestEdgeRedisSettledMultiWindowKey(t *testing.T) {
 	now := time.Now().UnixMicro()
 	cr.SetClock(b, func() int64 { return now })
 	ctx := context.Background()
-	var settled []concurry.SettleInfo
-	var mu sync.Mutex
-	ls, err := concurry.NewLimitSet([]concurry.Limit{
+	log := &backendtest.HookLog{}
+	ls := backendtest.OpenSet(t, b, t.Name(), log.Hooks(),
 		concurry.RateLimit{Key: "tok", Window: time.Second, Capacity: 100, Algorithm: concurry.SlidingWindow},
-		concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 1000},
-	}, concurry.WithName(t.Name()), concurry.WithBackend(b), concurry.WithHooks(concurry.Hooks{
-		Settled: func(i concurry.SettleInfo) { mu.Lock(); settled = append(settled, i); mu.Unlock() },
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Close()
+		concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 1000})
 	a, err := ls.TryAcquire(ctx, concurry.Amounts{"tok": 50})
 	if err != nil {
 		t.Fatal(err)
@@ -358,8 +192,9 @@ func TestEdgeRedisSettledMultiWindowKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, _ := ls.Stats(ctx)
-	mu.Lock()
-	defer mu.Unlock()
+	log.Mu.Lock()
+	defer log.Mu.Unlock()
+	settled := log.Settled
 	if st.Limits[1].Refunded != 40 {
 		t.Fatalf("stats: %+v", st.Limits)
 	}
@@ -455,18 +290,10 @@ func TestEdgeRedisNameKeyLengths(t *testing.T) {
 func TestEdgeRedisLeaseLostHookOnceAfterStall(t *testing.T) {
 	srv := redistest.Start(t)
 	b := cr.New(quickClient(t, srv.Addr), cr.Options{LeaseTTL: childTTL})
-	var mu sync.Mutex
-	var lost []concurry.LeaseLostInfo
-	ls, err := concurry.NewLimitSet([]concurry.Limit{
+	log := &backendtest.HookLog{}
+	ls := backendtest.OpenSet(t, b, t.Name(), log.Hooks(),
 		concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 100},
-		concurry.ResourceLimit{Key: "slot", Capacity: 1},
-	}, concurry.WithName(t.Name()), concurry.WithBackend(b), concurry.WithHooks(concurry.Hooks{
-		LeaseLost: func(i concurry.LeaseLostInfo) { mu.Lock(); lost = append(lost, i); mu.Unlock() },
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Close()
+		concurry.ResourceLimit{Key: "slot", Capacity: 1})
 	a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tok": 10})
 	if err != nil {
 		t.Fatal(err)
@@ -482,8 +309,9 @@ func TestEdgeRedisLeaseLostHookOnceAfterStall(t *testing.T) {
 	if !errors.Is(e1, concurry.ErrLeaseLost) || !errors.Is(e2, concurry.ErrLeaseLost) {
 		t.Errorf("Update %v, Release %v: want ErrLeaseLost from both", e1, e2)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	log.Mu.Lock()
+	defer log.Mu.Unlock()
+	lost := log.Lost
 	if len(lost) != 1 || !errors.Is(lost[0].Err, concurry.ErrLeaseLost) || lost[0].Set != ls {
 		t.Errorf("LeaseLost hook: %+v, want once", lost)
 	}
