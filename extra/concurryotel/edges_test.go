@@ -16,37 +16,35 @@ import (
 	"github.com/concurry/concurry/extra/concurryotel"
 )
 
+// twoWindows opens a registered set named name with one key, tok, of two
+// windows (1s of 100 on first, 1h of 1000 on second), takes take of it at
+// once and reports used, and returns the set's Stats and what the reader
+// collects then.
+func twoWindows(t *testing.T, name string, first, second concurry.Algorithm, take, used int64) (concurry.Stats, map[string]float64) {
+	t.Helper()
+	m, reader := newMetrics(t, concurryotel.Options{})
+	set := registered(t, m, name,
+		concurry.RateLimit{Key: "tok", Window: time.Second, Capacity: 100, Algorithm: first},
+		concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 1000, Algorithm: second})
+	use(t, set, "tok", take, used)
+	st, err := set.Stats(context.Background())
+	require.NoError(t, err)
+	return st, collect(t, reader)
+}
+
 // DESIGN "Observability": the OpenTelemetry module is built on the hooks and
 // on Stats. A key with two windows whose second (TokenBucket) refunds: the
 // refunded counter read with a ManualReader equals Stats' refunds.
 func TestEdgeOtelRefundMultiWindowKeyEqualsStats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m, reader := newMetrics(t, concurryotel.Options{})
-		set, err := concurry.NewLimitSet([]concurry.Limit{
-			concurry.RateLimit{Key: "tok", Window: time.Second, Capacity: 100, Algorithm: concurry.SlidingWindow},
-			concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 1000, Algorithm: concurry.TokenBucket},
-		}, concurry.WithName("mw"), concurry.WithHooks(m.Hooks()))
-		require.NoError(t, err)
-		defer set.Close()
-		require.NoError(t, m.Register(set))
-		a, err := set.TryAcquire(context.Background(), concurry.Amounts{"tok": 50})
-		require.NoError(t, err)
-		require.NoError(t, a.Update(concurry.Amounts{"tok": 10}))
-		require.NoError(t, a.Release())
-		st, err := set.Stats(context.Background())
-		require.NoError(t, err)
+		st, got := twoWindows(t, "mw", concurry.SlidingWindow, concurry.TokenBucket, 50, 10)
 		var statsRefunded int64
 		for _, l := range st.Limits {
 			statsRefunded += l.Refunded
 		}
-		got := collect(t, reader)
-		var otelRefunded float64
-		for _, v := range only(got, "concurry.refunded") {
-			otelRefunded += v
-		}
 		t.Log(only(got, "concurry.refunded", "concurry.limit.available"))
 		assert.Equal(t, int64(40), statsRefunded)
-		assert.Equal(t, float64(statsRefunded), otelRefunded)
+		assert.Equal(t, float64(statsRefunded), sum(got, "concurry.refunded"))
 	})
 }
 
@@ -54,27 +52,9 @@ func TestEdgeOtelRefundMultiWindowKeyEqualsStats(t *testing.T) {
 // Stats.Debt, per window of a two-window key.
 func TestEdgeOtelOverageAndDebtEqualStats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m, reader := newMetrics(t, concurryotel.Options{})
-		set, err := concurry.NewLimitSet([]concurry.Limit{
-			concurry.RateLimit{Key: "tok", Window: time.Second, Capacity: 100, Algorithm: concurry.GCRA},
-			concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 1000, Algorithm: concurry.FixedWindow},
-		}, concurry.WithName("ov"), concurry.WithHooks(m.Hooks()))
-		require.NoError(t, err)
-		defer set.Close()
-		require.NoError(t, m.Register(set))
-		a, err := set.TryAcquire(context.Background(), concurry.Amounts{"tok": 100})
-		require.NoError(t, err)
-		require.NoError(t, a.Update(concurry.Amounts{"tok": 130}))
-		require.NoError(t, a.Release())
-		st, err := set.Stats(context.Background())
-		require.NoError(t, err)
-		got := collect(t, reader)
+		st, got := twoWindows(t, "ov", concurry.GCRA, concurry.FixedWindow, 100, 130)
 		t.Log(only(got, "concurry.overage", "concurry.limit.debt"))
-		var ov float64
-		for _, v := range only(got, "concurry.overage") {
-			ov += v
-		}
-		assert.Equal(t, float64(st.Limits[0].Overage), ov, "one settle per key: the overage of the key")
+		assert.Equal(t, float64(st.Limits[0].Overage), sum(got, "concurry.overage"), "one settle per key: the overage of the key")
 		for _, l := range st.Limits {
 			found := false
 			for k, v := range only(got, "concurry.limit.debt") {

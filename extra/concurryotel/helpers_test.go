@@ -3,6 +3,7 @@ package concurryotel_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
+	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/extra/concurryotel"
 )
 
@@ -100,4 +102,44 @@ func only(m map[string]float64, prefixes ...string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// openSet returns a set named name on limits, calling hooks, closed when the
+// test ends.
+func openSet(t *testing.T, hooks concurry.Hooks, name string, limits ...concurry.Limit) *concurry.LimitSet {
+	t.Helper()
+	set, err := concurry.NewLimitSet(limits, concurry.WithName(name), concurry.WithHooks(hooks))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = set.Close() })
+	return set
+}
+
+// registered returns a set opened by openSet on the hooks of m, registered
+// with m so that its gauges read the set's Stats.
+func registered(t *testing.T, m *concurryotel.Metrics, name string, limits ...concurry.Limit) *concurry.LimitSet {
+	t.Helper()
+	set := openSet(t, m.Hooks(), name, limits...)
+	require.NoError(t, m.Register(set))
+	return set
+}
+
+// use acquires take of key on set at once, reports used, and releases.
+func use(t *testing.T, set *concurry.LimitSet, key string, take, used int64) {
+	t.Helper()
+	a, err := set.TryAcquire(context.Background(), concurry.Amounts{key: take})
+	require.NoError(t, err)
+	require.NoError(t, a.Update(concurry.Amounts{key: used}))
+	require.NoError(t, a.Release())
+}
+
+// sum adds the values of the entries of m whose names start with prefix and
+// contain every one of labels.
+func sum(m map[string]float64, prefix string, labels ...string) float64 {
+	var total float64
+	for k, v := range only(m, prefix) {
+		if !slices.ContainsFunc(labels, func(l string) bool { return !strings.Contains(k, l) }) {
+			total += v
+		}
+	}
+	return total
 }

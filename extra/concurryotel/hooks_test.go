@@ -16,9 +16,7 @@ import (
 func TestHooksRecordEveryDecision(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m, reader := newMetrics(t, concurryotel.Options{})
-		set, err := concurry.NewLimitSet(observetest.ScriptLimits(), concurry.WithName("api"), concurry.WithHooks(m.Hooks()))
-		require.NoError(t, err)
-		defer set.Close()
+		set := openSet(t, m.Hooks(), "api", observetest.ScriptLimits()...)
 		held := observetest.Script(t, set)
 		defer held.Release()
 
@@ -45,10 +43,7 @@ func TestHooksRecordEveryDecision(t *testing.T) {
 func TestGaugesReadStats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m, reader := newMetrics(t, concurryotel.Options{})
-		set, err := concurry.NewLimitSet(observetest.ScriptLimits(), concurry.WithName("api"), concurry.WithHooks(m.Hooks()))
-		require.NoError(t, err)
-		defer set.Close()
-		require.NoError(t, m.Register(set))
+		set := registered(t, m, "api", observetest.ScriptLimits()...)
 		held := observetest.Script(t, set)
 
 		const api, name = "backend=memory", ",set.name=api"

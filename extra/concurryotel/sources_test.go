@@ -19,14 +19,8 @@ func TestPoolHooksAndDispatched(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		m, reader := newMetrics(t, concurryotel.Options{})
-		newSet := func(name string, window time.Duration) *concurry.LimitSet {
-			ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.CallLimit{Window: window, Capacity: 1}},
-				concurry.WithName(name), concurry.WithHooks(m.Hooks()))
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = ls.Close() })
-			return ls
-		}
-		east, west := newSet("east", time.Second), newSet("west", 2*time.Second)
+		east := openSet(t, m.Hooks(), "east", concurry.CallLimit{Window: time.Second, Capacity: 1})
+		west := openSet(t, m.Hooks(), "west", concurry.CallLimit{Window: 2 * time.Second, Capacity: 1})
 		pool, err := concurry.NewLimitPool([]*concurry.LimitSet{east, west}, concurry.WithHooks(m.PoolHooks("regions")))
 		require.NoError(t, err)
 		require.NoError(t, m.RegisterPool(pool, "regions"))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -27,16 +28,10 @@ import (
 func TestEdgePromRefundMultiWindowKeyEqualsStats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, h := newCollector(t, concurryprom.Options{})
-		set, err := concurry.NewLimitSet([]concurry.Limit{
+		set := registered(t, c, "mw",
 			concurry.RateLimit{Key: "tok", Window: time.Second, Capacity: 100, Algorithm: concurry.SlidingWindow},
-			concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 1000, Algorithm: concurry.TokenBucket},
-		}, concurry.WithName("mw"), concurry.WithHooks(c.Hooks()))
-		require.NoError(t, err)
-		require.NoError(t, c.Register(set))
-		a, err := set.TryAcquire(context.Background(), concurry.Amounts{"tok": 50})
-		require.NoError(t, err)
-		require.NoError(t, a.Update(concurry.Amounts{"tok": 10}))
-		require.NoError(t, a.Release())
+			concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 1000, Algorithm: concurry.TokenBucket})
+		use(t, set, "tok", 50, 10)
 		st, err := set.Stats(context.Background())
 		require.NoError(t, err)
 		t.Logf("%+v", st.Limits)
@@ -45,13 +40,9 @@ func TestEdgePromRefundMultiWindowKeyEqualsStats(t *testing.T) {
 			statsRefunded += l.Refunded
 		}
 		got := scrape(t, h)
-		var promRefunded float64
-		for _, v := range only(got, "concurry_refunded_units_total") {
-			promRefunded += v
-		}
 		t.Log(only(got, "concurry_refunded_units_total", "concurry_limit_available"))
 		assert.Equal(t, int64(40), statsRefunded)
-		assert.Equal(t, float64(statsRefunded), promRefunded)
+		assert.Equal(t, float64(statsRefunded), sum(got, "concurry_refunded_units_total"))
 		// gauges: one series per window
 		assert.Equal(t, 50.0, got["concurry_limit_available{algorithm=sliding_window,backend=memory,key=tok,set=mw,window=1s}"])
 		assert.Equal(t, 990.0, got["concurry_limit_available{algorithm=token_bucket,backend=memory,key=tok,set=mw,window=1h0m0s}"])
@@ -63,18 +54,12 @@ func TestEdgePromRefundMultiWindowKeyEqualsStats(t *testing.T) {
 func TestEdgePromRefusalsEqualStats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, h := newCollector(t, concurryprom.Options{})
-		set, err := concurry.NewLimitSet([]concurry.Limit{
+		set := registered(t, c, "r",
 			concurry.CallLimit{Window: time.Hour, Capacity: 1},
-			concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 100, Algorithm: concurry.GCRA},
-		}, concurry.WithName("r"), concurry.WithHooks(c.Hooks()))
-		require.NoError(t, err)
-		require.NoError(t, c.Register(set))
+			concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 100, Algorithm: concurry.GCRA})
 		ctx := context.Background()
-		a, err := set.TryAcquire(ctx, concurry.Amounts{"tok": 10})
-		require.NoError(t, err)
-		require.NoError(t, a.Update(concurry.Amounts{"tok": 10}))
-		require.NoError(t, a.Release())
-		_, err = set.TryAcquire(ctx, concurry.Amounts{"tok": 10}) // call_count blocks
+		use(t, set, "tok", 10, 10)
+		_, err := set.TryAcquire(ctx, concurry.Amounts{"tok": 10}) // call_count blocks
 		var re *concurry.RefusalError
 		require.True(t, errors.As(err, &re))
 		_, err = set.TryAcquire(ctx, concurry.Amounts{"tok": 101})
@@ -87,31 +72,15 @@ func TestEdgePromRefusalsEqualStats(t *testing.T) {
 		require.NoError(t, err)
 		got := scrape(t, h)
 		t.Log(only(got, "concurry_acquisitions_total"))
-		var wb, inv, dl float64
-		for k, v := range only(got, "concurry_acquisitions_total") {
-			switch {
-			case contains(k, "outcome=would_block"):
-				wb += v
+		for k := range only(got, "concurry_acquisitions_total") {
+			if strings.Contains(k, "outcome=would_block") {
 				assert.Contains(t, k, "key="+re.Key)
-			case contains(k, "outcome=invalid"):
-				inv += v
-			case contains(k, "outcome=deadline"):
-				dl += v
 			}
 		}
-		assert.Equal(t, float64(st.Refusals.WouldBlock), wb)
-		assert.Equal(t, float64(st.Refusals.Invalid), inv)
-		assert.Equal(t, float64(st.Refusals.Deadline), dl)
+		assert.Equal(t, float64(st.Refusals.WouldBlock), sum(got, "concurry_acquisitions_total", "outcome=would_block"))
+		assert.Equal(t, float64(st.Refusals.Invalid), sum(got, "concurry_acquisitions_total", "outcome=invalid"))
+		assert.Equal(t, float64(st.Refusals.Deadline), sum(got, "concurry_acquisitions_total", "outcome=deadline"))
 	})
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 // Two collectors in one registry, each with a set named alike: registering
@@ -126,16 +95,8 @@ func TestEdgePromTwoCollectorsSameSetName(t *testing.T) {
 	var err2 error
 	require.NotPanics(t, func() { err2 = reg.Register(c2) })
 	t.Logf("second collector: %v", err2)
-	mk := func(c *concurryprom.Collector) *concurry.LimitSet {
-		ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "r", Capacity: 1}},
-			concurry.WithName("same"), concurry.WithHooks(c.Hooks()))
-		require.NoError(t, err)
-		require.NoError(t, c.Register(ls))
-		return ls
-	}
-	a, b := mk(c1), mk(c2)
-	defer a.Close()
-	defer b.Close()
+	registered(t, c1, "same", concurry.ResourceLimit{Key: "r", Capacity: 1})
+	registered(t, c2, "same", concurry.ResourceLimit{Key: "r", Capacity: 1})
 	rec := httptest.NewRecorder()
 	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	t.Logf("status %d: %.300s", rec.Code, rec.Body.String())
@@ -151,12 +112,9 @@ func TestEdgePromTwoCollectorsSameSetName(t *testing.T) {
 func TestEdgePromWaitsEqualStats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, h := newCollector(t, concurryprom.Options{})
-		set, err := concurry.NewLimitSet([]concurry.Limit{
+		set := registered(t, c, "w",
 			concurry.RateLimit{Key: "tok", Window: 10 * time.Second, Capacity: 10},
-			concurry.ResourceLimit{Key: "conn", Capacity: 1},
-		}, concurry.WithName("w"), concurry.WithHooks(c.Hooks()))
-		require.NoError(t, err)
-		require.NoError(t, c.Register(set))
+			concurry.ResourceLimit{Key: "conn", Capacity: 1})
 		ctx := context.Background()
 		held, err := set.TryAcquire(ctx, concurry.Amounts{"tok": 10})
 		require.NoError(t, err)
@@ -185,19 +143,8 @@ func TestEdgePromWaitsEqualStats(t *testing.T) {
 		got := scrape(t, h)
 		t.Log(only(got, "concurry_wait_seconds_sum", "concurry_wait_seconds_count"))
 		for _, l := range st.Limits {
-			var sum, count float64
-			for k, v := range only(got, "concurry_wait_seconds_sum") {
-				if contains(k, "key="+l.Key+",") {
-					sum += v
-				}
-			}
-			for k, v := range only(got, "concurry_wait_seconds_count") {
-				if contains(k, "key="+l.Key+",") {
-					count += v
-				}
-			}
-			assert.InDelta(t, l.Waited.Seconds(), sum, 1e-9, l.Key)
-			assert.Equal(t, float64(l.Blocked), count, l.Key)
+			assert.InDelta(t, l.Waited.Seconds(), sum(got, "concurry_wait_seconds_sum", "key="+l.Key+","), 1e-9, l.Key)
+			assert.Equal(t, float64(l.Blocked), sum(got, "concurry_wait_seconds_count", "key="+l.Key+","), l.Key)
 		}
 		conn, _ := st.Limit("conn")
 		assert.Equal(t, 6*time.Second, conn.Waited)

@@ -16,9 +16,7 @@ import (
 func TestHooksRecordEveryDecision(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, h := newCollector(t, concurryprom.Options{})
-		set, err := concurry.NewLimitSet(observetest.ScriptLimits(), concurry.WithName("api"), concurry.WithHooks(c.Hooks()))
-		require.NoError(t, err)
-		defer set.Close()
+		set := openSet(t, c.Hooks(), "api", observetest.ScriptLimits()...)
 		held := observetest.Script(t, set)
 		defer held.Release()
 
@@ -44,10 +42,7 @@ func TestHooksRecordEveryDecision(t *testing.T) {
 func TestGaugesReadStats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, h := newCollector(t, concurryprom.Options{})
-		set, err := concurry.NewLimitSet(observetest.ScriptLimits(), concurry.WithName("api"), concurry.WithHooks(c.Hooks()))
-		require.NoError(t, err)
-		defer set.Close()
-		require.NoError(t, c.Register(set))
+		set := registered(t, c, "api", observetest.ScriptLimits()...)
 		held := observetest.Script(t, set)
 
 		const calls = "algorithm=token_bucket,backend=memory,key=call_count,set=api,window=1s"

@@ -19,14 +19,8 @@ func TestPoolHooksAndDispatched(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		c, h := newCollector(t, concurryprom.Options{})
-		newSet := func(name string, window time.Duration) *concurry.LimitSet {
-			ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.CallLimit{Window: window, Capacity: 1}},
-				concurry.WithName(name), concurry.WithHooks(c.Hooks()))
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = ls.Close() })
-			return ls
-		}
-		east, west := newSet("east", time.Second), newSet("west", 2*time.Second)
+		east := openSet(t, c.Hooks(), "east", concurry.CallLimit{Window: time.Second, Capacity: 1})
+		west := openSet(t, c.Hooks(), "west", concurry.CallLimit{Window: 2 * time.Second, Capacity: 1})
 		pool, err := concurry.NewLimitPool([]*concurry.LimitSet{east, west}, concurry.WithHooks(c.PoolHooks("regions")))
 		require.NoError(t, err)
 		require.NoError(t, c.RegisterPool(pool, "regions"))
