@@ -47,19 +47,15 @@ func TestBackendName(t *testing.T) {
 // Options.Backend names the backend of sets not registered with one.
 func TestDefaultBackend(t *testing.T) {
 	m, reader := newMetrics(t, concurryotel.Options{Backend: "unixsock"})
-	set, err := concurry.NewLimitSet(nil, concurry.WithName("x"), concurry.WithHooks(m.Hooks()))
-	require.NoError(t, err)
-	_, err = set.TryAcquire(context.Background(), nil)
+	set := openSet(t, m.Hooks(), "x")
+	_, err := set.TryAcquire(context.Background(), nil)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]float64{"concurry.acquisitions{backend=unixsock,outcome=granted,set.name=x}": 1}, collect(t, reader))
 }
 
 func TestCloseStopsObserving(t *testing.T) {
 	m, reader := newMetrics(t, concurryotel.Options{})
-	set, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "conns", Capacity: 1}},
-		concurry.WithName("x"), concurry.WithHooks(m.Hooks()))
-	require.NoError(t, err)
-	require.NoError(t, m.Register(set))
+	set := registered(t, m, "x", concurry.ResourceLimit{Key: "conns", Capacity: 1})
 	require.Contains(t, collect(t, reader), "concurry.limit.available{backend=memory,limit.algorithm=semaphore,limit.key=conns,set.name=x}")
 	require.NoError(t, m.Close())
 	require.NoError(t, m.Close(), "idempotent")
@@ -109,11 +105,8 @@ func TestWaitBuckets(t *testing.T) {
 		buckets := []float64{0.05, 0.2}
 		m, reader := newMetrics(t, concurryotel.Options{WaitBuckets: buckets})
 		buckets[1] = 0.06
-		set, err := concurry.NewLimitSet([]concurry.Limit{concurry.CallLimit{Window: time.Second, Capacity: 10}},
-			concurry.WithName("x"), concurry.WithHooks(m.Hooks()))
-		require.NoError(t, err)
-		defer set.Close()
-		_, err = set.TryAcquire(context.Background(), concurry.Amounts{concurry.CallKey: 10})
+		set := openSet(t, m.Hooks(), "x", concurry.CallLimit{Window: time.Second, Capacity: 10})
+		_, err := set.TryAcquire(context.Background(), concurry.Amounts{concurry.CallKey: 10})
 		require.NoError(t, err)
 		_, err = set.Acquire(context.Background(), concurry.Amounts{concurry.CallKey: 1}) // 100ms
 		require.NoError(t, err)

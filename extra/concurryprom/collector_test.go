@@ -28,12 +28,9 @@ func TestScrapeOverHTTP(t *testing.T) {
 	hooks := c.Hooks()
 	waiting := make(chan struct{})
 	hooks.WaitStart = func(concurry.WaitInfo) { close(waiting) }
-	set, err := concurry.NewLimitSet([]concurry.Limit{
+	set := openSet(t, hooks, "api",
 		concurry.RateLimit{Key: "tokens", Window: 366 * 24 * time.Hour, Capacity: 1000},
-		concurry.ResourceLimit{Key: "conns", Capacity: 1},
-	}, concurry.WithName("api"), concurry.WithHooks(hooks))
-	require.NoError(t, err)
-	defer set.Close()
+		concurry.ResourceLimit{Key: "conns", Capacity: 1})
 	require.NoError(t, c.Register(set))
 
 	waitBehind(t, set, waiting)
@@ -124,9 +121,8 @@ func TestBackendName(t *testing.T) {
 // Options.Backend names the backend of sets not registered with one.
 func TestDefaultBackend(t *testing.T) {
 	c, h := newCollector(t, concurryprom.Options{Backend: "unixsock"})
-	set, err := concurry.NewLimitSet(nil, concurry.WithName("x"), concurry.WithHooks(c.Hooks()))
-	require.NoError(t, err)
-	_, err = set.TryAcquire(context.Background(), nil)
+	set := openSet(t, c.Hooks(), "x")
+	_, err := set.TryAcquire(context.Background(), nil)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]float64{"concurry_acquisitions_total{backend=unixsock,outcome=granted,set=x}": 1}, scrape(t, h))
 }
@@ -170,11 +166,8 @@ func TestWaitBuckets(t *testing.T) {
 		buckets := []float64{0.05, 0.2}
 		c, h := newCollector(t, concurryprom.Options{WaitBuckets: buckets})
 		buckets[1] = 0.06
-		set, err := concurry.NewLimitSet([]concurry.Limit{concurry.CallLimit{Window: time.Second, Capacity: 10}},
-			concurry.WithName("x"), concurry.WithHooks(c.Hooks()))
-		require.NoError(t, err)
-		defer set.Close()
-		_, err = set.TryAcquire(context.Background(), concurry.Amounts{concurry.CallKey: 10})
+		set := openSet(t, c.Hooks(), "x", concurry.CallLimit{Window: time.Second, Capacity: 10})
+		_, err := set.TryAcquire(context.Background(), concurry.Amounts{concurry.CallKey: 10})
 		require.NoError(t, err)
 		_, err = set.Acquire(context.Background(), concurry.Amounts{concurry.CallKey: 1}) // 100ms
 		require.NoError(t, err)
