@@ -59,14 +59,7 @@ func TestEdgeRedisHookFacts(t *testing.T) {
 	if err := a.Release(); err != nil {
 		t.Fatal(err)
 	}
-	c, err := ls.TryAcquire(ctx, concurry.Amounts{"tok": 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = c.Update(concurry.Amounts{"tok": 30})
-	if err := c.Release(); err != nil {
-		t.Fatal(err)
-	}
+	backendtest.Take(t, ls, concurry.Amounts{"tok": 20}, concurry.Amounts{"tok": 30})
 	// a lost lease: expired and reaped
 	d, err := ls.TryAcquire(ctx, concurry.Amounts{"tok": 1})
 	if err != nil {
@@ -183,14 +176,7 @@ func TestEdgeRedisSettledMultiWindowKey(t *testing.T) {
 	ls := backendtest.OpenSet(t, b, t.Name(), log.Hooks(),
 		concurry.RateLimit{Key: "tok", Window: time.Second, Capacity: 100, Algorithm: concurry.SlidingWindow},
 		concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 1000})
-	a, err := ls.TryAcquire(ctx, concurry.Amounts{"tok": 50})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = a.Update(concurry.Amounts{"tok": 10})
-	if err := a.Release(); err != nil {
-		t.Fatal(err)
-	}
+	backendtest.Take(t, ls, concurry.Amounts{"tok": 50}, concurry.Amounts{"tok": 10})
 	st, _ := ls.Stats(ctx)
 	log.Mu.Lock()
 	defer log.Mu.Unlock()

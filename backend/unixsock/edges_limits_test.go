@@ -200,29 +200,9 @@ func probeReentrantHook(t *testing.T, hook string) {
 			}
 		}
 	}
-	var h concurry.Hooks
-	switch hook {
-	case "Granted":
-		h.Granted = func(concurry.GrantInfo) { call() }
-	case "Refused":
-		h.Refused = func(concurry.RefusalInfo) { call() }
-	case "WaitStart":
-		h.WaitStart = func(concurry.WaitInfo) { call() }
-	case "WaitDone":
-		h.WaitDone = func(concurry.WaitInfo) { call() }
-	case "Settled":
-		h.Settled = func(concurry.SettleInfo) { call() }
-	case "Feedback":
-		h.Feedback = func(concurry.FeedbackInfo) { call() }
-	}
-	var err error
-	ls, err = concurry.NewLimitSet([]concurry.Limit{
+	ls = backendtest.OpenSet(t, c, "reentrant", backendtest.HookCalling(hook, call),
 		concurry.RateLimit{Key: "r", Window: 1000 * time.Hour, Capacity: 1000},
-		concurry.ResourceLimit{Key: "conn", Capacity: 1},
-	}, concurry.WithName("reentrant"), concurry.WithBackend(c), concurry.WithHooks(h))
-	if err != nil {
-		t.Fatal(err)
-	}
+		concurry.ResourceLimit{Key: "conn", Capacity: 1})
 	const n = 8
 	done := make(chan error, n)
 	for range n {

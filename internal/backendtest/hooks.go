@@ -50,6 +50,32 @@ func (l *HookLog) Hooks() concurry.Hooks {
 	}
 }
 
+// HookCalling returns Hooks in which only the hook named hook ("Granted",
+// "Refused", "WaitStart", "WaitDone", "Settled", "Feedback" or "LeaseLost")
+// is set, calling f.
+func HookCalling(hook string, f func()) concurry.Hooks {
+	var h concurry.Hooks
+	switch hook {
+	case "Granted":
+		h.Granted = func(concurry.GrantInfo) { f() }
+	case "Refused":
+		h.Refused = func(concurry.RefusalInfo) { f() }
+	case "WaitStart":
+		h.WaitStart = func(concurry.WaitInfo) { f() }
+	case "WaitDone":
+		h.WaitDone = func(concurry.WaitInfo) { f() }
+	case "Settled":
+		h.Settled = func(concurry.SettleInfo) { f() }
+	case "Feedback":
+		h.Feedback = func(concurry.FeedbackInfo) { f() }
+	case "LeaseLost":
+		h.LeaseLost = func(concurry.LeaseLostInfo) { f() }
+	default:
+		panic("backendtest.HookCalling: no hook " + hook)
+	}
+	return h
+}
+
 // OpenSet returns a set of limits named name in b with hooks h, closed when
 // the test ends; it fails t on an error.
 func OpenSet(t testing.TB, b backend.Backend, name string, h concurry.Hooks, limits ...concurry.Limit) *concurry.LimitSet {
@@ -189,14 +215,9 @@ func GoexitInHooks(t *testing.T, b backend.Backend, name string, noWaiter func()
 				}
 			}
 			queued := make(chan struct{}, 1)
-			h := concurry.Hooks{WaitStart: func(concurry.WaitInfo) { queued <- struct{}{} }}
-			switch hook {
-			case "WaitStart":
-				h.WaitStart = func(concurry.WaitInfo) { exit() }
-			case "WaitDone":
-				h.WaitDone = func(concurry.WaitInfo) { exit() }
-			case "Granted":
-				h.Granted = func(concurry.GrantInfo) { exit() }
+			h := HookCalling(hook, exit)
+			if hook != "WaitStart" {
+				h.WaitStart = func(concurry.WaitInfo) { queued <- struct{}{} }
 			}
 			ls := OpenSet(t, b, name+"/"+hook, h, concurry.ResourceLimit{Key: "conn", Capacity: 1})
 			held, err := ls.TryAcquire(ctx, nil)
