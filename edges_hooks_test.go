@@ -15,51 +15,51 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/concurry/concurry"
+	"github.com/concurry/concurry/internal/backendtest"
 )
 
 // Hooks doc: "Settled is called when an acquisition is released, once per key
 // of a rate limit whose settlement refunded units or charged overage (usage
-// below the grant of a limit that does not refund changes nothing)." A
-// SlidingWindow key used less than granted: no call.
-func TestEdgeSettledNonRefundingUnderuse(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
-		ls, err := concurry.NewLimitSet([]concurry.Limit{
-			concurry.RateLimit{Key: "tok", Window: time.Second, Capacity: 100, Algorithm: concurry.SlidingWindow},
-		}, concurry.WithHooks(rec.hooks()))
-		require.NoError(t, err)
-		a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tok": 50})
-		require.NoError(t, err)
-		require.NoError(t, a.Update(concurry.Amounts{"tok": 10}))
-		require.NoError(t, a.Release())
-		assert.Empty(t, rec.settled)
-	})
-}
-
-// Same sentence, a key with two windows: the first (SlidingWindow) does not
-// refund, the second (TokenBucket) refunds 40.
-func TestEdgeSettledMultiWindowKey(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
-		ls, err := concurry.NewLimitSet([]concurry.Limit{
-			concurry.RateLimit{Key: "tok", Window: time.Second, Capacity: 100, Algorithm: concurry.SlidingWindow},
-			concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 1000, Algorithm: concurry.TokenBucket},
-		}, concurry.WithHooks(rec.hooks()))
-		require.NoError(t, err)
-		a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tok": 50})
-		require.NoError(t, err)
-		require.NoError(t, a.Update(concurry.Amounts{"tok": 10}))
-		require.NoError(t, a.Release())
-		st, err := ls.Stats(context.Background())
-		require.NoError(t, err)
-		var refunded int64
-		for _, l := range st.Limits {
-			refunded += l.Refunded
-		}
-		assert.Equal(t, int64(40), refunded, "stats")
-		require.Len(t, rec.settled, 1, "once per key whose usage differed")
-		assert.Equal(t, int64(40), rec.settled[0].Refunded)
-	})
+// below the grant of a limit that does not refund changes nothing)." A key
+// granted 50 and using 10: a SlidingWindow key alone is no call; the same
+// key with a second window (TokenBucket) refunding 40 is one call.
+func TestEdgeSettledOncePerRefundingKey(t *testing.T) {
+	sliding := concurry.RateLimit{Key: "tok", Window: time.Second, Capacity: 100, Algorithm: concurry.SlidingWindow}
+	for _, c := range []struct {
+		name    string
+		limits  []concurry.Limit
+		refunds []int64 // Refunded of each Settled call
+	}{
+		{"NonRefundingUnderuse", []concurry.Limit{sliding}, nil},
+		{"MultiWindowKey", []concurry.Limit{sliding, concurry.RateLimit{Key: "tok", Window: time.Hour, Capacity: 1000, Algorithm: concurry.TokenBucket}}, []int64{40}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := &recorder{}
+				ls, err := concurry.NewLimitSet(c.limits, concurry.WithHooks(rec.hooks()))
+				require.NoError(t, err)
+				a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tok": 50})
+				require.NoError(t, err)
+				require.NoError(t, a.Update(concurry.Amounts{"tok": 10}))
+				require.NoError(t, a.Release())
+				st, err := ls.Stats(context.Background())
+				require.NoError(t, err)
+				var refunded, want int64
+				for _, l := range st.Limits {
+					refunded += l.Refunded
+				}
+				var heard []int64
+				for _, i := range rec.settled {
+					heard = append(heard, i.Refunded)
+				}
+				for _, r := range c.refunds {
+					want += r
+				}
+				assert.Equal(t, want, refunded, "stats")
+				assert.Equal(t, c.refunds, heard, "once per key whose usage differed")
+			})
+		})
+	}
 }
 
 // "a hook that calls runtime.Goexit ends its goroutine with the limiter's
@@ -452,17 +452,11 @@ func TestEdgePoolGoexitInOwnHooks(t *testing.T) {
 		t.Run(hook, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				exit := false
-				h := concurry.Hooks{}
-				f := func() {
+				h := backendtest.HookCalling(hook, func() {
 					if exit {
 						runtime.Goexit()
 					}
-				}
-				if hook == "Granted" {
-					h.Granted = func(concurry.GrantInfo) { f() }
-				} else {
-					h.WaitDone = func(concurry.WaitInfo) { f() }
-				}
+				})
 				mk := func() *concurry.LimitSet {
 					ls, err := concurry.NewLimitSet([]concurry.Limit{concurry.ResourceLimit{Key: "c", Capacity: 1}})
 					require.NoError(t, err)
@@ -487,7 +481,11 @@ func TestEdgePoolGoexitInOwnHooks(t *testing.T) {
 				for _, s := range []*concurry.LimitSet{s1, s2} {
 					st, err := s.Stats(ctx)
 					require.NoError(t, err)
-					assert.Zero(t, st.Limits[0].InUse-boolToInt(s == a2.Set()), "set %p", s)
+					want := int64(0) // only a2 holds
+					if s == a2.Set() {
+						want = 1
+					}
+					assert.Equal(t, want, st.Limits[0].InUse, "set %p", s)
 				}
 				require.NoError(t, a2.Release())
 				b, err := pool.TryAcquire(ctx, nil)
@@ -496,13 +494,6 @@ func TestEdgePoolGoexitInOwnHooks(t *testing.T) {
 			})
 		})
 	}
-}
-
-func boolToInt(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // Hooks doc: "For an acquisition through a LimitPool, the pool's Granted,
