@@ -3,7 +3,6 @@ package concurryotel_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/extra/concurryotel"
+	"github.com/concurry/concurry/internal/observe/observetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -91,29 +91,6 @@ func series(name string, attrs attribute.Set, extra ...string) string {
 	return name + "{" + strings.Join(parts, ",") + "}"
 }
 
-// only returns the entries of m whose names start with one of prefixes.
-func only(m map[string]float64, prefixes ...string) map[string]float64 {
-	out := make(map[string]float64)
-	for k, v := range m {
-		for _, p := range prefixes {
-			if strings.HasPrefix(k, p) {
-				out[k] = v
-			}
-		}
-	}
-	return out
-}
-
-// openSet returns a set named name on limits, calling hooks, closed when the
-// test ends.
-func openSet(t *testing.T, hooks concurry.Hooks, name string, limits ...concurry.Limit) *concurry.LimitSet {
-	t.Helper()
-	set, err := concurry.NewLimitSet(limits, concurry.WithName(name), concurry.WithHooks(hooks))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = set.Close() })
-	return set
-}
-
 // registered returns a set opened by openSet on the hooks of m, registered
 // with m so that its gauges read the set's Stats.
 func registered(t *testing.T, m *concurryotel.Metrics, name string, limits ...concurry.Limit) *concurry.LimitSet {
@@ -123,23 +100,10 @@ func registered(t *testing.T, m *concurryotel.Metrics, name string, limits ...co
 	return set
 }
 
-// use acquires take of key on set at once, reports used, and releases.
-func use(t *testing.T, set *concurry.LimitSet, key string, take, used int64) {
-	t.Helper()
-	a, err := set.TryAcquire(context.Background(), concurry.Amounts{key: take})
-	require.NoError(t, err)
-	require.NoError(t, a.Update(concurry.Amounts{key: used}))
-	require.NoError(t, a.Release())
-}
-
-// sum adds the values of the entries of m whose names start with prefix and
-// contain every one of labels.
-func sum(m map[string]float64, prefix string, labels ...string) float64 {
-	var total float64
-	for k, v := range only(m, prefix) {
-		if !slices.ContainsFunc(labels, func(l string) bool { return !strings.Contains(k, l) }) {
-			total += v
-		}
-	}
-	return total
-}
+// The helpers both exporters' tests share (see observetest).
+var (
+	only    = observetest.Only
+	sum     = observetest.Sum
+	openSet = observetest.OpenSet
+	use     = observetest.Use
+)

@@ -1,7 +1,6 @@
 package concurryprom_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/concurry/concurry"
 	"github.com/concurry/concurry/extra/concurryprom"
+	"github.com/concurry/concurry/internal/observe/observetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -96,29 +96,6 @@ func sample(name string, m *dto.Metric, extra ...string) string {
 	return name + "{" + strings.Join(parts, ",") + "}"
 }
 
-// only returns the entries of m whose names start with one of prefixes.
-func only(m map[string]float64, prefixes ...string) map[string]float64 {
-	out := make(map[string]float64)
-	for k, v := range m {
-		for _, p := range prefixes {
-			if strings.HasPrefix(k, p) {
-				out[k] = v
-			}
-		}
-	}
-	return out
-}
-
-// openSet returns a set named name on limits, calling hooks, closed when the
-// test ends.
-func openSet(t *testing.T, hooks concurry.Hooks, name string, limits ...concurry.Limit) *concurry.LimitSet {
-	t.Helper()
-	set, err := concurry.NewLimitSet(limits, concurry.WithName(name), concurry.WithHooks(hooks))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = set.Close() })
-	return set
-}
-
 // registered returns a set opened by openSet on the hooks of c, registered
 // with c so that its gauges read the set's Stats.
 func registered(t *testing.T, c *concurryprom.Collector, name string, limits ...concurry.Limit) *concurry.LimitSet {
@@ -128,23 +105,10 @@ func registered(t *testing.T, c *concurryprom.Collector, name string, limits ...
 	return set
 }
 
-// use acquires take of key on set at once, reports used, and releases.
-func use(t *testing.T, set *concurry.LimitSet, key string, take, used int64) {
-	t.Helper()
-	a, err := set.TryAcquire(context.Background(), concurry.Amounts{key: take})
-	require.NoError(t, err)
-	require.NoError(t, a.Update(concurry.Amounts{key: used}))
-	require.NoError(t, a.Release())
-}
-
-// sum adds the values of the entries of m whose names start with prefix and
-// contain every one of labels.
-func sum(m map[string]float64, prefix string, labels ...string) float64 {
-	var total float64
-	for k, v := range only(m, prefix) {
-		if !slices.ContainsFunc(labels, func(l string) bool { return !strings.Contains(k, l) }) {
-			total += v
-		}
-	}
-	return total
-}
+// The helpers both exporters' tests share (see observetest).
+var (
+	only    = observetest.Only
+	sum     = observetest.Sum
+	openSet = observetest.OpenSet
+	use     = observetest.Use
+)

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,4 +133,57 @@ func Script(t testing.TB, set *concurry.LimitSet) *concurry.Acquisition {
 	must(set.Lower(ctx, "tokens", 5, time.Now()))
 	must(set.Pause(ctx, "", time.Now().Add(time.Second)))
 	return held
+}
+
+// Only returns the entries of m (metric values by series name) whose names
+// start with one of prefixes.
+func Only(m map[string]float64, prefixes ...string) map[string]float64 {
+	out := make(map[string]float64)
+	for k, v := range m {
+		for _, p := range prefixes {
+			if strings.HasPrefix(k, p) {
+				out[k] = v
+			}
+		}
+	}
+	return out
+}
+
+// Sum adds the values of the entries of m whose names start with prefix and
+// contain every one of labels.
+func Sum(m map[string]float64, prefix string, labels ...string) float64 {
+	var total float64
+	for k, v := range Only(m, prefix) {
+		if !slices.ContainsFunc(labels, func(l string) bool { return !strings.Contains(k, l) }) {
+			total += v
+		}
+	}
+	return total
+}
+
+// OpenSet returns a set named name on limits, calling hooks, closed when the
+// test ends.
+func OpenSet(t testing.TB, hooks concurry.Hooks, name string, limits ...concurry.Limit) *concurry.LimitSet {
+	t.Helper()
+	set, err := concurry.NewLimitSet(limits, concurry.WithName(name), concurry.WithHooks(hooks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = set.Close() })
+	return set
+}
+
+// Use acquires take of key on set at once, reports used, and releases.
+func Use(t testing.TB, set *concurry.LimitSet, key string, take, used int64) {
+	t.Helper()
+	a, err := set.TryAcquire(context.Background(), concurry.Amounts{key: take})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Update(concurry.Amounts{key: used}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release(); err != nil {
+		t.Fatal(err)
+	}
 }
