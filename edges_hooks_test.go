@@ -35,13 +35,8 @@ func TestEdgeSettledOncePerRefundingKey(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				rec := &recorder{}
-				ls, err := concurry.NewLimitSet(c.limits, concurry.WithHooks(rec.hooks()))
-				require.NoError(t, err)
-				a, err := ls.TryAcquire(context.Background(), concurry.Amounts{"tok": 50})
-				require.NoError(t, err)
-				require.NoError(t, a.Update(concurry.Amounts{"tok": 10}))
-				require.NoError(t, a.Release())
+				ls, rec := recordedSet(t, c.limits...)
+				mustRelease(t, mustTry(t, ls, concurry.Amounts{"tok": 50}), concurry.Amounts{"tok": 10})
 				st, err := ls.Stats(context.Background())
 				require.NoError(t, err)
 				var refunded, want int64
@@ -92,10 +87,8 @@ func TestEdgeGoexitInSettledKeepsStats(t *testing.T) {
 		assert.Equal(t, int64(30), lb.Refunded, "b's refund was made; Stats must count it")
 		lc, _ := st.Limit("conn")
 		assert.Equal(t, int64(0), lc.InUse)
-		b, err := ls.TryAcquire(context.Background(), concurry.Amounts{"a": 90, "b": 80})
-		require.NoError(t, err, "refunds applied and resource back")
-		require.NoError(t, b.Update(concurry.Amounts{"a": 90, "b": 80}))
-		require.NoError(t, b.Release())
+		// refunds applied and resource back:
+		mustRelease(t, mustTry(t, ls, concurry.Amounts{"a": 90, "b": 80}), concurry.Amounts{"a": 90, "b": 80})
 	})
 }
 
@@ -146,6 +139,14 @@ func TestEdgeNilHooksAllocNothing(t *testing.T) {
 	require.NoError(t, err)
 	h := sameAllocsWithNilHooks(t, plain, hooked, concurry.Amounts{"tok": 5}, concurry.Amounts{"tok": 3})
 	assert.LessOrEqual(t, h, 1.0)
+}
+
+// recordedSet returns a set of limits in memory whose hooks record into
+// the recorder it returns.
+func recordedSet(t *testing.T, limits ...concurry.Limit) (*concurry.LimitSet, *recorder) {
+	t.Helper()
+	rec := &recorder{}
+	return paSetWith(t, []concurry.Option{concurry.WithHooks(rec.hooks())}, limits...), rec
 }
 
 // sameAllocsWithNilHooks checks that a TryAcquire, Update(use) and Release
@@ -231,18 +232,14 @@ func TestEdgeDeadlineRefusalFactsEveryAlgorithm(t *testing.T) {
 	for alg := concurry.TokenBucket; alg <= concurry.GCRA; alg++ {
 		t.Run(alg.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				rec := &recorder{}
 				ctx := context.Background()
-				ls, err := concurry.NewLimitSet([]concurry.Limit{
+				ls, rec := recordedSet(t,
 					concurry.CallLimit{Window: time.Second, Capacity: 1000},
 					concurry.RateLimit{Key: "tok", Window: time.Second, Capacity: 10, Algorithm: alg},
-				}, concurry.WithHooks(rec.hooks()))
-				require.NoError(t, err)
-				a, err := ls.Acquire(ctx, concurry.Amounts{"tok": 10})
-				require.NoError(t, err)
-				require.NoError(t, a.Update(concurry.Amounts{"tok": 10}))
-				require.NoError(t, a.Release())
-				_, err = ls.TryAcquire(ctx, concurry.Amounts{"tok": 5})
+				)
+				_, a := acquireAt(t, ls, concurry.Amounts{"tok": 10})
+				mustRelease(t, a, concurry.Amounts{"tok": 10})
+				_, err := ls.TryAcquire(ctx, concurry.Amounts{"tok": 5})
 				var re *concurry.RefusalError
 				require.ErrorAs(t, err, &re)
 				ra := re.RetryAfter
@@ -328,18 +325,13 @@ func TestEdgePoolNilHooksAllocNothing(t *testing.T) {
 // 65th is ErrInvalidLimit.
 func TestEdgeSixtyFourLimitsMemory(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
 		var limits []concurry.Limit
 		for i := range 64 {
 			limits = append(limits, concurry.RateLimit{Key: "k" + string(rune('A'+i%26)) + string(rune('a'+i/26)), Window: time.Second, Capacity: 100})
 		}
-		ls, err := concurry.NewLimitSet(limits, concurry.WithHooks(rec.hooks()))
-		require.NoError(t, err)
+		ls, rec := recordedSet(t, limits...)
 		last := limits[63].(concurry.RateLimit).Key
-		a, err := ls.TryAcquire(context.Background(), concurry.Amounts{last: 50})
-		require.NoError(t, err)
-		require.NoError(t, a.Update(concurry.Amounts{last: 10}))
-		require.NoError(t, a.Release())
+		mustRelease(t, mustTry(t, ls, concurry.Amounts{last: 50}), concurry.Amounts{last: 10})
 		require.Len(t, rec.settled, 1)
 		assert.Equal(t, concurry.SettleInfo{Set: ls, Key: last, Refunded: 40}, rec.settled[0])
 		st, err := ls.Stats(context.Background())
@@ -357,32 +349,20 @@ func TestEdgeSixtyFourLimitsMemory(t *testing.T) {
 // before the departure is that nanosecond.
 func TestEdgeLeakyBucketWaitHooksExact(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
 		ctx := context.Background()
-		ls, err := concurry.NewLimitSet([]concurry.Limit{
-			concurry.RateLimit{Key: "q", Window: 10 * time.Second, Capacity: 10, Algorithm: concurry.LeakyBucket},
-		}, concurry.WithHooks(rec.hooks()))
-		require.NoError(t, err)
-		a, err := ls.Acquire(ctx, concurry.Amounts{"q": 1})
-		require.NoError(t, err)
-		require.NoError(t, a.Update(concurry.Amounts{"q": 1}))
-		require.NoError(t, a.Release())
-		start := time.Now()
-		b, err := ls.Acquire(ctx, concurry.Amounts{"q": 2}) // departs at +1s
-		require.NoError(t, err)
-		assert.Equal(t, time.Second, time.Since(start))
-		require.NoError(t, b.Update(concurry.Amounts{"q": 2}))
-		require.NoError(t, b.Release())
+		ls, rec := recordedSet(t, concurry.RateLimit{Key: "q", Window: 10 * time.Second, Capacity: 10, Algorithm: concurry.LeakyBucket})
+		_, a := acquireAt(t, ls, concurry.Amounts{"q": 1})
+		mustRelease(t, a, concurry.Amounts{"q": 1})
+		waited, b := acquireAt(t, ls, concurry.Amounts{"q": 2}) // departs at +1s
+		assert.Equal(t, time.Second, waited)
+		mustRelease(t, b, concurry.Amounts{"q": 2})
 		time.Sleep(2*time.Second - 1) // next departure at +3s: one ns before
-		_, err = ls.TryAcquire(ctx, concurry.Amounts{"q": 1})
+		_, err := ls.TryAcquire(ctx, concurry.Amounts{"q": 1})
 		var re *concurry.RefusalError
 		require.ErrorAs(t, err, &re)
 		assert.Equal(t, time.Duration(1), re.RetryAfter)
 		time.Sleep(time.Nanosecond)
-		c, err := ls.TryAcquire(ctx, concurry.Amounts{"q": 1})
-		require.NoError(t, err, "at the instant")
-		require.NoError(t, c.Update(concurry.Amounts{"q": 1}))
-		require.NoError(t, c.Release())
+		mustRelease(t, mustTry(t, ls, concurry.Amounts{"q": 1}), concurry.Amounts{"q": 1}) // at the instant
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		assert.Equal(t, []string{"granted", "wait:q", "waited", "granted", "refused:would_block", "granted"}, rec.events)
@@ -404,11 +384,7 @@ func TestEdgeLeakyBucketWaitHooksExact(t *testing.T) {
 // reporting more than 2^50 left.
 func TestEdgeFeedbackRemainingAsReported(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
-		ls, err := concurry.NewLimitSet([]concurry.Limit{
-			concurry.RateLimit{Key: "tok", Window: time.Minute, Capacity: 1000},
-		}, concurry.WithHooks(rec.hooks()))
-		require.NoError(t, err)
+		ls, rec := recordedSet(t, concurry.RateLimit{Key: "tok", Window: time.Minute, Capacity: 1000})
 		require.NoError(t, ls.Lower(context.Background(), "tok", 1<<60, time.Now()))
 		require.NoError(t, ls.Lower(context.Background(), "tok", 300, time.Now()))
 		rec.mu.Lock()
@@ -512,10 +488,7 @@ func TestEdgePoolSettledHook(t *testing.T) {
 		pool, err := concurry.NewLimitPool([]*concurry.LimitSet{mk(), mk()}, concurry.WithHooks(rec.hooks()))
 		// the sets have no hooks: only the pool's Granted is heard
 		require.NoError(t, err)
-		a, err := pool.TryAcquire(context.Background(), concurry.Amounts{"tok": 50})
-		require.NoError(t, err)
-		require.NoError(t, a.Update(concurry.Amounts{"tok": 10}))
-		require.NoError(t, a.Release())
+		mustRelease(t, mustTry(t, pool, concurry.Amounts{"tok": 50}), concurry.Amounts{"tok": 10})
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		assert.Equal(t, []string{"granted"}, rec.events)
