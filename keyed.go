@@ -182,7 +182,7 @@ func (k *Keyed) Stats(ctx context.Context, identity string) (Stats, error) {
 	if k.local {
 		return k.fullStats(identity)
 	}
-	set, err := k.newSet(identity)
+	set, err := k.newSet(ctx, identity)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -292,7 +292,7 @@ func (k *Keyed) ref(ctx context.Context, identity string) (*keyedEntry, error) {
 	}
 	sh.mu.Unlock()
 	identity = strings.Clone(identity) // kept: not a slice of a larger string
-	set, err := k.newSet(identity)
+	set, err := k.newSet(ctx, identity)
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +322,7 @@ func (k *Keyed) ref(ctx context.Context, identity string) (*keyedEntry, error) {
 func (e *keyedEntry) unref() { e.active.Add(-1) }
 
 // newSet makes identity's set.
-func (k *Keyed) newSet(identity string) (*LimitSet, error) {
+func (k *Keyed) newSet(ctx context.Context, identity string) (*LimitSet, error) {
 	def := k.def
 	if def == nil {
 		limits, err := k.limitsFor(identity)
@@ -341,7 +341,7 @@ func (k *Keyed) newSet(identity string) (*LimitSet, error) {
 	if len(name) > MaxNameLen {
 		return nil, fmt.Errorf("%w: identity of %d bytes makes a set name over %d bytes", ErrInvalidRequest, len(identity), MaxNameLen)
 	}
-	return newLimitSet(def, &setOptions{name: name, backend: k.open, config: k.opts.Config, private: k.local, hooks: k.opts.Hooks, counters: k.countersOf(def)})
+	return newLimitSet(ctx, def, &setOptions{name: name, backend: k.open, config: k.opts.Config, private: k.local, hooks: k.opts.Hooks, counters: k.countersOf(def)})
 }
 
 // lazyOpen opens sets with OpenLazy: an identity's set is made inside its

@@ -31,6 +31,11 @@ import (
 // request took the units in between (no other set of the pool grants
 // meanwhile).
 //
+// In the first pass each set's try gets its share of ctx's remaining
+// time, so that a set whose backend stalls does not keep the others from
+// being tried: one that does not answer within its share counts as blocked,
+// and Acquire waits on it with the others.
+//
 // RoundRobin picking starts at the pool's worker index; Random picks
 // uniformly. A LimitPool is safe for concurrent use.
 type LimitPool struct {
@@ -168,11 +173,21 @@ func (p *LimitPool) tryAll(ctx context.Context, req Amounts) (*Acquisition, []in
 	for k := range n {
 		i := (start + k) % n
 		a := &Acquisition{set: p.sets[i]}
-		err := p.sets[i].acquire(ctx, req, false, nil, a)
+		tctx, cancel := p.tryContext(ctx)
+		err := p.sets[i].acquire(tctx, req, false, nil, a)
+		cancel()
 		switch {
 		case err == nil:
 			p.dispatched[i].Add(1)
 			return a, nil, nil
+		case ctx.Err() == nil && tctx.Err() != nil:
+			// this set did not answer within its share of the deadline
+			// (a stalled backend): the pass goes on, and Acquire waits
+			// on it with the others
+			blocked = append(blocked, i)
+			if soonest == nil {
+				soonest = err
+			}
 		case errors.Is(err, ErrWouldBlock):
 			blocked = append(blocked, i)
 			if soonest == nil || compareRefusals(err, soonest) < 0 {
@@ -188,6 +203,17 @@ func (p *LimitPool) tryAll(ctx context.Context, req Amounts) (*Acquisition, []in
 		return nil, blocked, soonest
 	}
 	return nil, nil, first
+}
+
+// tryContext bounds one set's try of the non-blocking pass to its share of
+// ctx's remaining time, so that a set whose backend does not answer cannot
+// spend the whole deadline before the others are asked.
+func (p *LimitPool) tryContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok || len(p.sets) < 2 {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, time.Now().Add(time.Until(d)/time.Duration(len(p.sets))))
 }
 
 // compareRefusals orders two refusals by when their sets could grant: one

@@ -104,14 +104,14 @@ func NewLimitSet(limits []Limit, opts ...Option) (*LimitSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newLimitSet(def, &o)
+	return newLimitSet(context.Background(), def, &o)
 }
 
 // defaultBackend holds the private sets of LimitSets given no backend.
 var defaultBackend = memory.New()
 
 // newLimitSet opens a set of def with the options o.
-func newLimitSet(def *definition, o *setOptions) (*LimitSet, error) {
+func newLimitSet(ctx context.Context, def *definition, o *setOptions) (*LimitSet, error) {
 	if len(o.name) > MaxNameLen {
 		return nil, fmt.Errorf("%w: set name of %d bytes, more than %d", ErrInvalidLimit, len(o.name), MaxNameLen)
 	}
@@ -130,7 +130,7 @@ func newLimitSet(def *definition, o *setOptions) (*LimitSet, error) {
 		openName = ""
 	}
 	var err error
-	if ls.set, err = b.Open(context.Background(), openName, def.specs); err != nil {
+	if ls.set, err = b.Open(ctx, openName, def.specs); err != nil {
 		return nil, err
 	}
 	ls.releaser, _ = ls.set.(backend.Releaser)

@@ -221,6 +221,9 @@ func (c *Client) connect(ctx context.Context) (*clientConn, error) {
 		return nil, c.unavailable(errClientClosed)
 	}
 	defer c.mu.Unlock()
+	if err != nil && ctx.Err() != nil {
+		return nil, backend.ContextError(ctx) // the caller gave up: not the server's failure
+	}
 	if err != nil {
 		c.backoff = min(max(2*c.backoff, c.opts.MinBackoff), c.opts.MaxBackoff)
 		c.retryAt, c.lastErr = time.Now().Add(c.backoff), err
@@ -271,9 +274,12 @@ func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 		return nil, err
 	}
 	r := wire.NewReader(uc, clientMaxFrame)
-	info, err := hello(uc, r, c.opts.Timeout)
+	info, err := hello(ctx, uc, r, c.opts.Timeout)
 	if err != nil {
 		uc.Close()
+		if ctx.Err() != nil {
+			return nil, backend.ContextError(ctx)
+		}
 		return nil, err
 	}
 	return newClientConn(c, uc, r, c.cids.Add(1)&(1<<(64-leaseBits)-1), info), nil
@@ -286,10 +292,16 @@ type serverInfo struct {
 }
 
 // hello sends the client's Hello and checks the server's answer.
-func hello(uc *net.UnixConn, r *wire.Reader, timeout time.Duration) (serverInfo, error) {
-	if err := uc.SetDeadline(time.Now().Add(timeout)); err != nil {
+func hello(ctx context.Context, uc *net.UnixConn, r *wire.Reader, timeout time.Duration) (serverInfo, error) {
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := uc.SetDeadline(deadline); err != nil {
 		return serverInfo{}, err
 	}
+	stop := context.AfterFunc(ctx, func() { _ = uc.SetDeadline(aLongTimeAgo) })
+	defer stop()
 	_, werr := uc.Write((&wire.Msg{Op: wire.OpHello, Version: wire.Version}).Append(nil))
 	var m wire.Msg
 	body, err := r.Next() // even when the write failed: a server refusing us may have said why, and closed

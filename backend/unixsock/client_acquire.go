@@ -2,6 +2,7 @@ package unixsock
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/concurry/concurry/backend"
@@ -21,7 +22,15 @@ type acquireCall struct {
 
 // finish waits for the reply (see Acquire) and turns it into the result.
 func (a *acquireCall) finish(ctx context.Context) (backend.Lease, error) {
-	a.await(ctx)
+	if !a.await(ctx) {
+		// ctx ended and the server did not answer the cancellation within
+		// cancelGrace (it is stalled): return by the deadline, and leave
+		// the answer to a goroutine that gives back a grant that comes all
+		// the same.
+		a.amounts = slices.Clone(a.amounts) // the caller's, reused once it returns
+		go a.abandonCanceled()
+		return 0, backend.ContextError(ctx)
+	}
 	cl := a.cl
 	defer cl.free()
 	if r := a.opts.Report; r != nil {
@@ -60,10 +69,12 @@ func (a *acquireCall) finish(ctx context.Context) (backend.Lease, error) {
 
 // await waits until the call is answered: reading the reply itself when no
 // other goroutine reads, taking the server's Queued notice on the way, and
-// cancelling the request in the server when ctx ends first.
-func (a *acquireCall) await(ctx context.Context) {
+// cancelling the request in the server when ctx ends first. It returns
+// false when the server leaves that cancellation unanswered for cancelGrace.
+func (a *acquireCall) await(ctx context.Context) bool {
 	res := a.b.cc.readFor(ctx, a.cl)
 	done := ctx.Done()
+	var grace <-chan time.Time
 	for res != turnAnswered && res != turnFailed {
 		switch res {
 		case turnQueued:
@@ -71,6 +82,9 @@ func (a *acquireCall) await(ctx context.Context) {
 		case turnCtxDone:
 			a.b.cc.cancel(a.cl, a.id)
 			done = nil
+			t := time.NewTimer(cancelGrace)
+			defer t.Stop()
+			grace = t.C
 		}
 		select {
 		case <-a.cl.ch:
@@ -79,6 +93,8 @@ func (a *acquireCall) await(ctx context.Context) {
 			res = turnQueued
 		case <-done:
 			res = turnCtxDone
+		case <-grace:
+			return false
 		}
 	}
 	if res == turnFailed {
@@ -89,6 +105,22 @@ func (a *acquireCall) await(ctx context.Context) {
 		a.queued()
 	default:
 	}
+	return true
+}
+
+// cancelGrace is how long a call whose ctx ended waits for the server to
+// answer its cancellation before it returns all the same.
+const cancelGrace = 50 * time.Millisecond
+
+// abandonCanceled waits for the answer of a request cancelled by its
+// caller's ctx and gives back a grant that arrives all the same.
+func (a *acquireCall) abandonCanceled() {
+	<-a.cl.ch
+	if a.cl.outcome() == nil {
+		a.b.grant(a.s)
+		a.s.giveBack(backend.Lease(a.b.cc.id<<leaseBits|a.cl.num), a.amounts)
+	}
+	a.cl.free()
 }
 
 // queued records that the server queued the request and calls OnWait.
