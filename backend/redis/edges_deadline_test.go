@@ -1,9 +1,7 @@
 package redis_test
 
-// Edge tests: every blocking call returns by its ctx's deadline while Redis
-// is stopped (SIGSTOP), and nothing stays taken once it continues.
 
-// Probes of area J: every blocking call of the public API returns by its
+// Edge tests: every blocking call of the public API returns by its
 // ctx's deadline, whatever Redis does (here: stopped with SIGSTOP), and
 // nothing stays held once Redis continues.
 

@@ -1,10 +1,7 @@
 package unixsock
 
-// Edge tests: every blocking call returns by its ctx's deadline while the
-// server (a real child process) is stopped or never answers, and nothing
-// stays taken once it continues.
 
-// Probes of area J: every blocking call of the public API returns by its
+// Edge tests: every blocking call of the public API returns by its
 // ctx's deadline whatever the Unix-socket server does (a real child server
 // stopped with SIGSTOP, a server that answers hello and then nothing), and
 // nothing stays held once the server continues.
