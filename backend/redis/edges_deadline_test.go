@@ -1,6 +1,5 @@
 package redis_test
 
-
 // Edge tests: every blocking call of the public API returns by its
 // ctx's deadline, whatever Redis does (here: stopped with SIGSTOP), and
 // nothing stays held once Redis continues.

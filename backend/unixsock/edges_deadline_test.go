@@ -1,6 +1,5 @@
 package unixsock
 
-
 // Edge tests: every blocking call of the public API returns by its
 // ctx's deadline whatever the Unix-socket server does (a real child server
 // stopped with SIGSTOP, a server that answers hello and then nothing), and
