@@ -19,6 +19,7 @@ import (
 	cr "github.com/concurry/concurry/backend/redis"
 	"github.com/concurry/concurry/backend/redis/redistest"
 	"github.com/concurry/concurry/httplimit"
+	"github.com/concurry/concurry/internal/backendtest"
 	"github.com/concurry/concurry/worker"
 )
 
@@ -197,44 +198,8 @@ func TestEdgeDeadlinePoolStalledAndHealthy(t *testing.T) {
 // their deadline (a new identity's set is opened lazily, inside the call).
 func TestEdgeDeadlineKeyedWhileRedisStalls(t *testing.T) {
 	srv := redistest.Start(t)
-	b := cr.New(srv.Client(), cr.Options{})
-	k, err := concurry.NewKeyed(concurry.KeyedOptions{Name: t.Name(), Backend: b, Limits: []concurry.Limit{
-		concurry.CallLimit{Window: time.Hour, Capacity: 10},
-		concurry.ResourceLimit{Key: "slot", Capacity: 1},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	// One identity known before the stall, one new.
-	a, err := k.Acquire(context.Background(), "old", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = a.Release()
-	srv.Pause()
-	defer srv.Resume()
-	for _, id := range []string{"old", "new"} {
-		probeByDeadline(t, "Keyed.Acquire "+id, func(ctx context.Context) error {
-			_, err := k.Acquire(ctx, id, nil)
-			return err
-		})
-		probeByDeadline(t, "Keyed.TryAcquire "+id, func(ctx context.Context) error {
-			_, err := k.TryAcquire(ctx, id, nil)
-			return err
-		})
-		probeByDeadline(t, "Keyed.Do "+id, func(ctx context.Context) error {
-			return k.Do(ctx, id, nil, func(context.Context, *concurry.Acquisition) error { return nil })
-		})
-		probeByDeadline(t, "Keyed.Stats "+id, func(ctx context.Context) error {
-			_, err := k.Stats(ctx, id)
-			return err
-		})
-		probeByDeadline(t, "Keyed.For.Acquire "+id, func(ctx context.Context) error {
-			_, err := k.For(id).Acquire(ctx, nil)
-			return err
-		})
-	}
+	backendtest.KeyedCallsByDeadline(t, cr.New(srv.Client(), cr.Options{}), srv.Pause, srv.Resume,
+		func(t *testing.T, what string, f func(context.Context) error) { probeByDeadline(t, what, f) })
 }
 
 // NewLimitSet takes no ctx; with a shared backend it opens the set on Redis.

@@ -23,6 +23,7 @@ import (
 	"github.com/concurry/concurry/backend/memory"
 	"github.com/concurry/concurry/backend/unixsock/internal/wire"
 	"github.com/concurry/concurry/httplimit"
+	"github.com/concurry/concurry/internal/backendtest"
 )
 
 const (
@@ -318,51 +319,7 @@ func TestEdgeDeadlinePoolWaitsHealthyWhileOtherStopped(t *testing.T) {
 // their deadline, for an identity known before and a new one.
 func TestEdgeDeadlineKeyedWhileServerStopped(t *testing.T) {
 	srv := startProbeServer(t)
-	c := probeDial(t, srv.path)
-	k, err := concurry.NewKeyed(concurry.KeyedOptions{Name: t.Name(), Backend: c, Limits: []concurry.Limit{
-		concurry.CallLimit{Window: time.Hour, Capacity: 10},
-		concurry.ResourceLimit{Key: "slot", Capacity: 1},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	a, err := k.Acquire(context.Background(), "old", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = a.Release()
-	srv.stop()
-	for _, id := range []string{"old", "new"} {
-		probeByDeadline(t, "Keyed.Acquire "+id, func(ctx context.Context) error {
-			_, err := k.Acquire(ctx, id, nil)
-			return err
-		})
-		probeByDeadline(t, "Keyed.TryAcquire "+id, func(ctx context.Context) error {
-			_, err := k.TryAcquire(ctx, id, nil)
-			return err
-		})
-		probeByDeadline(t, "Keyed.Do "+id, func(ctx context.Context) error {
-			return k.Do(ctx, id, nil, func(context.Context, *concurry.Acquisition) error { return nil })
-		})
-		probeByDeadline(t, "Keyed.Stats "+id, func(ctx context.Context) error {
-			_, err := k.Stats(ctx, id)
-			return err
-		})
-	}
-	srv.cont()
-	// Nothing held: the old identity's slot is free.
-	var last error
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		a, err := k.TryAcquire(context.Background(), "old", nil)
-		if last = err; err == nil {
-			_ = a.Release()
-			break
-		}
-	}
-	if last != nil {
-		t.Errorf("the old identity's slot is taken after the server continued: %v", last)
-	}
+	backendtest.KeyedCallsByDeadline(t, probeDial(t, srv.path), srv.stop, srv.cont, probeByDeadline)
 }
 
 // A server that answers hello and then never answers: Keyed opens its
