@@ -23,26 +23,6 @@ import (
 	"github.com/concurry/concurry/worker"
 )
 
-// probeByDeadline is returnsByDeadline for any error that matches
-// context.DeadlineExceeded or, when also is given, one of also.
-func probeByDeadline(t *testing.T, what string, f func(ctx context.Context) error, also ...error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), stallDeadline)
-	defer cancel()
-	start := time.Now()
-	err := f(ctx)
-	within(t, what+" with redis stalled", time.Since(start), stallDeadline+stallMargin)
-	if errors.Is(err, context.DeadlineExceeded) {
-		return
-	}
-	for _, e := range also {
-		if errors.Is(err, e) {
-			return
-		}
-	}
-	t.Errorf("%s with redis stalled: %v, want context.DeadlineExceeded", what, err)
-}
-
 func probeSet(t *testing.T, b *cr.Backend, name string, limits ...concurry.Limit) *concurry.LimitSet {
 	t.Helper()
 	ls, err := concurry.NewLimitSet(limits, concurry.WithName(name), concurry.WithBackend(b))
@@ -61,13 +41,13 @@ func TestEdgeDeadlineFeedbackWhileRedisStalls(t *testing.T) {
 	ls := probeSet(t, b, t.Name(), concurry.RateLimit{Key: "tokens", Window: time.Hour, Capacity: 100})
 	srv.Pause()
 	defer srv.Resume()
-	probeByDeadline(t, "Pause", func(ctx context.Context) error {
+	returnsByDeadline(t, "Pause", func(ctx context.Context) error {
 		return ls.Pause(ctx, "tokens", time.Now().Add(time.Hour))
 	})
-	probeByDeadline(t, "Lower", func(ctx context.Context) error {
+	returnsByDeadline(t, "Lower", func(ctx context.Context) error {
 		return ls.Lower(ctx, "tokens", 10, time.Now())
 	})
-	probeByDeadline(t, "Do", func(ctx context.Context) error {
+	returnsByDeadline(t, "Do", func(ctx context.Context) error {
 		return ls.Do(ctx, concurry.Amounts{"tokens": 1}, func(context.Context, *concurry.Acquisition) error { return nil })
 	})
 }
@@ -199,7 +179,7 @@ func TestEdgeDeadlinePoolStalledAndHealthy(t *testing.T) {
 func TestEdgeDeadlineKeyedWhileRedisStalls(t *testing.T) {
 	srv := redistest.Start(t)
 	backendtest.KeyedCallsByDeadline(t, cr.New(srv.Client(), cr.Options{}), srv.Pause, srv.Resume,
-		func(t *testing.T, what string, f func(context.Context) error) { probeByDeadline(t, what, f) })
+		func(t *testing.T, what string, f func(context.Context) error) { returnsByDeadline(t, what, f) })
 }
 
 // NewLimitSet takes no ctx; with a shared backend it opens the set on Redis.
@@ -248,12 +228,12 @@ func TestEdgeDeadlineWorkerWhileRedisStalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	probeByDeadline(t, "Future.Result", func(ctx context.Context) error {
+	returnsByDeadline(t, "Future.Result", func(ctx context.Context) error {
 		_, err := f.Result(ctx)
 		return err
 	})
 	// The task under a short Submit ctx: its future completes by then.
-	probeByDeadline(t, "Submit+Result under the submit ctx", func(ctx context.Context) error {
+	returnsByDeadline(t, "Submit+Result under the submit ctx", func(ctx context.Context) error {
 		f, err := worker.Submit(ctx, p, task)
 		if err != nil {
 			return err
@@ -261,7 +241,7 @@ func TestEdgeDeadlineWorkerWhileRedisStalls(t *testing.T) {
 		_, err = f.Result(context.Background())
 		return err
 	})
-	probeByDeadline(t, "Run", func(ctx context.Context) error {
+	returnsByDeadline(t, "Run", func(ctx context.Context) error {
 		_, err := worker.Run(ctx, p, task)
 		return err
 	})
@@ -326,7 +306,7 @@ func TestEdgeDeadlineTransportWhileRedisStalls(t *testing.T) {
 	c := &http.Client{Transport: &httplimit.Transport{Base: up, Limiter: ls, API: httplimit.OpenAI{}, MaxRetries: -1}}
 	srv.Pause()
 	defer srv.Resume()
-	probeByDeadline(t, "Transport.RoundTrip", func(ctx context.Context) error {
+	returnsByDeadline(t, "Transport.RoundTrip", func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://llm/v1/chat/completions",
 			strings.NewReader(`{"model":"m","max_tokens":10,"messages":[]}`))
 		resp, err := c.Do(req)
@@ -354,15 +334,15 @@ func TestEdgeDeadlineClusterWhileMasterStalls(t *testing.T) {
 			s.Resume()
 		}
 	}()
-	probeByDeadline(t, "Acquire on a cluster", func(ctx context.Context) error {
+	returnsByDeadline(t, "Acquire on a cluster", func(ctx context.Context) error {
 		_, err := ls.Acquire(ctx, nil)
 		return err
 	})
-	probeByDeadline(t, "TryAcquire on a cluster", func(ctx context.Context) error {
+	returnsByDeadline(t, "TryAcquire on a cluster", func(ctx context.Context) error {
 		_, err := ls.TryAcquire(ctx, nil)
 		return err
 	})
-	probeByDeadline(t, "Pause on a cluster", func(ctx context.Context) error {
+	returnsByDeadline(t, "Pause on a cluster", func(ctx context.Context) error {
 		return ls.Pause(ctx, "", time.Now().Add(time.Second))
 	})
 }
