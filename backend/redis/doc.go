@@ -128,11 +128,21 @@
 // comes back more than an hour after its lease expired finds no record:
 // its usage is not charged, and the error says so. So does a holder whose
 // lease Redis lost with its data (a restart without persistence): a settle
-// is never sent twice (go-redis does not resend it), so a lease the script
-// does not know was never settled before. A settle that fails (Redis
+// is not resent by go-redis, so a lease the script does not know when the
+// caller hears its reply was not settled before. A settle that fails (Redis
 // unreachable) of a lease known to be lost also matches
 // backend.ErrLeaseLost, and says its usage may not have been charged. Lost
 // leases are counted (Stats.LeasesLost) and logged.
+//
+// A settle that could not reach Redis (an error matching
+// backend.ErrBackendUnavailable: its usage may not have been charged) is
+// not dropped: it is retried in the background, backing off from 50 ms to a
+// second, until a lease TTL after the lease would have expired. So the
+// resources of a Release made while Redis was away come back as soon as it
+// answers again, not when the lease expires, and its usage is charged then.
+// A retry of a settle that was applied after all (only its reply was lost)
+// finds the lease gone and changes nothing. The same holds for giving back
+// a leased grant whose caller had gone. Giving up is logged.
 //
 // # Refusals
 //

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/concurry/concurry/backend"
 )
 
@@ -108,12 +110,15 @@ func (s *set) CheckLease(lease backend.Lease) error {
 // is charged (and refunded where the algorithm refunds), and Settle returns
 // an error matching backend.ErrLeaseLost that says so; only a lease lost more
 // than an hour before is no longer known, and then the error says that its
-// usage was not charged. When Redis cannot be reached the lease is dropped
-// here: its resources come back when it expires, and its deltas are lost
-// (reported as an error matching backend.ErrBackendUnavailable, or counted
-// in Degraded under FailOpen). When ctx ends first, Settle returns ctx's
-// error; the call goes on in the background, and a failure of it is counted
-// in Degraded and logged.
+// usage was not charged. When Redis cannot be reached, Settle returns an
+// error matching backend.ErrBackendUnavailable (under FailOpen: nil, and the
+// failure is counted in Degraded), and the settle is retried in the
+// background, backing off up to a second, until a lease TTL after the lease
+// would have expired: its resources come back, and its deltas are charged,
+// as soon as Redis answers (at the latest, the resources come back when the
+// lease expires; giving up is logged). When ctx ends first, Settle returns
+// ctx's error; the call goes on in the background (retried the same way),
+// and a failure of it is counted in Degraded and logged.
 //
 // A grant that took no resource has no lease: its settle applies the deltas
 // at once (final or not) in one call that is never sent twice, with held
@@ -154,6 +159,10 @@ func (s *set) Settle(ctx context.Context, lease backend.Lease, held, delta []int
 	var late func(any, error) // only a ctx that can end leaves a call to finish late
 	if ctx.Done() != nil {
 		late = func(res any, err error) {
+			if retryable(err) {
+				s.resettle(lease, h, args)
+				return
+			}
 			if err := s.settled(lease, h, wasLost, res, err, nil); err != nil && !errors.Is(err, backend.ErrLeaseLost) {
 				s.logger().Warn("concurry: a settle whose caller gave up failed: its usage was not charged; its resources come back when its lease expires",
 					"lease", uint64(lease), "err", err)
@@ -168,7 +177,67 @@ func (s *set) Settle(ctx context.Context, lease backend.Lease, held, delta []int
 	if isAbandoned(err) {
 		return err // the background call reports its outcome
 	}
+	if retryable(err) {
+		s.resettle(lease, h, args)
+		err = fmt.Errorf("%w (the release is retried in the background until a lease TTL after its lease expires: its resources come back, and its usage is charged, as soon as redis answers)", err)
+	}
 	return s.settled(lease, h, wasLost, res, err, refunded)
+}
+
+// retryable reports whether err, a settle's, means that Redis could not be
+// reached, so that the settle may not have been applied: a retry is then
+// safe (the script applies a lease's settle once; a retry of an applied one
+// finds the lease gone and changes nothing) and brings the lease's
+// resources back before it expires.
+func retryable(err error) bool {
+	return errors.Is(err, backend.ErrBackendUnavailable) && !errors.Is(err, redis.ErrClosed)
+}
+
+// resettle retries, in the background, the final settle of lease (h, with
+// args as sent) that could not reach Redis, until a lease TTL has passed
+// since the lease would have expired (its resources came back then; its
+// usage could still be charged until then). A lease that expired meanwhile
+// is settled as lost.
+func (s *set) resettle(lease backend.Lease, h *held, args []any) {
+	s.retry("release", lease, settleEntry, args, h.expires.Add(s.b.opts.LeaseTTL), func(res any) {
+		if got, _ := integers(res, 0); len(got) > 0 && got[0] != settleUnknown {
+			_ = s.settled(lease, h, false, res, nil, nil) // marks and logs a lease lost meanwhile
+		}
+		// settleUnknown: an earlier try was applied (its reply was lost)
+	})
+}
+
+// retry sends the call of entry e with args (for lease) again, in the
+// background, after it could not reach Redis (retryable): a call that
+// applies at most once (a lease's settle or undo: a retry of an applied one
+// finds the lease gone and changes nothing). Every try is bounded by
+// Options.RenewTimeout, and they back off from 50 ms to a second (or a
+// third of the lease TTL), until one reaches Redis (then done gets its
+// reply) or until is past. Giving up is logged; the client being closed
+// ends the retries quietly.
+func (s *set) retry(what string, lease backend.Lease, e entry, args []any, until time.Time, done func(res any)) {
+	ttl := s.b.opts.LeaseTTL
+	s.bg.Go(func() {
+		wait, most := 50*time.Millisecond, min(time.Second, ttl/3)
+		for {
+			time.Sleep(wait)
+			ctx, cancel := context.WithTimeout(context.Background(), s.b.opts.RenewTimeout)
+			res, err := s.run(ctx, e, args, true)
+			cancel()
+			switch {
+			case err == nil:
+				done(res)
+				return
+			case errors.Is(err, redis.ErrClosed):
+				return
+			case !retryable(err) || time.Now().After(until):
+				s.logger().Warn("concurry: gave up retrying a "+what+" that could not reach redis: its resources came back when its lease expired; its usage was not charged",
+					"lease", uint64(lease), "err", err)
+				return
+			}
+			wait = min(2*wait, most)
+		}
+	})
 }
 
 // Release implements backend.Releaser: Settle with final true, the
@@ -237,8 +306,9 @@ func clampDelta(d int64) int64 { return min(max(d, -maxDelta), maxDelta) }
 // taken where the algorithm can (see undo.lua: TokenBucket and GCRA always,
 // FixedWindow while p's window is counted, SlidingWindow while the units
 // count, LeakyBucket unless charged usage or upstream feedback queued units
-// behind them). It runs
-// in the background; a call without a lease is never resent.
+// behind them). It runs in the background. A call with a lease that could
+// not reach Redis is retried (see retry) until the lease would have expired;
+// a call without a lease is never resent.
 func (s *set) undo(id backend.Lease, m string, amounts []int64, p int64) {
 	once := m == ""
 	if once {
@@ -246,6 +316,12 @@ func (s *set) undo(id backend.Lease, m string, amounts []int64, p int64) {
 	}
 	args := append(s.newArgs(2), m, p)
 	_, err := s.run(context.Background(), undoEntry, args, once)
+	if !once && retryable(err) {
+		s.retry("give-back", id, undoEntry, args, time.Now().Add(s.b.opts.LeaseTTL), func(any) {
+			s.logger().Info("concurry: gave back a grant whose caller had gone", "lease", uint64(id))
+		})
+		return
+	}
 	if err != nil {
 		s.logger().Warn("concurry: a grant whose caller had gone could not be given back; its resources come back when its lease expires",
 			"lease", uint64(id), "err", err)
