@@ -94,15 +94,20 @@ func (s *set) giveTurn() { <-s.line.turn }
 // returns by ctx's end; a grant that reaches a caller whose ctx has ended,
 // then or later, is given back.
 func (s *set) attempt(ctx context.Context, e entry, id backend.Lease, m string, amounts []int64, hint int64, w *waiter) (reply, error) {
-	args := append(s.newArgs(2+len(amounts)), m)
+	args := s.newArgs(2 + len(amounts))
 	for _, n := range amounts {
 		args = append(args, n)
 	}
 	if hint == 0 && w != nil {
 		hint = -1 // no hint, but the instant of a grant is the next waiter's
 	}
-	if hint != 0 || s.b.clock != nil {
-		args = append(args, hint) // absent means 0: one argument less for Redis to read
+	// Trailing arguments that are absent mean "" and 0: each one less is
+	// less for Redis to read (see acquire.lua).
+	if more := hint != 0 || s.b.clock != nil; more || m != "" {
+		args = append(args, m)
+		if more {
+			args = append(args, hint)
+		}
 	}
 	if w != nil {
 		if err := s.takeTurn(ctx); err != nil {

@@ -2,7 +2,9 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,5 +86,97 @@ func TestFallbackToScripts(t *testing.T) {
 	acquireAndSettle(t, set, len(specs))
 	if !cr.UsesScripts(b) {
 		t.Fatal("the backend did not fall back to scripts")
+	}
+}
+
+// paramsRecorder records, per FCALL a client sends, whether it sent a set's
+// parameters in their short form ("#" and a SHA-1), and the NOSPEC error
+// replies (a short form the server's library did not know).
+type paramsRecorder struct {
+	mu                 sync.Mutex
+	short, whole, miss int
+}
+
+func (r *paramsRecorder) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (r *paramsRecorder) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (r *paramsRecorder) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		args := cmd.Args()
+		if name, _ := args[0].(string); !strings.EqualFold(name, "fcall") || len(args) < 4 {
+			return err
+		}
+		nkeys, _ := args[2].(int)
+		p, _ := args[3+nkeys].(string)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if strings.HasPrefix(p, "#") {
+			r.short++
+		} else {
+			r.whole++
+		}
+		if err != nil && strings.HasPrefix(err.Error(), "NOSPEC") {
+			r.miss++
+		}
+		return err
+	}
+}
+
+func (r *paramsRecorder) counts() (short, whole, miss int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.short, r.whole, r.miss
+}
+
+// TestShortParameters: once the server's library has parsed a set's
+// parameters, calls send their short form; a server that has not (its
+// cache emptied: here by more definitions than it keeps) answers NOSPEC,
+// having done nothing, and the call is sent whole, once, and counted once.
+func TestShortParameters(t *testing.T) {
+	client := redistest.Start(t).Client()
+	rec := &paramsRecorder{}
+	client.AddHook(rec)
+	ctx := context.Background()
+	b := cr.New(client, cr.Options{})
+	open := func(i int) backend.Set {
+		set, err := b.Open(ctx, fmt.Sprintf("%s/%d", t.Name(), i), []backend.Spec{
+			{Key: "tokens", Kind: backend.Rate, Window: 1000 * time.Hour, Capacity: int64(1000 + i)}, // refills 1 token per hour
+			{Key: "conn", Kind: backend.Resource, Capacity: 2},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { set.Close() })
+		return set
+	}
+	first := open(0)
+	acquireAndSettle(t, first, 2)
+	s0, w0, m0 := rec.counts()
+	for range 10 {
+		acquireAndSettle(t, first, 2)
+	}
+	s1, w1, m1 := rec.counts()
+	if s1-s0 != 20 || w1 != w0 || m1 != m0 {
+		t.Fatalf("10 cycles of a known set: %d short, %d whole, %d NOSPEC; want 20 short, no other", s1-s0, w1-w0, m1-m0)
+	}
+	// More definitions than the library keeps (256): the cache is emptied
+	// on the way, so that the first set's short form is unknown again.
+	for i := 1; i <= 300; i++ {
+		acquireAndSettle(t, open(i), 2)
+	}
+	_, _, m2 := rec.counts()
+	acquireAndSettle(t, first, 2)
+	s3, w3, m3 := rec.counts()
+	if m3 == m2 || w3 == w1 || s3 == s1 {
+		t.Fatalf("after the cache was emptied: %d NOSPEC, %d whole, %d short since; want each", m3-m2, w3-w1, s3-s1)
+	}
+	st, err := first.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].Available != 1000-12 || st[1].InUse != 0 {
+		t.Fatalf("stats %+v: want 12 tokens taken (each cycle once, the resent one too), no connection held", st)
 	}
 }

@@ -100,10 +100,16 @@ func readLua(names ...string) string {
 // EVAL) once the server turns out to have no functions or forbids them.
 // With once, go-redis is told never to send the call a second time (see
 // sendOnce).
-func (b *Backend) call(ctx context.Context, e entry, keys []string, args []any, once bool) (any, error) {
+//
+// args[0] is the set's parameters, whole or in their short form (see
+// newArgs); full is the whole string. A function that does not know the
+// short form fails before it does anything (NOSPEC), and the call is sent
+// again with the whole string; a script is always sent the whole string.
+// args[0] is left whole then.
+func (b *Backend) call(ctx context.Context, e entry, keys []string, args []any, full any, once bool) (any, error) {
 	if !b.scripts.Load() {
 		gen := b.loads.Load()
-		res, err := b.fcall(ctx, e, keys, args, once)
+		res, err := b.fcallSpec(ctx, e, keys, args, full, once)
 		var rerr redis.Error
 		if err == nil || !errors.As(err, &rerr) {
 			return res, err
@@ -114,7 +120,7 @@ func (b *Backend) call(ctx context.Context, e entry, keys []string, args []any, 
 			if err := b.loadLibrary(ctx, gen); err != nil {
 				return nil, err
 			}
-			res, err = b.fcall(ctx, e, keys, args, once)
+			res, err = b.fcallSpec(ctx, e, keys, args, full, once)
 			if err == nil || !strings.Contains(err.Error(), "Function not found") {
 				return res, err
 			}
@@ -125,12 +131,25 @@ func (b *Backend) call(ctx context.Context, e entry, keys []string, args []any, 
 			return res, err
 		}
 	}
+	args[0] = full
 	if !once {
 		return lib.scripts[e].Run(ctx, b.client, keys, args...).Result()
 	}
 	res, err := b.sendOnce(ctx, "evalsha", lib.scripts[e].Hash(), keys, args)
 	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") { // not run: sending the source is its first run
 		return b.sendOnce(ctx, "eval", lib.sources[e], keys, args)
+	}
+	return res, err
+}
+
+// fcallSpec runs entry e as a function, sending it again with the whole
+// parameters when it did not know their short form.
+func (b *Backend) fcallSpec(ctx context.Context, e entry, keys []string, args []any, full any, once bool) (any, error) {
+	res, err := b.fcall(ctx, e, keys, args, once)
+	var rerr redis.Error
+	if err != nil && errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "NOSPEC") {
+		args[0] = full
+		res, err = b.fcall(ctx, e, keys, args, once)
 	}
 	return res, err
 }
@@ -198,11 +217,15 @@ func (b *Backend) loadLibrary(ctx context.Context, gen uint64) error {
 	return err
 }
 
-// newArgs returns the arguments of a call of the set: its parameters, with
+// newArgs returns the arguments of a call of the set: its parameters (in
+// their short form while the server runs functions: see Backend.call), with
 // room for n more and the test clock.
 func (s *set) newArgs(n int) []any {
 	args := make([]any, 1, 2+n)
-	args[0] = s.params // an interface made once: no allocation per call
+	args[0] = s.short // an interface made once: no allocation per call
+	if s.b.scripts.Load() {
+		args[0] = s.params
+	}
 	return args
 }
 
@@ -214,7 +237,7 @@ func (s *set) run(ctx context.Context, e entry, args []any, once bool) (any, err
 	if s.b.clock != nil {
 		args = append(args, s.b.clock())
 	}
-	res, err := s.b.call(ctx, e, s.keys, args, once)
+	res, err := s.b.call(ctx, e, s.keys, args, s.params, once)
 	if err != nil {
 		err = classify(ctx, err)
 	}

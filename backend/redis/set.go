@@ -36,6 +36,7 @@ type set struct {
 	rate     []bool         // per spec: a rate limit (else a resource)
 	refunds  []bool         // per spec: a rate limit whose algorithm refunds
 	params   any            // a string: the definition's digest, the lease TTL and every spec's numbers, then the definition
+	short    any            // a string: params' short form (see state.lua)
 	keys     []string       // the state, the leases, the lost leases, the feedback, the SlidingWindow lists
 	channel  string
 	degraded atomic.Pointer[atomic.Int64] // the Backend's counter of this name, once it counted a decision
@@ -71,7 +72,7 @@ func newSet(b *Backend, name string, specs []backend.Spec) *set {
 	sh := b.shapeOf(specs)
 	s := &set{
 		b: b, name: name, def: sh.def, n: len(specs),
-		specs: sh.specs, rate: sh.rate, refunds: sh.refunds, params: sh.params,
+		specs: sh.specs, rate: sh.rate, refunds: sh.refunds, params: sh.params, short: sh.short,
 		keys:    make([]string, 4, 4+len(sh.lists)),
 		channel: tag + ":free",
 		closed:  make(chan struct{}),

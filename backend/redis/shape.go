@@ -1,7 +1,9 @@
 package redis
 
 import (
+	"crypto/sha1"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/binary"
 	"hash/maphash"
 	"slices"
@@ -19,6 +21,7 @@ type shape struct {
 	specs   []backend.Spec
 	def     string
 	params  any    // a string: the definition's digest, the lease TTL and every spec's numbers, then the definition
+	short   any    // a string: params' short form, "#" and its SHA-1 in hex (see state.lua)
 	rate    []bool // per spec: a rate limit (else a resource)
 	refunds []bool // per spec: a rate limit whose algorithm refunds
 	lists   []int  // the specs (from 1) that keep a SlidingWindow list
@@ -82,6 +85,8 @@ func newShape(specs []backend.Spec, ttl int64) *shape {
 			sh.lists = append(sh.lists, i+1)
 		}
 	}
-	sh.params = string(append(append(ps, ';'), sh.def...))
+	ps = append(append(ps, ';'), sh.def...)
+	digest := sha1.Sum(ps) // the short form's: Redis computes it too (redis.sha1hex), not a secret
+	sh.params, sh.short = string(ps), "#"+hex.EncodeToString(digest[:])
 	return sh
 }

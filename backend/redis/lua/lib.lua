@@ -50,6 +50,11 @@ end
 -- compares with if instead of max and min, and floors x as x - x % 1 (for
 -- a double x of either sign, exact: the VM computes % inline).
 
+-- COERCE: the common call converts a numeral string (an amount, TIME's µs)
+-- to a number by arithmetic on it (x + 0), which the VM converts inline,
+-- rather than by tonumber, a C call. The strings are the client's
+-- integers and Redis's, so the conversion cannot fail.
+
 -- SEC is the seconds of the latest server TIME seen and SEC_US the same
 -- in µs: most calls read the same second as the one before, and converting
 -- the string again would cost as much as the rest of clock. A function
@@ -155,7 +160,7 @@ local function clock(over, last)
     local tm = redis.call('TIME')
     local sec = tm[1]
     if sec ~= SEC then SEC, SEC_US = sec, tonumber(sec) * 1000000 end
-    rt = SEC_US + tonumber(tm[2])
+    rt = SEC_US + tm[2] -- see COERCE
   end
   if last > rt then return rt, last end
   return rt, rt

@@ -17,9 +17,15 @@ local PX = 6     -- the latest instant a pause ends (µs); 0 if none was (see fe
 local IB = 7     -- the idle bound: no rate limit is back at its initial state later (µs; see charge)
 local HEAD = 7
 
--- The parsed parameters, by parameter string. A function library keeps
--- them from call to call (a script parses them on every call); the cache is
--- emptied when it reaches 256 entries.
+-- The parsed parameters, by parameter string and, in a function library,
+-- also by its short form: '#' and the string's SHA-1 in hex, which the
+-- client sends in its place (a long argument costs Redis as much as a
+-- dozen Lua operations per 16 bytes). A function library keeps them from
+-- call to call (a script parses them on every call, and is always sent the
+-- whole string); the cache is emptied when it reaches 512 entries. A short
+-- form the cache lacks (the library was just loaded, or the cache emptied)
+-- fails the call before it does anything, with an error reply starting
+-- NOSPEC: the client then sends the call again with the whole string.
 local SPECS, NSPECS = {}, 0
 
 local function parse(p)
@@ -50,8 +56,9 @@ local function parse(p)
   sp.size, sp.bytes, sp.fmt = o, 8 * o, '<' .. string.rep('d', o)
   sp.pfields = {}
   for i = 1, n do sp.pfields[i] = 'p' .. i end
-  if NSPECS >= 256 then SPECS, NSPECS = {}, 0 end
+  if NSPECS >= 512 then SPECS, NSPECS = {}, 0 end
   SPECS[p], NSPECS = sp, NSPECS + 1
+  if FUNCTIONS then SPECS['#' .. redis.sha1hex(p)], NSPECS = sp, NSPECS + 1 end
   return sp
 end
 
@@ -60,7 +67,13 @@ local function begin(keys, args)
   if not floor then bind() end
   KS, KE, KL, KF, KEYS_ = keys[1], keys[2], keys[3], keys[4], keys
   DIRTY, FRESH, TE, LIST, FREED = false, nil, nil, REDIS_LIST, false
-  return SPECS[args[1]] or parse(args[1])
+  local p = args[1]
+  local sp = SPECS[p]
+  if sp then return sp end
+  if string.byte(p) == 35 then -- '#': a short form (see SPECS)
+    error({err = 'NOSPEC concurry: these parameters are not cached here; send them whole'})
+  end
+  return parse(p)
 end
 
 -- load reads the state: a new one when the set has none, or nil and the
