@@ -3,8 +3,8 @@ package redis
 import (
 	"crypto/sha1"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/binary"
+	"encoding/hex"
 	"hash/maphash"
 	"slices"
 	"strconv"
