@@ -59,7 +59,7 @@ func (s *set) renewLeases() {
 	if len(ids) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), s.b.opts.RenewTimeout)
 		call := func(ctx context.Context) (any, error) {
-			res, err := s.b.call(ctx, renewEntry, s.keys, args, s.params, false)
+			res, err := s.b.call(ctx, renewEntry, s.keys, s.boxed, args, s.params, false)
 			if err != nil {
 				err = classify(ctx, err)
 			}

@@ -48,6 +48,7 @@ var entries = [numEntries]struct{ name, file string }{
 type library struct {
 	source  string                    // the FUNCTION LOAD payload
 	funcs   [numEntries]string        // the registered function names
+	names   [numEntries]any           // the same, each in an interface made once
 	scripts [numEntries]*redis.Script // the same entry points as scripts
 	sources [numEntries]string        // the scripts' sources
 }
@@ -72,6 +73,7 @@ func newLibrary() *library {
 	src.WriteString("FUNCTIONS = true\n")
 	for i, e := range entries {
 		l.funcs[i] = "concurry_" + e.name + "_" + version
+		l.names[i] = l.funcs[i]
 		fmt.Fprintf(&src, "redis.register_function('%s', %s)\n", l.funcs[i], e.name)
 		// Before Redis 5 a script must ask for effects replication to write after TIME.
 		l.sources[i] = "if redis.replicate_commands then pcall(redis.replicate_commands) end\n" +
@@ -95,23 +97,26 @@ func readLua(names ...string) string {
 	return sb.String()
 }
 
-// call runs entry e over keys with args: as a function (FCALL), loading the
-// library first where the server lacks it, or as a script (EVALSHA, then
-// EVAL) once the server turns out to have no functions or forbids them.
-// With once, go-redis is told never to send the call a second time (see
-// sendOnce).
+// call runs entry e over keys (boxed: the same, each in an interface, made
+// once per set) with args: as a function (FCALL), loading the library first
+// where the server lacks it, or as a script (EVALSHA, then EVAL) once the
+// server turns out to have no functions or forbids them. With once,
+// go-redis is told never to send the call a second time (see onceCmd).
 //
 // args[0] is the set's parameters, whole or in their short form (see
 // newArgs); full is the whole string. A function that does not know the
 // short form fails before it does anything (NOSPEC), and the call is sent
 // again with the whole string; a script is always sent the whole string.
 // args[0] is left whole then.
-func (b *Backend) call(ctx context.Context, e entry, keys []string, args []any, full any, once bool) (any, error) {
+func (b *Backend) call(ctx context.Context, e entry, keys []string, boxed []any, args []any, full any, once bool) (any, error) {
 	if !b.scripts.Load() {
 		gen := b.loads.Load()
-		res, err := b.fcallSpec(ctx, e, keys, args, full, once)
+		res, err := b.fcall(ctx, e, boxed, args, full, once)
+		if err == nil {
+			return res, nil
+		}
 		var rerr redis.Error
-		if err == nil || !errors.As(err, &rerr) {
+		if !errors.As(err, &rerr) {
 			return res, err
 		}
 		msg := rerr.Error()
@@ -120,7 +125,7 @@ func (b *Backend) call(ctx context.Context, e entry, keys []string, args []any, 
 			if err := b.loadLibrary(ctx, gen); err != nil {
 				return nil, err
 			}
-			res, err = b.fcallSpec(ctx, e, keys, args, full, once)
+			res, err = b.fcall(ctx, e, boxed, args, full, once)
 			if err == nil || !strings.Contains(err.Error(), "Function not found") {
 				return res, err
 			}
@@ -135,31 +140,22 @@ func (b *Backend) call(ctx context.Context, e entry, keys []string, args []any, 
 	if !once {
 		return lib.scripts[e].Run(ctx, b.client, keys, args...).Result()
 	}
-	res, err := b.sendOnce(ctx, "evalsha", lib.scripts[e].Hash(), keys, args)
+	res, err := b.send(ctx, "evalsha", lib.scripts[e].Hash(), boxed, args, true)
 	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") { // not run: sending the source is its first run
-		return b.sendOnce(ctx, "eval", lib.sources[e], keys, args)
+		return b.send(ctx, "eval", lib.sources[e], boxed, args, true)
 	}
 	return res, err
 }
 
-// fcallSpec runs entry e as a function, sending it again with the whole
+// fcall runs entry e as a function, sending it again with the whole
 // parameters when it did not know their short form.
-func (b *Backend) fcallSpec(ctx context.Context, e entry, keys []string, args []any, full any, once bool) (any, error) {
-	res, err := b.fcall(ctx, e, keys, args, once)
-	var rerr redis.Error
-	if err != nil && errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "NOSPEC") {
+func (b *Backend) fcall(ctx context.Context, e entry, boxed []any, args []any, full any, once bool) (any, error) {
+	res, err := b.send(ctx, "fcall", lib.names[e], boxed, args, once)
+	if err != nil && strings.HasPrefix(err.Error(), "NOSPEC") {
 		args[0] = full
-		res, err = b.fcall(ctx, e, keys, args, once)
+		res, err = b.send(ctx, "fcall", lib.names[e], boxed, args, once)
 	}
 	return res, err
-}
-
-// fcall runs entry e as a function.
-func (b *Backend) fcall(ctx context.Context, e entry, keys []string, args []any, once bool) (any, error) {
-	if !once {
-		return b.client.FCall(ctx, lib.funcs[e], keys, args...).Result()
-	}
-	return b.sendOnce(ctx, "fcall", lib.funcs[e], keys, args)
 }
 
 // onceCmd is a command go-redis must not send again once it may have
@@ -171,19 +167,22 @@ type onceCmd struct{ *redis.Cmd }
 // NoRetry tells go-redis not to resend the command.
 func (onceCmd) NoRetry() bool { return true }
 
-// sendOnce sends command name (FCALL, EVALSHA or EVAL) of fn (a function
-// name, a digest or a source) over keys with args, never twice.
-func (b *Backend) sendOnce(ctx context.Context, name, fn string, keys []string, args []any) (any, error) {
-	all := make([]any, 0, 3+len(keys)+len(args))
-	all = append(all, name, fn, len(keys))
-	for _, k := range keys {
-		all = append(all, k)
-	}
+// send sends command name (FCALL, EVALSHA or EVAL) of fn (a function name,
+// a digest or a source) over the keys boxed with args; with once, never
+// twice (see onceCmd).
+func (b *Backend) send(ctx context.Context, name string, fn any, boxed []any, args []any, once bool) (any, error) {
+	all := make([]any, 0, 3+len(boxed)+len(args))
+	all = append(all, name, fn, len(boxed))
+	all = append(all, boxed...)
 	cmd := redis.NewCmd(ctx, append(all, args...)...)
-	if len(keys) > 0 {
+	if len(boxed) > 0 {
 		cmd.SetFirstKeyPos(3)
 	}
-	_ = b.client.Process(ctx, onceCmd{cmd})
+	if once {
+		_ = b.client.Process(ctx, onceCmd{cmd})
+	} else {
+		_ = b.client.Process(ctx, cmd)
+	}
 	return cmd.Result()
 }
 
@@ -237,7 +236,7 @@ func (s *set) run(ctx context.Context, e entry, args []any, once bool) (any, err
 	if s.b.clock != nil {
 		args = append(args, s.b.clock())
 	}
-	res, err := s.b.call(ctx, e, s.keys, args, s.params, once)
+	res, err := s.b.call(ctx, e, s.keys, s.boxed, args, s.params, once)
 	if err != nil {
 		err = classify(ctx, err)
 	}
