@@ -17,8 +17,12 @@
 // the library is compiled and set up once, not on every call. Its name
 // carries a digest of the code, so processes running different versions of
 // this package share a server without replacing each other's functions.
-// Where functions are missing or forbidden (older servers, ACLs), the calls
-// run as scripts with EVALSHA, falling back to EVAL on NOSCRIPT. Time is
+// The library keeps every definition it has parsed (up to 256), so a call
+// sends the set's parameters as a short form (their SHA-1); a server whose
+// library lacks them answers before doing anything, and the call is sent
+// again with the whole parameters. Where functions are missing or
+// forbidden (older servers, ACLs), the calls run as scripts with EVALSHA,
+// falling back to EVAL on NOSCRIPT, always with the whole parameters. Time is
 // Redis TIME read inside the call, so hosts with skewed clocks agree; a
 // set's clock never goes backwards.
 //
