@@ -95,6 +95,7 @@ func TestFallbackToScripts(t *testing.T) {
 type paramsRecorder struct {
 	mu                 sync.Mutex
 	short, whole, miss int
+	opaque             int // calls whose keys were not strings (a command's String, in logs and traces, would not show them)
 }
 
 func (r *paramsRecorder) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -112,6 +113,12 @@ func (r *paramsRecorder) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		p, _ := args[3+nkeys].(string)
 		r.mu.Lock()
 		defer r.mu.Unlock()
+		for _, k := range args[3 : 3+nkeys] {
+			if _, ok := k.(string); !ok {
+				r.opaque++
+				break
+			}
+		}
 		if strings.HasPrefix(p, "#") {
 			r.short++
 		} else {
@@ -171,6 +178,9 @@ func TestShortParameters(t *testing.T) {
 	s3, w3, m3 := rec.counts()
 	if m3 == m2 || w3 == w1 || s3 == s1 {
 		t.Fatalf("after the cache was emptied: %d NOSPEC, %d whole, %d short since; want each", m3-m2, w3-w1, s3-s1)
+	}
+	if rec.opaque != 0 {
+		t.Errorf("%d calls sent keys that are not strings", rec.opaque)
 	}
 	st, err := first.Stats(ctx)
 	if err != nil {

@@ -38,7 +38,7 @@ type set struct {
 	params   any            // a string: the definition's digest, the lease TTL and every spec's numbers, then the definition
 	short    any            // a string: params' short form (see state.lua)
 	keys     []string       // the state, the leases, the lost leases, the feedback, the SlidingWindow lists
-	boxed    []any          // a *string to each of keys, in an interface made once: a call boxes none
+	boxed    []any          // keys, each in an interface made once: a call boxes none
 	channel  string
 	degraded atomic.Pointer[atomic.Int64] // the Backend's counter of this name, once it counted a decision
 	outages  outageLog
@@ -85,8 +85,10 @@ func newSet(b *Backend, name string, specs []backend.Spec) *set {
 		s.keys = append(s.keys, tag+":w"+strconv.Itoa(i))
 	}
 	s.boxed = make([]any, len(s.keys))
-	for i := range s.keys {
-		s.boxed[i] = &s.keys[i] // go-redis writes a *string as the string; boxing a pointer allocates nothing
+	for i, k := range s.keys {
+		// strings, not *string (which go-redis would write as well): a
+		// command's String, in logs and traces, prints them
+		s.boxed[i] = k
 	}
 	return s
 }
