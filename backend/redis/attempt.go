@@ -156,9 +156,15 @@ func (s *set) attempt(ctx context.Context, e entry, id backend.Lease, m string, 
 }
 
 // late handles the outcome of an acquisition attempt whose caller gave up
-// before it came: a grant is given back; an unknown outcome is logged (a
-// grant, if Redis made one, expires unrenewed within LeaseTTL, or, without
-// a lease, stays taken).
+// before it came: a grant is given back. An unknown outcome (the call
+// failed: Redis may still run it, as a stalled server does once it goes on)
+// is logged; a lease it may have granted is ended by a settle of its member
+// with no usage, retried until it reaches Redis (see retry), so that its
+// resources come back once Redis answers, not when the lease expires. Its
+// rate units stay taken, as do those of a grant without a lease: the
+// instant an undo would date them by is unknown. (A settle that reaches
+// Redis before the acquisition finds no lease; the lease then expires
+// unrenewed within LeaseTTL.)
 func (s *set) late(e entry, id backend.Lease, m string, amounts []int64, res any, err error) {
 	if e != acquireEntry {
 		return
@@ -167,8 +173,19 @@ func (s *set) late(e entry, id backend.Lease, m string, amounts []int64, res any
 		if errors.Is(err, backend.ErrBackendUnavailable) {
 			s.degradedDecision("an acquisition whose caller gave up", err)
 		}
-		s.logger().Warn("concurry: an acquisition whose caller gave up got no answer from redis; if it was granted, its lease expires unrenewed (a grant without a lease stays taken)",
+		s.logger().Warn("concurry: an acquisition whose caller gave up got no answer from redis; if it was granted, its lease is ended once redis answers (or expires unrenewed), and its rate units stay taken",
 			"lease", uint64(id), "lease_ttl", s.b.opts.LeaseTTL, "err", err)
+		if m != "" && retryable(err) {
+			args := append(s.newArgs(1+s.n), m)
+			for range s.n {
+				args = append(args, 0)
+			}
+			s.retry("give-back", id, settleEntry, args, time.Now().Add(s.b.opts.LeaseTTL), func(res any) {
+				if got, _ := integers(res, 0); len(got) > 0 && got[0] != settleUnknown {
+					s.logger().Info("concurry: ended the lease of an acquisition whose caller gave up", "lease", uint64(id))
+				}
+			})
+		}
 		return
 	}
 	if r, err := parseReply(res); err == nil && r.code == codeGranted {

@@ -106,8 +106,9 @@ func TestCallsReturnByDeadlineWhileRedisStalls(t *testing.T) {
 
 // TestAbandonedAcquireExpires: an acquisition whose caller gave up and
 // whose answer never came (go-redis timed out while Redis stalled) is
-// granted when Redis continues, by nobody's account: its lease, never
-// renewed, expires, and its resource comes back.
+// granted when Redis continues, by nobody's account: its lease is ended
+// (see TestUnansweredGrantToAGoneCallerIsEnded) or, never renewed,
+// expires, and its resource comes back.
 func TestAbandonedAcquireExpires(t *testing.T) {
 	srv := redistest.Start(t)
 	rec := newLogRecorder()

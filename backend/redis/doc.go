@@ -234,9 +234,11 @@
 // GCRA). One exception: a grant that reached Redis twice (go-redis resent
 // the call after a network error) is dated by the second arrival, so the
 // units of a SlidingWindow or LeakyBucket grant given back then stay
-// spent. One whose answer never comes is logged, and if Redis granted it,
-// its lease, never renewed, expires within LeaseTTL. Nothing is granted
-// and forgotten.
+// spent. One whose answer never comes is logged; if Redis granted it, its
+// lease is ended by a settle that is retried until Redis answers (or, if
+// that settle reached Redis first, expires unrenewed within LeaseTTL), and
+// its rate units stay taken (the instant to date them by is unknown).
+// Nothing is granted and forgotten.
 //
 // When Redis cannot be reached, a Backend with FailClosed (the default)
 // fails Acquire with an error matching backend.ErrBackendUnavailable, and one

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -81,6 +82,36 @@ func TestSettleGivenUpIsRetried(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := set.Acquire(wctx, []int64{1}, backend.AcquireOptions{Wait: true}); err != nil {
+		t.Fatalf("the slot did not come back once redis answered again: %v", err)
+	}
+}
+
+// TestUnansweredGrantToAGoneCallerIsEnded: a leased acquisition whose caller
+// gave up while Redis stalled (SIGSTOP), and whose call then failed on
+// go-redis's timeout, has an unknown outcome: Redis runs it when it goes on.
+// Its lease is ended once Redis answers (a settle of its member, retried
+// until it reaches Redis), so the slot comes back then, not when the lease
+// (30 s here) expires.
+func TestUnansweredGrantToAGoneCallerIsEnded(t *testing.T) {
+	srv := redistest.Start(t)
+	rec := newLogRecorder()
+	b := cr.New(quickClient(t, srv.Addr), cr.Options{LeaseTTL: 30 * time.Second, Logger: slog.New(rec)})
+	set := open(t, b, backend.Spec{Key: "slot", Kind: backend.Resource, Capacity: 1})
+	ctx := context.Background()
+	acquireAndSettle(t, set, 1) // the library loaded: the call below is the acquisition alone
+	srv.Pause()
+	actx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err := set.Acquire(actx, []int64{1}, backend.AcquireOptions{})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		srv.Resume()
+		t.Fatalf("Acquire with a ctx that ends while redis is stopped: %v, want DeadlineExceeded", err)
+	}
+	rec.await(t, "got no answer from redis", 10*time.Second) // its call failed: its outcome is unknown
+	srv.Resume()
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := set.Acquire(wctx, []int64{1}, backend.AcquireOptions{Wait: true}); err != nil {
