@@ -180,7 +180,7 @@ func (s *set) late(e entry, id backend.Lease, m string, amounts []int64, res any
 			for range s.n {
 				args = append(args, 0)
 			}
-			s.retry("give-back", id, settleEntry, args, time.Now().Add(s.b.opts.LeaseTTL), func(res any) {
+			s.retry("give-back", id, settleEntry, args, time.Now().Add(s.b.opts.LeaseTTL), true, func(res any, _ bool) {
 				if got, _ := integers(res, 0); len(got) > 0 && got[0] != settleUnknown {
 					s.logger().Info("concurry: ended the lease of an acquisition whose caller gave up", "lease", uint64(id))
 				}

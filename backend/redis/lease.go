@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -160,7 +161,7 @@ func (s *set) Settle(ctx context.Context, lease backend.Lease, held, delta []int
 	if ctx.Done() != nil {
 		late = func(res any, err error) {
 			if retryable(err) {
-				s.resettle(lease, h, args)
+				s.resettle(lease, h, args, mayHaveRun(err))
 				return
 			}
 			if err := s.settled(lease, h, wasLost, res, err, nil); err != nil && !errors.Is(err, backend.ErrLeaseLost) {
@@ -178,11 +179,14 @@ func (s *set) Settle(ctx context.Context, lease backend.Lease, held, delta []int
 		return err // the background call reports its outcome
 	}
 	if retryable(err) {
-		s.resettle(lease, h, args)
-		err = fmt.Errorf("%w (the release is retried in the background until a lease TTL after its lease expires: its resources come back, and its usage is charged, as soon as redis answers)", err)
+		s.resettle(lease, h, args, mayHaveRun(err))
+		err = fmt.Errorf("%w (%w)", err, errRetried)
 	}
 	return s.settled(lease, h, wasLost, res, err, refunded)
 }
+
+// errRetried marks the error of a settle that resettle retries.
+var errRetried = errors.New("the release is retried in the background until a lease TTL after its lease expires: as soon as redis answers, its resources come back, and its usage is charged if redis still has the lease")
 
 // retryable reports whether err, a settle's, means that Redis could not be
 // reached, so that the settle may not have been applied: a retry is then
@@ -193,17 +197,35 @@ func retryable(err error) bool {
 	return errors.Is(err, backend.ErrBackendUnavailable) && !errors.Is(err, redis.ErrClosed)
 }
 
+// mayHaveRun reports whether a call that failed with err may have reached
+// Redis all the same (and so run): every failure but a failed dial, which
+// sent nothing.
+func mayHaveRun(err error) bool {
+	var op *net.OpError
+	return !errors.As(err, &op) || op.Op != "dial"
+}
+
 // resettle retries, in the background, the final settle of lease (h, with
 // args as sent) that could not reach Redis, until a lease TTL has passed
 // since the lease would have expired (its resources came back then; its
-// usage could still be charged until then). A lease that expired meanwhile
-// is settled as lost.
-func (s *set) resettle(lease backend.Lease, h *held, args []any) {
-	s.retry("release", lease, settleEntry, args, h.expires.Add(s.b.opts.LeaseTTL), func(res any) {
+// usage could still be charged until then); ran says whether the failed
+// call may have run all the same. A lease that expired meanwhile is
+// settled as lost. A retry that finds no lease is logged: an earlier try
+// was applied (only its reply was lost), or, when no try could have run,
+// Redis lost the lease with its data and the usage was not charged.
+func (s *set) resettle(lease backend.Lease, h *held, args []any, ran bool) {
+	s.retry("release", lease, settleEntry, args, h.expires.Add(s.b.opts.LeaseTTL), ran, func(res any, ran bool) {
 		if got, _ := integers(res, 0); len(got) > 0 && got[0] != settleUnknown {
 			_ = s.settled(lease, h, false, res, nil, nil) // marks and logs a lease lost meanwhile
+			return
 		}
-		// settleUnknown: an earlier try was applied (its reply was lost)
+		if ran {
+			s.logger().Warn("concurry: a retried release found no lease in redis: an earlier try was applied (its reply was lost), or redis lost the lease with its data and its usage was not charged",
+				"lease", uint64(lease))
+			return
+		}
+		s.logger().Warn("concurry: a retried release found no lease in redis, which lost it with its data: its usage was not charged",
+			"lease", uint64(lease))
 	})
 }
 
@@ -211,11 +233,12 @@ func (s *set) resettle(lease backend.Lease, h *held, args []any) {
 // background, after it could not reach Redis (retryable): a call that
 // applies at most once (a lease's settle or undo: a retry of an applied one
 // finds the lease gone and changes nothing). Every try is bounded by
-// Options.RenewTimeout, and they back off from 50 ms to a second (or a
-// third of the lease TTL), until one reaches Redis (then done gets its
-// reply) or until is past. Giving up is logged; the client being closed
-// ends the retries quietly.
-func (s *set) retry(what string, lease backend.Lease, e entry, args []any, until time.Time, done func(res any)) {
+// Options.RenewTimeout (one that runs out is tried again), and they back
+// off from 50 ms to a second (or a third of the lease TTL), until one
+// reaches Redis (then done gets its reply, and whether the first call, ran,
+// or any try may have run before it) or until is past. Giving up is logged;
+// the client being closed ends the retries quietly.
+func (s *set) retry(what string, lease backend.Lease, e entry, args []any, until time.Time, ran bool, done func(res any, ran bool)) {
 	ttl := s.b.opts.LeaseTTL
 	s.bg.Go(func() {
 		wait, most := 50*time.Millisecond, min(time.Second, ttl/3)
@@ -223,18 +246,20 @@ func (s *set) retry(what string, lease backend.Lease, e entry, args []any, until
 			time.Sleep(wait)
 			ctx, cancel := context.WithTimeout(context.Background(), s.b.opts.RenewTimeout)
 			res, err := s.run(ctx, e, args, true)
+			timedOut := err != nil && ctx.Err() != nil // this try's own bound: it may have reached Redis
 			cancel()
 			switch {
 			case err == nil:
-				done(res)
+				done(res, ran)
 				return
 			case errors.Is(err, redis.ErrClosed):
 				return
-			case !retryable(err) || time.Now().After(until):
-				s.logger().Warn("concurry: gave up retrying a "+what+" that could not reach redis: its resources came back when its lease expired; its usage was not charged",
+			case !retryable(err) && !timedOut || time.Now().After(until):
+				s.logger().Warn("concurry: gave up retrying a "+what+" that could not reach redis: its lease, unless that was ended, expires unrenewed; its usage may not have been charged",
 					"lease", uint64(lease), "err", err)
 				return
 			}
+			ran = ran || timedOut || mayHaveRun(err)
 			wait = min(2*wait, most)
 		}
 	})
@@ -317,7 +342,7 @@ func (s *set) undo(id backend.Lease, m string, amounts []int64, p int64) {
 	args := append(s.newArgs(2), m, p)
 	_, err := s.run(context.Background(), undoEntry, args, once)
 	if !once && retryable(err) {
-		s.retry("give-back", id, undoEntry, args, time.Now().Add(s.b.opts.LeaseTTL), func(any) {
+		s.retry("give-back", id, undoEntry, args, time.Now().Add(s.b.opts.LeaseTTL), true, func(any, bool) {
 			s.logger().Info("concurry: gave back a grant whose caller had gone", "lease", uint64(id))
 		})
 		return

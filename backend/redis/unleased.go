@@ -61,10 +61,15 @@ func (s *set) settleUnleased(ctx context.Context, held, delta, refunded []int64)
 }
 
 // unapplied returns err, from a settle that could not be sent, under the
-// outage policy: under FailOpen the usage is dropped, counted as degraded.
+// outage policy: under FailOpen the usage is dropped (or, for a lease's
+// settle, left to its retries: see resettle), counted as degraded.
 func (s *set) unapplied(err error) error {
 	if errors.Is(err, backend.ErrBackendUnavailable) {
-		s.degradedDecision("settle dropped", err)
+		what := "settle dropped"
+		if retryable(err) && errors.Is(err, errRetried) {
+			what = "settle retried in the background"
+		}
+		s.degradedDecision(what, err)
 		if s.b.opts.Outage == FailOpen {
 			return nil
 		}
