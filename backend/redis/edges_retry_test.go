@@ -476,67 +476,48 @@ func rateAndSlot() []backend.Spec {
 // TestEdgeSettleReplyLostChargedOnce: a final Settle reaches a
 // stalled Redis (SIGSTOP) and times out: its outcome is unknown, so it is
 // retried. Redis then runs the first try too. The usage is charged exactly
-// once, the slot comes back, and no lease is reported lost.
+// once and the slot comes back; a live lease is not reported lost, and a
+// lease that had expired in Redis when the settle arrived (test clock) is
+// reported lost once (the retry finds the tombstone).
 func TestEdgeSettleReplyLostChargedOnce(t *testing.T) {
-	srv := redistest.Start(t)
-	rec := newLogRecorder()
-	b := cr.New(quickClient(t, srv.Addr), cr.Options{LeaseTTL: 30 * time.Second, Logger: slog.New(rec)})
-	set := open(t, b, rateAndSlot()...)
-	ctx := context.Background()
-	acquireAndSettle(t, set, 2) // 999
-	lease, err := set.Acquire(ctx, []int64{100, 1}, backend.AcquireOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Pause()
-	err = set.Settle(ctx, lease, []int64{100, 1}, []int64{200, 0}, true, nil)
-	srv.Resume()
-	if !errors.Is(err, concurry.ErrBackendUnavailable) {
-		t.Fatalf("Settle on a stalled redis: %v, want ErrBackendUnavailable", err)
-	}
-	waitBackground(t, set, 15*time.Second)
-	st := statsOf(t, set)
-	if st[0].Available != 999-300 || st[1].InUse != 0 {
-		t.Errorf("tokens %d, slot in use %d; want %d (300 charged once) and 0", st[0].Available, st[1].InUse, 999-300)
-	}
-	if f := set.(backend.FaultCounter).Faults(); f.LeasesLost != 0 {
-		t.Errorf("faults %+v: a settled lease reported lost", f)
-	}
-}
-
-// TestEdgeSettleReplyLostOfExpiredLease: as above, but the lease has
-// expired in Redis (test clock) when the settle arrives: the usage is
-// charged once (the retry finds the tombstone), and the loss is counted
-// once.
-func TestEdgeSettleReplyLostOfExpiredLease(t *testing.T) {
-	srv := redistest.Start(t)
-	rec := newLogRecorder()
-	b := cr.New(quickClient(t, srv.Addr), cr.Options{LeaseTTL: 30 * time.Second, Logger: slog.New(rec)})
-	var mu sync.Mutex
-	now := time.Now().UnixMicro()
-	cr.SetClock(b, func() int64 { mu.Lock(); defer mu.Unlock(); return now })
-	set := open(t, b, rateAndSlot()...)
-	ctx := context.Background()
-	lease, err := set.Acquire(ctx, []int64{100, 1}, backend.AcquireOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	now += (31 * time.Second).Microseconds()
-	mu.Unlock()
-	srv.Pause()
-	err = set.Settle(ctx, lease, []int64{100, 1}, []int64{200, 0}, true, nil)
-	srv.Resume()
-	if !errors.Is(err, concurry.ErrBackendUnavailable) {
-		t.Fatalf("Settle on a stalled redis: %v, want ErrBackendUnavailable", err)
-	}
-	waitBackground(t, set, 15*time.Second)
-	st := statsOf(t, set)
-	if st[0].Available != 1000-300 || st[1].InUse != 0 {
-		t.Errorf("tokens %d, slot in use %d; want %d (300 charged once) and 0", st[0].Available, st[1].InUse, 1000-300)
-	}
-	if f := set.(backend.FaultCounter).Faults(); f.LeasesLost != 1 {
-		t.Errorf("faults %+v: want the lease lost once", f)
+	for _, expired := range []bool{false, true} {
+		t.Run(fmt.Sprintf("expired=%v", expired), func(t *testing.T) {
+			srv := redistest.Start(t)
+			rec := newLogRecorder()
+			b := cr.New(quickClient(t, srv.Addr), cr.Options{LeaseTTL: 30 * time.Second, Logger: slog.New(rec)})
+			var mu sync.Mutex
+			now := time.Now().UnixMicro()
+			if expired {
+				cr.SetClock(b, func() int64 { mu.Lock(); defer mu.Unlock(); return now })
+			}
+			set := open(t, b, rateAndSlot()...)
+			ctx := context.Background()
+			lease, err := set.Acquire(ctx, []int64{100, 1}, backend.AcquireOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lost int64
+			if expired {
+				mu.Lock()
+				now += (31 * time.Second).Microseconds()
+				mu.Unlock()
+				lost = 1
+			}
+			srv.Pause()
+			err = set.Settle(ctx, lease, []int64{100, 1}, []int64{200, 0}, true, nil)
+			srv.Resume()
+			if !errors.Is(err, concurry.ErrBackendUnavailable) {
+				t.Fatalf("Settle on a stalled redis: %v, want ErrBackendUnavailable", err)
+			}
+			waitBackground(t, set, 15*time.Second)
+			st := statsOf(t, set)
+			if st[0].Available != 1000-300 || st[1].InUse != 0 {
+				t.Errorf("tokens %d, slot in use %d; want %d (300 charged once) and 0", st[0].Available, st[1].InUse, 1000-300)
+			}
+			if f := set.(backend.FaultCounter).Faults(); f.LeasesLost != lost {
+				t.Errorf("faults %+v: want %d leases lost", f, lost)
+			}
+		})
 	}
 }
 
