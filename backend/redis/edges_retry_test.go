@@ -551,16 +551,7 @@ func TestEdgeFailOpenReleaseRetried(t *testing.T) {
 	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	b := cr.New(quickClient(t, srv.Addr), cr.Options{LeaseTTL: 30 * time.Second, Outage: cr.FailOpen})
 	set := open(t, b, rateAndSlot()...)
-	ctx := context.Background()
-	lease, err := set.Acquire(ctx, []int64{100, 1}, backend.AcquireOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Stop()
-	err = set.Settle(ctx, lease, []int64{100, 1}, []int64{200, 0}, true, nil)
-	if rerr := srv.Restart(); rerr != nil {
-		t.Fatal(rerr)
-	}
+	err := settleWhileDown(t, srv, set)
 	if err != nil {
 		t.Errorf("FailOpen Settle with redis down: %v, want nil", err)
 	}
@@ -947,16 +938,7 @@ func TestEdgeRetriedSettleAfterDataLossIsNotSilent(t *testing.T) {
 	rec := newLogRecorder()
 	b := cr.New(quickClient(t, srv.Addr), cr.Options{LeaseTTL: 30 * time.Second, Logger: slog.New(rec)})
 	set := open(t, b, rateAndSlot()...)
-	ctx := context.Background()
-	lease, err := set.Acquire(ctx, []int64{100, 1}, backend.AcquireOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Stop()
-	err = set.Settle(ctx, lease, []int64{100, 1}, []int64{200, 0}, true, nil)
-	if rerr := srv.Restart(); rerr != nil {
-		t.Fatal(rerr)
-	}
+	err := settleWhileDown(t, srv, set)
 	t.Logf("Settle: %v", err)
 	waitBackground(t, set, 15*time.Second)
 	st := statsOf(t, set)
@@ -1097,4 +1079,22 @@ func TestEdgeDecisionsAsBefore(t *testing.T) {
 			t.Errorf("scripts=%v: decisions\n%s\nwant\n%s", scripts, got, decisionsBefore)
 		}
 	}
+}
+
+// settleWhileDown acquires 100 tokens and the slot of set (rateAndSlot),
+// shuts Redis down, settles with 200 more used, starts Redis again (from
+// its append-only file, if it keeps one), and returns the settle's error.
+func settleWhileDown(t *testing.T, srv *redistest.Server, set backend.Set) error {
+	t.Helper()
+	ctx := context.Background()
+	lease, err := set.Acquire(ctx, []int64{100, 1}, backend.AcquireOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	err = set.Settle(ctx, lease, []int64{100, 1}, []int64{200, 0}, true, nil)
+	if rerr := srv.Restart(); rerr != nil {
+		t.Fatal(rerr)
+	}
+	return err
 }
