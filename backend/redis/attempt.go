@@ -181,7 +181,7 @@ func (s *set) late(e entry, id backend.Lease, m string, amounts []int64, res any
 				args = append(args, 0)
 			}
 			s.retry("give-back", id, settleEntry, args, time.Now().Add(s.b.opts.LeaseTTL), true, func(res any, _ bool) {
-				if got, _ := integers(res, 0); len(got) > 0 && got[0] != settleUnknown {
+				if leaseKnown(res) {
 					s.logger().Info("concurry: ended the lease of an acquisition whose caller gave up", "lease", uint64(id))
 				}
 			})

@@ -115,9 +115,10 @@ func (s *set) CheckLease(lease backend.Lease) error {
 // error matching backend.ErrBackendUnavailable (under FailOpen: nil, and the
 // failure is counted in Degraded), and the settle is retried in the
 // background, backing off up to a second, until a lease TTL after the lease
-// would have expired: its resources come back, and its deltas are charged,
-// as soon as Redis answers (at the latest, the resources come back when the
-// lease expires; giving up is logged). When ctx ends first, Settle returns
+// would have expired: as soon as Redis answers, its resources come back, and
+// its deltas are charged if Redis still has the lease (a retry that finds
+// none is logged; at the latest, the resources come back when the lease
+// expires; giving up is logged). When ctx ends first, Settle returns
 // ctx's error; the call goes on in the background (retried the same way),
 // and a failure of it is counted in Degraded and logged.
 //
@@ -215,7 +216,7 @@ func mayHaveRun(err error) bool {
 // Redis lost the lease with its data and the usage was not charged.
 func (s *set) resettle(lease backend.Lease, h *held, args []any, ran bool) {
 	s.retry("release", lease, settleEntry, args, h.expires.Add(s.b.opts.LeaseTTL), ran, func(res any, ran bool) {
-		if got, _ := integers(res, 0); len(got) > 0 && got[0] != settleUnknown {
+		if leaseKnown(res) {
 			_ = s.settled(lease, h, false, res, nil, nil) // marks and logs a lease lost meanwhile
 			return
 		}
@@ -227,6 +228,13 @@ func (s *set) resettle(lease backend.Lease, h *held, args []any, ran bool) {
 		s.logger().Warn("concurry: a retried release found no lease in redis, which lost it with its data: its usage was not charged",
 			"lease", uint64(lease))
 	})
+}
+
+// leaseKnown reports whether res, a settle's reply, says the lease was
+// known to Redis (and so was ended by this settle).
+func leaseKnown(res any) bool {
+	got, _ := integers(res, 0)
+	return len(got) > 0 && got[0] != settleUnknown
 }
 
 // retry sends the call of entry e with args (for lease) again, in the
@@ -342,8 +350,10 @@ func (s *set) undo(id backend.Lease, m string, amounts []int64, p int64) {
 	args := append(s.newArgs(2), m, p)
 	_, err := s.run(context.Background(), undoEntry, args, once)
 	if !once && retryable(err) {
-		s.retry("give-back", id, undoEntry, args, time.Now().Add(s.b.opts.LeaseTTL), true, func(any, bool) {
-			s.logger().Info("concurry: gave back a grant whose caller had gone", "lease", uint64(id))
+		s.retry("give-back", id, undoEntry, args, time.Now().Add(s.b.opts.LeaseTTL), true, func(res any, _ bool) {
+			if res == int64(1) { // 0: given back by an earlier try whose reply was lost
+				s.logger().Info("concurry: gave back a grant whose caller had gone", "lease", uint64(id))
+			}
 		})
 		return
 	}

@@ -66,7 +66,7 @@ func (s *set) settleUnleased(ctx context.Context, held, delta, refunded []int64)
 func (s *set) unapplied(err error) error {
 	if errors.Is(err, backend.ErrBackendUnavailable) {
 		what := "settle dropped"
-		if retryable(err) && errors.Is(err, errRetried) {
+		if errors.Is(err, errRetried) {
 			what = "settle retried in the background"
 		}
 		s.degradedDecision(what, err)
