@@ -68,13 +68,13 @@ type holding struct {
 	reported uint64 // guarded by the lock; bit i: spec i's usage was reported
 
 	// vecs are four vectors of one amount per spec: granted (0 where not
-	// taken; fixed once granted), accounted (rate usage charged so far),
+	// taken; fixed once granted), accounted (the usage reported of the
+	// specs whose bit is set in reported; the others are charged as granted),
 	// scratch (deltas for Settle) and refunded (what Settle gave back); the
 	// last three are guarded by the lock. They are laid out in buf, or in ext for
 	// more than inlineSpecs limits, for n specs, and kept across reuses of
 	// the holding while n stays the same.
 	vecs [4][]int64
-	all  []int64 // the four vectors, one after the other
 	n    int
 	buf  [4 * inlineSpecs]int64
 }
@@ -103,14 +103,18 @@ func (h *holding) layout(n int) {
 	for k := range h.vecs {
 		h.vecs[k] = b[k*n : (k+1)*n : (k+1)*n]
 	}
-	h.all, h.n = b[:4*n:4*n], n
+	h.n = n
+	clear(h.vecs[0]) // it may hold what an earlier layout left
 }
 
 // free returns h to the pool. Every handle on h is stale by now (Release
 // bumped the generation, or h was never granted): a stale handle reads
-// only state, which is kept, so the rest is reset without the lock.
+// only state, which is kept, so the rest is reset without the lock. Of the
+// vectors only granted is cleared: accounted is read only where Update wrote
+// it (see reported), Update writes into scratch what it reads back, and
+// Release and settle write delta and refunded whole before they read them.
 func (h *holding) free() {
-	clear(h.all)
+	clear(h.vecs[0])
 	h.set, h.lease, h.keyed, h.report = nil, 0, nil, backend.AcquireReport{}
 	h.lostSeen, h.reported = false, 0
 	holdings.Put(h)
@@ -263,6 +267,18 @@ func (a *Acquisition) Update(usage Amounts) error {
 // holds per spec. When out is not nil, it writes each reported usage into
 // out at every spec of its key, and returns those specs as a bit set.
 func (ls *LimitSet) checkUsage(usage Amounts, granted, out []int64) (seen uint64, err error) {
+	if i := ls.leadSpec; len(usage) == 1 && i >= 0 {
+		if n, ok := usage[ls.lead]; ok {
+			if granted[i] == 0 || n < 0 || n > MaxCapacity || ls.kinds[i] != KindRate && n != granted[i] {
+				return 0, ls.badUsage(ls.lead, n, granted, i)
+			}
+			if out != nil {
+				out[i] = n
+				seen = 1 << i
+			}
+			return seen, nil
+		}
+	}
 	found := 0
 	for _, k := range ls.lookup {
 		key := ls.keys[k]
@@ -275,15 +291,8 @@ func (ls *LimitSet) checkUsage(usage Amounts, granted, out []int64) (seen uint64
 		}
 		found++
 		specs := ls.keySpecs[k]
-		i := specs[0]
-		if granted[i] == 0 {
-			return 0, fmt.Errorf("%w: %q is not held by this acquisition", ErrUnknownKey, key)
-		}
-		if n < 0 || n > MaxCapacity {
-			return 0, fmt.Errorf("%w: usage %d of %q is outside [0, 2^50]", ErrInvalidRequest, n, key)
-		}
-		if ls.kinds[i] != KindRate && n != granted[i] {
-			return 0, fmt.Errorf("%w: usage of %s key %q is fixed at %d", ErrInvalidRequest, ls.kinds[i], key, granted[i])
+		if i := specs[0]; granted[i] == 0 || n < 0 || n > MaxCapacity || ls.kinds[i] != KindRate && n != granted[i] {
+			return 0, ls.badUsage(key, n, granted, i)
 		}
 		if out != nil {
 			for _, j := range specs {
@@ -296,6 +305,21 @@ func (ls *LimitSet) checkUsage(usage Amounts, granted, out []int64) (seen uint64
 		return 0, ls.unknownKey(usage)
 	}
 	return seen, nil
+}
+
+// badUsage returns the error for usage n of key, whose first spec is i,
+// when the acquisition may not report it (see checkUsage).
+func (ls *LimitSet) badUsage(key string, n int64, granted []int64, i int) error {
+	if granted[i] == 0 {
+		return fmt.Errorf("%w: %q is not held by this acquisition", ErrUnknownKey, key)
+	}
+	if n < 0 || n > MaxCapacity {
+		return fmt.Errorf("%w: usage %d of %q is outside [0, 2^50]", ErrInvalidRequest, n, key)
+	}
+	if ls.kinds[i] != KindRate && n != granted[i] {
+		return fmt.Errorf("%w: usage of %s key %q is fixed at %d", ErrInvalidRequest, ls.kinds[i], key, granted[i])
+	}
+	return nil
 }
 
 // Release settles the acquisition and ends it: it applies the usage reported
@@ -322,20 +346,18 @@ func (a *Acquisition) Release() error {
 	if e := h.keyed; e != nil {
 		defer e.unref() // after the settle; also when a Settled or LeaseLost hook calls runtime.Goexit
 	}
-	ls := a.set
-	var unreported uint64 // bit i: rate spec i granted, its usage never reported
-	work := !ls.leaseFree // whether the backend must hear of the release
-	granted, accounted, delta, refunded := h.granted(), h.accounted(), h.scratch(), h.refunded()
-	for i, n := range granted {
-		if n > 0 && ls.kinds[i] == KindRate && h.reported&(1<<i) == 0 {
-			unreported |= 1 << i
-		}
-		delta[i] = accounted[i] - n
-		work = work || delta[i] != 0 || n > 0 && ls.kinds[i] == KindResource
-	}
+	return h.release()
+}
+
+// release is Release of h, ended: it settles h and returns it to the pool.
+// It is apart from Release, whose deferred call of a Keyed would make the
+// common path dearer.
+func (h *holding) release() error {
+	ls := h.set
+	unreported, work := h.deltas(ls.kinds)
 	var err error
-	if work {
-		err = h.settle(granted, delta, refunded)
+	if work || !ls.leaseFree { // the backend must hear of the release
+		err = h.settle(h.granted(), h.scratch(), h.refunded())
 	}
 	if unreported != 0 {
 		uerr := ls.unreported(unreported)
@@ -347,6 +369,31 @@ func (a *Acquisition) Release() error {
 	}
 	h.free()
 	return err
+}
+
+// deltas writes into scratch, per spec, the usage reported less the grant,
+// and returns the rate specs granted whose usage was never reported (bit i
+// for spec i), and whether a rate limit has usage to apply or a resource is
+// held: whether the release has work for the backend.
+func (h *holding) deltas(kinds []LimitKind) (unreported uint64, work bool) {
+	granted, accounted, delta := h.vecs[0], h.vecs[1], h.vecs[2]
+	for i, n := range granted {
+		d := int64(0)
+		if h.reported&(1<<i) != 0 {
+			d = accounted[i] - n
+		}
+		delta[i] = d
+		work = work || d != 0
+		if n > 0 {
+			switch kinds[i] {
+			case KindRate:
+				unreported |= 1 << i &^ h.reported
+			case KindResource:
+				work = true
+			}
+		}
+	}
+	return unreported, work
 }
 
 // releaseLight ends a grant of acquireLight: it returns the resources, if

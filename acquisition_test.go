@@ -266,3 +266,49 @@ func TestOneAcquisitionFromManyGoroutines(t *testing.T) {
 		ls.Close()
 	}
 }
+
+// A request or usage that names one key alone is checked on a shorter path
+// than one naming several (see LimitSet.fill and checkUsage): every refusal
+// of the longer path holds on it too, at both ends of each range, and
+// changes nothing.
+func TestOneKeyRequestsAndUsageAreChecked(t *testing.T) {
+	t.Run("rate key", func(t *testing.T) {
+		ls := newSet(t,
+			concurry.RateLimit{Key: "in", Window: time.Minute, Capacity: 100},
+			concurry.RateLimit{Key: "out", Window: time.Minute, Capacity: 100},
+		)
+		for req, want := range map[int64]error{0: concurry.ErrInvalidRequest, -1: concurry.ErrInvalidRequest, 101: concurry.ErrExceedsCapacity} {
+			_, err := ls.TryAcquire(bg, concurry.Amounts{"in": req})
+			require.ErrorIs(t, err, want, "request of %d", req)
+		}
+		a := mustTry(t, ls, concurry.Amounts{"out": 1})
+		require.ErrorIs(t, a.Update(concurry.Amounts{"in": 1}), concurry.ErrUnknownKey, "a key the acquisition does not hold")
+		mustRelease(t, a, concurry.Amounts{"out": 1})
+
+		a = mustTry(t, ls, concurry.Amounts{"in": 100})
+		require.ErrorIs(t, a.Update(concurry.Amounts{"in": -1}), concurry.ErrInvalidRequest)
+		require.ErrorIs(t, a.Update(concurry.Amounts{"in": concurry.MaxCapacity + 1}), concurry.ErrInvalidRequest)
+		require.NoError(t, a.Update(concurry.Amounts{"in": concurry.MaxCapacity}), "the most usage there is")
+		require.NoError(t, a.Update(concurry.Amounts{"in": 0}), "and the least")
+		mustRelease(t, a, concurry.Amounts{"in": 1})
+		assert.Equal(t, int64(99), available(t, ls, "in"), "only the last report counts")
+		assert.Equal(t, int64(99), available(t, ls, "out"))
+	})
+	t.Run("call key", func(t *testing.T) {
+		ls := newSet(t,
+			concurry.CallLimit{Window: time.Minute, Capacity: 5},
+			concurry.ResourceLimit{Key: "conns", Capacity: 2},
+		)
+		_, err := ls.TryAcquire(bg, concurry.Amounts{concurry.CallKey: 6})
+		require.ErrorIs(t, err, concurry.ErrExceedsCapacity)
+		_, err = ls.TryAcquire(bg, concurry.Amounts{concurry.CallKey: 0})
+		require.ErrorIs(t, err, concurry.ErrInvalidRequest)
+		a := mustTry(t, ls, concurry.Amounts{concurry.CallKey: 5})
+		assert.Equal(t, int64(1), a.Granted("conns"), "the resource not named is taken once")
+		require.ErrorIs(t, a.Update(concurry.Amounts{concurry.CallKey: 4}), concurry.ErrInvalidRequest, "a call key's usage is its grant")
+		require.NoError(t, a.Update(concurry.Amounts{concurry.CallKey: 5}))
+		require.NoError(t, a.Release())
+		assert.Equal(t, int64(0), available(t, ls, concurry.CallKey))
+		assert.Equal(t, int64(2), available(t, ls, "conns"))
+	})
+}

@@ -19,11 +19,17 @@ type definition struct {
 	// lookup is the order in which a request's keys are looked up: the
 	// indices of keys, RateLimit keys first, since requests and usage name
 	// them and rarely the others (a lookup that misses costs a hash).
-	lookup  []int
-	index   map[string][]int // key → its entry of keySpecs
-	auto    []int            // specs a request takes 1 of when it does not name them
-	refunds []bool           // per spec: a rate limit whose algorithm refunds
-	hasRate bool
+	lookup []int
+	// lead is the first key of lookup when it has a single spec, and
+	// leadSpec that spec (−1 when the first key has several): a request or
+	// usage naming that key alone, the common case, is filled with one
+	// lookup and no loop (see LimitSet.fill and checkUsage).
+	lead     string
+	leadSpec int
+	index    map[string][]int // key → its entry of keySpecs
+	auto     []int            // specs a request takes 1 of when it does not name them
+	refunds  []bool           // per spec: a rate limit whose algorithm refunds
+	hasRate  bool
 	// noRate is set when every limit is a CallLimit or a ResourceLimit:
 	// a request naming no key then takes one of each, ones, and its grant
 	// has nothing to settle but the resources (see LimitSet.acquireLight).
@@ -92,6 +98,10 @@ func newDefinition(limits []Limit) (*definition, error) {
 		if d.kinds[d.index[key][0]] != KindRate {
 			d.lookup = append(d.lookup, k)
 		}
+	}
+	d.leadSpec = -1
+	if len(d.lookup) > 0 && len(d.keySpecs[d.lookup[0]]) == 1 {
+		d.lead, d.leadSpec = d.keys[d.lookup[0]], d.keySpecs[d.lookup[0]][0]
 	}
 	return d, nil
 }

@@ -269,7 +269,6 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 		return err
 	}
 	h.lease = lease
-	copy(h.accounted(), granted)
 	ls.countGrant(granted)
 	a.h, a.gen = h, h.state.Load()>>1
 	if ls.hooks != nil && !ls.waitDone(req, rep, nil, a) {
@@ -417,6 +416,20 @@ func (ls *LimitSet) fill(req Amounts, amounts []int64) error {
 	if len(req) == 0 && ls.hasRate {
 		return fmt.Errorf("%w: the request names no keys, but the set has rate limits (%v)", ErrInvalidRequest, ls.rateKeys())
 	}
+	if i := ls.leadSpec; len(req) == 1 && i >= 0 {
+		if n, ok := req[ls.lead]; ok {
+			if n <= 0 || n > ls.specs[i].Capacity {
+				return ls.badAmount(ls.lead, n, i)
+			}
+			amounts[i] = n
+			for _, j := range ls.auto {
+				if amounts[j] == 0 {
+					amounts[j] = 1
+				}
+			}
+			return nil
+		}
+	}
 	found := 0
 	for _, k := range ls.lookup {
 		key := ls.keys[k]
@@ -428,12 +441,9 @@ func (ls *LimitSet) fill(req Amounts, amounts []int64) error {
 			continue
 		}
 		found++
-		if n <= 0 {
-			return fmt.Errorf("%w: amount %d of %q must be positive", ErrInvalidRequest, n, key)
-		}
 		for _, i := range ls.keySpecs[k] {
-			if n > ls.specs[i].Capacity {
-				return fmt.Errorf("%w: %d of %q, more than %v allows", ErrExceedsCapacity, n, key, ls.limits[i])
+			if n <= 0 || n > ls.specs[i].Capacity {
+				return ls.badAmount(key, n, i)
 			}
 			amounts[i] = n
 		}
@@ -447,6 +457,15 @@ func (ls *LimitSet) fill(req Amounts, amounts []int64) error {
 		}
 	}
 	return nil
+}
+
+// badAmount returns the error for amount n of key, which is ≤ 0 or more
+// than the capacity of spec i, one of the key's.
+func (ls *LimitSet) badAmount(key string, n int64, i int) error {
+	if n <= 0 {
+		return fmt.Errorf("%w: amount %d of %q must be positive", ErrInvalidRequest, n, key)
+	}
+	return fmt.Errorf("%w: %d of %q, more than %v allows", ErrExceedsCapacity, n, key, ls.limits[i])
 }
 
 // unknownKey returns the ErrUnknownKey error for a key of m the set lacks.
