@@ -269,7 +269,7 @@ func (a *Acquisition) Update(usage Amounts) error {
 func (ls *LimitSet) checkUsage(usage Amounts, granted, out []int64) (seen uint64, err error) {
 	if i := ls.leadSpec; len(usage) == 1 && i >= 0 {
 		if n, ok := usage[ls.lead]; ok {
-			if granted[i] == 0 || n < 0 || n > MaxCapacity || ls.kinds[i] != KindRate && n != granted[i] {
+			if !ls.usageOK(n, granted, i) {
 				return 0, ls.badUsage(ls.lead, n, granted, i)
 			}
 			if out != nil {
@@ -291,7 +291,7 @@ func (ls *LimitSet) checkUsage(usage Amounts, granted, out []int64) (seen uint64
 		}
 		found++
 		specs := ls.keySpecs[k]
-		if i := specs[0]; granted[i] == 0 || n < 0 || n > MaxCapacity || ls.kinds[i] != KindRate && n != granted[i] {
+		if i := specs[0]; !ls.usageOK(n, granted, i) {
 			return 0, ls.badUsage(key, n, granted, i)
 		}
 		if out != nil {
@@ -307,8 +307,15 @@ func (ls *LimitSet) checkUsage(usage Amounts, granted, out []int64) (seen uint64
 	return seen, nil
 }
 
+// usageOK reports whether an acquisition that was granted granted may
+// report usage n of the key whose first spec is i: it holds the key, n is
+// in [0, MaxCapacity], and a call or resource key's usage is its grant.
+func (ls *LimitSet) usageOK(n int64, granted []int64, i int) bool {
+	return granted[i] != 0 && n >= 0 && n <= MaxCapacity && (ls.kinds[i] == KindRate || n == granted[i])
+}
+
 // badUsage returns the error for usage n of key, whose first spec is i,
-// when the acquisition may not report it (see checkUsage).
+// when usageOK refuses it.
 func (ls *LimitSet) badUsage(key string, n int64, granted []int64, i int) error {
 	if granted[i] == 0 {
 		return fmt.Errorf("%w: %q is not held by this acquisition", ErrUnknownKey, key)
@@ -346,14 +353,7 @@ func (a *Acquisition) Release() error {
 	if e := h.keyed; e != nil {
 		defer e.unref() // after the settle; also when a Settled or LeaseLost hook calls runtime.Goexit
 	}
-	return h.release()
-}
-
-// release is Release of h, ended: it settles h and returns it to the pool.
-// It is apart from Release, whose deferred call of a Keyed would make the
-// common path dearer.
-func (h *holding) release() error {
-	ls := h.set
+	ls := a.set
 	unreported, work := h.deltas(ls.kinds)
 	var err error
 	if work || !ls.leaseFree { // the backend must hear of the release
