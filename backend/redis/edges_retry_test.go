@@ -605,16 +605,7 @@ func TestEdgeLateGiveBackSparesOtherLease(t *testing.T) {
 	set := open(t, b, backend.Spec{Key: "slot", Kind: backend.Resource, Capacity: 2})
 	ctx := context.Background()
 	acquireAndSettle(t, set, 1)
-	srv.Pause()
-	actx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	_, err := set.Acquire(actx, []int64{1}, backend.AcquireOptions{})
-	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		srv.Resume()
-		t.Fatalf("Acquire with a ctx that ends while redis is stopped: %v", err)
-	}
-	rec.await(t, "got no answer from redis", 10*time.Second)
-	srv.Resume()
+	abandonWhileStopped(t, srv, set, rec)
 	other, err := set.Acquire(ctx, []int64{1}, backend.AcquireOptions{})
 	if err != nil {
 		t.Fatal(err)

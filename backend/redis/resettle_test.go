@@ -102,19 +102,28 @@ func TestUnansweredGrantToAGoneCallerIsEnded(t *testing.T) {
 	set := open(t, b, backend.Spec{Key: "slot", Kind: backend.Resource, Capacity: 1})
 	ctx := context.Background()
 	acquireAndSettle(t, set, 1) // the library loaded: the call below is the acquisition alone
-	srv.Pause()
-	actx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	_, err := set.Acquire(actx, []int64{1}, backend.AcquireOptions{})
-	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		srv.Resume()
-		t.Fatalf("Acquire with a ctx that ends while redis is stopped: %v, want DeadlineExceeded", err)
-	}
-	rec.await(t, "got no answer from redis", 10*time.Second) // its call failed: its outcome is unknown
-	srv.Resume()
+	abandonWhileStopped(t, srv, set, rec)
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := set.Acquire(wctx, []int64{1}, backend.AcquireOptions{Wait: true}); err != nil {
 		t.Fatalf("the slot did not come back once redis answered again: %v", err)
 	}
+}
+
+// abandonWhileStopped stops srv (SIGSTOP), lets an Acquire of one unit of
+// set give up while Redis cannot answer, waits until its call fails on
+// go-redis's timeout (its outcome unknown: Redis runs it when it goes on),
+// and resumes Redis.
+func abandonWhileStopped(t *testing.T, srv *redistest.Server, set backend.Set, rec *logRecorder) {
+	t.Helper()
+	srv.Pause()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	_, err := set.Acquire(ctx, []int64{1}, backend.AcquireOptions{})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		srv.Resume()
+		t.Fatalf("Acquire with a ctx that ends while redis is stopped: %v, want DeadlineExceeded", err)
+	}
+	rec.await(t, "got no answer from redis", 10*time.Second)
+	srv.Resume()
 }
