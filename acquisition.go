@@ -23,29 +23,42 @@ const inlineSpecs = 4
 // The acquisitions of an empty LimitSet hold nothing: Update accepts any usage
 // and Release always returns nil.
 //
-// An Acquisition is a small handle on a holding that is reused after
-// Release (so that a grant allocates nothing in steady state); a generation
-// number keeps a handle that was released from ever touching the holding's
-// next owner: after Release, Update returns ErrReleased, Release nil and
-// Granted 0, whatever happens to the holding.
+// An Acquisition is a small handle. The common grants of an in-memory set
+// (a request naming one key of one limit, or no key of a set of call and
+// resource limits) are recorded in the handle alone. The others are
+// recorded in a holding that is reused after Release (so that a grant
+// allocates nothing in steady state); a generation number keeps a handle
+// that was released from ever touching the holding's next owner. Either
+// way, after Release, Update returns ErrReleased, Release nil and Granted 0.
 type Acquisition struct {
+	// light records a grant that needed no holding, and is 0 otherwise
+	// (h is then the holding, or nil for an empty set): lightOnes for a
+	// grant of one of every limit of a set of call and resource limits
+	// (see LimitSet.acquireLight), lightLead for a grant of lead, n of the
+	// set's lead key and its leadBase of the other limits (see
+	// LimitSet.acquireLead). lightReleased is added at Release; for a lead
+	// grant, lightReported and the usage (from bit lightUsageShift) at
+	// Update, so that a report and the release are each one
+	// compare-and-swap. Accessed atomically once the handle is returned; the
+	// first word of the handle, so that 64-bit atomics find it aligned.
+	light uint64
+	lead  int64 // the lead key's grant, for lightLead; fixed once granted
+
 	set *LimitSet
-	h   *holding // nil for an empty set
+	h   *holding // nil for an empty set and for a light grant
 	gen uint64   // h's generation when it was granted to this handle
 
 	keyed *keyedEntry // set by Keyed before the grant, handed to the holding
-
-	// light is lightHeld for a grant that needed no holding (see
-	// LimitSet.acquireLight): it took one of every limit of a set of call
-	// and resource limits, and lightReleased once released. Accessed
-	// atomically once the handle is returned.
-	light uint32
 }
 
+// The bits of Acquisition.light.
 const (
-	lightNone uint32 = iota // a holding, or an empty set when h is nil
-	lightHeld
+	lightOnes uint64 = 1 << iota
+	lightLead
 	lightReleased
+	lightReported   // lightLead: usage was reported, and is in the bits from lightUsageShift
+	lightUsageShift = iota
+	lightFlags      = 1<<lightUsageShift - 1 // usage ≤ MaxCapacity = 2^50 fills bits 4 to 54
 )
 
 // holding is the state of one granted acquisition. Holdings are pooled:
@@ -127,7 +140,7 @@ func (h *holding) refunded() []int64  { return h.vecs[3] }
 
 // holdsNothing reports whether a, just granted, holds nothing to release:
 // a grant of an empty set.
-func (a *Acquisition) holdsNothing() bool { return a.h == nil && a.light == lightNone }
+func (a *Acquisition) holdsNothing() bool { return a.h == nil && atomic.LoadUint64(&a.light) == 0 }
 
 // lock locks a's holding if a still owns it (it was not released), and
 // reports whether it did; the caller must then unlock it. h is nil when a
@@ -186,8 +199,14 @@ func (a *Acquisition) Granted(key string) int64 {
 	}
 	h, live := a.lock()
 	if h == nil {
-		if atomic.LoadUint32(&a.light) == lightHeld {
+		switch w := atomic.LoadUint64(&a.light); {
+		case w&lightReleased != 0:
+		case w&lightOnes != 0:
 			return a.set.ones[idx[0]]
+		case w&lightLead != 0 && idx[0] == a.set.leadSpec:
+			return a.lead
+		case w&lightLead != 0:
+			return a.set.leadBase[idx[0]]
 		}
 		return 0
 	}
@@ -219,12 +238,14 @@ func (a *Acquisition) Granted(key string) int64 {
 func (a *Acquisition) Update(usage Amounts) error {
 	h, live := a.lock()
 	if h == nil {
-		switch atomic.LoadUint32(&a.light) {
-		case lightHeld: // nothing to record: usage can only be the grant
+		switch w := atomic.LoadUint64(&a.light); {
+		case w&lightReleased != 0:
+			return ErrReleased
+		case w&lightOnes != 0: // nothing to record: usage can only be the grant
 			_, err := a.set.checkUsage(usage, a.set.ones, nil)
 			return err
-		case lightReleased:
-			return ErrReleased
+		case w&lightLead != 0:
+			return a.updateLead(usage, w)
 		}
 		return nil
 	}
@@ -261,6 +282,30 @@ func (a *Acquisition) Update(usage Amounts) error {
 	}
 	h.unlock()
 	return nil
+}
+
+// updateLead is Update of a lead grant, whose light word was w: the lead
+// key's usage is recorded in the word with one compare-and-swap.
+func (a *Acquisition) updateLead(usage Amounts, w uint64) error {
+	ls := a.set
+	var g, out [maxLeadSpecs]int64
+	granted := g[:len(ls.specs)]
+	copy(granted, ls.leadBase)
+	granted[ls.leadSpec] = a.lead
+	seen, err := ls.checkUsage(usage, granted, out[:len(granted)])
+	if err != nil || seen&(1<<ls.leadSpec) == 0 {
+		return err // nothing to record: the other keys' usage can only be their grant
+	}
+	u := uint64(out[ls.leadSpec]) << lightUsageShift
+	for {
+		if w&lightReleased != 0 {
+			return ErrReleased
+		}
+		if atomic.CompareAndSwapUint64(&a.light, w, w&lightFlags|lightReported|u) {
+			return nil
+		}
+		w = atomic.LoadUint64(&a.light)
+	}
 }
 
 // checkUsage validates usage against granted, the amounts an acquisition
@@ -337,14 +382,7 @@ func (ls *LimitSet) badUsage(key string, n int64, granted []int64, i int) error 
 func (a *Acquisition) Release() error {
 	h := a.h
 	if h == nil {
-		if atomic.CompareAndSwapUint32(&a.light, lightHeld, lightReleased) {
-			err := a.set.releaseLight()
-			if a.keyed != nil {
-				a.keyed.unref()
-			}
-			return err
-		}
-		return nil
+		return a.releaseLight()
 	}
 	if !a.end() {
 		return nil // released before
@@ -396,13 +434,69 @@ func (h *holding) deltas(kinds []LimitKind) (unreported uint64, work bool) {
 	return unreported, work
 }
 
-// releaseLight ends a grant of acquireLight: it returns the resources, if
-// the set has any.
-func (ls *LimitSet) releaseLight() error {
+// releaseLight is Release of an acquisition without a holding: a light
+// grant, or one of an empty set (which holds nothing).
+func (a *Acquisition) releaseLight() error {
+	ls := a.set
+	if atomic.CompareAndSwapUint64(&a.light, lightOnes, lightOnes|lightReleased) {
+		var err error
+		if ls.hasResource {
+			err = ls.releaser.Release(context.Background(), 0, ls.ones, ls.zeros)
+		}
+		if a.keyed != nil {
+			a.keyed.unref()
+		}
+		return err
+	}
+	w := atomic.LoadUint64(&a.light)
+	for {
+		if w == 0 || w&lightReleased != 0 {
+			return nil // an empty set's, or released before
+		}
+		if atomic.CompareAndSwapUint64(&a.light, w, w|lightReleased) {
+			break
+		}
+		w = atomic.LoadUint64(&a.light)
+	}
+	if e := a.keyed; e != nil {
+		defer e.unref() // after the settle; also when a Settled hook calls runtime.Goexit
+	}
+	if w&lightLead != 0 {
+		return ls.releaseLead(a.lead, w)
+	}
 	if !ls.hasResource {
 		return nil
 	}
 	return ls.releaser.Release(context.Background(), 0, ls.ones, ls.zeros)
+}
+
+// releaseLead settles and ends a lead grant of n, whose light word was w
+// when Release ended it: as Release of a holding does, with one spec that
+// can have usage to apply.
+func (ls *LimitSet) releaseLead(n int64, w uint64) error {
+	i := ls.leadSpec
+	reported := w&lightReported != 0
+	var delta int64
+	if reported {
+		delta = int64(w>>lightUsageShift) - n
+	}
+	if delta != 0 || ls.hasResource {
+		r := ls.leadGrant.ReleaseLead(ls.leadBase, i, n, delta)
+		c := &ls.perLimit[i]
+		if delta > 0 {
+			addCount(&c.overage, delta)
+		}
+		if r > 0 {
+			addCount(&c.refunded, r)
+		}
+		if hk := ls.hooks; hk != nil && hk.Settled != nil && ls.kinds[i] == KindRate && (delta > 0 || r > 0) {
+			callHook(hk.Settled, SettleInfo{Set: ls, Key: ls.lead, Refunded: r, Overage: max(delta, 0)})
+		}
+	}
+	if ls.kinds[i] == KindRate && !reported {
+		return ls.unreported(1 << i)
+	}
+	return nil
 }
 
 // settle ends the lease in the backend, counts refunds and overage, and

@@ -3,6 +3,7 @@ package concurry
 import (
 	"slices"
 
+	"github.com/concurry/concurry/algorithms"
 	"github.com/concurry/concurry/backend"
 )
 
@@ -26,6 +27,13 @@ type definition struct {
 	// lookup and no loop (see LimitSet.fill and checkUsage).
 	lead     string
 	leadSpec int
+	// leadBase is, when a request naming lead alone can be granted without
+	// a holding (see LimitSet.acquireLead), what such a request takes of
+	// every spec but leadSpec: 1 of each call and resource limit, 0 of the
+	// other rate limits (and 0 at leadSpec, whose amount the request
+	// gives). It is nil for a set of more than maxLeadSpecs limits or with
+	// a SlidingWindow, whose grants take the general path.
+	leadBase []int64
 	index    map[string][]int // key → its entry of keySpecs
 	auto     []int            // specs a request takes 1 of when it does not name them
 	refunds  []bool           // per spec: a rate limit whose algorithm refunds
@@ -41,6 +49,15 @@ type definition struct {
 	allUnreported error
 	hasResource   bool
 	ones, zeros   []int64 // one amount per spec: 1, 0
+}
+
+// maxLeadSpecs is the most limits a set may have for a request naming its
+// lead key alone to be granted without a holding: the handle's Update
+// checks usage against a vector of one amount per spec on its stack.
+const maxLeadSpecs = 8
+
+func isSlidingWindow(sp backend.Spec) bool {
+	return sp.Kind == backend.Rate && sp.Algorithm == algorithms.SlidingWindow
 }
 
 // newDefinition validates limits and derives their definition.
@@ -102,6 +119,13 @@ func newDefinition(limits []Limit) (*definition, error) {
 	d.leadSpec = -1
 	if len(d.lookup) > 0 && len(d.keySpecs[d.lookup[0]]) == 1 {
 		d.lead, d.leadSpec = d.keys[d.lookup[0]], d.keySpecs[d.lookup[0]][0]
+	}
+	if d.leadSpec >= 0 && len(specs) <= maxLeadSpecs && !slices.ContainsFunc(specs, isSlidingWindow) {
+		d.leadBase = make([]int64, len(specs))
+		for _, i := range d.auto {
+			d.leadBase[i] = 1
+		}
+		d.leadBase[d.leadSpec] = 0
 	}
 	return d, nil
 }

@@ -54,6 +54,7 @@ type LimitSet struct {
 	leases       backend.LeaseChecker // set's, when it implements it
 	light        bool                 // grants of no named key skip the holding (see acquireLight)
 	leaseFree    bool                 // the set implements backend.LeaseFree and says so
+	leadGrant    backend.LeadGranter  // set's, when a request naming lead alone needs no holding (see acquireLead)
 	hooks        *Hooks               // nil when none were given
 }
 
@@ -141,6 +142,9 @@ func newLimitSet(ctx context.Context, def *definition, o *setOptions) (*LimitSet
 	lf, _ := ls.set.(backend.LeaseFree)
 	ls.leaseFree = ls.releaser != nil && lf != nil && lf.LeaseFree()
 	ls.light = def.noRate && ls.leaseFree
+	if lg, ok := ls.set.(backend.LeadGranter); ok && ls.leaseFree && ls.leases == nil && def.leadBase != nil {
+		ls.leadGrant = lg
+	}
 	return ls, nil
 }
 
@@ -241,6 +245,18 @@ func (ls *LimitSet) acquire(ctx context.Context, req Amounts, wait bool, claim *
 	if ls.light && !wait && claim == nil && len(req) == 0 {
 		return ls.acquireLight(ctx, req, a)
 	}
+	if ls.leadGrant != nil && claim == nil && len(req) == 1 {
+		if n, ok := req[ls.lead]; ok {
+			i := ls.leadSpec
+			if n <= 0 || n > ls.specs[i].Capacity {
+				return ls.refuse(req, ls.badAmount(ls.lead, n, i), nil)
+			}
+			if ls.leadGrant.GrantLead(ls.leadBase, i, n) {
+				return ls.acquireLead(req, n, a)
+			}
+			// not at once: the general path grants, queues or refuses it
+		}
+	}
 	h := newHolding(ls)
 	h.keyed = a.keyed // before any hook: a Goexit in Granted releases through it
 	granted := h.granted()
@@ -327,13 +343,50 @@ func (ls *LimitSet) acquireLight(ctx context.Context, req Amounts, a *Acquisitio
 		return ls.refuse(req, err, ls.ones)
 	}
 	addCount(&ls.autoGrants, 1) // every limit is a call or resource limit
-	a.light = lightHeld         // a is not shared yet
+	a.light = lightOnes         // a is not shared yet
 	if hk := ls.hooks; hk != nil && hk.Granted != nil {
 		if !callGranted(hk.Granted, GrantInfo{Set: ls, Request: req, Key: ""}, a) {
 			return ErrReleased // unreachable: the goroutine has exited
 		}
 	}
 	return nil
+}
+
+// acquireLead records in a a grant of GrantLead: n of the lead key and
+// leadBase of the other limits. Such a grant needs no holding: the handle
+// records its amount, and the usage Update reports (see Acquisition.light).
+func (ls *LimitSet) acquireLead(req Amounts, n int64, a *Acquisition) error {
+	ls.countLead(n)
+	a.lead, a.light = n, lightLead // a is not shared yet
+	if hk := ls.hooks; hk != nil && hk.Granted != nil {
+		if !callGranted(hk.Granted, GrantInfo{Set: ls, Request: req}, a) {
+			return ErrReleased // unreachable: the goroutine has exited
+		}
+	}
+	return nil
+}
+
+// countLead is countGrant for a grant of n of the lead key and leadBase of
+// the others.
+func (ls *LimitSet) countLead(n int64) {
+	i := ls.leadSpec
+	if rate := ls.kinds[i] == KindRate; rate || n == 1 {
+		// every call and resource limit took 1
+		if len(ls.auto) > 0 {
+			addCount(&ls.autoGrants, 1)
+		}
+		if rate {
+			addCount(&ls.perLimit[i].granted, n)
+		}
+		return
+	}
+	for _, j := range ls.auto {
+		m := int64(1)
+		if j == i {
+			m = n
+		}
+		addCount(&ls.perLimit[j].granted, m)
+	}
 }
 
 // refuse counts a failed acquisition by its cause, calls the Refused hook,

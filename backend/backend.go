@@ -217,6 +217,26 @@ type LeaseFree interface {
 	LeaseFree() bool
 }
 
+// LeadGranter is implemented by a LeaseFree Set that can grant and end the
+// common request without keeping anything for it: one amount per spec as
+// base gives them, with n at spec lead instead (base: 1 at every call and
+// resource spec, 0 at the other rate specs). The caller keeps base
+// unchanged; the Set keeps neither base nor anything of the grant, so the
+// root package records such a grant in its handle alone.
+type LeadGranter interface {
+	// GrantLead grants base with n at spec lead when the set can grant it
+	// at once, and reports whether it did. When it did not (nobody may
+	// jump a waiter, a limit lacks room, a pause is in force, the set was
+	// closed, or the set cannot tell without its general path) it took
+	// nothing, and the caller asks Acquire, which grants, queues or refuses.
+	GrantLead(base []int64, lead int, n int64) bool
+	// ReleaseLead ends a grant of GrantLead as Release would with held
+	// base (n at lead) and delta, the usage less the grant, at lead alone
+	// (0 at every other spec). It returns the units the refund gave back
+	// at lead, as Settle reports them. It cannot fail.
+	ReleaseLead(base []int64, lead int, n, delta int64) (refunded int64)
+}
+
 // Feedback is implemented by a Set that accepts facts from the upstream the
 // limits stand for (an API answering 429 or sending rate-limit headers),
 // atomically and for every process sharing the set.

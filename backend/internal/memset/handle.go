@@ -26,6 +26,8 @@ var (
 	_ backend.Feedback  = (*Handle)(nil)
 	_ backend.Idler     = (*Handle)(nil)
 	_ backend.LeaseFree = (*Handle)(nil)
+
+	_ backend.LeadGranter = (*Handle)(nil)
 )
 
 // Handle returns a new handle on s; onClose, when not nil, runs once when the
@@ -63,6 +65,31 @@ func (h *Handle) Settle(_ context.Context, _ backend.Lease, held, delta []int64,
 func (h *Handle) Release(_ context.Context, _ backend.Lease, held, delta []int64) error {
 	h.s.settle(held, delta, true, nil)
 	return nil
+}
+
+// GrantLead implements backend.LeadGranter: it grants at once what Acquire
+// would grant at once, and keeps nothing of base. A set of more than
+// grantNowWords specs, or with a SlidingWindow, always reports false.
+func (h *Handle) GrantLead(base []int64, lead int, n int64) bool {
+	var buf [grantNowWords]int64
+	if len(base) > len(buf) {
+		return false
+	}
+	amounts := buf[:len(base)]
+	copy(amounts, base)
+	amounts[lead] = n
+	return h.s.grantAtOnce(h, amounts)
+}
+
+// ReleaseLead implements backend.LeadGranter: Release of base with n at
+// lead, and delta at lead alone.
+func (h *Handle) ReleaseLead(base []int64, lead int, n, delta int64) int64 {
+	var held, d, refunded [grantNowWords]int64
+	k := len(base) // at most grantNowWords: GrantLead granted it
+	copy(held[:k], base)
+	held[lead], d[lead] = n, delta
+	h.s.settle(held[:k], d[:k], true, refunded[:k])
+	return refunded[lead]
 }
 
 // LeaseFree implements backend.LeaseFree: a set in memory keeps no lease,

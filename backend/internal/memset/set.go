@@ -164,6 +164,23 @@ func (s *Set) acquire(ctx context.Context, h *Handle, amounts []int64, opts back
 	return s.acquireSlow(ctx, h, t, f, amounts, opts)
 }
 
+// grantAtOnce grants amounts when the set can at once, as acquire's first
+// steps do, and reports whether it did; when not, the set is as it was.
+// It keeps nothing of amounts, so a caller may pass them on its stack.
+func (s *Set) grantAtOnce(h *Handle, amounts []int64) bool {
+	if s.solo() {
+		return s.acquireSolo(h, amounts[0])
+	}
+	t := int64(0)
+	if s.clocked() {
+		t = now()
+	}
+	s.lock()
+	ok := !h.closed() && s.grantNow(t, amounts)
+	s.mu.Unlock() // not solo: nothing to thaw
+	return ok
+}
+
 // grantNowWords bounds the block grantNow handles: it saves the block on
 // its stack to undo a partial take.
 const grantNowWords = 16
