@@ -437,17 +437,8 @@ func (h *holding) deltas(kinds []LimitKind) (unreported uint64, work bool) {
 // releaseLight is Release of an acquisition without a holding: a light
 // grant, or one of an empty set (which holds nothing).
 func (a *Acquisition) releaseLight() error {
-	ls := a.set
-	if atomic.CompareAndSwapUint64(&a.light, lightOnes, lightOnes|lightReleased) {
-		var err error
-		if ls.hasResource {
-			err = ls.releaser.Release(context.Background(), 0, ls.ones, ls.zeros)
-		}
-		if a.keyed != nil {
-			a.keyed.unref()
-		}
-		return err
-	}
+	// Loaded first: a compare-and-swap that fails costs as much as one
+	// that succeeds.
 	w := atomic.LoadUint64(&a.light)
 	for {
 		if w == 0 || w&lightReleased != 0 {
@@ -458,16 +449,21 @@ func (a *Acquisition) releaseLight() error {
 		}
 		w = atomic.LoadUint64(&a.light)
 	}
-	if e := a.keyed; e != nil {
-		defer e.unref() // after the settle; also when a Settled hook calls runtime.Goexit
-	}
+	ls, e := a.set, a.keyed
 	if w&lightLead != 0 {
+		if e != nil {
+			defer e.unref() // after the settle; also when a Settled hook calls runtime.Goexit
+		}
 		return ls.releaseLead(a.lead, w)
 	}
-	if !ls.hasResource {
-		return nil
+	var err error
+	if ls.hasResource {
+		err = ls.releaser.Release(context.Background(), 0, ls.ones, ls.zeros)
 	}
-	return ls.releaser.Release(context.Background(), 0, ls.ones, ls.zeros)
+	if e != nil {
+		e.unref()
+	}
+	return err
 }
 
 // releaseLead settles and ends a lead grant of n, whose light word was w

@@ -67,11 +67,14 @@ func (h *Handle) Release(_ context.Context, _ backend.Lease, held, delta []int64
 	return nil
 }
 
+// leadSpecs is the most specs a set may have for GrantLead to grant.
+const leadSpecs = 8
+
 // GrantLead implements backend.LeadGranter: it grants at once what Acquire
 // would grant at once, and keeps nothing of base. A set of more than
-// grantNowWords specs, or with a SlidingWindow, always reports false.
+// leadSpecs specs, or with a SlidingWindow, always reports false.
 func (h *Handle) GrantLead(base []int64, lead int, n int64) bool {
-	var buf [grantNowWords]int64
+	var buf [leadSpecs]int64
 	if len(base) > len(buf) {
 		return false
 	}
@@ -84,11 +87,19 @@ func (h *Handle) GrantLead(base []int64, lead int, n int64) bool {
 // ReleaseLead implements backend.LeadGranter: Release of base with n at
 // lead, and delta at lead alone.
 func (h *Handle) ReleaseLead(base []int64, lead int, n, delta int64) int64 {
-	var held, d, refunded [grantNowWords]int64
-	k := len(base) // at most grantNowWords: GrantLead granted it
+	var held, d, refunded [leadSpecs]int64
+	k := len(base) // at most leadSpecs: GrantLead granted it
 	copy(held[:k], base)
 	held[lead], d[lead] = n, delta
-	h.s.settle(held[:k], d[:k], true, refunded[:k])
+	s := h.s
+	if s.solo() {
+		s.settle(held[:k], d[:k], true, refunded[:k])
+		return 0 // a resource refunds nothing
+	}
+	// Only spec lead can change a rate limit: what settleHasWork would
+	// find, without its pass over every spec.
+	rates := delta != 0 && s.specs[lead].Kind == backend.Rate
+	s.settleWork(rates, s.holds(held[:k]), held[:k], d[:k], true, refunded[:k])
 	return refunded[lead]
 }
 

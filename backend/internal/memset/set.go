@@ -351,6 +351,12 @@ func (s *Set) settle(held, delta []int64, final bool, refunded []int64) {
 		return
 	}
 	rates, resources := s.settleHasWork(held, delta, final)
+	s.settleWork(rates, resources, held, delta, final, refunded)
+}
+
+// settleWork is settle of a set that is not solo, told whether it changes a
+// rate limit and whether it returns resources.
+func (s *Set) settleWork(rates, resources bool, held, delta []int64, final bool, refunded []int64) {
 	if !rates && !resources {
 		return
 	}
@@ -431,6 +437,16 @@ func (s *Set) catchUp(t int64) {
 	if s.x != nil && s.x.timerAt != 0 && s.x.timerAt <= t {
 		s.serve(t)
 	}
+}
+
+// holds reports whether held, one amount per spec, holds a resource.
+func (s *Set) holds(held []int64) bool {
+	for i, n := range held {
+		if n > 0 && s.specs[i].Kind == backend.Resource {
+			return true
+		}
+	}
+	return false
 }
 
 // settleHasWork reports whether settle would change a rate limit or return
