@@ -288,15 +288,30 @@ func (a *Acquisition) Update(usage Amounts) error {
 // key's usage is recorded in the word with one compare-and-swap.
 func (a *Acquisition) updateLead(usage Amounts, w uint64) error {
 	ls := a.set
-	var g, out [maxLeadSpecs]int64
-	granted := g[:len(ls.specs)]
-	copy(granted, ls.leadBase)
-	granted[ls.leadSpec] = a.lead
-	seen, err := ls.checkUsage(usage, granted, out[:len(granted)])
-	if err != nil || seen&(1<<ls.leadSpec) == 0 {
-		return err // nothing to record: the other keys' usage can only be their grant
+	i := ls.leadSpec
+	var n int64
+	ok := false
+	if len(usage) == 1 {
+		n, ok = usage[ls.lead]
 	}
-	u := uint64(out[ls.leadSpec]) << lightUsageShift
+	var u uint64
+	if ok && n >= 0 && n <= MaxCapacity && (ls.kinds[i] == KindRate || n == a.lead) {
+		u = uint64(n) // the usual report, checked as checkUsage would
+	} else {
+		var g, out [maxLeadSpecs]int64
+		granted := g[:len(ls.specs)]
+		//lint:ignore S1001 a few words: the loop costs less than copy's call of memmove
+		for j, m := range ls.leadBase {
+			granted[j] = m
+		}
+		granted[i] = a.lead
+		seen, err := ls.checkUsage(usage, granted, out[:len(granted)])
+		if err != nil || seen&(1<<i) == 0 {
+			return err // nothing to record: the other keys' usage can only be their grant
+		}
+		u = uint64(out[i])
+	}
+	u <<= lightUsageShift
 	for {
 		if w&lightReleased != 0 {
 			return ErrReleased

@@ -79,7 +79,10 @@ func (h *Handle) GrantLead(base []int64, lead int, n int64) bool {
 		return false
 	}
 	amounts := buf[:len(base)]
-	copy(amounts, base)
+	//lint:ignore S1001 a few words: the loop costs less than copy's call of memmove
+	for i, m := range base {
+		amounts[i] = m
+	}
 	amounts[lead] = n
 	return h.s.grantAtOnce(h, amounts)
 }
@@ -89,7 +92,10 @@ func (h *Handle) GrantLead(base []int64, lead int, n int64) bool {
 func (h *Handle) ReleaseLead(base []int64, lead int, n, delta int64) int64 {
 	var held, d, refunded [leadSpecs]int64
 	k := len(base) // at most leadSpecs: GrantLead granted it
-	copy(held[:k], base)
+	//lint:ignore S1001 a few words: the loop costs less than copy's call of memmove
+	for i, m := range base {
+		held[i] = m
+	}
 	held[lead], d[lead] = n, delta
 	s := h.s
 	if s.solo() {

@@ -221,7 +221,10 @@ func (s *Set) grantNow(t int64, amounts []int64) bool {
 	specs := s.specs[:len(amounts)]
 	undo := len(specs) > 1
 	if undo {
-		copy(saved[:], block)
+		//lint:ignore S1001 a few words: the loop costs less than copy's call of memmove
+		for i, w := range block {
+			saved[i] = w
+		}
 	}
 	off := 0
 	for i := range specs {
