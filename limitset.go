@@ -63,11 +63,8 @@ type LimitSet struct {
 type setCounters struct {
 	perLimit []limitCounters
 	refusals [causeCount]atomic.Int64
-	// autoGrants counts the grants that took one unit of every CallLimit
-	// and ResourceLimit (as a request naming none of their keys does): one
-	// counter for them all, added to each of those limits' granted by
-	// Stats, rather than one atomic add per limit per grant.
-	autoGrants atomic.Int64
+	// grants counts what was granted (see grantCounts).
+	grants grantCounts
 	// backend is what the sets counted here are opened on (a LimitPool
 	// tells whether its sets share one). It lives here, not in each
 	// LimitSet, since every identity of a Keyed shares it.
@@ -75,13 +72,13 @@ type setCounters struct {
 }
 
 func newCounters(n int, b backend.Backend) *setCounters {
-	return &setCounters{perLimit: make([]limitCounters, n), backend: b}
+	return &setCounters{perLimit: make([]limitCounters, n), grants: newGrantCounts(n), backend: b}
 }
 
-// limitCounters are one limit's counters. Each saturates at MaxInt64 rather
-// than wrapping (see addCount).
+// limitCounters are one limit's counters but Granted (see grantCounts). Each
+// saturates at MaxInt64 rather than wrapping (see addCount).
 type limitCounters struct {
-	granted, rejected, blocked, waited, refunded, overage, feedback atomic.Int64
+	rejected, blocked, waited, refunded, overage, feedback atomic.Int64
 }
 
 // addCount adds n ≥ 0 to c, saturating at math.MaxInt64: a counter that
@@ -316,7 +313,7 @@ func (ls *LimitSet) waitDone(req Amounts, rep *backend.AcquireReport, err error,
 	return callGranted(hk.WaitDone, info, a)
 }
 
-// countGrant counts a grant of amounts, one per spec: in autoGrants when it
+// countGrant counts a grant of amounts, one per spec: as one auto grant when it
 // took one unit of every call and resource limit, else per limit; its rate
 // limits per limit.
 func (ls *LimitSet) countGrant(amounts []int64) {
@@ -325,11 +322,11 @@ func (ls *LimitSet) countGrant(amounts []int64) {
 		auto = auto && amounts[i] == 1
 	}
 	if auto && len(ls.auto) > 0 {
-		addCount(&ls.autoGrants, 1)
+		ls.grants.addAuto()
 	}
 	for i, n := range amounts {
 		if n > 0 && (!auto || ls.kinds[i] == KindRate) {
-			addCount(&ls.perLimit[i].granted, n)
+			ls.grants.addSpec(i, n)
 		}
 	}
 }
@@ -342,7 +339,7 @@ func (ls *LimitSet) acquireLight(ctx context.Context, req Amounts, a *Acquisitio
 	if _, err := ls.set.Acquire(ctx, ls.ones, backend.AcquireOptions{}); err != nil {
 		return ls.refuse(req, err, ls.ones)
 	}
-	addCount(&ls.autoGrants, 1) // every limit is a call or resource limit
+	ls.grants.addAuto() // every limit is a call or resource limit
 	a.light = lightOnes         // a is not shared yet
 	if hk := ls.hooks; hk != nil && hk.Granted != nil {
 		if !callGranted(hk.Granted, GrantInfo{Set: ls, Request: req, Key: ""}, a) {
@@ -373,10 +370,10 @@ func (ls *LimitSet) countLead(n int64) {
 	if rate := ls.kinds[i] == KindRate; rate || n == 1 {
 		// every call and resource limit took 1
 		if len(ls.auto) > 0 {
-			addCount(&ls.autoGrants, 1)
+			ls.grants.addAuto()
 		}
 		if rate {
-			addCount(&ls.perLimit[i].granted, n)
+			ls.grants.addSpec(i, n)
 		}
 		return
 	}
@@ -385,7 +382,7 @@ func (ls *LimitSet) countLead(n int64) {
 		if j == i {
 			m = n
 		}
-		addCount(&ls.perLimit[j].granted, m)
+		ls.grants.addSpec(j, m)
 	}
 }
 

@@ -99,10 +99,10 @@ func (ls *LimitSet) Stats(ctx context.Context) (Stats, error) {
 	if ls.set != nil {
 		now, err = ls.set.Stats(ctx)
 	}
-	auto := ls.autoGrants.Load() // one unit of every call and resource limit each
+	auto := ls.grants.auto() // one unit of every call and resource limit each
 	for i, sp := range ls.specs {
 		c := &ls.perLimit[i]
-		granted := c.granted.Load()
+		granted := ls.grants.spec(i)
 		if ls.kinds[i] != KindRate {
 			if granted += auto; granted < auto { // saturate, as the counters do
 				granted = math.MaxInt64
