@@ -340,7 +340,7 @@ func (ls *LimitSet) acquireLight(ctx context.Context, req Amounts, a *Acquisitio
 		return ls.refuse(req, err, ls.ones)
 	}
 	ls.grants.addAuto() // every limit is a call or resource limit
-	a.light = lightOnes         // a is not shared yet
+	a.light = lightOnes // a is not shared yet
 	if hk := ls.hooks; hk != nil && hk.Granted != nil {
 		if !callGranted(hk.Granted, GrantInfo{Set: ls, Request: req, Key: ""}, a) {
 			return ErrReleased // unreachable: the goroutine has exited
