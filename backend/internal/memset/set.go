@@ -372,56 +372,43 @@ func (s *Set) settleWork(rates, resources bool, held, delta []int64, final bool,
 	s.mu.Unlock()
 }
 
-// settleLocked is settle under mu, at t (−1 when no rate limit changes).
+// settleLocked is settle under mu, at t (−1 when no rate limit changes):
+// in one pass over the specs, it takes delta[i] more of every rate spec at
+// t, or refunds −delta[i] where the algorithm refunds (into refunded, when
+// not nil), and, when final, returns the resources of held.
 func (s *Set) settleLocked(t int64, rates bool, held, delta []int64, final bool, refunded []int64) {
 	if rates {
 		s.catchUp(t)
+	} else {
+		delta = nil
+	}
+	if !final {
+		held = nil
 	}
 	s.invalidate()
+	// freed: a resource came back, or a refund, which may have filled the
+	// fraction a waiter needs even when it gave back no whole unit.
 	freed := false
-	if rates {
-		freed = s.settleRates(t, delta, refunded)
-	}
-	if final {
-		off := 0
-		for i, n := range held {
-			sp := &s.specs[i]
-			if sp.Kind == backend.Resource && n > 0 {
+	st := s.state()
+	off := 0
+	for i := range s.specs[:max(len(delta), len(held))] {
+		sp := &s.specs[i]
+		switch {
+		case sp.Kind == backend.Resource:
+			if i < len(held) && held[i] > 0 {
+				n := held[i]
 				s.addHeld(&s.block[off], -min(n, heldAt(&s.block[off]))) // never below 0, even if asked to return more than is held
 				freed = true
 			}
-			off += widthOf(sp)
-		}
-	}
-	if freed && s.waiting() {
-		if t < 0 {
-			t = now()
-		}
-		s.serve(t)
-	}
-}
-
-// settleRates takes delta[i] more of every rate spec at t, or refunds
-// −delta[i] where the algorithm refunds (into refunded, when not nil), and
-// reports whether a refund may have freed what a waiter needs. Requires mu
-// held.
-func (s *Set) settleRates(t int64, delta, refunded []int64) (freed bool) {
-	st := s.state()
-	off := 0
-	for i, d := range delta {
-		sp := &s.specs[i]
-		switch {
-		case sp.Kind == backend.Resource || d == 0:
-		case d > 0:
-			st.take(sp, i, off, t, d)
+		case i >= len(delta) || delta[i] == 0:
+		case delta[i] > 0:
+			st.take(sp, i, off, t, delta[i])
 		case !sp.Algorithm.Refunds(): // a SlidingWindow among them
 			if refunded != nil {
 				refunded[i] = 0
 			}
 		default:
-			got := limitOf(sp).Refund(st.block[off:], t, -d)
-			// Even a refund that gave back no whole unit may have filled
-			// the fraction a waiter needs.
+			got := limitOf(sp).Refund(st.block[off:], t, -delta[i])
 			freed = true
 			if refunded != nil {
 				refunded[i] = got
@@ -429,7 +416,12 @@ func (s *Set) settleRates(t int64, delta, refunded []int64) (freed bool) {
 		}
 		off += widthOf(sp)
 	}
-	return freed
+	if freed && s.waiting() {
+		if t < 0 {
+			t = now()
+		}
+		s.serve(t)
+	}
 }
 
 // catchUp serves the queue at t when the timer is late, before a change
