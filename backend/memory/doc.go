@@ -5,9 +5,10 @@
 // fits. Nothing polls.
 //
 // The sets it opens implement backend.Set, backend.Releaser, backend.LeaseFree,
-// backend.Feedback and backend.Idler. A refusal says why and when: a
-// *backend.RefusalError names the limit that blocked and how long until the
-// whole request would fit, projected through the requests already waiting.
+// backend.LeadGranter, backend.Feedback and backend.Idler. A refusal says why
+// and when: a *backend.RefusalError names the limit that blocked and how long
+// until the whole request would fit, projected through the requests already
+// waiting.
 // Upstream feedback (backend.Feedback's Pause and Lower) acts on the same
 // queue and timer.
 //
