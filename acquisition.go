@@ -295,7 +295,7 @@ func (a *Acquisition) updateLead(usage Amounts, w uint64) error {
 		n, ok = usage[ls.lead]
 	}
 	var u uint64
-	if ok && n >= 0 && n <= MaxCapacity && (ls.kinds[i] == KindRate || n == a.lead) {
+	if ok && ls.usageOK(n, a.lead, i) {
 		u = uint64(n) // the usual report, checked as checkUsage would
 	} else {
 		var g, out [maxLeadSpecs]int64
@@ -329,7 +329,7 @@ func (a *Acquisition) updateLead(usage Amounts, w uint64) error {
 func (ls *LimitSet) checkUsage(usage Amounts, granted, out []int64) (seen uint64, err error) {
 	if i := ls.leadSpec; len(usage) == 1 && i >= 0 {
 		if n, ok := usage[ls.lead]; ok {
-			if !ls.usageOK(n, granted, i) {
+			if !ls.usageOK(n, granted[i], i) {
 				return 0, ls.badUsage(ls.lead, n, granted, i)
 			}
 			if out != nil {
@@ -351,7 +351,7 @@ func (ls *LimitSet) checkUsage(usage Amounts, granted, out []int64) (seen uint64
 		}
 		found++
 		specs := ls.keySpecs[k]
-		if i := specs[0]; !ls.usageOK(n, granted, i) {
+		if i := specs[0]; !ls.usageOK(n, granted[i], i) {
 			return 0, ls.badUsage(key, n, granted, i)
 		}
 		if out != nil {
@@ -367,11 +367,12 @@ func (ls *LimitSet) checkUsage(usage Amounts, granted, out []int64) (seen uint64
 	return seen, nil
 }
 
-// usageOK reports whether an acquisition that was granted granted may
-// report usage n of the key whose first spec is i: it holds the key, n is
-// in [0, MaxCapacity], and a call or resource key's usage is its grant.
-func (ls *LimitSet) usageOK(n int64, granted []int64, i int) bool {
-	return granted[i] != 0 && n >= 0 && n <= MaxCapacity && (ls.kinds[i] == KindRate || n == granted[i])
+// usageOK reports whether an acquisition that was granted g of spec i may
+// report usage n of the key whose first spec is i: it holds the key (g is
+// not 0), n is in [0, MaxCapacity], and a call or resource key's usage is
+// its grant.
+func (ls *LimitSet) usageOK(n, g int64, i int) bool {
+	return g != 0 && n >= 0 && n <= MaxCapacity && (ls.kinds[i] == KindRate || n == g)
 }
 
 // badUsage returns the error for usage n of key, whose first spec is i,
