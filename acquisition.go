@@ -494,13 +494,7 @@ func (ls *LimitSet) releaseLead(n int64, w uint64) error {
 	}
 	if delta != 0 || ls.hasResource {
 		r := ls.leadGrant.ReleaseLead(ls.leadBase, i, n, delta)
-		c := &ls.perLimit[i]
-		if delta > 0 {
-			addCount(&c.overage, delta)
-		}
-		if r > 0 {
-			addCount(&c.refunded, r)
-		}
+		ls.countSettle(i, delta, r)
 		if hk := ls.hooks; hk != nil && hk.Settled != nil && ls.kinds[i] == KindRate && (delta > 0 || r > 0) {
 			callHook(hk.Settled, SettleInfo{Set: ls, Key: ls.lead, Refunded: r, Overage: max(delta, 0)})
 		}
@@ -542,12 +536,7 @@ func (h *holding) settle(granted, delta, refunded []int64) error {
 				refunded[i] = -d
 			}
 		}
-		if d > 0 {
-			addCount(&ls.perLimit[i].overage, d)
-		}
-		if refunded[i] > 0 {
-			addCount(&ls.perLimit[i].refunded, refunded[i])
-		}
+		ls.countSettle(i, d, refunded[i])
 	}
 	// The hooks run once every count is made, so that a Goexit in one loses
 	// none; once per key, with the most any of the key's limits refunded
@@ -567,6 +556,17 @@ func (h *holding) settle(granted, delta, refunded []int64) error {
 		callHook(hk.LeaseLost, LeaseLostInfo{Set: ls, Err: err})
 	}
 	return err
+}
+
+// countSettle counts what a settle did to spec i: usage d more than the
+// grant (overage when positive), r units refunded.
+func (ls *LimitSet) countSettle(i int, d, r int64) {
+	if d > 0 {
+		addCount(&ls.perLimit[i].overage, d)
+	}
+	if r > 0 {
+		addCount(&ls.perLimit[i].refunded, r)
+	}
 }
 
 // asksRefund reports whether delta gives back units of a limit whose
