@@ -78,35 +78,38 @@ func (h *Handle) GrantLead(base []int64, lead int, n int64) bool {
 	if len(base) > len(buf) {
 		return false
 	}
-	amounts := buf[:len(base)]
-	//lint:ignore S1001 a few words: the loop costs less than copy's call of memmove
-	for i, m := range base {
-		amounts[i] = m
-	}
-	amounts[lead] = n
-	return h.s.grantAtOnce(h, amounts)
+	return h.s.grantAtOnce(h, leadVector(&buf, base, lead, n))
 }
 
 // ReleaseLead implements backend.LeadGranter: Release of base with n at
 // lead, and delta at lead alone.
 func (h *Handle) ReleaseLead(base []int64, lead int, n, delta int64) int64 {
-	var held, d, refunded [leadSpecs]int64
-	k := len(base) // at most leadSpecs: GrantLead granted it
-	//lint:ignore S1001 a few words: the loop costs less than copy's call of memmove
-	for i, m := range base {
-		held[i] = m
-	}
-	held[lead], d[lead] = n, delta
+	var hb, d, refunded [leadSpecs]int64
+	held := leadVector(&hb, base, lead, n) // base is at most leadSpecs long: GrantLead granted it
+	k := len(held)
+	d[lead] = delta
 	s := h.s
 	if s.solo() {
-		s.settle(held[:k], d[:k], true, refunded[:k])
+		s.settle(held, d[:k], true, refunded[:k])
 		return 0 // a resource refunds nothing
 	}
 	// Only spec lead can change a rate limit: what settleHasWork would
 	// find, without its pass over every spec.
 	rates := delta != 0 && s.specs[lead].Kind == backend.Rate
-	s.settleWork(rates, s.holds(held[:k]), held[:k], d[:k], true, refunded[:k])
+	s.settleWork(rates, s.holds(held), held, d[:k], true, refunded[:k])
 	return refunded[lead]
+}
+
+// leadVector writes base, with n at lead, into buf and returns it, as long
+// as base.
+func leadVector(buf *[leadSpecs]int64, base []int64, lead int, n int64) []int64 {
+	v := buf[:len(base)]
+	//lint:ignore S1001 a few words: the loop costs less than copy's call of memmove
+	for i, m := range base {
+		v[i] = m
+	}
+	v[lead] = n
+	return v
 }
 
 // LeaseFree implements backend.LeaseFree: a set in memory keeps no lease,
