@@ -13,7 +13,8 @@ func SetClock(b *Backend, f func() int64) { b.clock = f }
 
 // TakeWithID runs the acquire script once, taking amounts under lease id,
 // and reports whether it was granted. Tests only: it replays an acquisition
-// whose reply was lost.
+// whose reply was lost. A narrow set (no resource, no SlidingWindow)
+// records no lease: there, id is not sent, and a replay takes again.
 func TakeWithID(ctx context.Context, s backend.Set, id backend.Lease, amounts []int64) (bool, error) {
 	ok, _, err := TakeWithHint(ctx, s, id, amounts, 0)
 	return ok, err
@@ -25,9 +26,22 @@ func TakeWithID(ctx context.Context, s backend.Set, id backend.Lease, amounts []
 // instant it was granted at; if not, the instant the rate limits could
 // grant it. Tests only.
 func TakeWithHint(ctx context.Context, s backend.Set, id backend.Lease, amounts []int64, hint int64) (bool, int64, error) {
-	r, err := s.(*set).attempt(ctx, acquireEntry, id, member(id, amounts), amounts, hint, nil)
+	r, err := s.(*set).attempt(ctx, acquireEntry, id, testMember(s, id, amounts), amounts, hint, nil)
 	return r.code == codeGranted, r.ready, err
 }
+
+// testMember is the member the test helpers send: none for a narrow set,
+// which records no lease.
+func testMember(s backend.Set, id backend.Lease, amounts []int64) string {
+	if len(s.(*set).keys) == 1 {
+		return ""
+	}
+	return member(id, amounts)
+}
+
+// Narrow reports whether s is narrow: it keeps its state, feedback and
+// definition in one key, and its calls name no other. Tests only.
+func Narrow(s backend.Set) bool { return len(s.(*set).keys) == 1 }
 
 // Undo gives back a grant of amounts made as of p (Redis µs) as it does for
 // a caller that is gone: under lease id when amounts take a resource.
@@ -46,7 +60,7 @@ func Undo(s backend.Set, id backend.Lease, amounts []int64, p int64) {
 // returns how long until amounts could be taken (0: now). Tests only.
 func ReadyIn(ctx context.Context, s backend.Set, amounts []int64) (time.Duration, error) {
 	id := newLease()
-	r, err := s.(*set).attempt(ctx, checkEntry, id, member(id, amounts), amounts, 0, nil)
+	r, err := s.(*set).attempt(ctx, checkEntry, id, testMember(s, id, amounts), amounts, 0, nil)
 	if err != nil || r.code != codeRefused {
 		return 0, err
 	}

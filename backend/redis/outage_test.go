@@ -141,7 +141,10 @@ func TestReplayedAcquireChargesOnce(t *testing.T) {
 	b := cr.New(redistest.Start(t).Client(), cr.Options{})
 	frozen := time.Now().UnixMicro()
 	cr.SetClock(b, func() int64 { return frozen }) // no refill between the grant and the settle
-	specs := []backend.Spec{{Key: "tokens", Kind: backend.Rate, Window: time.Hour, Capacity: 100}}
+	// a resource, so that the grant is a lease: a grant of rate limits alone
+	// leaves no record to replay against, and is never sent twice
+	specs := []backend.Spec{{Key: "tokens", Kind: backend.Rate, Window: time.Hour, Capacity: 100},
+		{Key: "conn", Kind: backend.Resource, Capacity: 10}}
 	ctx := context.Background()
 	set, err := b.Open(ctx, t.Name(), specs)
 	if err != nil {
@@ -149,16 +152,16 @@ func TestReplayedAcquireChargesOnce(t *testing.T) {
 	}
 	defer set.Close()
 	for range 3 { // the same id again: a retry after a lost reply
-		if ok, err := cr.TakeWithID(ctx, set, 42, []int64{30}); !ok || err != nil {
+		if ok, err := cr.TakeWithID(ctx, set, 42, []int64{30, 1}); !ok || err != nil {
 			t.Fatalf("TakeWithID: %v, %v", ok, err)
 		}
 	}
 	if st, _ := set.Stats(ctx); st[0].Available != 70 {
 		t.Fatalf("available %d after one grant of 30 replayed, want 70", st[0].Available)
 	}
-	refunded := make([]int64, 1)
+	refunded := make([]int64, 2)
 	for i := range 3 { // a settle retried: applied once, refund bounded by the grant
-		if err := set.Settle(ctx, 42, []int64{30}, []int64{-1000}, true, refunded); err != nil {
+		if err := set.Settle(ctx, 42, []int64{30, 1}, []int64{-1000, 0}, true, refunded); err != nil {
 			t.Fatal(err)
 		}
 		if i == 0 && refunded[0] != 30 {

@@ -86,11 +86,11 @@ func exactAtTheEnds(t *testing.T, client *redis.Client, alg algorithms.Kind, cap
 	}
 	for i := range 8 { // more overage, at distinct instants: far more than 2^53 in all
 		now++
-		l, err := cr.TakeWithID(ctx, set, backend.Lease(100+i), []int64{0})
-		if err != nil || !l {
-			t.Fatalf("an empty take: %v %v", l, err)
+		l, err := set.Acquire(ctx, []int64{0}, backend.AcquireOptions{})
+		if err != nil {
+			t.Fatalf("an empty take: %v", err)
 		}
-		if err := set.Settle(ctx, backend.Lease(100+i), []int64{0}, []int64{capacity}, true, nil); err != nil {
+		if err := set.Settle(ctx, l, []int64{0}, []int64{capacity}, true, nil); err != nil {
 			t.Fatalf("overage %d: %v", i, err)
 		}
 	}

@@ -37,7 +37,7 @@ type set struct {
 	refunds  []bool         // per spec: a rate limit whose algorithm refunds
 	params   any            // a string: the definition's digest, the lease TTL and every spec's numbers, then the definition
 	short    any            // a string: params' short form (see state.lua)
-	keys     []string       // the state, the leases, the lost leases, the feedback, the SlidingWindow lists
+	keys     []string       // the state, the leases, the lost leases, the feedback, the SlidingWindow lists; the state alone for a narrow set
 	boxed    []any          // keys, each in an interface made once: a call boxes none
 	channel  string
 	degraded atomic.Pointer[atomic.Int64] // the Backend's counter of this name, once it counted a decision
@@ -83,6 +83,11 @@ func newSet(b *Backend, name string, specs []backend.Spec) *set {
 	s.keys[0], s.keys[1], s.keys[2], s.keys[3] = tag, tag+":e", tag+":l", tag+":f"
 	for _, i := range sh.lists {
 		s.keys = append(s.keys, tag+":w"+strconv.Itoa(i))
+	}
+	if sh.narrow {
+		// the state is the set's one key: each key a call names costs
+		// Redis a string made anew when identities rotate
+		s.keys = s.keys[:1]
 	}
 	s.boxed = make([]any, len(s.keys))
 	for i, k := range s.keys {

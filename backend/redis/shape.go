@@ -25,6 +25,7 @@ type shape struct {
 	rate    []bool // per spec: a rate limit (else a resource)
 	refunds []bool // per spec: a rate limit whose algorithm refunds
 	lists   []int  // the specs (from 1) that keep a SlidingWindow list
+	narrow  bool   // no resource and no list: the state is the set's one key (see state.lua)
 }
 
 // maxShapes bounds the shapes a Backend keeps: definitions are few (one per
@@ -85,6 +86,7 @@ func newShape(specs []backend.Spec, ttl int64) *shape {
 			sh.lists = append(sh.lists, i+1)
 		}
 	}
+	sh.narrow = len(sh.lists) == 0 && !slices.Contains(sh.rate, false)
 	ps = append(append(ps, ';'), sh.def...)
 	digest := sha1.Sum(ps) // the short form's: Redis computes it too (redis.sha1hex), not a secret
 	sh.params, sh.short = string(ps), "#"+hex.EncodeToString(digest[:])

@@ -7,6 +7,19 @@
 -- with one SET. The lease zset also holds the definition, as the member
 -- "=definition" with score +inf: it is never reaped, so the zset lives as
 -- long as the state.
+--
+-- A narrow set (no resource, no SlidingWindow: nothing but numbers) keeps
+-- everything in the state key, and its calls name no other key: every
+-- key a call names is a string Redis and Lua make anew, which costs a
+-- call as much as a good part of its work once identities rotate. Its
+-- state starts with the definition and a zero byte (which no header can
+-- start with: the digest, a double below 2^52, never starts with the bytes
+-- "concurry"), and after the spec numbers it keeps, per spec, the two
+-- numbers a wide set keeps in the feedback hash (see feedback.lua): at
+-- v[s.fo] the instant its pause ends (0 if none), at v[s.fo + 1] the asOf
+-- of the newest report lowered into it (-NEVER if none). A call that does
+-- not move the expiry writes the numbers alone, with SETRANGE after the
+-- definition, which keeps it and the expiry.
 
 local DIGEST = 1 -- the definition's digest
 local CLOCK = 2  -- the set's clock: the latest instant its rate limits were evaluated at
@@ -34,26 +47,42 @@ local function parse(p)
   for x in string.gmatch(string.sub(p, 1, cut - 1), '%S+') do w[#w + 1] = tonumber(x) end
   local n = (#w - 2) / 5
   local sp = {ttl = w[2], n = n, res = false, def = string.sub(p, cut + 1), init = {w[1], 0, NEVER, 0, 0, 0, 0}}
-  local o, li = HEAD, 4
+  local o, li, narrow = HEAD, 4, true
   for i = 1, n do
     local b = 2 + 5 * (i - 1)
     local s = {alg = w[b + 1], C = w[b + 2], W = w[b + 3], cr = w[b + 4], wr = w[b + 5], o = o}
     s.pace = s.W / s.C -- µs per unit, for span: a bound, not exact
     local iv = {0}
     if s.alg == RESOURCE then
-      sp.res = true
+      sp.res, narrow = true, false
     else
       local a = ALG[s.alg]
       iv = {a.init(s)}
       s.ready, s.take, s.refund, s.avail, s.idle = a.ready, a.take, a.refund, a.avail, a.idle
       s.debt, s.lower, s.span, s.horizon, s.untake = a.debt, a.lower, a.span, a.horizon, a.untake
-      if s.alg == SLIDING then li = li + 1; s.li = li end
+      if s.alg == SLIDING then li, s.li, narrow = li + 1, li + 1, false end
     end
     for k = 1, #iv do sp.init[o + k] = iv[k] end
     o = o + #iv
     sp[i] = s
   end
-  sp.size, sp.bytes, sp.fmt = o, 8 * o, '<' .. string.rep('d', o)
+  if narrow then
+    for i = 1, n do
+      sp[i].fo = o + 1
+      sp.init[o + 1], sp.init[o + 2] = 0, -NEVER
+      o = o + 2
+    end
+  end
+  -- the state is read from byte pos on: the doubles, after the definition
+  -- of a narrow set; and written with pfmt (see commit)
+  sp.narrow, sp.size, sp.fmt = narrow, o, '<' .. string.rep('d', o)
+  if narrow then
+    sp.pos, sp.pfmt = #sp.def + 2, '<s' .. string.rep('d', o)
+    sp.off = tostring(sp.pos - 1) -- a string: Redis would print a number for every call
+  else
+    sp.pos, sp.pfmt = 1, sp.fmt
+  end
+  sp.bytes = sp.pos - 1 + 8 * o
   sp.pfields = {}
   for i = 1, n do sp.pfields[i] = 'p' .. i end
   if NSPECS >= 512 then SPECS, NSPECS = {}, 0 end
@@ -76,30 +105,48 @@ local function begin(keys, args)
   return parse(p)
 end
 
+-- no_lease fails a call that names a lease of a narrow set, which records
+-- none (its calls name no lease zset): the client sends none.
+local function no_lease(sp)
+  if sp.narrow then error({err = 'ERR concurry: a set without resources records no lease'}) end
+end
+
 -- load reads the state: a new one when the set has none, or nil and the
 -- stored definition when the set has another definition.
 local function load(sp)
   local raw = redis.call('GET', KS)
   if not raw then
-    -- leases and lists that outlived their set would be stale
-    redis.call('DEL', KE, KL, KF)
-    for i = 1, sp.n do
-      if sp[i].li then redis.call('DEL', KEYS_[sp[i].li]) end
+    -- leases, feedback and lists that outlived their set would be stale (a
+    -- narrow set has none of them, and its calls name no such key)
+    if not sp.narrow then
+      redis.call('DEL', KE, KL, KF)
+      for i = 1, sp.n do
+        if sp[i].li then redis.call('DEL', KEYS_[sp[i].li]) end
+      end
     end
     return {unpack(sp.init)}
   end
   if #raw == sp.bytes then
-    local v = {struct.unpack(sp.fmt, raw)}
+    local v = {struct.unpack(sp.fmt, raw, sp.pos)}
     if v[DIGEST] == sp.init[DIGEST] then return v end
   end
-  local def = redis.call('ZRANGE', KE, -1, -1)[1] or '=?'
+  if string.sub(raw, 1, 9) == 'concurry/' then return nil, string.match(raw, '^[^%z]*') end
+  -- a wide set's: its definition is in its lease zset, which a narrow
+  -- set's call does not name
+  local def = KE and redis.call('ZRANGE', KE, -1, -1)[1] or '=another definition'
   return nil, string.sub(def, 2)
 end
 
 -- pauses returns, per spec, the instant its pause ends (0 if none), read
--- from the feedback hash. Only a call that finds v[PX] in its future needs
--- it, so the common call reads nothing more than the state.
-local function pauses(sp)
+-- from the feedback hash (a narrow set's state). Only a call that finds
+-- v[PX] in its future needs it, so the common call reads nothing more than
+-- the state.
+local function pauses(sp, v)
+  if sp.narrow then
+    local p = {}
+    for i = 1, sp.n do p[i] = v[sp[i].fo] end
+    return p
+  end
   local p = redis.call('HMGET', KF, unpack(sp.pfields))
   for i = 1, sp.n do p[i] = tonumber(p[i]) or 0 end
   return p
@@ -110,7 +157,7 @@ end
 -- (decided by slow): ready, or later when a spec it takes is paused beyond.
 -- Callers skip it while v[PX] <= ready: no pause lasts past ready.
 local function paused(sp, v, amounts, ready, slow)
-  local p = pauses(sp)
+  local p = pauses(sp, v)
   for i = 1, sp.n do
     if amounts[i] > 0 and p[i] > ready then ready, slow = p[i], i end
   end
@@ -256,10 +303,11 @@ local function deadline(sp, v, t, rt)
   if new then
     -- load deleted the other keys of a new set: those that exist are the
     -- ones this call made, in FRESH, and the lease zset, which holds the
-    -- definition from this call's commit on
-    fresh(KE)
+    -- definition from this call's commit on (a narrow set has no other key)
+    if not sp.narrow then fresh(KE) end
     return ms, true
   end
+  if sp.narrow then return ms, true end
   FRESH = {KE, KL, KF}
   for i = 1, sp.n do
     if sp[i].li then FRESH[#FRESH + 1] = KEYS_[sp[i].li] end
@@ -280,13 +328,21 @@ local function commit(sp, v, t, rt)
   -- (see attempt).
   if TE then v[CLOCK] = TE end
   local ms, moved = deadline(sp, v, t, rt)
-  local blob = struct.pack(sp.fmt, unpack(v, 1, sp.size))
   if moved or TESTING or not FUNCTIONS then
+    local blob
+    if sp.narrow then
+      blob = struct.pack(sp.pfmt, sp.def, unpack(v, 1, sp.size))
+    else
+      blob = struct.pack(sp.fmt, unpack(v, 1, sp.size))
+    end
     redis.call('SET', KS, blob, 'PX', ms)
+  elseif sp.narrow then
+    -- the numbers alone, after the definition: SETRANGE keeps the expiry
+    redis.call('SETRANGE', KS, sp.off, struct.pack(sp.fmt, unpack(v, 1, sp.size)))
   else
-    redis.call('SET', KS, blob, 'KEEPTTL')
+    redis.call('SET', KS, struct.pack(sp.fmt, unpack(v, 1, sp.size)), 'KEEPTTL')
   end
-  if new then redis.call('ZADD', KE, '+inf', '=' .. sp.def) end
+  if new and not sp.narrow then redis.call('ZADD', KE, '+inf', '=' .. sp.def) end
   if FRESH then
     for _, k in ipairs(FRESH) do redis.call('PEXPIRE', k, ms + 1) end
   end

@@ -13,7 +13,7 @@ local function stats(keys, args)
   local w, dirty = {unpack(v)}, DIRTY
   LIST = sim_list()
   local p = nil
-  if v[PX] > t then p = pauses(sp) end
+  if v[PX] > t then p = pauses(sp, v) end
   local out = {1}
   for i = 1, sp.n do
     local s, a, u, d = sp[i], 0, 0, 0
