@@ -35,8 +35,8 @@
 // everything in its state key, its pauses, upstream reports and definition
 // too, and its calls name that key alone: each key a call names is a string
 // Redis makes anew for it, a cost that grows once identities rotate. Its
-// state starts with its definition, which its calls leave in place
-// (SETRANGE after it). The first process to use a name stores the limit
+// state ends with its definition, which its calls leave in place (SETRANGE
+// of the numbers before it). The first process to use a name stores the limit
 // definitions; a set that finds other definitions fails with
 // backend.ErrLimitMismatch (so does a process of an older version of this
 // package: the stored format is "concurry/4", and a narrow set's state

@@ -174,17 +174,17 @@ func TestNarrowSetMismatch(t *testing.T) {
 	}
 
 	// A state of the layout before narrow sets: the same numbers, no
-	// definition before them.
+	// definition after them.
 	tag := "{concurry:" + t.Name() + "/old}"
 	raw, err := client.Get(ctx, "{concurry:"+t.Name()+"}").Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cut := strings.IndexByte(string(raw), 0)
-	if cut < 0 || !strings.HasPrefix(string(raw), "concurry/") {
-		t.Fatalf("the state %q does not start with its definition", raw)
+	cut := strings.Index(string(raw), "concurry/")
+	if cut < 8 || cut%8 != 0 {
+		t.Fatalf("the state %q does not end with its definition", raw)
 	}
-	old := raw[cut+1:]
+	old := raw[:cut]
 	if math.Float64frombits(binary.LittleEndian.Uint64(old)) >= 1<<52 {
 		t.Fatal("the digest is not below 2^52")
 	}

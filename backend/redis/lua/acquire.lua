@@ -83,7 +83,7 @@ local function attempt(keys, args, take)
   if not v then return {-1, stored} end
   local rt, t = clock(args[4 + sp.n], v[CLOCK])
   local freed, m = t >= v[RH] and reap(sp, v, t), args[2 + sp.n] or ''
-  if m ~= '' then no_lease(sp) end
+  if m ~= '' and not KE then no_lease() end
   local hint = args[3 + sp.n]
   if hint == nil or hint == '0' then hint = 0 else hint = tonumber(hint) or 0 end
   local at = t

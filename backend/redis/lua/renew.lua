@@ -6,7 +6,7 @@ local function renew(keys, args)
   local sp = begin(keys, args)
   local v = load(sp)
   local lost = {}
-  if args[3] then no_lease(sp) end
+  if args[3] and not KE then no_lease() end
   if not v or v[XP] == 0 then -- another set's, or none: no lease lives
     for i = 3, #args do lost[#lost + 1] = args[i] end
     return lost

@@ -22,7 +22,7 @@ local function settle(keys, args)
   local v = load(sp)
   local m = args[2]
   local leased = member_id(m) ~= '0'
-  if leased then no_lease(sp) end
+  if leased and not KE then no_lease() end
   if not v or (leased and v[XP] == 0) then return {0} end -- another set's, or none: no lease lives
   local rt, t = clock(args[3 + sp.n], v[CLOCK])
   FREED = reap(sp, v, t)

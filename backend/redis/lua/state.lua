@@ -11,15 +11,17 @@
 -- A narrow set (no resource, no SlidingWindow: nothing but numbers) keeps
 -- everything in the state key, and its calls name no other key: every
 -- key a call names is a string Redis and Lua make anew, which costs a
--- call as much as a good part of its work once identities rotate. Its
--- state starts with the definition and a zero byte (which no header can
--- start with: the digest, a double below 2^52, never starts with the bytes
--- "concurry"), and after the spec numbers it keeps, per spec, the two
--- numbers a wide set keeps in the feedback hash (see feedback.lua): at
--- v[s.fo] the instant its pause ends (0 if none), at v[s.fo + 1] the asOf
--- of the newest report lowered into it (-NEVER if none). A call that does
--- not move the expiry writes the numbers alone, with SETRANGE after the
--- definition, which keeps it and the expiry.
+-- call as much as a good part of its work once identities rotate. After
+-- the spec numbers it keeps, per spec, the two numbers a wide set keeps in
+-- the feedback hash (see feedback.lua): at v[s.fo] the instant its pause
+-- ends (0 if none), at v[s.fo + 1] the asOf of the newest report lowered
+-- into it (-NEVER if none); then the definition. A call that does not move
+-- the expiry writes the numbers alone, with SETRANGE from 0, which keeps
+-- the definition and the expiry. The definition starts at the first
+-- "concurry/" of the state: a match that begins in the numbers holds the
+-- top byte of one of them, and the top byte of a double whose magnitude is
+-- an integer below 2^53 is 0x00, 0x3F-0x43, 0x80 or 0xBF-0xC3, none a byte
+-- of "concurry/".
 
 local DIGEST = 1 -- the definition's digest
 local CLOCK = 2  -- the set's clock: the latest instant its rate limits were evaluated at
@@ -73,16 +75,10 @@ local function parse(p)
       o = o + 2
     end
   end
-  -- the state is read from byte pos on: the doubles, after the definition
-  -- of a narrow set; and written with pfmt (see commit)
-  sp.narrow, sp.size, sp.fmt = narrow, o, '<' .. string.rep('d', o)
-  if narrow then
-    sp.pos, sp.pfmt = #sp.def + 2, '<s' .. string.rep('d', o)
-    sp.off = tostring(sp.pos - 1) -- a string: Redis would print a number for every call
-  else
-    sp.pos, sp.pfmt = 1, sp.fmt
-  end
-  sp.bytes = sp.pos - 1 + 8 * o
+  -- a narrow set's state is written whole with pfmt: the numbers, then
+  -- the definition (see commit)
+  sp.narrow, sp.size, sp.fmt, sp.bytes = narrow, o, '<' .. string.rep('d', o), 8 * o
+  if narrow then sp.pfmt, sp.bytes = sp.fmt .. 'c0', 8 * o + #sp.def end
   sp.pfields = {}
   for i = 1, n do sp.pfields[i] = 'p' .. i end
   if NSPECS >= 512 then SPECS, NSPECS = {}, 0 end
@@ -107,8 +103,8 @@ end
 
 -- no_lease fails a call that names a lease of a narrow set, which records
 -- none (its calls name no lease zset): the client sends none.
-local function no_lease(sp)
-  if sp.narrow then error({err = 'ERR concurry: a set without resources records no lease'}) end
+local function no_lease()
+  error({err = 'ERR concurry: a set without resources records no lease'})
 end
 
 -- load reads the state: a new one when the set has none, or nil and the
@@ -127,10 +123,11 @@ local function load(sp)
     return {unpack(sp.init)}
   end
   if #raw == sp.bytes then
-    local v = {struct.unpack(sp.fmt, raw, sp.pos)}
+    local v = {struct.unpack(sp.fmt, raw)}
     if v[DIGEST] == sp.init[DIGEST] then return v end
   end
-  if string.sub(raw, 1, 9) == 'concurry/' then return nil, string.match(raw, '^[^%z]*') end
+  local at = string.find(raw, 'concurry/', 1, true) -- a narrow set's (see above)
+  if at then return nil, string.sub(raw, at) end
   -- a wide set's: its definition is in its lease zset, which a narrow
   -- set's call does not name
   local def = KE and redis.call('ZRANGE', KE, -1, -1)[1] or '=another definition'
@@ -331,14 +328,15 @@ local function commit(sp, v, t, rt)
   if moved or TESTING or not FUNCTIONS then
     local blob
     if sp.narrow then
-      blob = struct.pack(sp.pfmt, sp.def, unpack(v, 1, sp.size))
+      v[sp.size + 1] = sp.def
+      blob = struct.pack(sp.pfmt, unpack(v, 1, sp.size + 1))
     else
       blob = struct.pack(sp.fmt, unpack(v, 1, sp.size))
     end
     redis.call('SET', KS, blob, 'PX', ms)
   elseif sp.narrow then
-    -- the numbers alone, after the definition: SETRANGE keeps the expiry
-    redis.call('SETRANGE', KS, sp.off, struct.pack(sp.fmt, unpack(v, 1, sp.size)))
+    -- the numbers alone, before the definition: SETRANGE keeps the expiry
+    redis.call('SETRANGE', KS, '0', struct.pack(sp.fmt, unpack(v, 1, sp.size)))
   else
     redis.call('SET', KS, struct.pack(sp.fmt, unpack(v, 1, sp.size)), 'KEEPTTL')
   end

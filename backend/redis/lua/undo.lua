@@ -18,7 +18,7 @@ local function undo(keys, args)
   local v = load(sp)
   local m = args[2]
   local leased = member_id(m) ~= '0'
-  if leased then no_lease(sp) end
+  if leased and not KE then no_lease() end
   if not v or (leased and v[XP] == 0) then return 0 end -- another set's, or none: nothing to give back
   local p = tonumber(args[3])
   local rt, t = clock(args[4], v[CLOCK])
