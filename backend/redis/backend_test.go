@@ -144,7 +144,7 @@ func TestSetsLeaveNothingInTheBackend(t *testing.T) {
 func TestOpenLazy(t *testing.T) {
 	client := redistest.Start(t).Client()
 	counter := &commandCounter{}
-	client.AddHook(counter)
+	client.AddHook(counter.hook())
 	b := cr.New(client, cr.Options{})
 	ctx := context.Background()
 	tokens := []backend.Spec{{Key: "tokens", Kind: backend.Rate, Window: time.Minute, Capacity: 100}}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/concurry/concurry/backend"
 	cr "github.com/concurry/concurry/backend/redis"
 )
@@ -98,4 +100,19 @@ func within(t *testing.T, what string, d, limit time.Duration) {
 	if d > limit {
 		t.Fatalf("%s took %v, more than %v", what, d, limit)
 	}
+}
+
+// cmdHook is a go-redis hook that calls itself with every command the
+// client sends, before sending it; pipelines pass untouched.
+type cmdHook func(redis.Cmder)
+
+func (h cmdHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h cmdHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (h cmdHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }

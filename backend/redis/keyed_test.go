@@ -280,7 +280,7 @@ func TestEveryKeyOfANewSetExpires(t *testing.T) {
 func TestKeyedNewIdentityOneCall(t *testing.T) {
 	client := redistest.Start(t).Client()
 	counter := &commandCounter{}
-	client.AddHook(counter)
+	client.AddHook(counter.hook())
 	ctx := context.Background()
 	keyed := func(limits []concurry.Limit) *concurry.Keyed {
 		k, err := concurry.NewKeyed(concurry.KeyedOptions{Backend: cr.New(client, cr.Options{}), Name: t.Name(), Limits: limits})

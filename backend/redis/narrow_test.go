@@ -24,21 +24,15 @@ type keyCounts struct {
 	n  []int64
 }
 
-func (c *keyCounts) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (c *keyCounts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		args := cmd.Args()
-		if name, _ := args[0].(string); len(args) > 2 && (name == "fcall" || name == "evalsha" || name == "eval") {
-			n, _ := args[2].(int)
-			c.mu.Lock()
-			c.n = append(c.n, int64(n))
-			c.mu.Unlock()
-		}
-		return next(ctx, cmd)
+// record is keyCounts' cmdHook.
+func (c *keyCounts) record(cmd redis.Cmder) {
+	args := cmd.Args()
+	if name, _ := args[0].(string); len(args) > 2 && (name == "fcall" || name == "evalsha" || name == "eval") {
+		n, _ := args[2].(int)
+		c.mu.Lock()
+		c.n = append(c.n, int64(n))
+		c.mu.Unlock()
 	}
-}
-func (c *keyCounts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
 }
 
 // take returns the key counts recorded since the last take.
@@ -58,7 +52,7 @@ func (c *keyCounts) take() []int64 {
 func TestNarrowSetIsOneKey(t *testing.T) {
 	client := redistest.Start(t).Client()
 	counts := &keyCounts{}
-	client.AddHook(counts)
+	client.AddHook(cmdHook(counts.record))
 	ctx := context.Background()
 	b := cr.New(client, cr.Options{})
 	for _, alg := range []algorithms.Kind{algorithms.TokenBucket, algorithms.LeakyBucket, algorithms.FixedWindow, algorithms.GCRA} {

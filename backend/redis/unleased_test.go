@@ -19,19 +19,11 @@ import (
 	"github.com/concurry/concurry/backend/redis/redistest"
 )
 
-// commandCounter counts the commands a client sends.
+// commandCounter counts the commands a client sends (see hook).
 type commandCounter struct{ n atomic.Int64 }
 
-func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
+// hook is the counter's go-redis hook: client.AddHook(c.hook()).
+func (c *commandCounter) hook() cmdHook { return func(redis.Cmder) { c.n.Add(1) } }
 
 // TestRateOnlyGrantHasNoLease: a request that takes no resource leaves no
 // lease in Redis, and its release sends nothing when the usage equals the
@@ -39,7 +31,7 @@ func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 func TestRateOnlyGrantHasNoLease(t *testing.T) {
 	client := redistest.Start(t).Client()
 	counter := &commandCounter{}
-	client.AddHook(counter)
+	client.AddHook(counter.hook())
 	ctx := context.Background()
 	b := cr.New(client, cr.Options{})
 	ls, err := concurry.NewLimitSet([]concurry.Limit{
