@@ -27,7 +27,8 @@
 // set's clock never goes backwards.
 //
 // A set keeps the state of all its limits in one string key, read with one
-// GET and written with one SET per call, its leases in a sorted set, the
+// GET and written with one SETRANGE per call (a SET when its expiry
+// moves), its leases in a sorted set, the
 // records of lost leases (below) in another, and upstream feedback (below)
 // in a hash that only calls during a pause read; SlidingWindow limits also
 // keep a list of their entries. A narrow set, one of rate limits alone
@@ -35,12 +36,12 @@
 // everything in its state key, its pauses, upstream reports and definition
 // too, and its calls name that key alone: each key a call names is a string
 // Redis makes anew for it, a cost that grows once identities rotate. Its
-// state ends with its definition, which its calls leave in place (SETRANGE
-// of the numbers before it). The first process to use a name stores the limit
-// definitions; a set that finds other definitions fails with
-// backend.ErrLimitMismatch (so does a process of an older version of this
-// package: the stored format is "concurry/4", and a narrow set's state
-// written before narrow sets is refused too). Every key expires one to
+// state ends with its definition, which its calls leave in place. The
+// first process to use a name stores the limit definitions; a set that
+// finds other definitions fails with backend.ErrLimitMismatch (so does a
+// process of an older version of this package: the stored format is
+// "concurry/4", and a narrow set's state written before narrow sets is
+// refused too). Every key expires one to
 // two seconds after the set would be back at its initial state (buckets
 // full, windows empty), its last pause ended, its last lease expired and
 // its last lost-lease record was dropped, so idle sets do not fill Redis;

@@ -314,9 +314,11 @@ end
 
 -- commit writes the state at t (rt is the server's time) and gives the keys
 -- their expiry; the other keys expire a ms after the state, so that they
--- never go first. The state key keeps its expiry when it does not move
--- (KEEPTTL, Redis 6 and later: it costs half as much as PX), unless a test
--- clock, which need not run with the server's, is in use.
+-- never go first. When the expiry does not move, and no test clock (which
+-- need not run with the server's) is in use, it writes the numbers alone
+-- with SETRANGE over those load read, which keeps the expiry (as KEEPTTL
+-- would, on Redis 6 and later; PX costs twice as much) and the value's
+-- object, and leaves a narrow set's definition after them.
 local function commit(sp, v, t, rt)
   local new = v[XP] == 0
   -- The clock moves only when the rate limits were evaluated (TE): a call
@@ -325,7 +327,7 @@ local function commit(sp, v, t, rt)
   -- (see attempt).
   if TE then v[CLOCK] = TE end
   local ms, moved = deadline(sp, v, t, rt)
-  if moved or TESTING or not FUNCTIONS then
+  if moved or TESTING then
     local blob
     if sp.narrow then
       v[sp.size + 1] = sp.def
@@ -334,11 +336,8 @@ local function commit(sp, v, t, rt)
       blob = struct.pack(sp.fmt, unpack(v, 1, sp.size))
     end
     redis.call('SET', KS, blob, 'PX', ms)
-  elseif sp.narrow then
-    -- the numbers alone, before the definition: SETRANGE keeps the expiry
-    redis.call('SETRANGE', KS, '0', struct.pack(sp.fmt, unpack(v, 1, sp.size)))
   else
-    redis.call('SET', KS, struct.pack(sp.fmt, unpack(v, 1, sp.size)), 'KEEPTTL')
+    redis.call('SETRANGE', KS, '0', struct.pack(sp.fmt, unpack(v, 1, sp.size)))
   end
   if new and not sp.narrow then redis.call('ZADD', KE, '+inf', '=' .. sp.def) end
   if FRESH then
