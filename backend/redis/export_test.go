@@ -33,7 +33,7 @@ func TakeWithHint(ctx context.Context, s backend.Set, id backend.Lease, amounts 
 // testMember is the member the test helpers send: none for a narrow set,
 // which records no lease.
 func testMember(s backend.Set, id backend.Lease, amounts []int64) string {
-	if len(s.(*set).keys) == 1 {
+	if Narrow(s) {
 		return ""
 	}
 	return member(id, amounts)
